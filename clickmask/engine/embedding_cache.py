@@ -1,0 +1,125 @@
+"""Embedding cache: an in-memory LRU in front of an on-disk store.
+
+Keys are ``image_key(image)`` (a content hash of the decoded pixels) combined
+with the model fingerprint, so the same picture under another name hits and a
+different model never does. On disk each entry is one file::
+
+    b"CMEMB1\\n" + JSON header line {"shape", "dtype", "blake2b"} + raw float16 bytes
+
+written atomically. An entry whose header, length or digest does not check out
+is deleted and treated as a miss, so it is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from clickmask.io.atomic import atomic_write_bytes
+
+_MAGIC = b"CMEMB1\n"
+logger = logging.getLogger(__name__)
+
+
+def image_key(image: np.ndarray) -> str:
+    """Content hash (hex) of an image array, including its shape and dtype."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{image.shape}|{image.dtype}".encode())
+    h.update(np.ascontiguousarray(image).data)
+    return h.hexdigest()
+
+
+def encode_entry(array: np.ndarray) -> bytes:
+    """Serialise an embedding as float16 with a self-checking header."""
+    payload = np.ascontiguousarray(array, dtype=np.float16).tobytes()
+    header = {
+        "shape": list(array.shape),
+        "dtype": "float16",
+        "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
+    }
+    return _MAGIC + json.dumps(header).encode() + b"\n" + payload
+
+
+def decode_entry(blob: bytes) -> np.ndarray | None:
+    """Parse :func:`encode_entry` output; None when anything does not check out."""
+    if not blob.startswith(_MAGIC):
+        return None
+    end = blob.find(b"\n", len(_MAGIC))
+    if end < 0:
+        return None
+    try:
+        header = json.loads(blob[len(_MAGIC) : end])
+        shape = tuple(int(s) for s in header["shape"])
+        digest = header["blake2b"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    payload = blob[end + 1 :]
+    if len(payload) != int(np.prod(shape)) * 2:
+        return None
+    if hashlib.blake2b(payload, digest_size=16).hexdigest() != digest:
+        return None
+    return np.frombuffer(payload, dtype=np.float16).reshape(shape).astype(np.float32)
+
+
+class EmbeddingCache:
+    """LRU memory cache of ``max_items`` embeddings over an optional disk folder."""
+
+    def __init__(self, directory: Path | None, max_items: int = 8) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self.max_items = max_items
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.hits_memory = 0
+        self.hits_disk = 0
+        self.misses = 0
+        self.corrupt = 0
+
+    def _path(self, key: str) -> Path:
+        assert self.directory is not None
+        return self.directory / key[:2] / f"{key}.emb"
+
+    def get(self, key: str) -> np.ndarray | None:
+        """The cached embedding (float32) or None."""
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            self.hits_memory += 1
+            return self._memory[key]
+        if self.directory is not None:
+            path = self._path(key)
+            try:
+                blob = path.read_bytes()
+            except OSError:
+                blob = None
+            if blob is not None:
+                array = decode_entry(blob)
+                if array is not None:
+                    self.hits_disk += 1
+                    self._remember(key, array)
+                    return array
+                self.corrupt += 1
+                path.unlink(missing_ok=True)
+        self.misses += 1
+        return None
+
+    def put(self, key: str, array: np.ndarray) -> None:
+        """Store an embedding in memory and (atomically) on disk.
+
+        Memory keeps the float16-rounded values too, so a result never depends
+        on whether the embedding came from memory, disk or the encoder.
+        """
+        self._remember(key, np.asarray(array, dtype=np.float16).astype(np.float32))
+        if self.directory is not None:
+            try:
+                atomic_write_bytes(self._path(key), encode_entry(array))
+            except OSError as exc:  # a read-only or full disk only costs a recomputation
+                logger.warning("embedding cache: cannot write %s: %s", self._path(key), exc)
+
+    def _remember(self, key: str, array: np.ndarray) -> None:
+        self._memory[key] = array
+        self._memory.move_to_end(key)
+        while len(self._memory) > self.max_items:
+            self._memory.popitem(last=False)

@@ -1,0 +1,62 @@
+"""The predictor interface every segmentation backend implements.
+
+Modelled on segment-anything's ``SamPredictor``: ``set_image`` once per image
+(the expensive part), then cheap ``predict`` calls, one per click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from clickmask.engine.clicks import Click
+from clickmask.errors import ClickError
+
+
+@dataclass
+class Prediction:
+    """One prediction for the current clicks.
+
+    logits: HxW float32 in original image pixels; ``> 0`` is object.
+    low_res_logits: the backend's compact state for mask feedback (for SAM:
+        256x256 float32 logits in the padded 1024 frame), passed back as
+        ``mask_input`` to the next ``predict``.
+    score: the backend's own quality estimate (SAM: predicted IoU).
+    """
+
+    logits: np.ndarray
+    low_res_logits: np.ndarray | None
+    score: float
+
+    @property
+    def mask(self) -> np.ndarray:
+        """HxW bool object mask."""
+        return self.logits > 0
+
+
+class Predictor(Protocol):
+    """What the engine, the app and the evaluation loop need from a backend."""
+
+    model_id: str
+    is_fallback: bool
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Prepare an HxWx3 uint8 RGB image (compute or load its embedding)."""
+
+    def predict(
+        self, clicks: Sequence[Click], mask_input: np.ndarray | None = None
+    ) -> Prediction:
+        """Predict the object for ``clicks`` (x, y in pixels of the set image)."""
+
+
+def check_clicks(clicks: Sequence[Click], height: int, width: int) -> None:
+    """Raise ClickError if there are no clicks or one lies outside the image."""
+    if not clicks:
+        raise ClickError("at least one click is needed to predict a mask")
+    for c in clicks:
+        if not (0 <= c.x < width and 0 <= c.y < height):
+            raise ClickError(
+                f"click at (x={c.x:g}, y={c.y:g}) is outside the {width}x{height} image"
+            )

@@ -1,0 +1,102 @@
+"""Benchmark metrics: IoU, NoC (number of clicks) and their per-dataset summary.
+
+Masks are HxW bool arrays. An IoU sequence holds the IoU after click 1, 2, ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from clickmask.errors import ClickmaskError
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.85, 0.9, 0.95)
+
+
+def iou(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> float:
+    """Intersection over union of HxW bool masks, leaving out ``ignore`` pixels.
+
+    Returns 1.0 when both masks are empty outside ``ignore``.
+    """
+    gt_b = np.asarray(gt, dtype=bool)
+    pred_b = np.asarray(pred, dtype=bool)
+    shapes = [gt_b.shape, pred_b.shape]
+    names = ["gt", "pred"]
+    if ignore is not None:
+        valid = ~np.asarray(ignore, dtype=bool)
+        shapes.append(valid.shape)
+        names.append("ignore")
+    else:
+        valid = None
+    if len(set(shapes)) > 1:
+        listed = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes))
+        raise ClickmaskError(f"mask shapes differ: {listed}")
+    inter = gt_b & pred_b
+    union = gt_b | pred_b
+    if valid is not None:
+        inter &= valid
+        union &= valid
+    n_union = int(np.count_nonzero(union))
+    if n_union == 0:
+        return 1.0
+    return int(np.count_nonzero(inter)) / n_union
+
+
+def noc(ious: Sequence[float], threshold: float, max_clicks: int = 20) -> int:
+    """Number of clicks: 1-based index of the first IoU >= ``threshold``.
+
+    Only the first ``max_clicks`` IoUs count; returns ``max_clicks`` when none reaches it.
+    """
+    for index, value in enumerate(list(ious)[:max_clicks], start=1):
+        if value >= threshold:
+            return index
+    return max_clicks
+
+
+def reached(ious: Sequence[float], threshold: float, max_clicks: int | None = None) -> bool:
+    """True if some IoU (among the first ``max_clicks``, if given) is >= ``threshold``."""
+    values = list(ious) if max_clicks is None else list(ious)[:max_clicks]
+    return any(value >= threshold for value in values)
+
+
+def threshold_key(threshold: float) -> str:
+    """Key used in summaries for a threshold: 0.85 -> "85"."""
+    return str(int(round(threshold * 100)))
+
+
+def summarize(
+    all_ious: list[list[float]],
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    max_clicks: int = 20,
+) -> dict:
+    """Summarize the IoU sequences of ``n`` objects.
+
+    Returns ``{"noc": {"85": mean NoC, ...}, "failures": {"85": count, ...},
+    "miou": [mean IoU after click 1, ..., after click max_clicks], "n": n}``.
+    A failure is an object whose IoU never reaches the threshold within
+    ``max_clicks`` clicks (reaching it exactly at click ``max_clicks`` is not a
+    failure). A sequence shorter than ``max_clicks`` (stopped early after a
+    perfect prediction) is padded with its last IoU for ``miou``.
+    """
+    if max_clicks < 1:
+        raise ClickmaskError(f"max_clicks must be at least 1, got {max_clicks}")
+    if len(all_ious) == 0:
+        raise ClickmaskError("cannot summarize: no IoU sequences")
+    table = np.empty((len(all_ious), max_clicks), dtype=np.float64)
+    for row, ious in enumerate(all_ious):
+        values = [float(v) for v in ious][:max_clicks]
+        if not values:
+            raise ClickmaskError(f"IoU sequence {row} is empty (every object needs at least one click)")
+        values += [values[-1]] * (max_clicks - len(values))
+        table[row] = values
+
+    noc_mean: dict[str, float] = {}
+    failures: dict[str, int] = {}
+    for t in thresholds:
+        key = threshold_key(t)
+        nocs = [noc(ious, t, max_clicks) for ious in all_ious]
+        noc_mean[key] = float(np.mean(np.asarray(nocs, dtype=np.float64)))
+        failures[key] = sum(1 for ious in all_ious if not reached(ious, t, max_clicks))
+    miou = [float(v) for v in table.mean(axis=0)]
+    return {"noc": noc_mean, "failures": failures, "miou": miou, "n": len(all_ious)}

@@ -1,0 +1,142 @@
+"""Engine pieces without the model: preprocessing, cache, session, GrabCut fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clickmask.engine.clicks import Click
+from clickmask.engine.embedding_cache import EmbeddingCache, decode_entry, encode_entry, image_key
+from clickmask.engine.grabcut import GrabCutPredictor
+from clickmask.engine.predictor import Prediction, check_clicks
+from clickmask.engine.preprocess import PIXEL_MEAN, map_coords, preprocess, resized_shape
+from clickmask.engine.session import InteractiveSession
+from clickmask.errors import ClickError
+from clickmask.evaluation.metrics import iou
+
+
+def test_resized_shape_and_coords():
+    assert resized_shape(480, 640) == (768, 1024)
+    assert resized_shape(1000, 10) == (1024, 10)
+    xy = map_coords(np.array([[639.0, 479.0]]), 480, 640)
+    assert np.allclose(xy, [[639 * 1.6, 479 * 1.6]])
+
+
+def test_preprocess_pads_with_zeros_and_normalises():
+    img = np.zeros((300, 600, 3), np.uint8)
+    img[..., 0] = 124  # ~ mean of R
+    x = preprocess(img)
+    assert x.shape == (1, 3, 1024, 1024) and x.dtype == np.float32
+    assert np.all(x[:, :, 512:, :] == 0)  # padding rows below the 512-row image
+    assert abs(x[0, 0, 100, 100] - (124 - PIXEL_MEAN[0]) / 58.395) < 1e-4
+
+
+def test_check_clicks_outside_image():
+    with pytest.raises(ClickError, match="outside the 20x10 image"):
+        check_clicks([Click(20, 3, True)], 10, 20)
+    with pytest.raises(ClickError):
+        check_clicks([Click(-1, 3, True)], 10, 20)
+    with pytest.raises(ClickError, match="at least one click"):
+        check_clicks([], 10, 20)
+
+
+def test_cache_entry_roundtrip_and_corruption():
+    emb = np.random.default_rng(0).normal(size=(1, 256, 64, 64)).astype(np.float32)
+    blob = encode_entry(emb)
+    back = decode_entry(blob)
+    assert back.shape == emb.shape and np.allclose(back, emb, atol=2e-3)
+    flipped = bytearray(blob)
+    flipped[-100] ^= 0xFF
+    assert decode_entry(bytes(flipped)) is None
+    assert decode_entry(blob[:-10]) is None
+    assert decode_entry(b"garbage") is None
+
+
+def test_disk_cache_detects_corrupt_entries(tmp_path):
+    emb = np.ones((1, 4, 8, 8), np.float32)
+    cache = EmbeddingCache(tmp_path, max_items=2)
+    cache.put("k1", emb)
+    fresh = EmbeddingCache(tmp_path)
+    assert np.array_equal(fresh.get("k1"), emb) and fresh.hits_disk == 1
+    path = next(tmp_path.rglob("k1.emb"))
+    path.write_bytes(path.read_bytes()[:-7])  # truncated, as after a crash mid-write by another tool
+    fresh = EmbeddingCache(tmp_path)
+    assert fresh.get("k1") is None and fresh.corrupt == 1 and not path.exists()
+    assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_memory_lru_evicts_oldest():
+    cache = EmbeddingCache(None, max_items=2)
+    for k in "abc":
+        cache.put(k, np.zeros(3, np.float32))
+    assert cache.get("a") is None and cache.get("c") is not None
+
+
+def test_image_key_depends_on_content_and_shape():
+    a = np.zeros((4, 6, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 1
+    assert image_key(a) == image_key(a.copy())
+    assert image_key(a) != image_key(b)
+    assert image_key(a) != image_key(a.reshape(6, 4, 3))
+
+
+class _CountingPredictor:
+    """Fake predictor: the mask is the union of 3x3 squares at positive clicks."""
+
+    model_id, is_fallback = "fake", False
+
+    def __init__(self):
+        self.calls = []
+
+    def set_image(self, image):
+        self.shape = image.shape[:2]
+
+    def predict(self, clicks, mask_input=None):
+        self.calls.append((list(clicks), mask_input))
+        logits = -np.ones(self.shape, np.float32)
+        for c in clicks:
+            if c.positive:
+                logits[int(c.y) - 1 : int(c.y) + 2, int(c.x) - 1 : int(c.x) + 2] = 1
+        return Prediction(logits, logits[::2, ::2].copy(), 0.5)
+
+
+def test_session_feeds_back_previous_logits_and_undoes():
+    pred = _CountingPredictor()
+    pred.set_image(np.zeros((20, 20, 3), np.uint8))
+    s = InteractiveSession(pred)
+    assert s.current_mask((20, 20)).sum() == 0
+    p1 = s.add_click(Click(5, 5, True))
+    assert pred.calls[0][1] is None
+    s.add_click(Click(15, 15, True))
+    assert pred.calls[1][1] is p1.low_res_logits
+    assert s.current_mask().sum() == 18
+    assert s.undo() is p1 and s.current_mask().sum() == 9 and len(s.clicks) == 1
+    s.reset()
+    assert s.prediction is None and s.clicks == []
+    no_feedback = InteractiveSession(pred, mask_feedback=False)
+    no_feedback.add_click(Click(5, 5, True))
+    no_feedback.add_click(Click(6, 6, False))
+    assert pred.calls[-1][1] is None
+
+
+def _disk_scene(seed=0):
+    rng = np.random.default_rng(seed)
+    h, w = 240, 320
+    yy, xx = np.mgrid[:h, :w]
+    gt = (yy - 120) ** 2 + (xx - 170) ** 2 < 60**2
+    img = rng.integers(0, 60, size=(h, w, 3)).astype(np.uint8)
+    img[gt] = np.clip(img[gt].astype(int) + [180, 120, 20], 0, 255).astype(np.uint8)
+    return img, gt
+
+
+def test_grabcut_fallback_segments_a_distinct_object():
+    img, gt = _disk_scene()
+    pred = GrabCutPredictor()
+    pred.set_image(img)
+    s = InteractiveSession(pred)
+    out = s.add_click(Click(170, 120, True))
+    assert pred.is_fallback and out.logits.shape == gt.shape
+    assert iou(gt, out.mask) > 0.9
+    out = s.add_click(Click(10, 10, False))
+    assert iou(gt, out.mask) > 0.9
