@@ -1,7 +1,7 @@
 """The ``clickmask`` command line.
 
 Subcommands: ``models`` (pull / list / add / remove), ``eval`` (NoC benchmark),
-``segment`` (one image, given clicks), ``demo`` (the bundled samples).
+``bench`` (latency), ``segment`` (one image, given clicks), ``demo`` (the bundled samples).
 Every user error prints one line ``clickmask: error: ...`` and exits with 2.
 """
 
@@ -67,6 +67,13 @@ def _build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--overlay", type=Path, help="also write an overlay PNG")
     seg.add_argument("--allow-fallback", action="store_true",
                      help="use the GrabCut fallback when the model is missing")
+
+    bench = sub.add_parser("bench", help="latency benchmark on the bundled samples")
+    _add_model_arg(bench)
+    bench.add_argument("--megapixels", type=float, default=0.5, help="resize the samples to this size")
+    bench.add_argument("--clicks", type=int, default=10, help="robot clicks per object")
+    bench.add_argument("--repeats", type=int, default=2)
+    bench.add_argument("--json", dest="json_path", type=Path, help="write the result JSON here")
 
     demo = sub.add_parser("demo", help="segment the bundled samples with simulated clicks")
     demo.add_argument("--out", type=Path, default=Path("clickmask-demo"))
@@ -180,6 +187,21 @@ def _cmd_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from clickmask.evaluation.latency import format_latency, measure_latency
+    from clickmask.io.atomic import atomic_write_text
+    from clickmask.models.registry import resolve_model
+
+    result = measure_latency(resolve_model(args.model), args.megapixels, args.clicks, args.repeats)
+    print(format_latency(result))
+    if args.json_path:
+        atomic_write_text(args.json_path, json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json_path}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from clickmask.demo import run_demo
 
@@ -194,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="clickmask: %(levelname)s: %(message)s",
     )
-    handlers = {"models": _cmd_models, "eval": _cmd_eval, "segment": _cmd_segment, "demo": _cmd_demo}
+    handlers = {"models": _cmd_models, "eval": _cmd_eval, "segment": _cmd_segment, "demo": _cmd_demo,
+                "bench": _cmd_bench}
     try:
         return handlers[args.command](args)
     except ClickmaskError as exc:
