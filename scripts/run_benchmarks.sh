@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduce every number in BENCHMARKS.md: NoC on GrabCut and Berkeley (model with
+# and without mask feedback, weight-free fallback) and the latency benchmark, then
+# render BENCHMARKS.md from the JSON results. Run from the repository root after
+# `make setup model`; takes about 40 minutes on 2 cores. Run nothing else meanwhile
+# (latency numbers are measured too).
+#   DATA_ROOT=/path/to/data scripts/run_benchmarks.sh [GrabCut Berkeley]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CM=${CM:-.venv/bin/clickmask}
+PY=${PY:-.venv/bin/python}
+DATA_ROOT=${DATA_ROOT:-../shared/data}
+OUT=benchmarks/results
+mkdir -p "$OUT"
+datasets=("$@")
+[ ${#datasets[@]} -gt 0 ] || datasets=(GrabCut Berkeley)
+$CM bench --repeats 3 --json "$OUT/latency.json"
+for ds in "${datasets[@]}"; do
+  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --json "$OUT/${ds}_minisam.json" --plot "$OUT/${ds}_minisam.png"
+  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --no-mask-feedback --json "$OUT/${ds}_minisam_nofeedback.json"
+  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --model grabcut --json "$OUT/${ds}_grabcut.json"
+done
+$PY scripts/render_benchmarks.py "$OUT" > BENCHMARKS.md
+echo "wrote BENCHMARKS.md"
