@@ -108,3 +108,18 @@ def test_exif_rotated_and_grayscale_inputs(sam_predictor, tmp_path):
     assert image.shape == sample.image.shape and image.dtype == np.uint8
     sam_predictor.set_image(image)
     assert iou(sample.mask, sam_predictor.predict([Click(200, 150, True)]).mask) >= 0.9
+
+
+def test_prefetch_in_background_thread_makes_set_image_a_hit(model_spec):
+    import threading
+
+    samples = load_samples(["coffee", "chelsea"])
+    pred = SamOnnxPredictor(model_spec, EmbeddingCache(None, max_items=4))
+    pred.set_image(samples[0].image)
+    thread = threading.Thread(target=pred.prefetch, args=(samples[1].image,))
+    thread.start()
+    first = pred.predict([Click(300, 200, True)])  # clicks keep working meanwhile
+    thread.join()
+    assert iou(samples[0].mask, first.mask) >= 0.95
+    pred.set_image(samples[1].image)
+    assert pred.last_embed_cached

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -67,7 +68,10 @@ def decode_entry(blob: bytes) -> np.ndarray | None:
 
 
 class EmbeddingCache:
-    """LRU memory cache of ``max_items`` embeddings over an optional disk folder."""
+    """LRU memory cache of ``max_items`` embeddings over an optional disk folder.
+
+    Thread-safe: a background prefetch may ``put`` while a click ``get``s.
+    """
 
     def __init__(self, directory: Path | None, max_items: int = 8) -> None:
         self.directory = Path(directory) if directory is not None else None
@@ -77,6 +81,7 @@ class EmbeddingCache:
         self.hits_disk = 0
         self.misses = 0
         self.corrupt = 0
+        self._lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
@@ -84,10 +89,11 @@ class EmbeddingCache:
 
     def get(self, key: str) -> np.ndarray | None:
         """The cached embedding (float32) or None."""
-        if key in self._memory:
-            self._memory.move_to_end(key)
-            self.hits_memory += 1
-            return self._memory[key]
+        with self._lock:
+            if key in self._memory:
+                self._memory.move_to_end(key)
+                self.hits_memory += 1
+                return self._memory[key]
         if self.directory is not None:
             path = self._path(key)
             try:
@@ -97,13 +103,23 @@ class EmbeddingCache:
             if blob is not None:
                 array = decode_entry(blob)
                 if array is not None:
-                    self.hits_disk += 1
-                    self._remember(key, array)
+                    with self._lock:
+                        self.hits_disk += 1
+                        self._remember(key, array)
                     return array
-                self.corrupt += 1
+                with self._lock:
+                    self.corrupt += 1
                 path.unlink(missing_ok=True)
-        self.misses += 1
+        with self._lock:
+            self.misses += 1
         return None
+
+    def __contains__(self, key: str) -> bool:
+        """True if ``key`` is in memory or on disk (without loading it)."""
+        with self._lock:
+            if key in self._memory:
+                return True
+        return self.directory is not None and self._path(key).is_file()
 
     def put(self, key: str, array: np.ndarray) -> None:
         """Store an embedding in memory and (atomically) on disk.
@@ -111,7 +127,8 @@ class EmbeddingCache:
         Memory keeps the float16-rounded values too, so a result never depends
         on whether the embedding came from memory, disk or the encoder.
         """
-        self._remember(key, np.asarray(array, dtype=np.float16).astype(np.float32))
+        with self._lock:
+            self._remember(key, np.asarray(array, dtype=np.float16).astype(np.float32))
         if self.directory is not None:
             try:
                 atomic_write_bytes(self._path(key), encode_entry(array))

@@ -64,6 +64,10 @@ class GrabCutPredictor:
         self._image = image
         self.last_embed_ms = (time.perf_counter() - t0) * 1000
 
+    def prefetch(self, image: np.ndarray) -> bool:
+        """Nothing to precompute for GrabCut; returns False."""
+        return False
+
     @property
     def image_size(self) -> tuple[int, int]:
         if self._image is None:

@@ -50,6 +50,9 @@ class Predictor(Protocol):
     ) -> Prediction:
         """Predict the object for ``clicks`` (x, y in pixels of the set image)."""
 
+    def prefetch(self, image: np.ndarray) -> bool:
+        """Compute and cache an image's embedding in the background (thread-safe)."""
+
 
 def check_clicks(clicks: Sequence[Click], height: int, width: int) -> None:
     """Raise ClickError if there are no clicks or one lies outside the image."""

@@ -68,16 +68,31 @@ class SamOnnxPredictor:
                 f"set_image needs an HxWx3 uint8 RGB array, got shape {image.shape} {image.dtype}"
             )
         t0 = time.perf_counter()
-        key = f"{self.spec.fingerprint}-{image_key(image)}"
-        emb = self.cache.get(key)
-        self.last_embed_cached = emb is not None
-        if emb is None:
-            emb = self.encode(image)
-            self.cache.put(key, emb)
-            emb = self.cache.get(key)  # the stored (float16-rounded) copy: same result hit or miss
+        emb, self.last_embed_cached = self._embedding_for(image)
         self._embedding = emb
         self._hw = image.shape[:2]
         self.last_embed_ms = (time.perf_counter() - t0) * 1000
+
+    def prefetch(self, image: np.ndarray) -> bool:
+        """Compute and cache the embedding of an HxWx3 uint8 image without making it current.
+
+        Safe to call from a background thread while clicks are served on the
+        current image (onnxruntime sessions and the cache are thread-safe).
+        Returns True if the embedding had to be computed.
+        """
+        _, cached = self._embedding_for(image)
+        return not cached
+
+    def _embedding_for(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(embedding, came_from_cache) for an image, computing and caching it if needed."""
+        key = f"{self.spec.fingerprint}-{image_key(image)}"
+        emb = self.cache.get(key)
+        if emb is not None:
+            return emb, True
+        self.cache.put(key, self.encode(image))
+        emb = self.cache.get(key)  # the stored (float16-rounded) copy: same result hit or miss
+        assert emb is not None
+        return emb, False
 
     def encode(self, image: np.ndarray) -> np.ndarray:
         """Run the encoder: HxWx3 uint8 -> 1x256x64x64 float32 embedding."""
