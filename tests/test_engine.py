@@ -92,8 +92,8 @@ class _CountingPredictor:
     def set_image(self, image):
         self.shape = image.shape[:2]
 
-    def predict(self, clicks, mask_input=None):
-        self.calls.append((list(clicks), mask_input))
+    def predict(self, clicks, previous=None):
+        self.calls.append((list(clicks), previous))
         logits = -np.ones(self.shape, np.float32)
         for c in clicks:
             if c.positive:
@@ -109,7 +109,7 @@ def test_session_feeds_back_previous_logits_and_undoes():
     p1 = s.add_click(Click(5, 5, True))
     assert pred.calls[0][1] is None
     s.add_click(Click(15, 15, True))
-    assert pred.calls[1][1] is p1.low_res_logits
+    assert pred.calls[1][1] is p1
     assert s.current_mask().sum() == 18
     assert s.undo() is p1 and s.current_mask().sum() == 9 and len(s.clicks) == 1
     s.reset()

@@ -123,3 +123,27 @@ def test_prefetch_in_background_thread_makes_set_image_a_hit(model_spec):
     assert iou(samples[0].mask, first.mask) >= 0.95
     pred.set_image(samples[1].image)
     assert pred.last_embed_cached
+
+
+def test_candidate_decoder_matches_full_decoder(sam_predictor):
+    """The cut graph (all mask tokens, upsampling in OpenCV) equals SAM's own output."""
+    assert sam_predictor.has_candidates
+    sample = load_samples(["astronaut"])[0]
+    sam_predictor.set_image(sample.image)
+    h, w = sample.mask.shape
+    for clicks in ([Click(250, 250, True)], [Click(250, 250, True), Click(392, 440, False)]):
+        ours = sam_predictor.predict(clicks)
+        coords, labels = sam_predictor.prompts(clicks)
+        feed = {
+            "image_embeddings": sam_predictor.embedding,
+            "point_coords": np.concatenate([coords, [[0, 0]]])[None].astype(np.float32),
+            "point_labels": np.concatenate([labels, [-1]])[None].astype(np.float32),
+            "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+            "has_mask_input": np.zeros(1, np.float32),
+            "orig_im_size": np.array([h, w], np.float32),
+        }
+        masks, scores, low_res = sam_predictor._decoder.run(None, feed)
+        assert np.abs(low_res[0, 0] - ours.low_res_logits).max() < 1e-3
+        assert abs(float(scores.reshape(-1)[0]) - ours.score) < 1e-4
+        assert iou(masks[0, 0] > 0, ours.mask) >= 0.995
+        assert (len(ours.candidates) == 3) == (len(clicks) == 1)

@@ -26,8 +26,8 @@ class GrabCutPredictor:
 
     The first positive click seeds a probable-foreground disk of radius
     ``prior_radius`` (fraction of the short side); later calls start from the
-    previous mask (``mask_input``: the previous ``low_res_logits``, a work-size
-    float map, > 0 = object). Only connected components touching a positive
+    previous mask (``previous.low_res_logits``, a work-size float map,
+    > 0 = object). Only connected components touching a positive
     click are kept.
     """
 
@@ -75,7 +75,7 @@ class GrabCutPredictor:
         return self._image.shape[:2]
 
     def predict(
-        self, clicks: Sequence[Click], mask_input: np.ndarray | None = None
+        self, clicks: Sequence[Click], previous: Prediction | None = None
     ) -> Prediction:
         """Segment with GrabCut; returns +-1 logits (HxW) and the work-size state."""
         t0 = time.perf_counter()
@@ -89,8 +89,9 @@ class GrabCutPredictor:
         ]
         seed_r = max(2, round(self.seed_radius * max(wh, ww)))
         gc = np.full((wh, ww), cv2.GC_PR_BGD, np.uint8)
-        if mask_input is not None and mask_input.shape == (wh, ww):
-            gc[mask_input > 0] = cv2.GC_PR_FGD
+        prior = previous.low_res_logits if previous is not None else None
+        if prior is not None and prior.shape == (wh, ww):
+            gc[prior > 0] = cv2.GC_PR_FGD
         else:
             prior_r = max(seed_r + 1, round(self.prior_radius * min(wh, ww)))
             for x, y, pos in pts:

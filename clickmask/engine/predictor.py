@@ -6,7 +6,7 @@ Modelled on segment-anything's ``SamPredictor``: ``set_image`` once per image
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -22,13 +22,18 @@ class Prediction:
     logits: HxW float32 in original image pixels; ``> 0`` is object.
     low_res_logits: the backend's compact state for mask feedback (for SAM:
         256x256 float32 logits in the padded 1024 frame), passed back as
-        ``mask_input`` to the next ``predict``.
+        ``mask_input`` to the decoder by the next ``predict(clicks, previous)``.
     score: the backend's own quality estimate (SAM: predicted IoU).
+    candidates: other masks the backend considered, as (low-res logits,
+        score) pairs (for a single click: the other part/whole hypotheses).
+    info: what the inference did (steps run, crop used, ...), for reports.
     """
 
     logits: np.ndarray
     low_res_logits: np.ndarray | None
     score: float
+    candidates: list[tuple[np.ndarray, float]] = field(default_factory=list, repr=False)
+    info: dict = field(default_factory=dict)
 
     @property
     def mask(self) -> np.ndarray:
@@ -46,9 +51,13 @@ class Predictor(Protocol):
         """Prepare an HxWx3 uint8 RGB image (compute or load its embedding)."""
 
     def predict(
-        self, clicks: Sequence[Click], mask_input: np.ndarray | None = None
+        self, clicks: Sequence[Click], previous: Prediction | None = None
     ) -> Prediction:
-        """Predict the object for ``clicks`` (x, y in pixels of the set image)."""
+        """Predict the object for ``clicks`` (x, y in pixels of the set image).
+
+        ``previous`` is the prediction for the clicks before the last one (mask
+        feedback), or None to predict from the clicks alone.
+        """
 
     def prefetch(self, image: np.ndarray) -> bool:
         """Compute and cache an image's embedding in the background (thread-safe)."""

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from clickmask.engine.clicks import Click
+from clickmask.engine.decoder_graph import extract_candidates_model
 from clickmask.engine.embedding_cache import EmbeddingCache, image_key
 from clickmask.engine.predictor import Prediction, check_clicks
-from clickmask.engine.preprocess import map_coords, preprocess
+from clickmask.engine.preprocess import map_coords, preprocess, resized_shape
 from clickmask.errors import ClickmaskError, ModelError
 from clickmask.models.registry import ModelSpec
 
 LOW_RES = 256
 
 
-def _session(path, threads: int):
+def _session(path: Path | bytes, threads: int, label: str = ""):
+    """An onnxruntime CPU session for a model file (or serialized model bytes)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -26,10 +30,11 @@ def _session(path, threads: int):
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        source = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several private exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model file '{path}': {first}") from exc
+        raise ModelError(f"cannot load model file '{label or path}': {first}") from exc
 
 
 class SamOnnxPredictor:
@@ -53,6 +58,11 @@ class SamOnnxPredictor:
         self.cache = cache if cache is not None else EmbeddingCache(None)
         self._encoder = _session(spec.encoder, threads)
         self._decoder = _session(spec.decoder, threads)
+        candidates = extract_candidates_model(spec.decoder)
+        self._candidates = None
+        if candidates is not None:
+            self._candidates = _session(candidates[0], threads, f"{spec.decoder} (candidates)")
+            self._candidate_outputs = list(candidates[1])
         self._encoder_input = self._encoder.get_inputs()[0].name
         self._embedding: np.ndarray | None = None
         self._hw: tuple[int, int] | None = None
@@ -115,37 +125,68 @@ class SamOnnxPredictor:
 
     # -- prompts ---------------------------------------------------------------
     def predict(
-        self, clicks: Sequence[Click], mask_input: np.ndarray | None = None
+        self, clicks: Sequence[Click], previous: Prediction | None = None
     ) -> Prediction:
         """Decode a mask for ``clicks``.
 
         clicks: positive/negative points, x, y in original image pixels.
-        mask_input: 256x256 float32 low-res logits of the previous prediction
-            (mask feedback) or None.
-        Returns full-size logits (HxW float32), the new 256x256 low-res logits
-        and the predicted IoU.
+        previous: the previous prediction, whose 256x256 low-res logits are fed
+            back as ``mask_input`` (mask feedback), or None.
+        Returns full-size logits (HxW float32), the new 256x256 low-res logits,
+        the predicted IoU and, for a single click, the other candidate masks.
         """
+        t0 = time.perf_counter()
+        coords, labels = self.prompts(clicks)
+        mask_input = previous.low_res_logits if previous is not None else None
+        low_res, scores = self.decode_candidates(coords, labels, mask_input)
+        best = self.select_candidate(len(clicks), scores)
+        pred = Prediction(
+            logits=self.upsample(low_res[best]), low_res_logits=low_res[best], score=float(scores[best])
+        )
+        if len(clicks) == 1 and len(scores) > 1:
+            pred.candidates = [(low_res[k], float(scores[k])) for k in range(1, len(scores))]
+        self.last_predict_ms = (time.perf_counter() - t0) * 1000
+        return pred
+
+    def prompts(self, clicks: Sequence[Click]) -> tuple[np.ndarray, np.ndarray]:
+        """Clicks -> (Nx2 float32 coords in the encoder frame, N float32 labels), validated."""
         h, w = self.image_size
         check_clicks(clicks, h, w)
         xy = np.array([[c.x, c.y] for c in clicks], dtype=np.float32)
         labels = np.array([1.0 if c.positive else 0.0 for c in clicks], dtype=np.float32)
-        return self.decode(map_coords(xy, h, w, self.side), labels, mask_input)
+        return map_coords(xy, h, w, self.side), labels
 
-    def decode(
-        self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None
-    ) -> Prediction:
-        """Run the decoder on prompts already in the encoder frame.
+    @property
+    def has_candidates(self) -> bool:
+        """True when the decoder exposes all mask tokens (multi-mask candidates)."""
+        return self._candidates is not None
 
-        coords: Nx2 float32 (x, y) in the 1024 frame; labels: N float32
-        (1 positive, 0 negative, 2/3 box corners). A padding point is appended.
+    def select_candidate(self, n_clicks: int, scores: np.ndarray) -> int:
+        """SAM's rule: best of tokens 1-3 for a single click, token 0 otherwise."""
+        if len(scores) == 1:
+            return 0
+        return 1 + int(np.argmax(scores[1:])) if n_clicks == 1 else 0
+
+    def decode_candidates(
+        self,
+        coords: np.ndarray,
+        labels: np.ndarray,
+        mask_input: np.ndarray | None,
+        embedding: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run the decoder on prompts in the encoder frame.
+
+        coords: Nx2 float32 (x, y) in the ``side`` frame; labels: N float32
+        (1 positive, 0 negative, 2/3 box corners); a padding point is appended.
+        mask_input: 256x256 logits or None. embedding: 1x256x64x64, default the
+        current image's. Returns (Kx256x256 float32 low-res logits, K scores):
+        K = 4 mask tokens when available, else the decoder's single mask.
         """
-        t0 = time.perf_counter()
-        h, w = self.image_size
         coords = np.concatenate([coords, np.zeros((1, 2), np.float32)])[None].astype(np.float32)
         labels = np.concatenate([labels, np.array([-1.0], np.float32)])[None].astype(np.float32)
         has_mask = mask_input is not None
         feed = {
-            "image_embeddings": self.embedding,
+            "image_embeddings": self.embedding if embedding is None else embedding,
             "point_coords": coords,
             "point_labels": labels,
             "mask_input": (
@@ -154,12 +195,23 @@ class SamOnnxPredictor:
                 else np.zeros((1, 1, LOW_RES, LOW_RES), np.float32)
             ),
             "has_mask_input": np.array([1.0 if has_mask else 0.0], np.float32),
-            "orig_im_size": np.array([h, w], np.float32),
         }
-        masks, iou, low_res = self._decoder.run(None, feed)
-        self.last_predict_ms = (time.perf_counter() - t0) * 1000
-        return Prediction(
-            logits=masks[0, 0].astype(np.float32, copy=False),
-            low_res_logits=low_res[0, 0].astype(np.float32, copy=False),
-            score=float(iou.reshape(-1)[0]),
-        )
+        if self._candidates is not None:
+            masks, scores = self._candidates.run(self._candidate_outputs, feed)
+            return masks[0].astype(np.float32, copy=False), scores[0].astype(np.float32, copy=False)
+        feed["orig_im_size"] = np.array([self.side, self.side], np.float32)
+        _, scores, low_res = self._decoder.run(None, feed)
+        return low_res[0].astype(np.float32, copy=False), scores.reshape(-1).astype(np.float32)
+
+    def upsample(self, low_res: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+        """256x256 low-res logits -> HxW logits of the current image (or ``size`` = (h, w)).
+
+        Same steps as SAM's postprocessing: bilinear to side x side, crop the
+        padding, bilinear to the original size.
+        """
+        h, w = size if size is not None else self.image_size
+        nh, nw = resized_shape(h, w, self.side)
+        up = cv2.resize(low_res, (self.side, self.side), interpolation=cv2.INTER_LINEAR)[:nh, :nw]
+        if (nh, nw) != (h, w):
+            up = cv2.resize(up, (w, h), interpolation=cv2.INTER_LINEAR)
+        return up

@@ -12,8 +12,8 @@ class InteractiveSession:
     """Click-by-click segmentation of one object on the predictor's current image.
 
     Each click re-runs the predictor with all clicks so far; with
-    ``mask_feedback`` the previous prediction's low-res logits are passed as
-    ``mask_input`` (SAM's iterative refinement). ``undo`` restores the previous
+    ``mask_feedback`` the previous prediction is passed along, so its low-res
+    logits become the decoder's ``mask_input`` (SAM's iterative refinement). ``undo`` restores the previous
     state exactly (no re-prediction needed).
     """
 
@@ -43,8 +43,9 @@ class InteractiveSession:
     def add_click(self, click: Click) -> Prediction:
         """Add a click and return the new prediction."""
         prev = self.prediction
-        mask_input = prev.low_res_logits if (self.mask_feedback and prev is not None) else None
-        pred = self.predictor.predict([*self._clicks, click], mask_input=mask_input)
+        pred = self.predictor.predict(
+            [*self._clicks, click], previous=prev if self.mask_feedback else None
+        )
         self._clicks.append(click)
         self._history.append(pred)
         return pred
