@@ -7,6 +7,7 @@ from pathlib import Path
 
 from clickmask.engine.embedding_cache import EmbeddingCache
 from clickmask.engine.grabcut import FALLBACK_MODEL_ID, GrabCutPredictor
+from clickmask.engine.inference import InferenceOptions, RefinedPredictor
 from clickmask.engine.predictor import Predictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.errors import ModelError
@@ -24,20 +25,25 @@ def load_predictor(
     disk_cache: bool = True,
     memory_items: int = 8,
     threads: int | None = None,
+    options: InferenceOptions | None = None,
 ) -> Predictor:
     """Build the predictor for ``model`` (an installed model id; None = default).
 
     ``model="grabcut"`` selects the weight-free backend explicitly. With
     ``allow_fallback``, a model that is not installed or fails to load gives the
     GrabCut backend and a warning (``predictor.is_fallback`` is True); without
-    it the ModelError propagates.
+    it the ModelError propagates. ``options`` other than the defaults wrap the
+    model in a :class:`RefinedPredictor` (CFR, zoom-in, click consistency, ...).
     """
     if model == FALLBACK_MODEL_ID:
         return GrabCutPredictor()
     try:
         spec = resolve_model(model, home)
         cache_dir = embeddings_dir(home) / spec.fingerprint if disk_cache else None
-        return SamOnnxPredictor(spec, EmbeddingCache(cache_dir, memory_items), threads=threads)
+        base = SamOnnxPredictor(spec, EmbeddingCache(cache_dir, memory_items), threads=threads)
+        if options is not None and options.changed():
+            return RefinedPredictor(base, options)
+        return base
     except ModelError as exc:
         if not allow_fallback:
             raise

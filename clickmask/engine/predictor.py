@@ -15,7 +15,7 @@ from clickmask.engine.clicks import Click
 from clickmask.errors import ClickError
 
 
-@dataclass
+@dataclass(eq=False)
 class Prediction:
     """One prediction for the current clicks.
 

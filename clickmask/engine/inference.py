@@ -1,0 +1,341 @@
+"""Inference-time refinements of the SAM ONNX predictor, each a switchable option.
+
+``RefinedPredictor`` wraps a :class:`SamOnnxPredictor` and implements the same
+``set_image`` / ``predict(clicks, previous)`` interface, so the app, the
+session and ``clickmask eval`` use it unchanged. Options (all off by default,
+``InferenceOptions.parse("cfr=1,consistency")`` builds them from text):
+
+- ``cfr=N``: Cascade-Forward Refinement (CFR-N): after the click's prediction,
+  run the decoder N more times with the same clicks, feeding its own low-res
+  logits back. ``acfr=T`` makes it adaptive (A-CFR): stop as soon as fewer
+  than T pixels of the mask change.
+- ``consistency``: a positive click must end up inside the mask and a negative
+  one outside. When violated, cheap alternatives are tried (no mask feedback,
+  one more refinement pass, the other mask tokens) and the candidate that
+  satisfies most clicks, then has the highest predicted IoU, is kept.
+- ``zoom``: focus view. From click ``zoom_from`` on, each click is first
+  predicted on the whole image; then the object (that mask + positive
+  clicks) is cropped with margin ``zoom_expand`` and minimum side ``zoom_min``
+  px, the crop is encoded at full model resolution (embedding cached like an
+  image's), the clicks inside it are mapped into it, and its prediction is
+  pasted over the whole-image one. The crop is kept while the object stays
+  inside it; no zoom when the crop would cover more than ``zoom_max_frac`` of
+  the image's long side (no resolution to gain).
+- ``first=all``: for the first click pick among all four mask tokens by
+  predicted IoU (SAM's default, ``first=sam``, considers tokens 1-3 only).
+- ``boundary``: edge-aware guided filtering of the upsampled logits near the
+  boundary, with the full-resolution image as guide.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from clickmask.engine.boundary import refine_boundary
+from clickmask.engine.clicks import Click
+from clickmask.engine.predictor import Prediction, check_clicks
+from clickmask.engine.preprocess import resized_shape
+from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor
+from clickmask.errors import ClickmaskError
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """Switches and parameters of the inference refinements (see module doc)."""
+
+    cfr: int = 0
+    acfr: int = 0
+    consistency: bool = False
+    zoom: bool = False
+    zoom_from: int = 2
+    zoom_expand: float = 1.4
+    zoom_min: int = 200
+    zoom_max_frac: float = 0.8
+    first: str = "sam"
+    boundary: bool = False
+
+    @classmethod
+    def parse(cls, text: str | None) -> "InferenceOptions":
+        """Parse ``"cfr=1,zoom,zoom_expand=1.6"`` (bare names switch a flag on)."""
+        if not text:
+            return cls()
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict = {}
+        for item in (p.strip() for p in text.split(",") if p.strip()):
+            name, _, raw = item.partition("=")
+            name = name.strip()
+            if name not in types:
+                raise ClickmaskError(
+                    f"unknown inference option {name!r}; known: {', '.join(sorted(types))}"
+                )
+            kind = types[name]
+            try:
+                if kind in ("bool", bool):
+                    values[name] = raw.strip().lower() not in ("0", "false", "off", "no") if raw else True
+                elif kind in ("int", int):
+                    values[name] = int(raw)
+                elif kind in ("float", float):
+                    values[name] = float(raw)
+                else:
+                    values[name] = raw.strip()
+            except ValueError:
+                raise ClickmaskError(f"inference option {item!r}: expected a {kind} value") from None
+        opts = cls(**values)
+        if opts.first not in ("sam", "all"):
+            raise ClickmaskError(f"inference option first={opts.first!r}: use 'sam' or 'all'")
+        return opts
+
+    def changed(self) -> dict:
+        """The options that differ from the defaults (for reports)."""
+        default = asdict(InferenceOptions())
+        return {k: v for k, v in asdict(self).items() if v != default[k]}
+
+
+def _satisfied(logits: np.ndarray, clicks: Sequence[Click], offset: tuple[int, int] = (0, 0)) -> int:
+    """How many clicks agree with the mask: positive inside, negative outside."""
+    h, w = logits.shape
+    ok = 0
+    for c in clicks:
+        x, y = int(round(c.x)) - offset[0], int(round(c.y)) - offset[1]
+        if 0 <= x < w and 0 <= y < h:
+            ok += int((logits[y, x] > 0) == c.positive)
+    return ok
+
+
+def _bbox(mask: np.ndarray) -> Box | None:
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    if ys.size == 0:
+        return None
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+class RefinedPredictor:
+    """A SAM ONNX predictor with the refinements of :class:`InferenceOptions`."""
+
+    is_fallback = False
+
+    def __init__(self, base: SamOnnxPredictor, options: InferenceOptions = InferenceOptions()) -> None:
+        self.base = base
+        self.options = options
+        self.model_id = base.model_id
+        self._image: np.ndarray | None = None
+        self.last_predict_ms = 0.0
+        self.zoom_encodes = 0
+        self.zoom_encode_ms: list[float] = []
+
+    # delegated image handling ------------------------------------------------
+    def set_image(self, image: np.ndarray) -> None:
+        """Set an HxWx3 uint8 RGB image (see SamOnnxPredictor.set_image)."""
+        self.base.set_image(image)
+        self._image = image
+
+    def prefetch(self, image: np.ndarray) -> bool:
+        return self.base.prefetch(image)
+
+    @property
+    def last_embed_ms(self) -> float:
+        return self.base.last_embed_ms
+
+    @property
+    def last_embed_cached(self) -> bool:
+        return self.base.last_embed_cached
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.base.image_size
+
+    # prediction ----------------------------------------------------------------
+    def predict(self, clicks: Sequence[Click], previous: Prediction | None = None) -> Prediction:
+        """Predict with the configured refinements; same contract as the base predictor.
+
+        With zoom-in, each click first runs on the whole image (so the object
+        can grow anywhere), then the object's crop is predicted at full model
+        resolution and pasted over the whole-image result.
+        """
+        t0 = time.perf_counter()
+        h, w = self.image_size
+        check_clicks(clicks, h, w)
+        full = _Frame.full(self.base, (h, w))
+        pred = self._predict_in_frame(full, clicks, self._mask_input(full, previous))
+        crop = self._choose_crop(clicks, pred, previous)
+        if crop is not None:
+            frame = self._crop_frame(crop)
+            prior = previous if previous is not None and previous.info.get("crop") == crop else pred
+            zoomed = self._predict_in_frame(frame, clicks, self._mask_input(frame, prior))
+            fused = pred.logits.copy()
+            x0, y0, x1, y1 = crop
+            fused[y0:y1, x0:x1] = zoomed.logits
+            pred = Prediction(
+                logits=fused, low_res_logits=pred.low_res_logits, score=zoomed.score,
+                candidates=pred.candidates,
+                info={**pred.info, "crop": crop, "crop_low_res": zoomed.low_res_logits},
+            )
+        if self.options.boundary and self._image is not None:
+            pred.logits = refine_boundary(self._image, pred.logits)
+        self.last_predict_ms = (time.perf_counter() - t0) * 1000
+        return pred
+
+    def _predict_in_frame(
+        self, frame: "_Frame", clicks: Sequence[Click], mask_input: np.ndarray | None
+    ) -> Prediction:
+        opts = self.options
+        inside = [c for c in clicks if frame.contains(c)]
+        coords, labels = frame.prompts(inside)
+        low_res, scores = self.base.decode_candidates(coords, labels, mask_input, frame.embedding)
+        if len(clicks) == 1 and opts.first == "all":
+            best = int(np.argmax(scores))
+        else:
+            best = self.base.select_candidate(len(inside), scores)
+        current, score = low_res[best], float(scores[best])
+        tokens = [(low_res[k], float(scores[k])) for k in range(len(scores)) if k != best]
+        logits = frame.upsample(current)
+        steps = 0
+        for _ in range(opts.cfr):
+            nxt, nscores = self.base.decode_candidates(coords, labels, current, frame.embedding)
+            k = self.base.select_candidate(len(inside), nscores)
+            new_logits = frame.upsample(nxt[k])
+            steps += 1
+            changed = int(np.count_nonzero((new_logits > 0) != (logits > 0)))
+            current, score, logits = nxt[k], float(nscores[k]), new_logits
+            if opts.acfr and changed < opts.acfr:
+                break
+        pred = Prediction(logits=logits, low_res_logits=current, score=score, info={"cfr_steps": steps})
+        if len(clicks) == 1:
+            pred.candidates = [
+                Prediction(frame.upsample(lr), lr, s) for lr, s in tokens
+            ]
+        if opts.consistency and _satisfied(logits, inside, frame.offset) < len(inside):
+            pred = self._most_consistent(frame, inside, pred, coords, labels, tokens)
+        return pred
+
+    def _most_consistent(
+        self, frame: "_Frame", clicks: Sequence[Click], pred: Prediction,
+        coords: np.ndarray, labels: np.ndarray, tokens: list[tuple[np.ndarray, float]],
+    ) -> Prediction:
+        """Among cheap alternatives, keep the one satisfying most clicks, then best score."""
+        alternatives = [pred]
+        fresh, fscores = self.base.decode_candidates(coords, labels, None, frame.embedding)
+        k = self.base.select_candidate(len(clicks), fscores)
+        alternatives.append(Prediction(frame.upsample(fresh[k]), fresh[k], float(fscores[k])))
+        more, mscores = self.base.decode_candidates(coords, labels, pred.low_res_logits, frame.embedding)
+        k = self.base.select_candidate(len(clicks), mscores)
+        alternatives.append(Prediction(frame.upsample(more[k]), more[k], float(mscores[k])))
+        if len(clicks) == 1:
+            for lr, s in tokens:
+                alternatives.append(Prediction(frame.upsample(lr), lr, s))
+        ranked = [(_satisfied(p.logits, clicks, frame.offset), p.score, -i) for i, p in enumerate(alternatives)]
+        choice = -max(ranked)[2]
+        best = alternatives[choice]
+        best.info = {**pred.info, "consistency": choice}
+        best.candidates = pred.candidates
+        return best
+
+    # zoom-in -------------------------------------------------------------------
+    def _choose_crop(
+        self, clicks: Sequence[Click], current: Prediction, previous: Prediction | None
+    ) -> Box | None:
+        """The crop to refine in, or None: object box (current mask + positive clicks),
+        expanded; the previous crop is kept while the object stays inside it."""
+        opts = self.options
+        if not opts.zoom or len(clicks) < opts.zoom_from:
+            return None
+        h, w = self.image_size
+        box = _bbox(current.logits > 0)
+        if box is None:
+            return None
+        x0, y0, x1, y1 = box
+        for c in clicks:
+            if c.positive:
+                x0, y0 = min(x0, int(c.x)), min(y0, int(c.y))
+                x1, y1 = max(x1, int(c.x) + 1), max(y1, int(c.y) + 1)
+        old = previous.info.get("crop") if previous is not None else None
+        if old is not None:
+            ox0, oy0, ox1, oy1 = old
+            margin = 0.05 * max(ox1 - ox0, oy1 - oy0)
+            inside = (x0 >= ox0 + margin or ox0 == 0) and (y0 >= oy0 + margin or oy0 == 0) and \
+                (x1 <= ox1 - margin or ox1 == w) and (y1 <= oy1 - margin or oy1 == h)
+            if inside:
+                return old
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        bw = max((x1 - x0) * opts.zoom_expand, opts.zoom_min)
+        bh = max((y1 - y0) * opts.zoom_expand, opts.zoom_min)
+        if max(bw, bh) > opts.zoom_max_frac * max(h, w):
+            return None
+        nx0, ny0 = int(max(0, round(cx - bw / 2))), int(max(0, round(cy - bh / 2)))
+        nx1, ny1 = int(min(w, round(cx + bw / 2))), int(min(h, round(cy + bh / 2)))
+        return nx0, ny0, nx1, ny1
+
+    def _crop_frame(self, crop: Box) -> "_Frame":
+        assert self._image is not None
+        x0, y0, x1, y1 = crop
+        image = np.ascontiguousarray(self._image[y0:y1, x0:x1])
+        t0 = time.perf_counter()
+        embedding, cached = self.base._embedding_for(image)
+        if not cached:
+            self.zoom_encodes += 1
+            self.zoom_encode_ms.append((time.perf_counter() - t0) * 1000)
+        return _Frame(self.base, (y1 - y0, x1 - x0), embedding, (x0, y0))
+
+    def _mask_input(self, frame: "_Frame", previous: Prediction | None) -> np.ndarray | None:
+        """The previous prediction as 256x256 low-res logits of ``frame``."""
+        if previous is None:
+            return None
+        crop = previous.info.get("crop")
+        if frame.box is None:
+            if crop is None:
+                return previous.low_res_logits
+        elif crop == frame.box and "crop_low_res" in previous.info:
+            return previous.info["crop_low_res"]
+        x0, y0 = frame.offset
+        fh, fw = frame.size
+        return frame.to_low_res(previous.logits[y0 : y0 + fh, x0 : x0 + fw])
+
+
+class _Frame:
+    """Where the decoder runs: the whole image or a crop, with its embedding."""
+
+    def __init__(self, base: SamOnnxPredictor, size: tuple[int, int], embedding: np.ndarray,
+                 offset: tuple[int, int] = (0, 0)) -> None:
+        self.base, self.size, self.embedding, self.offset = base, size, embedding, offset
+
+    @classmethod
+    def full(cls, base: SamOnnxPredictor, size: tuple[int, int]) -> "_Frame":
+        return cls(base, size, base.embedding)
+
+    @property
+    def box(self) -> Box | None:
+        if self.offset == (0, 0) and self.size == self.base.image_size:
+            return None
+        return (self.offset[0], self.offset[1], self.offset[0] + self.size[1], self.offset[1] + self.size[0])
+
+    def contains(self, c: Click) -> bool:
+        x, y = c.x - self.offset[0], c.y - self.offset[1]
+        return 0 <= x < self.size[1] and 0 <= y < self.size[0]
+
+    def prompts(self, clicks: Sequence[Click]) -> tuple[np.ndarray, np.ndarray]:
+        h, w = self.size
+        nh, nw = resized_shape(h, w, self.base.side)
+        xy = np.array([[c.x - self.offset[0], c.y - self.offset[1]] for c in clicks], np.float32).reshape(-1, 2)
+        xy[:, 0] *= nw / w
+        xy[:, 1] *= nh / h
+        labels = np.array([1.0 if c.positive else 0.0 for c in clicks], np.float32)
+        return xy, labels
+
+    def upsample(self, low_res: np.ndarray) -> np.ndarray:
+        return self.base.upsample(low_res, self.size)
+
+    def to_low_res(self, logits: np.ndarray) -> np.ndarray:
+        """HxW logits of this frame -> 256x256 low-res logits in the padded model frame."""
+        side = self.base.side
+        nh, nw = resized_shape(*logits.shape, side)
+        frame = np.full((side, side), float(min(logits.min(), -1.0)), np.float32)
+        frame[:nh, :nw] = cv2.resize(logits.astype(np.float32), (nw, nh), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(frame, (LOW_RES, LOW_RES), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,104 @@
+"""Inference refinements: option parsing, boundary refinement, and the real model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clickmask.engine.boundary import guided_filter, refine_boundary
+from clickmask.engine.clicks import Click
+from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.errors import ClickmaskError
+from clickmask.evaluation.metrics import iou
+from clickmask.evaluation.runner import EvalOptions, evaluate_object
+from clickmask.samples import load_samples
+
+
+def test_parse_options():
+    opts = InferenceOptions.parse("cfr=4, acfr=20,consistency,zoom_expand=1.6,first=all")
+    assert opts.cfr == 4 and opts.acfr == 20 and opts.consistency and opts.zoom_expand == 1.6
+    assert opts.changed() == {"cfr": 4, "acfr": 20, "consistency": True, "zoom_expand": 1.6, "first": "all"}
+    assert InferenceOptions.parse("zoom=off").zoom is False
+    assert InferenceOptions.parse("").changed() == {}
+    with pytest.raises(ClickmaskError, match="unknown inference option 'cfx'"):
+        InferenceOptions.parse("cfx=1")
+    with pytest.raises(ClickmaskError, match="expected a int"):
+        InferenceOptions.parse("cfr=many")
+    with pytest.raises(ClickmaskError, match="first="):
+        InferenceOptions.parse("first=best")
+
+
+def test_guided_filter_keeps_constant_and_follows_edges():
+    guide = np.zeros((40, 40), np.float32)
+    guide[:, 20:] = 1.0
+    flat = np.full((40, 40), 0.3, np.float32)
+    assert np.allclose(guided_filter(guide, flat, 3, 1e-3), 0.3, atol=1e-4)
+    # a soft mask whose edge is 3 px off the image edge is pulled onto it
+    yy, xx = np.mgrid[:40, :40]
+    image = np.repeat((guide * 255).astype(np.uint8)[..., None], 3, axis=2)
+    logits = ((xx - 16.5) * 0.6).astype(np.float32)  # boundary at x = 16.5, true edge at 20
+    refined = refine_boundary(image, logits, radius=4, eps=1e-3, band=6)
+    before = np.mean(np.abs(np.argmax(logits > 0, axis=1) - 20))
+    after = np.mean(np.abs(np.argmax(refined > 0, axis=1) - 20))
+    assert after < before
+
+
+
+
+@pytest.fixture(scope="module")
+def base(sam_predictor):
+    sample = load_samples(["rocket"])[0]
+    sam_predictor.set_image(sample.image)
+    return sam_predictor, sample
+
+
+@pytest.mark.model
+def test_default_options_equal_the_base_predictor(base):
+    sam, sample = base
+    refined = RefinedPredictor(sam, InferenceOptions())
+    refined.set_image(sample.image)
+    clicks = [Click(320, 200, True), Click(100, 100, False)]
+    a, b = sam.predict(clicks[:1]), refined.predict(clicks[:1])
+    assert np.allclose(a.logits, b.logits) and len(b.candidates) == 3
+    a2, b2 = sam.predict(clicks, previous=a), refined.predict(clicks, previous=b)
+    assert np.allclose(a2.logits, b2.logits)
+
+
+@pytest.mark.model
+def test_cfr_runs_extra_passes_and_acfr_stops_early(base):
+    sam, sample = base
+    fixed = RefinedPredictor(sam, InferenceOptions(cfr=3))
+    fixed.set_image(sample.image)
+    assert fixed.predict([Click(320, 200, True)]).info["cfr_steps"] == 3
+    adaptive = RefinedPredictor(sam, InferenceOptions(cfr=3, acfr=10**9))
+    adaptive.set_image(sample.image)
+    assert adaptive.predict([Click(320, 200, True)]).info["cfr_steps"] == 1
+
+
+@pytest.mark.model
+def test_zoom_in_crops_small_objects_and_reuses_the_crop(base):
+    sam, sample = base
+    zoom = RefinedPredictor(sam, InferenceOptions(zoom=True, zoom_from=2))
+    zoom.set_image(sample.image)
+    result = evaluate_object(zoom, sample.mask, None, EvalOptions(max_clicks=4), keep_masks=True)
+    assert zoom.zoom_encodes == 1  # one crop for the whole object
+    assert result.ious[-1] >= 0.9
+    assert all(m.shape == sample.mask.shape for m in result.masks)
+
+
+@pytest.mark.model
+def test_consistency_never_satisfies_fewer_clicks(base):
+    sam, sample = base
+    plain = RefinedPredictor(sam, InferenceOptions(cfr=1))
+    checked = RefinedPredictor(sam, InferenceOptions(cfr=1, consistency=True))
+    for p in (plain, checked):
+        p.set_image(sample.image)
+    clicks = [Click(320, 200, True), Click(330, 120, False), Click(322, 260, True)]
+    def count(pred):
+        return sum((pred.mask[int(c.y), int(c.x)]) == c.positive for c in clicks)
+    prev_a = prev_b = None
+    for k in range(1, len(clicks) + 1):
+        prev_a = plain.predict(clicks[:k], prev_a)
+        prev_b = checked.predict(clicks[:k], prev_b)
+    assert count(prev_b) >= count(prev_a)
+    assert iou(sample.mask, prev_b.mask) >= 0.8
