@@ -1,7 +1,8 @@
 """The ``clickmask`` command line.
 
 Subcommands: ``models`` (pull / list / add / remove), ``eval`` (NoC benchmark),
-``bench`` (latency), ``segment`` (one image, given clicks), ``demo`` (the bundled samples).
+``bench`` (latency), ``segment`` (one image, given clicks), ``demo`` (the bundled samples),
+``serve`` (the annotation web app), ``export`` / ``import`` (project annotations).
 Every user error prints one line ``clickmask: error: ...`` and exits with 2.
 """
 
@@ -51,12 +52,24 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_model_arg(ev)
     ev.add_argument("--no-mask-feedback", action="store_true",
                     help="do not feed the previous low-res logits back to the decoder")
+    ev.add_argument("--infer", default=None, metavar="OPTS",
+                    help="inference refinements, e.g. 'cfr=1,consistency,zoom' (see clickmask.engine.inference)")
     ev.add_argument("--max-clicks", type=int, default=20)
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N objects")
     ev.add_argument("--json", dest="json_path", type=Path, help="write the summary JSON here")
     ev.add_argument("--plot", type=Path, help="write the mIoU-vs-clicks PNG here")
     ev.add_argument("--disk-cache", action="store_true",
                     help="use the on-disk embedding cache (embedding times then include hits)")
+
+    ab = sub.add_parser("ablate", help="compare inference configurations on one dataset")
+    ab.add_argument("--data-root", type=Path, default=None)
+    ab.add_argument("--dataset", required=True)
+    _add_model_arg(ab)
+    ab.add_argument("--configs", required=True, metavar="NAME:OPTS;...",
+                    help="';'-separated configurations NAME:OPTS, e.g. 'raw:;cfr1:cfr=1;zoom:zoom'")
+    ab.add_argument("--limit", type=int, default=None)
+    ab.add_argument("--max-clicks", type=int, default=20)
+    ab.add_argument("--out", type=Path, required=True, help="folder for one JSON report per configuration")
 
     seg = sub.add_parser("segment", help="segment one image from given clicks")
     seg.add_argument("image", type=Path)
@@ -79,7 +92,60 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("clickmask-demo"))
     _add_model_arg(demo)
     demo.add_argument("--max-clicks", type=int, default=5)
+    serve = sub.add_parser("serve", help="annotate a folder of images in the browser")
+    serve.add_argument("path", nargs="?", type=Path, help="folder of images (or an existing project)")
+    serve.add_argument("--sample", action="store_true",
+                       help="serve the sample project (scikit-image's images; PATH = where to write it)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None,
+                       help="port (default 8765, or a free one if it is taken; 0 = any free port)")
+    serve.add_argument("--token", default=None, help="access token (required for a non-localhost --host)")
+    serve.add_argument("--db", default=None, help="SQLAlchemy database URL (default: PATH/.clickmask/project.db)")
+    serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    _add_model_arg(serve)
+
+    exp = sub.add_parser("export", help="export a project's annotations")
+    exp.add_argument("project", type=Path, help="the project's image folder")
+    exp.add_argument("--format", required=True,
+                     choices=["coco", "voc", "voc-color", "instance-png", "labelme", "yolo-seg"])
+    exp.add_argument("--out", type=Path, required=True, help="output folder")
+    exp.add_argument("--tolerance", type=float, default=0.0, help="polygon simplification in pixels")
+    exp.add_argument("--db", default=None, help="SQLAlchemy database URL")
+
+    imp = sub.add_parser("import", help="import COCO or LabelMe annotations into a project")
+    imp.add_argument("project", type=Path, help="the project's image folder")
+    imp.add_argument("--format", required=True, choices=["coco", "labelme"])
+    imp.add_argument("source", type=Path, help="COCO JSON file, or LabelMe folder / JSON file")
+    imp.add_argument("--db", default=None, help="SQLAlchemy database URL")
     return parser
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from clickmask.server.run import serve
+
+    serve(args.path, host=args.host, port=args.port, token=args.token, model=args.model,
+          open_browser=not args.no_browser, sample=args.sample, url=args.db)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from clickmask.project import open_project
+    from clickmask.project.exchange import export_project
+
+    store = open_project(args.project, url=args.db)
+    files = export_project(store, args.format, args.out, tolerance=args.tolerance)
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from clickmask.project import open_project
+    from clickmask.project.exchange import import_annotations
+
+    store = open_project(args.project, url=args.db)
+    result = import_annotations(store, args.source, args.format)
+    print(f"imported {result['added']} instances ({result['skipped']} for images not in the project)")
+    return 0
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -131,14 +197,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ClickmaskError(f"--max-clicks must be at least 1, got {args.max_clicks}")
     root = args.data_root or default_data_root()
     samples = load_dataset(root, args.dataset, limit=args.limit)
-    predictor = load_predictor(args.model, disk_cache=args.disk_cache)
+    from clickmask.engine.inference import InferenceOptions
+
+    infer = InferenceOptions.parse(args.infer)
+    predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer)
     options = EvalOptions(max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback)
     with tqdm(total=len(samples), desc=f"{args.dataset}", unit="obj", disable=None) as bar:
         results = evaluate_samples(predictor, samples, options, on_result=lambda r: bar.update(1))
     report = build_report(
         results, args.dataset, predictor.model_id,
-        {"mask_feedback": options.mask_feedback}, options.max_clicks, peak_rss_mb(),
+        {"mask_feedback": options.mask_feedback, **infer.changed()}, options.max_clicks, peak_rss_mb(),
     )
+    zoom_ms = getattr(predictor, "zoom_encode_ms", [])
+    if zoom_ms:
+        import numpy as np
+
+        report["zoom"] = {"encodes": len(zoom_ms), "encodes_per_object": len(zoom_ms) / report["n"],
+                          "encode_median_ms": float(np.median(zoom_ms))}
     print(format_table(report))
     if args.json_path:
         write_json(report, args.json_path)
@@ -146,6 +221,36 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         plot_miou([report], args.plot, title=f"{args.dataset}: mIoU vs clicks")
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from clickmask.engine.embedding_cache import EmbeddingCache
+    from clickmask.engine.inference import InferenceOptions
+    from clickmask.engine.sam_onnx import SamOnnxPredictor
+    from clickmask.evaluation.ablation import run_ablation
+    from clickmask.evaluation.datasets import default_data_root, load_dataset
+    from clickmask.evaluation.report import format_table, write_json
+    from clickmask.evaluation.runner import EvalOptions
+    from clickmask.models.registry import resolve_model
+
+    configs = {}
+    for part in (p.strip() for p in args.configs.split(";") if p.strip()):
+        name, sep, opts = part.partition(":")
+        if not sep:
+            raise ClickmaskError(f"invalid --configs entry {part!r}: use NAME:OPTS, e.g. 'cfr1:cfr=1'")
+        configs[name.strip()] = InferenceOptions.parse(opts)
+    samples = load_dataset(args.data_root or default_data_root(), args.dataset, limit=args.limit)
+    base = SamOnnxPredictor(resolve_model(args.model), EmbeddingCache(None, max_items=64))
+    with tqdm(total=len(samples), desc=args.dataset, unit="img", disable=None) as bar:
+        reports = run_ablation(base, samples, configs, args.dataset,
+                               EvalOptions(max_clicks=args.max_clicks), on_sample=lambda: bar.update(1))
+    for name, rep in reports.items():
+        print(f"[{name}] zoom encodes/object {rep['zoom']['encodes_per_object']:.2f}")
+        print(format_table(rep))
+        write_json(rep, args.out / f"{args.dataset}_{name}.json")
     return 0
 
 
@@ -216,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="clickmask: %(levelname)s: %(message)s",
     )
-    handlers = {"models": _cmd_models, "eval": _cmd_eval, "segment": _cmd_segment, "demo": _cmd_demo,
-                "bench": _cmd_bench}
+    handlers = {"models": _cmd_models, "eval": _cmd_eval, "segment": _cmd_segment, "ablate": _cmd_ablate, "demo": _cmd_demo,
+                "bench": _cmd_bench, "serve": _cmd_serve, "export": _cmd_export, "import": _cmd_import}
     try:
         return handlers[args.command](args)
     except ClickmaskError as exc:

@@ -60,6 +60,47 @@ def noc_rows(results: Path) -> list[str]:
     return rows
 
 
+def ablation_section(folder: Path) -> list[str]:
+    """Table of the inference-option ablation (``clickmask ablate`` JSONs)."""
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        return []
+    commands = folder / "COMMANDS.txt"
+    out = [
+        "## Inference refinements: ablation",
+        "",
+        "Each row is one configuration of `clickmask.engine.inference.InferenceOptions` "
+        "(the same option string works for `clickmask eval --infer`). Commands:",
+        "",
+        "```bash",
+        *(commands.read_text().strip().splitlines() if commands.is_file() else []),
+        "```",
+        "",
+        "`max drop` is the largest fall of the mIoU-vs-clicks curve from one click to the next. "
+        "Click latency is per click (all decoder passes of that configuration + pasting), "
+        "measured inside the ablation run; zoom encodes are the crop re-encodings per object "
+        "(their time is not in the click latency).",
+        "",
+        "| dataset | config | options | NoC@85 | NoC@90 | NoC@95 | >=20 @85/90/95 | mIoU @1/5/20 "
+        "| max drop | click ms median | zoom encodes / object |",
+        "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |",
+    ]
+    for path in files:
+        r = json.loads(path.read_text())
+        m, noc, fail = r["miou"], r["noc"], r["failures"]
+        drop = max([m[i] - m[i + 1] for i in range(len(m) - 1)] + [0.0])
+        opts = ",".join(f"{k}={v}" for k, v in sorted(r["options"].items()) if k != "mask_feedback") or "(none)"
+        zoom = r.get("zoom", {})
+        out.append(
+            f"| {r['dataset']} | {r.get('config', path.stem)} | `{opts}` | {noc['85']:.2f} | {noc['90']:.2f} "
+            f"| {noc['95']:.2f} | {fail['85']} / {fail['90']} / {fail['95']} "
+            f"| {m[0]:.3f} / {m[4]:.3f} / {m[19]:.3f} | {drop:.4f} | {r['latency_ms']['click_median']:.0f} "
+            f"| {zoom.get('encodes_per_object', 0):.2f} |"
+        )
+    out.append("")
+    return out
+
+
 def main() -> None:
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
     out = [
@@ -117,6 +158,7 @@ def main() -> None:
             s = lat[key]
             out.append(f"| {label} | {s['median']:.1f} | {s['p95']:.1f} | {s['n']} |")
         out.append("")
+    out += ablation_section(results / "ablation")
     plots = sorted(results.glob("*.png"))
     if plots:
         out += ["## mIoU vs clicks", ""]

@@ -102,3 +102,16 @@ def test_consistency_never_satisfies_fewer_clicks(base):
         prev_b = checked.predict(clicks[:k], prev_b)
     assert count(prev_b) >= count(prev_a)
     assert iou(sample.mask, prev_b.mask) >= 0.8
+
+
+def test_keep_clicked_components():
+    from clickmask.engine.inference import keep_clicked_components
+
+    logits = -np.ones((20, 30), np.float32)
+    logits[2:6, 2:6] = 2.0   # clicked blob
+    logits[10:15, 20:25] = 3.0  # stray blob
+    out = keep_clicked_components(logits, [Click(3, 3, True), Click(22, 12, False)])
+    assert (out[2:6, 2:6] > 0).all() and (out[10:15, 20:25] <= 0).all()
+    # no positive click on any component: unchanged
+    same = keep_clicked_components(logits, [Click(0, 19, True)])
+    assert np.array_equal(same, logits)

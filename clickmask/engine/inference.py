@@ -23,6 +23,8 @@ session and ``clickmask eval`` use it unchanged. Options (all off by default,
   the image's long side (no resolution to gain).
 - ``first=all``: for the first click pick among all four mask tokens by
   predicted IoU (SAM's default, ``first=sam``, considers tokens 1-3 only).
+- ``components``: keep only the mask's connected components that contain a
+  positive click (stray blobs elsewhere cost the user negative clicks).
 - ``boundary``: edge-aware guided filtering of the upsampled logits near the
   boundary, with the full-resolution image as guide.
 """
@@ -60,6 +62,7 @@ class InferenceOptions:
     zoom_max_frac: float = 0.8
     first: str = "sam"
     boundary: bool = False
+    components: bool = False
 
     @classmethod
     def parse(cls, text: str | None) -> "InferenceOptions":
@@ -180,6 +183,8 @@ class RefinedPredictor:
             )
         if self.options.boundary and self._image is not None:
             pred.logits = refine_boundary(self._image, pred.logits)
+        if self.options.components:
+            pred.logits = keep_clicked_components(pred.logits, clicks)
         self.last_predict_ms = (time.perf_counter() - t0) * 1000
         return pred
 
@@ -297,6 +302,27 @@ class RefinedPredictor:
         x0, y0 = frame.offset
         fh, fw = frame.size
         return frame.to_low_res(previous.logits[y0 : y0 + fh, x0 : x0 + fw])
+
+
+def keep_clicked_components(logits: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
+    """Turn off the 8-connected mask components (logits > 0) that hold no positive click.
+
+    logits: HxW float32. If no component holds a positive click, nothing is
+    removed. Removed pixels get logit -1. Returns a new array.
+    """
+    mask = (logits > 0).astype(np.uint8)
+    n, labels = cv2.connectedComponents(mask, connectivity=8)
+    if n <= 2:
+        return logits
+    h, w = logits.shape
+    keep = {
+        int(labels[min(h - 1, int(round(c.y))), min(w - 1, int(round(c.x)))]) for c in clicks if c.positive
+    } - {0}
+    if not keep:
+        return logits
+    out = logits.copy()
+    out[(labels > 0) & ~np.isin(labels, list(keep))] = -1.0
+    return out
 
 
 class _Frame:

@@ -41,7 +41,8 @@ class SamOnnxPredictor:
     """Interactive predictor for a SAM-compatible ONNX encoder + prompt decoder.
 
     ``set_image`` computes the 1x256x64x64 embedding (or takes it from the
-    cache); ``predict`` runs only the decoder. Timings of the last calls are in
+    cache); ``predict`` runs only the decoder. onnxruntime uses ``threads``
+    threads (default: ``$CLICKMASK_THREADS``, else one per CPU). Timings of the last calls are in
     ``last_embed_ms`` / ``last_predict_ms``; ``last_embed_cached`` says whether
     the embedding came from the cache.
     """
@@ -51,7 +52,7 @@ class SamOnnxPredictor:
     def __init__(
         self, spec: ModelSpec, cache: EmbeddingCache | None = None, threads: int | None = None
     ) -> None:
-        threads = threads or os.cpu_count() or 1
+        threads = threads or int(os.environ.get("CLICKMASK_THREADS", 0)) or os.cpu_count() or 1
         self.spec = spec
         self.model_id = spec.id
         self.side = spec.input_size

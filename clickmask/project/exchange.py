@@ -1,0 +1,102 @@
+"""Export a project with :mod:`clickmask.formats` and import annotations into it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from clickmask.errors import ClickmaskError, ImageReadError
+from clickmask.io.images import load_image
+from clickmask.project.masks import decode_mask
+from clickmask.project.store import ProjectStore
+
+
+def ensure_size(store: ProjectStore, image: dict[str, Any]) -> dict[str, Any]:
+    """Fill in an image's width/height (or error) by decoding it once."""
+    if image["width"] is None and image["error"] is None:
+        try:
+            h, w = load_image(store.root / image["path"]).shape[:2]
+            store.set_image_info(image["id"], w, h, None)
+        except ImageReadError as exc:
+            store.set_image_info(image["id"], None, None, str(exc))
+        image = store.image(image["id"])
+    return image
+
+
+def annotation_set(store: ProjectStore, only_annotated: bool = False) -> Any:
+    """The project as a :class:`clickmask.formats.AnnotationSet` (unreadable images left out)."""
+    from clickmask.formats import AnnotationSet, Category, ImageAnnotation, Instance
+
+    cats = [Category(id=c["id"], name=c["name"], color=c["color"]) for c in store.list_categories()]
+    images = []
+    for image in store.list_images():
+        if only_annotated and image["instances"] == 0:
+            continue
+        image = ensure_size(store, image)
+        if image["error"]:
+            continue
+        instances = [
+            Instance(mask=decode_mask(i["rle"]), category_id=i["category_id"], z_order=i["z_order"],
+                     id=i["id"], attributes=dict(i["attributes"] or {}))
+            for i in store.list_instances(image["id"])
+        ]
+        images.append(ImageAnnotation(file_name=image["path"], width=image["width"], height=image["height"],
+                                      instances=instances))
+    return AnnotationSet(categories=cats, images=images)
+
+
+def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float = 0.0) -> list[Path]:
+    """Write the project in format ``fmt`` to ``out_dir``; returns the written files."""
+    from clickmask.formats import FORMATS, export
+
+    if fmt not in FORMATS:
+        raise ClickmaskError(f"unknown export format {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
+    return export(annotation_set(store), fmt, Path(out_dir), image_root=store.root, tolerance=tolerance)
+
+
+def guess_format(source: Path) -> str:
+    """``coco`` for a JSON file with ``annotations`` and ``images``, else ``labelme``."""
+    import json
+
+    if source.is_file() and source.suffix.lower() == ".json":
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise ClickmaskError(f"{source}: not a JSON file ({exc})") from None
+        if isinstance(data, dict) and "annotations" in data and "images" in data:
+            return "coco"
+    return "labelme"
+
+
+def import_annotations(store: ProjectStore, source: Path, fmt: str) -> dict[str, int]:
+    """Add the instances of a COCO JSON or LabelMe folder/file to the matching project images."""
+    from clickmask.formats import import_coco, import_labelme
+
+    if fmt == "coco":
+        data = import_coco(Path(source))
+    elif fmt == "labelme":
+        data = import_labelme(Path(source), image_root=store.root)
+    else:
+        raise ClickmaskError(f"unknown import format {fmt!r}: use coco or labelme")
+    cat_ids: dict[int, int] = {}
+    existing = {c["name"]: c["id"] for c in store.list_categories()}
+    for cat in data.categories:
+        if cat.name not in existing:
+            existing[cat.name] = store.add_category(cat.name, cat.color or None)["id"]
+        cat_ids[cat.id] = existing[cat.name]
+    by_path = {i["path"]: i for i in store.list_images()}
+    added = skipped = 0
+    for ann in data.images:
+        image = by_path.get(ann.file_name)
+        if image is None:
+            skipped += len(ann.instances)
+            continue
+        if image["width"] is None:
+            store.set_image_info(image["id"], ann.width, ann.height, None)
+        for inst in sorted(ann.instances, key=lambda i: i.z_order):
+            if not inst.mask.any():
+                continue
+            cat = cat_ids.get(inst.category_id) if inst.category_id is not None else None
+            store.add_instance(image["id"], inst.mask, cat, attributes=dict(inst.attributes or {}))
+            added += 1
+    return {"added": added, "skipped": skipped}

@@ -1,0 +1,86 @@
+"""Converting masks to the stored fields (RLE, polygons, area, bbox) and back; brush strokes."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from clickmask.errors import ClickmaskError
+from clickmask.geometry import Polygon, decode_rle, encode_rle, mask_bbox, mask_to_polygons, polygons_to_mask
+
+
+def polygons_to_json(polygons: Sequence[Polygon]) -> list[dict[str, Any]]:
+    """Polygons as JSON: ``[{"exterior": [[x, y], ...], "holes": [[[x, y], ...], ...]}]``."""
+    return [
+        {"exterior": p.exterior.tolist(), "holes": [h.tolist() for h in p.holes]} for p in polygons
+    ]
+
+
+def polygons_from_json(data: Any) -> list[Polygon]:
+    """Parse :func:`polygons_to_json` output; raises ClickmaskError on bad input."""
+    if not isinstance(data, list):
+        raise ClickmaskError("polygons: expected a list of {exterior, holes} objects")
+    out = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or "exterior" not in item:
+            raise ClickmaskError(f"polygons[{i}]: expected an object with 'exterior'")
+        ext = np.asarray(item["exterior"], dtype=np.float64)
+        if ext.ndim != 2 or ext.shape[0] < 3 or ext.shape[1] != 2:
+            raise ClickmaskError(f"polygons[{i}]: exterior needs at least 3 [x, y] points")
+        holes = [np.asarray(h, dtype=np.float64) for h in item.get("holes", [])]
+        holes = [h for h in holes if h.ndim == 2 and h.shape[0] >= 3 and h.shape[1] == 2]
+        out.append(Polygon(ext, holes))
+    return out
+
+
+def mask_fields(mask: np.ndarray, tolerance: float = 1.0) -> dict[str, Any]:
+    """The stored fields of a mask: exact RLE, (simplified) polygons, area and bbox."""
+    mask = np.asarray(mask, dtype=bool)
+    polygons = mask_to_polygons(mask, tolerance) if mask.any() else []
+    return {
+        "rle": encode_rle(mask),
+        "polygons": polygons_to_json(polygons),
+        "area": int(mask.sum()),
+        "bbox": [float(v) for v in mask_bbox(mask)],
+    }
+
+
+def polygon_fields(polygons_json: Any, shape: tuple[int, int]) -> dict[str, Any]:
+    """Stored fields after a polygon edit: the polygons are kept as given, the mask follows them."""
+    polygons = polygons_from_json(polygons_json)
+    mask = polygons_to_mask(polygons, shape)
+    return {
+        "rle": encode_rle(mask),
+        "polygons": polygons_to_json(polygons),
+        "area": int(mask.sum()),
+        "bbox": [float(v) for v in mask_bbox(mask)],
+    }
+
+
+def decode_mask(rle: dict[str, Any]) -> np.ndarray:
+    """The HxW bool mask of a stored RLE."""
+    return decode_rle(rle)
+
+
+def apply_stroke(
+    mask: np.ndarray, points: Sequence[Sequence[float]], radius: float, erase: bool
+) -> np.ndarray:
+    """Paint (or erase) a round brush of ``radius`` pixels along ``points`` (x, y pixel centres)."""
+    if radius <= 0 or radius > 10000:
+        raise ClickmaskError(f"brush radius must be in (0, 10000] pixels, got {radius}")
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[0] < 1 or pts.shape[1] != 2:
+        raise ClickmaskError("brush stroke: expected a list of [x, y] points")
+    canvas = np.asarray(mask, dtype=np.uint8).copy()
+    shift = 4  # sub-pixel precision for cv2 drawing
+    scaled = np.round(pts * (1 << shift)).astype(np.int32)
+    r = int(round(radius * (1 << shift)))
+    value = 0 if erase else 1
+    for p in scaled:
+        cv2.circle(canvas, (int(p[0]), int(p[1])), r, value, -1, cv2.LINE_8, shift)
+    if len(scaled) > 1:
+        thickness = max(1, int(round(2 * radius)))
+        cv2.polylines(canvas, [pts.round().astype(np.int32)], False, value, thickness, cv2.LINE_8)
+    return canvas.astype(bool)

@@ -1,0 +1,514 @@
+"""ProjectStore: every read and write of a project's database.
+
+Each public method that changes something runs in one transaction, so a crash
+leaves either the whole change or none of it. Instance edits carry a version:
+a write based on an older version raises :class:`ConflictError`. Edits of an
+image's instances are recorded in the ``history`` table, so undo/redo survives
+a restart.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from clickmask.errors import ClickmaskError
+from clickmask.io.atomic import atomic_write_text
+from clickmask.project import masks as maskutil
+from clickmask.project.errors import ConflictError, NotFoundError
+from clickmask.project.scan import PROJECT_DIR, scan_images
+from clickmask.project.schema import (
+    SCHEMA_VERSION, STATUSES, Base, CategoryRow, HistoryRow, ImageRow, InstanceRow, SettingRow, utcnow,
+)
+
+PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
+           "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000", "#aaffc3"]
+_INSTANCE_FIELDS = ("category_id", "z_order", "hidden", "rle", "polygons", "area", "bbox",
+                    "attributes", "author")
+
+
+def _check_color(color: str) -> str:
+    c = str(color).strip().lower()
+    if len(c) != 7 or c[0] != "#" or any(ch not in "0123456789abcdef" for ch in c[1:]):
+        raise ClickmaskError(f"invalid colour {color!r}: use #rrggbb")
+    return c
+
+
+def default_url(root: Path) -> str:
+    """The SQLite URL of a project folder's database."""
+    return f"sqlite:///{(root / PROJECT_DIR / 'project.db').as_posix()}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode, foreign keys and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class ProjectStore:
+    """The database of one project (image folder ``root``)."""
+
+    def __init__(self, root: Path, url: str | None = None, author: str | None = None) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise ClickmaskError(f"{root}: not a folder of images")
+        if url is None:
+            try:
+                (self.root / PROJECT_DIR).mkdir(exist_ok=True)
+            except OSError as exc:
+                raise ClickmaskError(f"{self.root / PROJECT_DIR}: cannot create the project folder ({exc.strerror})") from None
+            url = default_url(self.root)
+        self.url = url
+        self.author = author if author is not None else _user()
+        try:
+            self.engine = make_engine(url)
+            Base.metadata.create_all(self.engine)
+        except Exception as exc:  # noqa: BLE001 - any driver error becomes one line
+            raise ClickmaskError(f"{url}: cannot open the project database ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock = threading.RLock()
+        with self._tx() as s:
+            if s.get(SettingRow, "schema_version") is None:
+                s.add(SettingRow(key="schema_version", value=SCHEMA_VERSION))
+
+    # ------------------------------------------------------------------ basics
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        """One transaction (committed on success, rolled back on any error)."""
+        with self._lock, self._sessions() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def integrity_ok(self) -> bool:
+        """SQLite ``PRAGMA integrity_check`` (True for other databases)."""
+        if not self.url.startswith("sqlite"):
+            return True
+        with self.engine.connect() as conn:
+            return conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+    # ------------------------------------------------------------------ settings
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self._tx() as s:
+            row = s.get(SettingRow, key)
+            return default if row is None else row.value
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._tx() as s:
+            row = s.get(SettingRow, key)
+            if row is None:
+                s.add(SettingRow(key=key, value=value))
+            else:
+                row.value = value
+
+    # ------------------------------------------------------------------ images
+    def sync_images(self) -> int:
+        """Add the image files found under the folder; returns how many were new."""
+        found = scan_images(self.root)
+        with self._tx() as s:
+            known = set(s.scalars(select(ImageRow.path)))
+            new = [p for p in found if p not in known]
+            s.add_all(ImageRow(path=p) for p in new)
+        return len(new)
+
+    def list_images(self) -> list[dict[str, Any]]:
+        """All images in path order, each with its instance count."""
+        with self._tx() as s:
+            counts = dict(s.execute(select(InstanceRow.image_id, func.count()).group_by(InstanceRow.image_id)).all())
+            rows = s.scalars(select(ImageRow).order_by(ImageRow.path)).all()
+            return [self._image_dict(r, counts.get(r.id, 0)) for r in rows]
+
+    def image(self, image_id: int) -> dict[str, Any]:
+        with self._tx() as s:
+            row = self._get_image(s, image_id)
+            count = s.scalar(select(func.count()).where(InstanceRow.image_id == image_id))
+            return self._image_dict(row, int(count or 0))
+
+    def image_path(self, image_id: int) -> Path:
+        """Absolute path of an image file."""
+        return self.root / self.image(image_id)["path"]
+
+    def set_image_info(self, image_id: int, width: int | None, height: int | None, error: str | None) -> None:
+        """Record an image's decoded size, or the error that stops it from loading."""
+        with self._tx() as s:
+            row = self._get_image(s, image_id)
+            row.width, row.height, row.error = width, height, error
+
+    def set_status(self, image_id: int, status: str) -> dict[str, Any]:
+        if status not in STATUSES:
+            raise ClickmaskError(f"invalid status {status!r}: use one of {', '.join(STATUSES)}")
+        with self._tx() as s:
+            row = self._get_image(s, image_id)
+            row.status = status
+            row.updated_at = utcnow()
+        return self.image(image_id)
+
+    def counts(self) -> dict[str, int]:
+        """Number of images per status, plus images, instances and errors."""
+        with self._tx() as s:
+            out = {k: 0 for k in STATUSES}
+            for status, n in s.execute(select(ImageRow.status, func.count()).group_by(ImageRow.status)):
+                out[status] = n
+            out["images"] = int(s.scalar(select(func.count()).select_from(ImageRow)) or 0)
+            out["instances"] = int(s.scalar(select(func.count()).select_from(InstanceRow)) or 0)
+            out["errors"] = int(s.scalar(select(func.count()).where(ImageRow.error.is_not(None))) or 0)
+            out["uncategorised"] = int(s.scalar(select(func.count()).where(InstanceRow.category_id.is_(None))) or 0)
+            return out
+
+    # ------------------------------------------------------------------ categories
+    def list_categories(self) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            rows = s.scalars(select(CategoryRow).order_by(CategoryRow.position, CategoryRow.id)).all()
+            return [{"id": r.id, "name": r.name, "color": r.color} for r in rows]
+
+    def add_category(self, name: str, color: str | None = None) -> dict[str, Any]:
+        name = str(name).strip()
+        if not name:
+            raise ClickmaskError("a category needs a non-empty name")
+        with self._tx() as s:
+            if s.scalar(select(CategoryRow).where(CategoryRow.name == name)) is not None:
+                raise ConflictError(f"category {name!r} already exists")
+            n = int(s.scalar(select(func.count()).select_from(CategoryRow)) or 0)
+            row = CategoryRow(name=name, color=_check_color(color or PALETTE[n % len(PALETTE)]), position=n)
+            s.add(row)
+            s.flush()
+            return {"id": row.id, "name": row.name, "color": row.color}
+
+    def update_category(self, category_id: int, name: str | None = None, color: str | None = None) -> dict[str, Any]:
+        with self._tx() as s:
+            row = s.get(CategoryRow, category_id)
+            if row is None:
+                raise NotFoundError(f"category {category_id} does not exist")
+            if name is not None:
+                name = name.strip()
+                other = s.scalar(select(CategoryRow).where(CategoryRow.name == name))
+                if not name or (other is not None and other.id != category_id):
+                    raise ConflictError(f"category name {name!r} is empty or already used")
+                row.name = name
+            if color is not None:
+                row.color = _check_color(color)
+            return {"id": row.id, "name": row.name, "color": row.color}
+
+    def delete_category(self, category_id: int) -> None:
+        """Delete a category; its instances become uncategorised."""
+        with self._tx() as s:
+            row = s.get(CategoryRow, category_id)
+            if row is None:
+                raise NotFoundError(f"category {category_id} does not exist")
+            for inst in s.scalars(select(InstanceRow).where(InstanceRow.category_id == category_id)):
+                inst.category_id = None
+                inst.version += 1
+            s.delete(row)
+
+    def save_categories(self, path: Path) -> Path:
+        """Write the categories as JSON (``{"categories": [{id, name, color}]}``)."""
+        atomic_write_text(path, json.dumps({"categories": self.list_categories()}, indent=2) + "\n")
+        return Path(path)
+
+    def load_categories(self, path: Path) -> list[dict[str, Any]]:
+        """Merge a category file (JSON as saved, or text lines ``name [#rrggbb]``) by name."""
+        entries = read_category_file(Path(path))
+        existing = {c["name"]: c for c in self.list_categories()}
+        for name, color in entries:
+            if name in existing:
+                if color:
+                    self.update_category(existing[name]["id"], color=color)
+            else:
+                existing[name] = self.add_category(name, color)
+        return self.list_categories()
+
+    # ------------------------------------------------------------------ instances
+    def list_instances(self, image_id: int) -> list[dict[str, Any]]:
+        """The image's instances, bottom (lowest z-order) first."""
+        with self._tx() as s:
+            self._get_image(s, image_id)
+            rows = s.scalars(select(InstanceRow).where(InstanceRow.image_id == image_id)
+                             .order_by(InstanceRow.z_order, InstanceRow.id)).all()
+            return [_instance_dict(r) for r in rows]
+
+    def instance(self, instance_id: int) -> dict[str, Any]:
+        with self._tx() as s:
+            return _instance_dict(self._get_instance(s, instance_id))
+
+    def instance_mask(self, instance_id: int) -> np.ndarray:
+        return maskutil.decode_mask(self.instance(instance_id)["rle"])
+
+    def add_instance(
+        self, image_id: int, mask: np.ndarray, category_id: int | None = None,
+        attributes: dict[str, Any] | None = None, tolerance: float | None = None,
+    ) -> dict[str, Any]:
+        """Store a finished object (HxW bool mask) on top of the others."""
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            raise ClickmaskError("the mask is empty: nothing to save")
+        fields = maskutil.mask_fields(mask, self._tolerance(tolerance))
+        with self._tx() as s:
+            image = self._get_image(s, image_id)
+            if image.width is not None and (image.height, image.width) != mask.shape:
+                raise ClickmaskError(
+                    f"{image.path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {image.width}x{image.height}")
+            self._check_category(s, category_id)
+            top = s.scalar(select(func.max(InstanceRow.z_order)).where(InstanceRow.image_id == image_id))
+            row = InstanceRow(image_id=image_id, category_id=category_id, z_order=(top if top is not None else -1) + 1,
+                              hidden=False, attributes=attributes or {}, author=self.author, **fields)
+            s.add(row)
+            s.flush()
+            self._touch_image(image)
+            self._record(s, image_id, "add", [{"id": row.id, "state": None}], [{"id": row.id, "state": _state(row)}])
+            return _instance_dict(row)
+
+    def update_instance(
+        self, instance_id: int, version: int, *, mask: np.ndarray | None = None,
+        polygons: Any = None, category_id: Any = ..., hidden: bool | None = None,
+        attributes: dict[str, Any] | None = None, tolerance: float | None = None,
+    ) -> dict[str, Any]:
+        """Change an instance; ``version`` must be the current one (else ConflictError)."""
+        with self._tx() as s:
+            row = self._get_instance(s, instance_id, version)
+            image = s.get(ImageRow, row.image_id)
+            shape = (int(row.rle["size"][0]), int(row.rle["size"][1]))
+            before = _state(row)
+            if mask is not None:
+                mask = np.asarray(mask, dtype=bool)
+                if mask.shape != shape:
+                    raise ClickmaskError(f"mask is {mask.shape[1]}x{mask.shape[0]}, instance is {shape[1]}x{shape[0]}")
+                if not mask.any():
+                    raise ClickmaskError("the edit leaves an empty mask: delete the instance instead")
+                _set(row, maskutil.mask_fields(mask, self._tolerance(tolerance)))
+            elif polygons is not None:
+                fields = maskutil.polygon_fields(polygons, shape)
+                if fields["area"] == 0:
+                    raise ClickmaskError("the polygons cover no pixel centre: delete the instance instead")
+                _set(row, fields)
+            if category_id is not ...:
+                self._check_category(s, category_id)
+                row.category_id = category_id
+            if hidden is not None:
+                row.hidden = bool(hidden)
+            if attributes is not None:
+                row.attributes = dict(attributes)
+            row.version += 1
+            row.updated_at = utcnow()
+            row.author = self.author
+            self._touch_image(image)
+            self._record(s, row.image_id, "update", [{"id": row.id, "state": before}], [{"id": row.id, "state": _state(row)}])
+            return _instance_dict(row)
+
+    def delete_instance(self, instance_id: int, version: int) -> None:
+        with self._tx() as s:
+            row = self._get_instance(s, instance_id, version)
+            self._record(s, row.image_id, "delete", [{"id": row.id, "state": _state(row)}], [{"id": row.id, "state": None}])
+            self._touch_image(s.get(ImageRow, row.image_id))
+            s.delete(row)
+
+    def reorder(self, image_id: int, order: list[int]) -> list[dict[str, Any]]:
+        """Set the z-order: ``order`` lists all instance ids of the image, bottom first."""
+        with self._tx() as s:
+            image = self._get_image(s, image_id)
+            rows = {r.id: r for r in s.scalars(select(InstanceRow).where(InstanceRow.image_id == image_id))}
+            if sorted(order) != sorted(rows):
+                raise ConflictError(f"{image.path}: the new order does not list the image's current instances")
+            before, after = [], []
+            for z, iid in enumerate(order):
+                row = rows[iid]
+                if row.z_order != z:
+                    before.append({"id": iid, "state": _state(row)})
+                    row.z_order = z
+                    row.version += 1
+                    after.append({"id": iid, "state": _state(row)})
+            if before:
+                self._touch_image(image)
+                self._record(s, image_id, "reorder", before, after)
+        return self.list_instances(image_id)
+
+    # ------------------------------------------------------------------ history
+    def undo(self, image_id: int) -> dict[str, Any] | None:
+        """Undo the image's last edit; returns ``{"action": ...}`` or None when there is none."""
+        with self._tx() as s:
+            self._get_image(s, image_id)
+            entry = s.scalar(select(HistoryRow).where(HistoryRow.image_id == image_id, HistoryRow.undone.is_(False))
+                             .order_by(HistoryRow.seq.desc()).limit(1))
+            if entry is None:
+                return None
+            self._apply(s, entry.before)
+            entry.undone = True
+            self._touch_image(s.get(ImageRow, image_id))
+            return {"action": entry.action, "seq": entry.seq}
+
+    def redo(self, image_id: int) -> dict[str, Any] | None:
+        """Redo the image's most recently undone edit; None when there is none."""
+        with self._tx() as s:
+            self._get_image(s, image_id)
+            entry = s.scalar(select(HistoryRow).where(HistoryRow.image_id == image_id, HistoryRow.undone.is_(True))
+                             .order_by(HistoryRow.seq).limit(1))
+            if entry is None:
+                return None
+            self._apply(s, entry.after)
+            entry.undone = False
+            self._touch_image(s.get(ImageRow, image_id))
+            return {"action": entry.action, "seq": entry.seq}
+
+    def history_state(self, image_id: int) -> dict[str, int]:
+        """How many edits can be undone and redone on an image."""
+        with self._tx() as s:
+            undo = s.scalar(select(func.count()).where(HistoryRow.image_id == image_id, HistoryRow.undone.is_(False)))
+            redo = s.scalar(select(func.count()).where(HistoryRow.image_id == image_id, HistoryRow.undone.is_(True)))
+            return {"undo": int(undo or 0), "redo": int(redo or 0)}
+
+    # ------------------------------------------------------------------ internals
+    def _tolerance(self, tolerance: float | None) -> float:
+        return float(tolerance if tolerance is not None else self.get_setting("polygon_tolerance", 1.0))
+
+    def _record(self, s: Session, image_id: int, action: str, before: list, after: list) -> None:
+        """Append a history entry; a new edit drops the redo branch."""
+        for undone in s.scalars(select(HistoryRow).where(HistoryRow.image_id == image_id, HistoryRow.undone.is_(True))):
+            s.delete(undone)
+        s.flush()
+        seq = s.scalar(select(func.max(HistoryRow.seq)).where(HistoryRow.image_id == image_id))
+        s.add(HistoryRow(image_id=image_id, seq=(seq or 0) + 1, action=action, before=before, after=after,
+                         author=self.author))
+
+    def _apply(self, s: Session, states: list[dict[str, Any]]) -> None:
+        for item in states:
+            row = s.get(InstanceRow, item["id"])
+            state = item["state"]
+            if state is None:
+                if row is not None:
+                    s.delete(row)
+                continue
+            if row is None:
+                row = InstanceRow(id=item["id"], image_id=state["image_id"], version=0)
+                s.add(row)
+            _set(row, {k: state[k] for k in _INSTANCE_FIELDS})
+            if row.category_id is not None and s.get(CategoryRow, row.category_id) is None:
+                row.category_id = None
+            row.version = (row.version or 0) + 1
+            row.updated_at = utcnow()
+        s.flush()
+
+    def _touch_image(self, image: ImageRow) -> None:
+        image.version += 1
+        image.updated_at = utcnow()
+        if image.status == "new":
+            image.status = "in_progress"
+
+    def _get_image(self, s: Session, image_id: int) -> ImageRow:
+        row = s.get(ImageRow, image_id)
+        if row is None:
+            raise NotFoundError(f"image {image_id} does not exist in the project")
+        return row
+
+    def _get_instance(self, s: Session, instance_id: int, version: int | None = None) -> InstanceRow:
+        row = s.get(InstanceRow, instance_id)
+        if row is None:
+            raise NotFoundError(f"instance {instance_id} does not exist (deleted elsewhere?)")
+        if version is not None and row.version != version:
+            raise ConflictError(
+                f"instance {instance_id} was changed elsewhere (version {row.version}, yours {version}): reload the image")
+        return row
+
+    def _check_category(self, s: Session, category_id: int | None) -> None:
+        if category_id is not None and s.get(CategoryRow, category_id) is None:
+            raise NotFoundError(f"category {category_id} does not exist")
+
+    @staticmethod
+    def _image_dict(row: ImageRow, count: int) -> dict[str, Any]:
+        return {"id": row.id, "path": row.path, "width": row.width, "height": row.height,
+                "status": row.status, "error": row.error, "version": row.version, "instances": count}
+
+
+def _state(row: InstanceRow) -> dict[str, Any]:
+    """An instance's content as stored in the history."""
+    out = {k: getattr(row, k) for k in _INSTANCE_FIELDS}
+    out["image_id"] = row.image_id
+    return out
+
+
+def _set(row: InstanceRow, fields: dict[str, Any]) -> None:
+    for key, value in fields.items():
+        setattr(row, key, value)
+
+
+def _instance_dict(row: InstanceRow) -> dict[str, Any]:
+    out = _state(row)
+    out.update(id=row.id, version=row.version,
+               created_at=row.created_at.isoformat() if row.created_at else None,
+               updated_at=row.updated_at.isoformat() if row.updated_at else None)
+    return out
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return ""
+
+
+def read_category_file(path: Path) -> list[tuple[str, str | None]]:
+    """Read ``(name, colour or None)`` pairs from a category JSON or text file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClickmaskError(f"{path}: cannot read the category file ({exc})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(raw)
+            items = data["categories"] if isinstance(data, dict) else data
+            out = [(str(c["name"]).strip(), c.get("color")) for c in items]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ClickmaskError(f"{path}: not a category file (expected {{\"categories\": [{{name, color}}]}})") from None
+    else:
+        out = []
+        for line in raw.splitlines():
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            color = parts[-1] if len(parts) > 1 and parts[-1].startswith("#") else None
+            name = " ".join(parts[:-1] if color else parts)
+            out.append((name, color))
+    for name, color in out:
+        if not name:
+            raise ClickmaskError(f"{path}: a category has an empty name")
+        if color:
+            try:
+                _check_color(color)
+            except ClickmaskError:
+                raise ClickmaskError(f"{path}: category {name!r} has an invalid colour {color!r}") from None
+    return out
+
+
+def open_project(path: Path, url: str | None = None, author: str | None = None) -> ProjectStore:
+    """Open (creating if needed) the project of an image folder and register its images."""
+    path = Path(path)
+    if path.name == "project.db" and path.parent.name == PROJECT_DIR:
+        path = path.parent.parent
+    elif path.name == PROJECT_DIR:
+        path = path.parent
+    if not path.exists():
+        raise ClickmaskError(f"{path}: no such folder")
+    store = ProjectStore(path, url=url, author=author)
+    store.sync_images()
+    return store

@@ -1,0 +1,61 @@
+"""Access token checks and safe resolution of paths inside the project."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from pathlib import Path
+
+from fastapi import HTTPException, Request
+
+from clickmask.errors import ClickmaskError
+from clickmask.project.scan import PROJECT_DIR
+
+TOKEN_COOKIE = "clickmask_token"
+TOKEN_HEADER = "x-clickmask-token"
+
+
+def is_localhost(host: str) -> bool:
+    """True for localhost and loopback addresses."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without an access token."""
+    if not is_localhost(host) and not token:
+        raise ClickmaskError(
+            f"--host {host} is reachable from other machines: set an access token with --token (or bind to 127.0.0.1)")
+
+
+def request_token(request: Request) -> str | None:
+    """The token a request carries (header, cookie or ``?token=``)."""
+    return (request.headers.get(TOKEN_HEADER) or request.cookies.get(TOKEN_COOKIE)
+            or request.query_params.get("token"))
+
+
+def token_ok(request: Request, token: str | None) -> bool:
+    if not token:
+        return True
+    given = request_token(request)
+    return given is not None and secrets.compare_digest(given.encode(), token.encode())
+
+
+def project_file(root: Path, rel: str) -> Path:
+    """Resolve ``rel`` inside the project folder (403 outside it or in ``.clickmask``, 404 if missing)."""
+    if "\x00" in rel:
+        raise HTTPException(404, "no such file")
+    target = (root / rel).resolve()
+    try:
+        inside = target.relative_to(root)
+    except ValueError:
+        raise HTTPException(403, "path outside the project") from None
+    if inside.parts and inside.parts[0] == PROJECT_DIR:
+        raise HTTPException(403, "the project database is not served")
+    if not target.is_file():
+        raise HTTPException(404, "no such file")
+    return target

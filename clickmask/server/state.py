@@ -1,0 +1,135 @@
+"""Everything the server keeps in memory: store, predictor, click sessions, caches, prefetcher."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clickmask.engine.clicks import Click
+from clickmask.engine.session import InteractiveSession
+from clickmask.errors import ClickmaskError, ImageReadError
+from clickmask.project.store import ProjectStore
+from clickmask.server.imaging import ImageCache
+from clickmask.server.prefetch import Prefetcher
+
+PREFETCH_AHEAD = 2
+
+
+@dataclass
+class AppState:
+    """Shared server state. The predictor is used by one click at a time (``click_lock``)."""
+
+    store: ProjectStore
+    predictor: Any
+    token: str | None = None
+    local_only: bool = False  # refuse requests whose Host is not localhost (DNS-rebinding guard)
+    prefetch_ahead: int = PREFETCH_AHEAD
+    images: ImageCache = field(default_factory=ImageCache)
+    sessions: dict[tuple[int, str], InteractiveSession] = field(default_factory=dict)
+    click_lock: threading.Lock = field(default_factory=threading.Lock)
+    busy_clicks: int = 0
+    _current_image: int | None = None
+
+    def __post_init__(self) -> None:
+        self.prefetcher = Prefetcher(self.predictor, self.load_image)
+
+    # ---------------------------------------------------------------- images
+    def load_image(self, image_id: int) -> np.ndarray:
+        """Decode an image (cached); records its size, or its error, in the store."""
+        info = self.store.image(image_id)
+        path = self.store.root / info["path"]
+        try:
+            image = self.images.get(image_id, path)
+        except ImageReadError as exc:
+            if info["error"] != str(exc):
+                self.store.set_image_info(image_id, None, None, str(exc))
+            raise
+        h, w = image.shape[:2]
+        if (info["width"], info["height"], info["error"]) != (w, h, None):
+            self.store.set_image_info(image_id, w, h, None)
+        return image
+
+    def open_image(self, image_id: int) -> dict[str, Any]:
+        """Prepare an image for annotation and prefetch the next ones' embeddings."""
+        ids = [i["id"] for i in self.store.list_images() if not i["error"]]
+        try:
+            self.load_image(image_id)
+            pos = ids.index(image_id) if image_id in ids else -1
+            self.prefetcher.request([image_id, *ids[pos + 1 : pos + 1 + self.prefetch_ahead]])
+        except ImageReadError:
+            pass
+        return self.store.image(image_id)
+
+    # ---------------------------------------------------------------- clicks
+    def _session(self, image_id: int, tab: str) -> InteractiveSession:
+        """The click session of an image in one browser tab, with the predictor set to that image (lock held)."""
+        key = (image_id, tab)
+        if self._current_image != image_id or key not in self.sessions:
+            image = self.load_image(image_id)
+        if self._current_image != image_id:
+            self.prefetcher.wait_for(image_id)  # the embedding is being computed: do not compute it twice
+            self.predictor.set_image(image)
+            self._current_image = image_id
+        if key not in self.sessions:
+            self.sessions[key] = InteractiveSession(self.predictor)
+        return self.sessions[key]
+
+    def click(self, image_id: int, x: float, y: float, positive: bool, tab: str = "") -> tuple[np.ndarray, list[Click], float]:
+        """Add a click; returns the new mask, the clicks and the server time in ms."""
+        t0 = time.perf_counter()
+        with self.click_lock:
+            self.busy_clicks += 1
+            try:
+                session = self._session(image_id, tab)
+                session.add_click(Click(x=float(x), y=float(y), positive=bool(positive)))
+                return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000
+            finally:
+                self.busy_clicks -= 1
+
+    def undo_click(self, image_id: int, tab: str = "") -> tuple[np.ndarray | None, list[Click]]:
+        with self.click_lock:
+            session = self.sessions.get((image_id, tab))
+            if session is None:
+                return None, []
+            session.undo()
+            return session.current_mask(), session.clicks
+
+    def reset_clicks(self, image_id: int, tab: str = "") -> None:
+        with self.click_lock:
+            session = self.sessions.pop((image_id, tab), None)
+            if session is not None:
+                session.reset()
+
+    def current_mask(self, image_id: int, tab: str = "") -> np.ndarray | None:
+        with self.click_lock:
+            session = self.sessions.get((image_id, tab))
+            return None if session is None else session.current_mask()
+
+    def finish(self, image_id: int, category_id: int | None, tab: str = "") -> dict[str, Any]:
+        """Store the current click mask as a new instance and start a new object."""
+        mask = self.current_mask(image_id, tab)
+        if mask is None or not mask.any():
+            raise ClickmaskError(f"image {image_id}: no object to finish (click on it first)")
+        inst = self.store.add_instance(image_id, mask, category_id)
+        self.reset_clicks(image_id, tab)
+        return inst
+
+    def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:
+        """The current clicks of an image in a tab."""
+        session = self.sessions.get((image_id, tab))
+        return [] if session is None else session.clicks
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "model_id": self.predictor.model_id,
+            "is_fallback": bool(getattr(self.predictor, "is_fallback", False)),
+            "busy": self.busy_clicks > 0 or self.prefetcher.status()["busy"],
+            "clicking": self.busy_clicks > 0,
+            "prefetch": self.prefetcher.status(),
+            "counts": self.store.counts(),
+            "project": str(self.store.root),
+        }

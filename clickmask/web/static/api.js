@@ -1,0 +1,61 @@
+// Thin JSON client for the clickmask server API. Errors become Error(detail).
+let pending = 0;
+// One id per browser tab: the server keeps each tab's clicks apart.
+const TAB = sessionStorage.getItem("clickmask-tab") || Math.random().toString(36).slice(2, 12);
+sessionStorage.setItem("clickmask-tab", TAB);
+const listeners = new Set();
+
+export function onPendingChange(fn) { listeners.add(fn); }
+function setPending(delta) { pending += delta; listeners.forEach((fn) => fn(pending)); }
+
+export async function request(method, url, body) {
+  setPending(1);
+  try {
+    const init = { method, headers: { "X-Clickmask-Tab": TAB } };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(url, init);
+    const text = await res.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!res.ok) {
+      const err = new Error((data && data.detail) || `${res.status} ${res.statusText}`);
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  } finally {
+    setPending(-1);
+  }
+}
+
+export const api = {
+  status: () => request("GET", "/api/status"),
+  images: () => request("GET", "/api/images"),
+  image: (id) => request("GET", `/api/images/${id}`),
+  open: (id) => request("POST", `/api/images/${id}/open`),
+  setStatus: (id, status) => request("PUT", `/api/images/${id}/status`, { status }),
+  click: (id, x, y, positive) => request("POST", `/api/images/${id}/clicks`, { x, y, positive }),
+  currentMask: (id) => request("GET", `/api/images/${id}/mask`),
+  undoClick: (id) => request("DELETE", `/api/images/${id}/clicks/last`),
+  resetClicks: (id) => request("DELETE", `/api/images/${id}/clicks`),
+  finish: (id, categoryId) => request("POST", `/api/images/${id}/finish`, { category_id: categoryId }),
+  patchInstance: (iid, body) => request("PATCH", `/api/instances/${iid}`, body),
+  strokeInstance: (iid, body) => request("POST", `/api/instances/${iid}/stroke`, body),
+  strokeNew: (id, body) => request("POST", `/api/images/${id}/stroke`, body),
+  deleteInstance: (iid, version) => request("DELETE", `/api/instances/${iid}?version=${version}`),
+  reorder: (id, order) => request("PUT", `/api/images/${id}/order`, { order }),
+  undo: (id) => request("POST", `/api/images/${id}/undo`),
+  redo: (id) => request("POST", `/api/images/${id}/redo`),
+  categories: () => request("GET", "/api/categories"),
+  addCategory: (name, color) => request("POST", "/api/categories", { name, color }),
+  patchCategory: (cid, body) => request("PATCH", `/api/categories/${cid}`, body),
+  deleteCategory: (cid) => request("DELETE", `/api/categories/${cid}`),
+  saveCategories: (path) => request("POST", "/api/categories/save", { path }),
+  loadCategories: (path) => request("POST", "/api/categories/load", { path }),
+  exportAs: (format) => request("POST", "/api/export", { format }),
+  importFrom: (path) => request("POST", "/api/import", { path }),
+  getSetting: (key) => request("GET", `/api/settings/${key}`),
+  putSetting: (key, value) => request("PUT", `/api/settings/${key}`, { value }),
+};

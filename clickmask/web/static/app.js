@@ -1,0 +1,559 @@
+// clickmask front end: wires the image list, the canvas, the panels and the shortcuts to the API.
+import { api, onPendingChange } from "./api.js";
+import { Viewer } from "./canvas.js";
+import { ACTIONS, actionFor, defaults, keyOf, label } from "./shortcuts.js";
+
+const $ = (sel) => document.querySelector(sel);
+const state = {
+  images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
+  selected: null, clicks: [], mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
+  busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null,
+};
+window.cm = { state }; // handle for the end-to-end test and for debugging
+
+function toast(msg, isError = false) {
+  const el = $("#toast");
+  el.textContent = msg;
+  el.className = isError ? "error" : "";
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (el.hidden = true), isError ? 6000 : 3000);
+}
+
+async function guard(fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    toast(err.message, true);
+    if (err.status === 409 && state.imageId !== null) await reloadInstances();
+    return undefined;
+  }
+}
+
+const colors = () => Object.fromEntries(state.categories.map((c) => [c.id, c.color]));
+
+const viewer = new Viewer($("#stage"), {
+  mode: () => state.mode,
+  radius: () => state.radius,
+  onClick: (x, y, positive) => guard(() => addClick(x, y, positive)),
+  onSelect: (id) => select(id),
+  onPolygonEdit: (inst, polygons) => guard(() => editPolygon(inst, polygons)),
+  onStroke: (points, erase) => guard(() => stroke(points, erase)),
+});
+window.cm.viewer = viewer;
+
+// ------------------------------------------------------------ images
+async function loadImages() {
+  const data = await api.images();
+  state.images = data.images;
+  const c = data.counts;
+  $("#counts").textContent = `${c.done}/${c.images} done · ${c.instances} obj${c.errors ? ` · ${c.errors} unreadable` : ""}`;
+  renderImageList();
+}
+
+function renderImageList() {
+  const ul = $("#image-list");
+  ul.replaceChildren();
+  for (const img of state.images) {
+    const li = document.createElement("li");
+    li.dataset.id = img.id;
+    li.dataset.testid = "image-item";
+    li.className = (img.id === state.imageId ? "current " : "") + (img.error ? "error" : "");
+    li.title = img.error || img.path;
+    const name = document.createElement("span");
+    name.textContent = img.path + (img.instances ? ` (${img.instances})` : "");
+    const st = document.createElement("span");
+    st.className = `status ${img.error ? "" : img.status}`;
+    st.textContent = img.error ? "error" : img.status.replace("_", " ");
+    li.append(name, st);
+    li.addEventListener("click", () => guard(() => openImage(img.id)));
+    ul.append(li);
+    if (img.id === state.imageId) requestAnimationFrame(() => li.scrollIntoView({ block: "nearest" }));
+  }
+}
+
+async function autosaveClicks() {
+  if (state.imageId !== null && state.clicks.length) {
+    await api.finish(state.imageId, state.currentCategory);
+    state.clicks = [];
+  }
+}
+
+async function openImage(id) {
+  if (id === state.imageId) return;
+  await autosaveClicks();
+  state.imageId = id;
+  state.selected = null;
+  state.clicks = [];
+  history.replaceState(null, "", `#image=${id}`);
+  const info = await api.open(id);
+  renderImageList();
+  const msg = $("#canvas-message");
+  if (info.error) {
+    viewer.clear();
+    viewer.stage.batchDraw();
+    msg.textContent = `Cannot annotate ${info.path}: ${info.error}`;
+    msg.hidden = false;
+    state.instances = [];
+    renderInstances();
+    await loadImages();
+    return;
+  }
+  msg.hidden = true;
+  await viewer.setImage(`/api/images/${id}/file`);
+  const detail = await api.image(id);
+  state.image = detail;
+  state.instances = detail.annotations;
+  state.clicks = detail.clicks;
+  viewer.setClicks(state.clicks);
+  if (state.clicks.length) viewer.setMask((await api.currentMask(id)).runs); // clicks left from an earlier visit
+  redraw();
+  await loadImages();
+}
+
+function step(delta) {
+  const ids = state.images.map((i) => i.id);
+  const pos = ids.indexOf(state.imageId);
+  const next = ids[Math.max(0, Math.min(ids.length - 1, pos + delta))];
+  if (next !== undefined && next !== state.imageId) guard(() => openImage(next));
+}
+
+// ------------------------------------------------------------ clicks
+async function addClick(x, y, positive) {
+  const id = state.imageId;
+  state.clickBusy = true;
+  updateBusy();
+  const t0 = performance.now();
+  try {
+    const r = await api.click(id, x, y, positive);
+    if (id !== state.imageId) return;
+    state.clicks = r.clicks;
+    viewer.setMask(r.runs);
+    state.lastClickMs = performance.now() - t0;
+    viewer.setClicks(state.clicks);
+  } finally {
+    state.clickBusy = false;
+    updateBusy();
+  }
+}
+
+async function undoClick() {
+  const r = await api.undoClick(state.imageId);
+  state.clicks = r.clicks;
+  viewer.setMask(r.runs);
+  viewer.setClicks(state.clicks);
+}
+
+async function cancelClicks() {
+  await api.resetClicks(state.imageId);
+  state.clicks = [];
+  viewer.setMask(null);
+  viewer.setClicks([]);
+}
+
+async function finishObject() {
+  if (!state.clicks.length) { toast("Click on an object first"); return; }
+  const inst = await api.finish(state.imageId, state.currentCategory);
+  state.clicks = [];
+  viewer.setMask(null);
+  viewer.setClicks([]);
+  await reloadInstances(inst.id);
+  await loadImages();
+}
+
+// ------------------------------------------------------------ instances
+async function reloadInstances(selectId) {
+  const detail = await api.image(state.imageId);
+  state.instances = detail.annotations;
+  if (selectId !== undefined) state.selected = selectId;
+  if (!state.instances.some((i) => i.id === state.selected)) state.selected = null;
+  redraw();
+}
+
+function replaceInstance(inst) {
+  state.instances = state.instances.map((i) => (i.id === inst.id ? inst : i));
+  redraw();
+}
+
+function select(id) {
+  state.selected = id;
+  redraw();
+}
+
+function redraw() {
+  viewer.setInstances([...state.instances].sort((a, b) => a.z_order - b.z_order), colors(), state.selected);
+  renderInstances();
+}
+
+async function editPolygon(inst, polygons) {
+  if (!polygons.length) {
+    await api.deleteInstance(inst.id, inst.version);
+    state.selected = null;
+    await reloadInstances();
+    return;
+  }
+  replaceInstance(await api.patchInstance(inst.id, { version: inst.version, polygons }));
+}
+
+async function stroke(points, erase) {
+  const pts = points.map(([x, y]) => [x - 0.5, y - 0.5]);
+  const inst = state.instances.find((i) => i.id === state.selected);
+  if (inst) {
+    const r = await api.strokeInstance(inst.id, { version: inst.version, points: pts, radius: state.radius, erase });
+    if (r.deleted) await reloadInstances(); else replaceInstance(r);
+  } else if (!erase) {
+    const r = await api.strokeNew(state.imageId, { points: pts, radius: state.radius, category_id: state.currentCategory });
+    await reloadInstances(r.id);
+    await loadImages();
+  } else {
+    toast("Select an object to erase from");
+  }
+}
+
+async function patchSelected(body) {
+  const inst = state.instances.find((i) => i.id === state.selected);
+  if (!inst) { toast("Select an object first"); return; }
+  replaceInstance(await api.patchInstance(inst.id, { version: inst.version, ...body }));
+}
+
+async function removeInstance(inst) {
+  await api.deleteInstance(inst.id, inst.version);
+  if (state.selected === inst.id) state.selected = null;
+  await reloadInstances();
+  await loadImages();
+}
+
+async function move(inst, delta) {
+  const order = [...state.instances].sort((a, b) => a.z_order - b.z_order).map((i) => i.id);
+  const pos = order.indexOf(inst.id);
+  const to = pos + delta;
+  if (to < 0 || to >= order.length) return;
+  [order[pos], order[to]] = [order[to], order[pos]];
+  state.instances = await api.reorder(state.imageId, order);
+  redraw();
+}
+
+function renderInstances() {
+  const ul = $("#instance-list");
+  ul.replaceChildren();
+  const sorted = [...state.instances].sort((a, b) => b.z_order - a.z_order); // top first
+  for (const inst of sorted) {
+    const li = document.createElement("li");
+    li.dataset.testid = "instance-item";
+    li.dataset.id = inst.id;
+    li.className = (inst.id === state.selected ? "selected " : "") + (inst.hidden ? "hidden-inst" : "");
+    const sw = document.createElement("span");
+    sw.className = "swatch";
+    sw.style.background = colors()[inst.category_id] || "#bbbbbb";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = `#${inst.id}`;
+    name.title = `object ${inst.id}: ${inst.area} pixels, by ${inst.author || "?"}, version ${inst.version}`;
+    name.addEventListener("click", () => select(inst.id));
+    const sel = document.createElement("select");
+    sel.dataset.testid = "instance-category";
+    sel.append(new Option("(none)", ""));
+    for (const c of state.categories) sel.append(new Option(c.name, String(c.id), false, c.id === inst.category_id));
+    sel.addEventListener("change", () => guard(async () => {
+      sel.blur(); // keep the shortcuts working
+      const cid = sel.value === "" ? null : Number(sel.value);
+      replaceInstance(await api.patchInstance(inst.id, { version: inst.version, category_id: cid, set_category: true }));
+    }));
+    const mk = (text, title, fn) => {
+      const b = document.createElement("button");
+      b.className = "mini";
+      b.textContent = text;
+      b.title = title;
+      b.addEventListener("click", () => guard(fn));
+      return b;
+    };
+    li.append(sw, name, sel,
+      mk(inst.hidden ? "show" : "hide", "Hide / show", async () => replaceInstance(await api.patchInstance(inst.id, { version: inst.version, hidden: !inst.hidden }))),
+      mk("▲", "Bring forward", () => move(inst, 1)),
+      mk("▼", "Send backward", () => move(inst, -1)),
+      mk("✕", "Delete", () => removeInstance(inst)));
+    ul.append(li);
+  }
+}
+
+// ------------------------------------------------------------ categories
+async function loadCategories(list) {
+  state.categories = list || (await api.categories());
+  if (!state.categories.some((c) => c.id === state.currentCategory)) {
+    state.currentCategory = state.categories.length ? state.categories[0].id : null;
+  }
+  renderCategories();
+  redraw();
+}
+
+function renderCategories() {
+  const ul = $("#category-list");
+  ul.replaceChildren();
+  state.categories.forEach((cat, i) => {
+    const li = document.createElement("li");
+    li.dataset.testid = "category-item";
+    li.className = cat.id === state.currentCategory ? "current" : "";
+    const radio = document.createElement("input");
+    radio.type = "radio";
+    radio.name = "current-category";
+    radio.checked = cat.id === state.currentCategory;
+    radio.title = `Category for new objects (key ${i + 1})`;
+    radio.addEventListener("change", () => { state.currentCategory = cat.id; renderCategories(); });
+    const color = document.createElement("input");
+    color.type = "color";
+    color.value = cat.color;
+    color.addEventListener("change", () => guard(async () => { await api.patchCategory(cat.id, { color: color.value }); await loadCategories(); }));
+    const name = document.createElement("input");
+    name.type = "text";
+    name.value = cat.name;
+    name.addEventListener("change", () => guard(async () => { await api.patchCategory(cat.id, { name: name.value }); await loadCategories(); }));
+    const del = document.createElement("button");
+    del.className = "mini";
+    del.textContent = "✕";
+    del.title = "Delete the category (its objects become uncategorised)";
+    del.addEventListener("click", () => guard(async () => {
+      if (!confirm(`Delete category "${cat.name}"?`)) return;
+      await api.deleteCategory(cat.id);
+      await loadCategories();
+      if (state.imageId !== null) await reloadInstances();
+    }));
+    const key = document.createElement("span");
+    key.textContent = i < 9 ? String(i + 1) : "";
+    key.style.color = "#777";
+    li.append(radio, key, color, name, del);
+    ul.append(li);
+  });
+}
+
+// ------------------------------------------------------------ busy indicator
+function updateBusy() {
+  const el = $("#busy");
+  let text = "ready";
+  if (state.clickBusy) text = "segmenting…";
+  else if (state.serverBusy) text = state.busyText;
+  else if (state.pending) text = "saving…";
+  el.className = text === "ready" ? "idle" : "";
+  $("#busy-text").textContent = text === "ready" && state.lastClickMs ? `ready · last click ${Math.round(state.lastClickMs)} ms` : text;
+}
+onPendingChange((n) => { state.pending = n; updateBusy(); });
+
+const imageName = (id) => (state.images.find((i) => i.id === id) || { path: `image ${id}` }).path;
+
+async function pollStatus() {
+  try {
+    const st = await fetch("/api/status").then((r) => r.json());
+    state.serverBusy = st.busy;
+    const pf = st.prefetch;
+    state.busyText = st.clicking ? "segmenting…" : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "ready";
+    $("#model-info").textContent = `model ${st.model_id}${st.is_fallback ? " (fallback: run 'clickmask models pull')" : ""} · ${st.project}`;
+  } catch (err) {
+    state.busyText = "server unreachable";
+    state.serverBusy = true;
+  }
+  updateBusy();
+  setTimeout(pollStatus, 800);
+}
+
+// ------------------------------------------------------------ modes, toolbar, help
+function setMode(mode) {
+  state.mode = mode;
+  document.querySelectorAll("#modes button").forEach((b) => b.classList.toggle("active", b.dataset.mode === mode));
+  viewer.brushCursor.visible(false);
+  viewer.refreshHandles();
+}
+
+function setRadius(r) {
+  state.radius = Math.max(1, Math.min(200, Math.round(r)));
+  $("#radius").value = String(state.radius);
+  $("#radius-value").textContent = String(state.radius);
+}
+
+async function exportNow() {
+  const fmt = $("#export-format").value;
+  const r = await api.exportAs(fmt);
+  state.exportResult = r;
+  const skipped = r.uncategorised ? ` (${r.uncategorised} objects without a category may be left out)` : "";
+  toast(`Exported ${r.files.length} files to ${r.dir}${skipped}`);
+}
+
+async function markDone() {
+  const img = state.images.find((i) => i.id === state.imageId);
+  if (!img) return;
+  await autosaveClicks();
+  await api.setStatus(img.id, img.status === "done" ? "in_progress" : "done");
+  await loadImages();
+}
+
+async function undoAny() {
+  if (state.clicks.length) return undoClick();
+  const r = await api.undo(state.imageId);
+  if (!r.undone) toast("Nothing to undo");
+  state.instances = r.annotations;
+  redraw();
+  await loadImages();
+}
+
+async function redoAny() {
+  const r = await api.redo(state.imageId);
+  if (!r.redone) toast("Nothing to redo");
+  state.instances = r.annotations;
+  redraw();
+}
+
+const handlers = {
+  prev: () => step(-1),
+  next: () => step(1),
+  finish: () => guard(finishObject),
+  undo: () => guard(undoAny),
+  redo: () => guard(redoAny),
+  cancel: () => guard(cancelClicks),
+  modeClick: () => setMode("click"),
+  modePolygon: () => setMode("polygon"),
+  modeBrush: () => setMode("brush"),
+  modeEraser: () => setMode("eraser"),
+  radiusUp: () => setRadius(state.radius * 1.25 + 1),
+  radiusDown: () => setRadius(state.radius / 1.25),
+  fit: () => viewer.fit(),
+  done: () => guard(markDone),
+  hide: () => guard(() => patchSelected({ hidden: !(state.instances.find((i) => i.id === state.selected) || {}).hidden })),
+  remove: () => guard(async () => {
+    const inst = state.instances.find((i) => i.id === state.selected);
+    if (inst) await removeInstance(inst);
+  }),
+  help: () => toggleHelp(),
+};
+
+function renderHelp() {
+  const table = $("#shortcut-table");
+  table.replaceChildren();
+  for (const [action, [text]] of Object.entries(ACTIONS)) {
+    const tr = document.createElement("tr");
+    const td1 = document.createElement("td");
+    td1.textContent = text;
+    const td2 = document.createElement("td");
+    const input = document.createElement("input");
+    input.readOnly = true;
+    input.value = label(state.shortcuts[action] || "");
+    input.dataset.action = action;
+    input.addEventListener("keydown", (ev) => {
+      ev.preventDefault();
+      ev.stopPropagation();
+      if (["Control", "Shift", "Alt", "Meta"].includes(ev.key)) return;
+      state.shortcuts[action] = keyOf(ev);
+      input.value = label(state.shortcuts[action]);
+    });
+    td2.append(input);
+    tr.append(td1, td2);
+    table.append(tr);
+  }
+  const extra = document.createElement("tr");
+  extra.innerHTML = "<td>Category 1–9 for new / selected object</td><td>1 … 9</td>";
+  table.append(extra);
+}
+
+function toggleHelp(show) {
+  const el = $("#help");
+  el.hidden = show === undefined ? !el.hidden : !show;
+  if (!el.hidden) renderHelp();
+}
+
+document.addEventListener("keydown", (ev) => {
+  if (!$("#help").hidden && ev.key === "Escape") { toggleHelp(false); return; }
+  if (ev.target.closest && ev.target.closest("input, select, textarea") && ev.target.type !== "range" && ev.target.type !== "radio") return;
+  if (ev.key === " ") {
+    ev.preventDefault();
+    if (!ev.repeat) { viewer.spaceDown = true; viewer.spaceUsed = false; }
+    return;
+  }
+  if (/^[1-9]$/.test(ev.key) && !ev.ctrlKey && !ev.altKey) {
+    const cat = state.categories[Number(ev.key) - 1];
+    if (cat) {
+      state.currentCategory = cat.id;
+      renderCategories();
+      if (state.selected !== null) guard(() => patchSelected({ category_id: cat.id, set_category: true }));
+    }
+    return;
+  }
+  let action = actionFor(state.shortcuts, ev);
+  if (!action && keyOf(ev) === "ctrl+shift+z") action = "redo";
+  if (!action && ev.key === "ArrowRight") action = "next";
+  if (!action && ev.key === "ArrowLeft") action = "prev";
+  if (action && handlers[action]) {
+    ev.preventDefault();
+    handlers[action]();
+  }
+});
+
+document.addEventListener("keyup", (ev) => {
+  if (ev.key !== " ") return;
+  const wasPan = viewer.spaceUsed;
+  viewer.spaceDown = false;
+  viewer.spaceUsed = false;
+  if (!wasPan && state.shortcuts.finish === " ") handlers.finish();
+});
+
+function bindToolbar() {
+  document.querySelectorAll("#modes button").forEach((b) => b.addEventListener("click", () => setMode(b.dataset.mode)));
+  $("#radius").addEventListener("input", (e) => setRadius(Number(e.target.value)));
+  $("#opacity").addEventListener("input", (e) => viewer.setOpacity(Number(e.target.value) / 100));
+  $("#btn-finish").addEventListener("click", handlers.finish);
+  $("#btn-undo").addEventListener("click", handlers.undo);
+  $("#btn-redo").addEventListener("click", handlers.redo);
+  $("#btn-fit").addEventListener("click", handlers.fit);
+  $("#btn-done").addEventListener("click", handlers.done);
+  $("#btn-export").addEventListener("click", () => guard(exportNow));
+  $("#btn-import").addEventListener("click", () => guard(async () => {
+    const path = prompt("COCO JSON file or LabelMe folder, relative to the project folder:");
+    if (!path) return;
+    const r = await api.importFrom(path);
+    toast(`Imported ${r.added} objects${r.skipped ? ` (${r.skipped} for images not in the project)` : ""}`);
+    await loadCategories();
+    await loadImages();
+    if (state.imageId !== null) await reloadInstances();
+  }));
+  $("#btn-help").addEventListener("click", () => toggleHelp());
+  $("#btn-help-close").addEventListener("click", () => toggleHelp(false));
+  $("#btn-help-reset").addEventListener("click", () => { state.shortcuts = defaults(); renderHelp(); });
+  $("#btn-help-save").addEventListener("click", () => guard(async () => {
+    await api.putSetting("shortcuts", state.shortcuts);
+    toast("Shortcuts saved");
+    toggleHelp(false);
+  }));
+  $("#category-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guard(async () => {
+      const cat = await api.addCategory($("#category-name").value, $("#category-color").value);
+      $("#category-name").value = "";
+      state.currentCategory = cat.id;
+      await loadCategories();
+    });
+  });
+  $("#btn-cat-save").addEventListener("click", () => guard(async () => {
+    const r = await api.saveCategories($("#category-file").value);
+    toast(`Saved categories to ${r.path}`);
+  }));
+  $("#btn-cat-load").addEventListener("click", () => guard(async () => {
+    await loadCategories(await api.loadCategories($("#category-file").value));
+    toast("Categories loaded");
+  }));
+  // Buttons keep no focus, so Space never "clicks" a focused button.
+  document.querySelectorAll("button").forEach((b) => b.addEventListener("mouseup", () => b.blur()));
+}
+
+async function main() {
+  bindToolbar();
+  setMode("click");
+  setRadius(state.radius);
+  viewer.setOpacity(0.55);
+  const saved = await guard(() => api.getSetting("shortcuts"));
+  if (saved && saved.value) state.shortcuts = { ...defaults(), ...saved.value };
+  await guard(loadCategories);
+  await guard(loadImages);
+  const fromHash = Number((location.hash.match(/image=(\d+)/) || [])[1]);
+  const first = state.images.find((i) => i.id === fromHash) || state.images.find((i) => !i.error) || state.images[0];
+  if (first) await guard(() => openImage(first.id));
+  pollStatus();
+  document.body.dataset.ready = "1";
+}
+
+main();

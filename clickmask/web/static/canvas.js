@@ -1,0 +1,353 @@
+// The Konva canvas: image, finished objects (polygons with holes), the current
+// click mask, click markers, polygon vertex handles and the brush.
+/* global Konva */
+
+const HANDLE_PX = 5; // vertex handle radius on screen
+
+function hexToRgba(hex, alpha) {
+  const n = parseInt(hex.slice(1), 16);
+  return `rgba(${(n >> 16) & 255},${(n >> 8) & 255},${n & 255},${alpha})`;
+}
+
+function distToSegment(p, a, b) {
+  const dx = b[0] - a[0], dy = b[1] - a[1];
+  const len2 = dx * dx + dy * dy;
+  let t = len2 ? ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2 : 0;
+  t = Math.max(0, Math.min(1, t));
+  const x = a[0] + t * dx, y = a[1] + t * dy;
+  return Math.hypot(p[0] - x, p[1] - y);
+}
+
+export class Viewer {
+  constructor(container, handlers) {
+    this.container = container;
+    this.h = handlers; // {onClick(x,y,pos), onSelect(id), onPolygonEdit(inst, polygons), onStroke(points, erase), mode(), radius()}
+    this.stage = new Konva.Stage({ container, width: container.clientWidth, height: container.clientHeight });
+    this.imageLayer = new Konva.Layer({ listening: false });
+    this.annLayer = new Konva.Layer();
+    this.maskLayer = new Konva.Layer({ listening: false });
+    this.uiLayer = new Konva.Layer();
+    this.stage.add(this.imageLayer, this.annLayer, this.maskLayer, this.uiLayer);
+    this.imageNode = null;
+    this.maskNode = null;
+    this.width = 0;
+    this.height = 0;
+    this.opacity = 0.55;
+    this.instances = [];
+    this.colors = {};
+    this.selected = null;
+    this.spaceDown = false;
+    this.spaceUsed = false;
+    this._press = null;
+    this._stroke = null;
+    this.brushCursor = new Konva.Circle({ stroke: "#fff", strokeWidth: 1, dash: [4, 3], listening: false, visible: false, strokeScaleEnabled: false });
+    this.uiLayer.add(this.brushCursor);
+    this._bind();
+    new ResizeObserver(() => this.resize()).observe(container);
+  }
+
+  resize() {
+    this.stage.size({ width: this.container.clientWidth, height: this.container.clientHeight });
+  }
+
+  // ------------------------------------------------------------ image + view
+  setImage(url) {
+    return new Promise((resolve, reject) => {
+      const img = new window.Image();
+      img.onload = () => {
+        this.clear();
+        this.width = img.naturalWidth;
+        this.height = img.naturalHeight;
+        this.imageNode = new Konva.Image({ image: img, x: 0, y: 0, width: this.width, height: this.height });
+        this.imageLayer.add(this.imageNode);
+        this.fit();
+        resolve();
+      };
+      img.onerror = () => reject(new Error("the image could not be loaded"));
+      img.src = url;
+    });
+  }
+
+  clear() {
+    this.imageLayer.destroyChildren();
+    this.annLayer.destroyChildren();
+    this.maskLayer.destroyChildren();
+    this.uiLayer.find(".click, .handle, .edge, .stroke").forEach((n) => n.destroy());
+    this.imageNode = null;
+    this.maskNode = null;
+    this.instances = [];
+    this.selected = null;
+  }
+
+  fit() {
+    if (!this.width) return;
+    const sw = this.stage.width(), sh = this.stage.height();
+    const s = Math.min(sw / this.width, sh / this.height) * 0.96;
+    this.stage.scale({ x: s, y: s });
+    this.stage.position({ x: (sw - this.width * s) / 2, y: (sh - this.height * s) / 2 });
+    this._rescaleHandles();
+  }
+
+  zoomAt(point, factor) {
+    const old = this.stage.scaleX();
+    const s = Math.max(0.05, Math.min(40, old * factor));
+    const p = this.stage.position();
+    const world = { x: (point.x - p.x) / old, y: (point.y - p.y) / old };
+    this.stage.scale({ x: s, y: s });
+    this.stage.position({ x: point.x - world.x * s, y: point.y - world.y * s });
+    this._rescaleHandles();
+  }
+
+  setOpacity(value) {
+    this.opacity = value;
+    this.annLayer.opacity(value);
+    this.maskLayer.opacity(Math.min(1, value + 0.15));
+  }
+
+  /** Image coordinates (pixel corners) of the pointer. */
+  pointer() {
+    const p = this.stage.getPointerPosition();
+    if (!p) return null;
+    const s = this.stage.scaleX(), o = this.stage.position();
+    return { x: (p.x - o.x) / s, y: (p.y - o.y) / s };
+  }
+
+  /** Screen (page) coordinates of an image point, for tests and tooltips. */
+  toPage(x, y) {
+    const s = this.stage.scaleX(), o = this.stage.position();
+    const r = this.container.getBoundingClientRect();
+    return { x: r.left + o.x + x * s, y: r.top + o.y + y * s };
+  }
+
+  // ------------------------------------------------------------ current mask + clicks
+  /** Show the current click mask, given as row-major runs {size: [h, w], runs: [bg, fg, ...]}. */
+  setMask(mask) {
+    this.maskLayer.destroyChildren();
+    this.maskNode = null;
+    if (mask) {
+      const [h, w] = mask.size;
+      const canvas = document.createElement("canvas");
+      canvas.width = w;
+      canvas.height = h;
+      const ctx = canvas.getContext("2d");
+      const img = ctx.createImageData(w, h);
+      const px = new Uint32Array(img.data.buffer);
+      const fill = new Uint8Array([255, 196, 0, 255]); // RGBA, in memory order
+      const value = new Uint32Array(fill.buffer)[0];
+      let pos = 0;
+      mask.runs.forEach((n, i) => {
+        if (i % 2 === 1) px.fill(value, pos, pos + n);
+        pos += n;
+      });
+      ctx.putImageData(img, 0, 0);
+      this.maskNode = new Konva.Image({ image: canvas, x: 0, y: 0, width: w, height: h, name: "mask" });
+      this.maskLayer.add(this.maskNode);
+    }
+    this.maskLayer.draw();
+  }
+
+  setClicks(clicks) {
+    this.uiLayer.find(".click").forEach((n) => n.destroy());
+    const r = Math.max(2, 6 / this.stage.scaleX());
+    for (const c of clicks) {
+      this.uiLayer.add(new Konva.Circle({
+        name: "click", x: c.x + 0.5, y: c.y + 0.5, radius: r, listening: false,
+        fill: c.positive ? "#22dd44" : "#ff3344", stroke: "#fff", strokeWidth: 1.5, strokeScaleEnabled: false,
+      }));
+    }
+    this.uiLayer.draw();
+  }
+
+  // ------------------------------------------------------------ finished objects
+  setInstances(instances, colors, selectedId) {
+    this.instances = instances;
+    this.colors = colors;
+    this.selected = selectedId;
+    this.annLayer.destroyChildren();
+    for (const inst of instances) {
+      if (inst.hidden) continue;
+      const color = colors[inst.category_id] || "#bbbbbb";
+      const isSel = inst.id === selectedId;
+      const shape = new Konva.Shape({
+        name: "instance",
+        id: `inst-${inst.id}`,
+        fill: hexToRgba(color, isSel ? 0.75 : 0.55),
+        stroke: isSel ? "#ffffff" : color,
+        strokeWidth: isSel ? 2 : 1,
+        strokeScaleEnabled: false,
+        fillRule: "evenodd",
+        sceneFunc: (ctx, node) => {
+          ctx.beginPath();
+          for (const poly of inst.polygons) {
+            for (const ring of [poly.exterior, ...poly.holes]) {
+              ring.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
+              ctx.closePath();
+            }
+          }
+          ctx.fillStrokeShape(node);
+        },
+      });
+      shape.on("click tap", (ev) => {
+        const mode = this.h.mode();
+        if (mode === "polygon" || mode === "eraser" || (mode === "brush" && this.selected === null)) {
+          if (ev.evt.button === 0 && !this._moved) this.h.onSelect(inst.id);
+        }
+      });
+      this.annLayer.add(shape);
+    }
+    this.annLayer.opacity(this.opacity);
+    this.annLayer.draw();
+    this._drawHandles();
+  }
+
+  _drawHandles() {
+    this.uiLayer.find(".handle, .edge").forEach((n) => n.destroy());
+    const inst = this.instances.find((i) => i.id === this.selected);
+    if (!inst || inst.hidden || this.h.mode() !== "polygon") { this.uiLayer.draw(); return; }
+    const polygons = JSON.parse(JSON.stringify(inst.polygons));
+    const commit = () => this.h.onPolygonEdit(inst, polygons);
+    polygons.forEach((poly, pi) => {
+      const rings = [poly.exterior, ...poly.holes];
+      rings.forEach((ring, ri) => {
+        const edge = new Konva.Line({
+          name: "edge", points: ring.flat(), closed: true, stroke: "#ffffff", strokeWidth: 1.5,
+          hitStrokeWidth: 10, strokeScaleEnabled: false, dash: [6, 4],
+        });
+        edge.on("dblclick dbltap", () => {
+          const p = this.pointer();
+          let best = 0, bestD = Infinity;
+          ring.forEach((a, i) => {
+            const d = distToSegment([p.x, p.y], a, ring[(i + 1) % ring.length]);
+            if (d < bestD) { bestD = d; best = i; }
+          });
+          ring.splice(best + 1, 0, [Math.round(p.x * 2) / 2, Math.round(p.y * 2) / 2]);
+          commit();
+        });
+        this.uiLayer.add(edge);
+        ring.forEach((pt, vi) => {
+          const handle = new Konva.Circle({
+            name: "handle", x: pt[0], y: pt[1], radius: HANDLE_PX / this.stage.scaleX(),
+            fill: "#ffffff", stroke: "#2f6fdb", strokeWidth: 1.5, strokeScaleEnabled: false, draggable: true,
+          });
+          handle.setAttr("vertex", { pi, ri, vi });
+          handle.on("dragmove", () => {
+            ring[vi] = [handle.x(), handle.y()];
+            edge.points(ring.flat());
+          });
+          handle.on("dragend", () => {
+            const clamp = (v, hi) => Math.max(0, Math.min(hi, Math.round(v * 2) / 2));
+            ring[vi] = [clamp(handle.x(), this.width), clamp(handle.y(), this.height)];
+            commit();
+          });
+          handle.on("dblclick dbltap", (ev) => {
+            ev.cancelBubble = true;
+            if (ring.length <= 3) {
+              if (ri === 0) polygons.splice(pi, 1); else poly.holes.splice(ri - 1, 1);
+            } else {
+              ring.splice(vi, 1);
+            }
+            commit();
+          });
+          handle.on("mouseenter", () => (this.container.style.cursor = "move"));
+          handle.on("mouseleave", () => (this.container.style.cursor = ""));
+          this.uiLayer.add(handle);
+        });
+      });
+    });
+    this.uiLayer.draw();
+  }
+
+  /** Page coordinates of vertex ``vi`` of the selected object's first exterior (for tests). */
+  vertexPage(vi = 0) {
+    const inst = this.instances.find((i) => i.id === this.selected);
+    if (!inst) return null;
+    const [x, y] = inst.polygons[0].exterior[vi];
+    return this.toPage(x, y);
+  }
+
+  refreshHandles() { this._drawHandles(); }
+
+  _rescaleHandles() {
+    const s = this.stage.scaleX();
+    this.uiLayer.find(".handle").forEach((n) => n.radius(HANDLE_PX / s));
+    this.uiLayer.find(".click").forEach((n) => n.radius(Math.max(2, 6 / s)));
+    this.stage.batchDraw();
+  }
+
+  // ------------------------------------------------------------ input
+  _bind() {
+    const el = this.container;
+    el.addEventListener("contextmenu", (e) => e.preventDefault());
+    this.stage.on("wheel", (e) => {
+      e.evt.preventDefault();
+      this.zoomAt(this.stage.getPointerPosition(), e.evt.deltaY < 0 ? 1.15 : 1 / 1.15);
+    });
+    this.stage.on("mousedown", (e) => {
+      const onHandle = e.target.hasName && (e.target.hasName("handle") || e.target.hasName("edge"));
+      const pos = this.stage.getPointerPosition();
+      this._moved = false;
+      const mode = this.h.mode();
+      const paint = (mode === "brush" || mode === "eraser") && e.evt.button === 0 && !this.spaceDown;
+      this._press = { x: pos.x, y: pos.y, button: e.evt.button, start: this.stage.position(), onHandle, paint };
+      if (paint) {
+        const p = this.pointer();
+        this._stroke = { points: [[p.x, p.y]], erase: mode === "eraser" };
+        this._strokeLine = new Konva.Line({
+          name: "stroke", points: [p.x, p.y, p.x + 0.01, p.y], lineCap: "round", lineJoin: "round",
+          stroke: mode === "eraser" ? "rgba(0,0,0,0.55)" : "rgba(255,196,0,0.6)", strokeWidth: this.h.radius() * 2,
+          listening: false,
+        });
+        this.uiLayer.add(this._strokeLine);
+      }
+    });
+    this.stage.on("mousemove", () => {
+      const pos = this.stage.getPointerPosition();
+      const mode = this.h.mode();
+      const p = this.pointer();
+      const brush = mode === "brush" || mode === "eraser";
+      this.brushCursor.visible(brush && !!p);
+      if (brush && p) this.brushCursor.setAttrs({ x: p.x, y: p.y, radius: this.h.radius() });
+      const pr = this._press;
+      if (pr && !pr.onHandle) {
+        const dx = pos.x - pr.x, dy = pos.y - pr.y;
+        if (Math.hypot(dx, dy) > 4) this._moved = true;
+        if (this._stroke) {
+          this._stroke.points.push([p.x, p.y]);
+          this._strokeLine.points(this._stroke.points.flat());
+        } else if (this._moved) {
+          if (this.spaceDown) this.spaceUsed = true;
+          this.stage.position({ x: pr.start.x + dx, y: pr.start.y + dy });
+        }
+      }
+      this.stage.batchDraw();
+    });
+    const release = (e) => {
+      const pr = this._press;
+      this._press = null;
+      if (!pr) return;
+      if (this._stroke) {
+        const stroke = this._stroke;
+        this._stroke = null;
+        this.h.onStroke(stroke.points, stroke.erase).finally(() => {
+          if (this._strokeLine) this._strokeLine.destroy();
+          this._strokeLine = null;
+          this.uiLayer.draw();
+        });
+        return;
+      }
+      if (this._moved || pr.onHandle || this.spaceDown) return;
+      const mode = this.h.mode();
+      const p = this.pointer();
+      if (mode === "click" && p && (pr.button === 0 || pr.button === 2)) {
+        if (p.x < 0 || p.y < 0 || p.x >= this.width || p.y >= this.height) return;
+        const x = Math.max(0, Math.min(this.width - 1, p.x - 0.5));
+        const y = Math.max(0, Math.min(this.height - 1, p.y - 0.5));
+        this.h.onClick(x, y, pr.button === 0);
+      } else if (mode === "polygon" && e.target === this.stage) {
+        this.h.onSelect(null);
+      }
+    };
+    this.stage.on("mouseup", release);
+    this.stage.on("mouseleave", () => this.brushCursor.visible(false));
+  }
+}

@@ -1,0 +1,157 @@
+"""Real browser (Debian chromium via Playwright): annotate an object in the sample project and export COCO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from clickmask.server.live import LiveServer
+
+
+def _deepest(mask: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the pixel farthest from the region's border."""
+    dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    r, c = np.unravel_index(int(np.argmax(dist)), mask.shape)
+    return int(c), int(r)
+
+
+@pytest.fixture()
+def app_server(tmp_path):
+    from clickmask.engine.loader import load_predictor
+    from clickmask.project import open_project
+    from clickmask.server import AppState, create_app
+    from clickmask.server.sample import add_sample_categories, build_sample_project
+    from clickmask.web import static_dir
+
+    if not (static_dir() / "vendor" / "konva.min.js").is_file():
+        pytest.fail("the front end is not built: run 'make setup' (npm ci && npm run build in clickmask/web)")
+    store = open_project(build_sample_project(tmp_path / "sample"))
+    add_sample_categories(store)
+    state = AppState(store=store, predictor=load_predictor(None, allow_fallback=True))
+    with LiveServer(create_app(state)) as server:
+        yield server, store
+
+
+def _wait(page, condition: str, timeout: float = 30_000) -> None:
+    """Wait for a JS condition; on timeout fail with the app's last message."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, timeout=timeout)
+    except PlaywrightTimeout:
+        info = page.evaluate("[document.querySelector('#toast').textContent, JSON.stringify(window.cm.state.clicks), "
+                             "window.cm.state.instances.length]")
+        pytest.fail(f"timed out waiting for {condition}; app state: {info}")
+
+
+def _page_point(page, x: float, y: float) -> tuple[float, float]:
+    p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [x, y])
+    return p["x"], p["y"]
+
+
+def test_click_segment_edit_categorise_export(browser, app_server, screenshots):
+    from clickmask.samples import load_samples
+
+    server, store = app_server
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    assert page.locator("[data-testid=image-item]").count() == 4
+
+    chelsea = store.list_images()[[i["path"] for i in store.list_images()].index("chelsea.png")]
+    page.locator(f"[data-testid=image-item][data-id='{chelsea['id']}']").click()
+    page.wait_for_function(f"window.cm.state.imageId === {chelsea['id']} && window.cm.viewer.width > 0")
+    truth = load_samples(["chelsea"])[0].mask
+
+    # positive click on the cat -> a mask appears
+    x, y = _deepest(truth)
+    page.mouse.click(*_page_point(page, x + 0.5, y + 0.5))
+    page.wait_for_function("window.cm.state.clicks.length === 1 && window.cm.viewer.maskNode !== null", timeout=60_000)
+    # negative click on the background
+    bx, by = _deepest(~truth)
+    page.mouse.click(*_page_point(page, bx + 0.5, by + 0.5), button="right")
+    page.wait_for_function("window.cm.state.clicks.length === 2 && !window.cm.state.clicks[1].positive", timeout=30_000)
+    page.screenshot(path=str(screenshots / "1-clicks.png"))
+
+    # Space finishes the object
+    page.keyboard.press("Space")
+    _wait(page, "window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+    inst = store.list_instances(chelsea["id"])[0]
+    mask = store.instance_mask(inst["id"])
+    iou = (mask & truth).sum() / (mask | truth).sum()
+    assert iou > 0.5, f"the finished mask does not match the cat (IoU {iou:.2f})"
+
+    # polygon mode: select the object and drag its first vertex
+    page.keyboard.press("p")
+    page.locator("[data-testid=instance-item] .name").first.click()
+    page.wait_for_function("window.cm.viewer.vertexPage(0) !== null")
+    before = page.evaluate("window.cm.state.instances[0].polygons[0].exterior[0]")
+    vx, vy = (lambda p: (p["x"], p["y"]))(page.evaluate("window.cm.viewer.vertexPage(0)"))
+    page.mouse.move(vx, vy)
+    page.mouse.down()
+    page.mouse.move(vx + 25, vy + 20, steps=6)
+    page.mouse.up()
+    page.wait_for_function(f"window.cm.state.instances[0].version > {inst['version']}", timeout=15_000)
+    after = page.evaluate("window.cm.state.instances[0].polygons[0].exterior[0]")
+    assert after != before and after[0] > before[0] and after[1] > before[1]
+    assert store.instance(inst["id"])["polygons"][0]["exterior"][0] == after
+
+    # assign a category
+    page.locator("[data-testid=instance-category]").first.select_option(label="cat")
+    page.wait_for_function("window.cm.state.instances[0].category_id !== null")
+    cat_id = {c["name"]: c["id"] for c in store.list_categories()}["cat"]
+    assert store.instance(inst["id"])["category_id"] == cat_id
+    page.screenshot(path=str(screenshots / "2-polygon.png"))
+
+    # brush onto the selected object, then Ctrl+Z takes the stroke back
+    area = store.instance(inst["id"])["area"]
+    page.keyboard.press("b")
+    page.mouse.move(*_page_point(page, 5, truth.shape[0] - 5))
+    page.mouse.down()
+    page.mouse.move(*_page_point(page, 40, truth.shape[0] - 5), steps=5)
+    page.mouse.up()
+    _wait(page, f"window.cm.state.instances[0].area > {area}")
+    page.keyboard.press("Control+z")
+    _wait(page, f"window.cm.state.instances[0].area === {area}")
+    assert store.instance(inst["id"])["area"] == area
+
+    # export COCO from the UI and check the file
+    page.locator("[data-testid=export-format]").select_option("coco")
+    page.locator("[data-testid=export]").click()
+    page.wait_for_function("window.cm.state.exportResult !== null", timeout=30_000)
+    result = page.evaluate("window.cm.state.exportResult")
+    jsons = [Path(result["dir"]) / f for f in result["files"] if f.endswith(".json")]
+    assert jsons, result
+    coco = json.loads(jsons[0].read_text())
+    assert [c["name"] for c in coco["categories"] if c["id"] == coco["annotations"][0]["category_id"]] == ["cat"]
+    assert len(coco["annotations"]) == 1
+    image = [i for i in coco["images"] if i["id"] == coco["annotations"][0]["image_id"]][0]
+    assert image["file_name"] == "chelsea.png" and (image["height"], image["width"]) == truth.shape
+    assert abs(coco["annotations"][0]["area"] - store.instance(inst["id"])["area"]) <= 1
+    page.screenshot(path=str(screenshots / "3-exported.png"))
+
+    # the wheel zooms about the pointer
+    scale = page.evaluate("window.cm.viewer.stage.scaleX()")
+    page.mouse.move(*_page_point(page, x, y))
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"window.cm.viewer.stage.scaleX() > {scale}")
+
+    # a second tab changes the object; the stale first tab is told when it writes
+    other = browser.new_page()
+    other.goto(server.url + f"#image={chelsea['id']}")
+    other.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    other.locator("[data-testid=instance-category]").first.select_option(label="cup")
+    other.wait_for_function("window.cm.state.instances[0].category_id !== null && "
+                            f"window.cm.state.instances[0].category_id !== {cat_id}")
+    page.locator("[data-testid=instance-item] button", has_text="hide").click()
+    _wait(page, "document.querySelector('#toast').textContent.includes('changed elsewhere')")
+    assert not store.instance(inst["id"])["hidden"]
+    other.close()
+    assert not errors, errors
+    page.close()

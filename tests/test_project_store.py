@@ -1,0 +1,158 @@
+"""Project store: categories, instances, versions, history across restarts, settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clickmask.errors import ClickmaskError
+from clickmask.geometry import decode_rle
+from clickmask.project import ConflictError, NotFoundError, open_project
+from clickmask.project.masks import apply_stroke
+
+
+def _folder(tmp_path: Path, n: int = 2) -> Path:
+    for i in range(n):
+        Image.fromarray(np.full((20, 30, 3), 40 * i, np.uint8)).save(tmp_path / f"img{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    return tmp_path
+
+
+def _mask(r0=5, r1=10, c0=5, c1=15) -> np.ndarray:
+    m = np.zeros((20, 30), bool)
+    m[r0:r1, c0:c1] = True
+    return m
+
+
+def test_images_are_registered_with_status_and_counts(tmp_path):
+    store = open_project(_folder(tmp_path))
+    images = store.list_images()
+    assert [i["path"] for i in images] == ["img0.png", "img1.png"]
+    assert all(i["status"] == "new" and i["instances"] == 0 for i in images)
+    assert (tmp_path / ".clickmask" / "project.db").is_file()
+    store.add_instance(images[0]["id"], _mask())
+    assert store.image(images[0]["id"])["status"] == "in_progress"
+    assert store.set_status(images[0]["id"], "done")["status"] == "done"
+    assert store.counts() == {"new": 1, "in_progress": 0, "done": 1, "images": 2, "instances": 1, "errors": 0,
+                              "uncategorised": 1}
+    with pytest.raises(ClickmaskError, match="invalid status"):
+        store.set_status(images[0]["id"], "finished")
+
+
+def test_wal_mode_and_integrity(tmp_path):
+    store = open_project(_folder(tmp_path))
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert store.integrity_ok()
+
+
+def test_instance_keeps_holes_and_exact_rle(tmp_path):
+    store = open_project(_folder(tmp_path))
+    mask = _mask()
+    mask[7, 8] = False
+    mask[2:4, 20:25] = True  # second part
+    inst = store.add_instance(1, mask)
+    assert np.array_equal(decode_rle(inst["rle"]), mask)
+    assert inst["area"] == int(mask.sum())
+    assert len(inst["polygons"]) == 2 and sum(len(p["holes"]) for p in inst["polygons"]) == 1
+
+
+def test_version_conflict_and_not_found(tmp_path):
+    store = open_project(_folder(tmp_path))
+    inst = store.add_instance(1, _mask())
+    tab_a = store.update_instance(inst["id"], inst["version"], hidden=True)
+    with pytest.raises(ConflictError, match="changed elsewhere"):
+        store.update_instance(inst["id"], inst["version"], hidden=False)  # stale tab B
+    with pytest.raises(ConflictError):
+        store.delete_instance(inst["id"], inst["version"])
+    store.delete_instance(inst["id"], tab_a["version"])
+    with pytest.raises(NotFoundError):
+        store.update_instance(inst["id"], tab_a["version"], hidden=False)
+    with pytest.raises(NotFoundError):
+        store.add_instance(99, _mask())
+
+
+def test_polygon_edit_and_brush(tmp_path):
+    store = open_project(_folder(tmp_path))
+    inst = store.add_instance(1, _mask())
+    square = [{"exterior": [[2, 2], [12, 2], [12, 12], [2, 12]], "holes": []}]
+    edited = store.update_instance(inst["id"], inst["version"], polygons=square)
+    assert edited["area"] == 100 and edited["polygons"][0]["exterior"][1] == [12.0, 2.0]
+    mask = decode_rle(edited["rle"])
+    painted = apply_stroke(mask, [[20, 10], [25, 10]], 2.0, erase=False)
+    assert painted[10, 22] and painted.sum() > mask.sum()
+    erased = apply_stroke(painted, [[5, 5]], 1.5, erase=True)
+    assert not erased[5, 5] and erased[10, 10]
+    with pytest.raises(ClickmaskError):
+        store.update_instance(inst["id"], edited["version"], polygons=[{"exterior": [[1, 1]]}])
+
+
+def test_reorder_undo_redo_survive_restart(tmp_path):
+    folder = _folder(tmp_path)
+    store = open_project(folder)
+    a = store.add_instance(1, _mask())
+    b = store.add_instance(1, _mask(0, 3, 0, 3))
+    assert [i["id"] for i in store.list_instances(1)] == [a["id"], b["id"]]
+    store.reorder(1, [b["id"], a["id"]])
+    assert [i["id"] for i in store.list_instances(1)] == [b["id"], a["id"]]
+    with pytest.raises(ConflictError):
+        store.reorder(1, [a["id"]])
+    store.close()
+
+    store = open_project(folder)  # "restart"
+    assert store.undo(1)["action"] == "reorder"
+    assert [i["id"] for i in store.list_instances(1)] == [a["id"], b["id"]]
+    assert store.undo(1)["action"] == "add"
+    assert [i["id"] for i in store.list_instances(1)] == [a["id"]]
+    store.close()
+
+    store = open_project(folder)
+    assert store.history_state(1) == {"undo": 1, "redo": 2}
+    assert store.redo(1)["action"] == "add"
+    restored = store.instance(b["id"])
+    assert np.array_equal(decode_rle(restored["rle"]), _mask(0, 3, 0, 3))
+    store.add_instance(1, _mask(15, 18, 0, 4))  # a new edit drops the redo branch
+    assert store.redo(1) is None
+    assert store.history_state(1)["redo"] == 0
+
+
+def test_categories_crud_and_file(tmp_path):
+    store = open_project(_folder(tmp_path))
+    cat = store.add_category("cat", "#FF0000")
+    assert cat["color"] == "#ff0000"
+    dog = store.add_category("dog")
+    with pytest.raises(ConflictError):
+        store.add_category("cat")
+    with pytest.raises(ClickmaskError, match="invalid colour"):
+        store.update_category(cat["id"], color="red")
+    store.update_category(cat["id"], name="kitten", color="#00ff00")
+    inst = store.add_instance(1, _mask(), dog["id"])
+    store.delete_category(dog["id"])
+    assert store.instance(inst["id"])["category_id"] is None
+    path = store.save_categories(tmp_path / "cats.json")
+    assert json.loads(path.read_text())["categories"][0]["name"] == "kitten"
+
+    (tmp_path / "labels.txt").write_text("# comment\nperson #123456\ntraffic light\nkitten #0000ff\n")
+    cats = store.load_categories(tmp_path / "labels.txt")
+    assert [(c["name"], c["color"]) for c in cats][:2] == [("kitten", "#0000ff"), ("person", "#123456")]
+    assert len(cats) == 3
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ClickmaskError, match="bad.json"):
+        store.load_categories(tmp_path / "bad.json")
+
+
+def test_settings_and_bad_inputs(tmp_path):
+    store = open_project(_folder(tmp_path))
+    store.set_setting("shortcuts", {"finish": "Space"})
+    assert store.get_setting("shortcuts") == {"finish": "Space"}
+    assert store.get_setting("missing", 3) == 3
+    with pytest.raises(ClickmaskError, match="no such folder"):
+        open_project(tmp_path / "nope")
+    with pytest.raises(ClickmaskError, match="empty"):
+        store.add_instance(1, np.zeros((20, 30), bool))
+    with pytest.raises(ClickmaskError, match="cannot open the project database"):
+        open_project(tmp_path, url="nosuchdialect://x")

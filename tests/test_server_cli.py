@@ -1,0 +1,85 @@
+"""`clickmask serve` as a process: prints the URL, refuses open binds, survives SIGKILL without losing objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import numpy as np
+from PIL import Image
+
+from clickmask.project import open_project
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read())
+
+
+def _start(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "clickmask", "serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+
+
+def test_refuses_public_host_without_token(tmp_path):
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    proc = subprocess.run([sys.executable, "-m", "clickmask", "serve", str(tmp_path), "--host", "0.0.0.0",
+                           "--no-browser", "--model", "grabcut"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--token" in proc.stderr
+
+
+def test_serve_prints_url_and_sigkill_keeps_finished_objects(tmp_path):
+    img = np.full((60, 80, 3), 20, np.uint8)
+    img[10:50, 20:60] = 230
+    Image.fromarray(img).save(tmp_path / "a.png")
+    proc = _start([str(tmp_path), "--port", "0", "--no-browser", "--model", "grabcut", "--token", "tok"])
+    try:
+        url = None
+        for _ in range(5):
+            line = proc.stdout.readline()
+            match = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=tok", line)
+            if match:
+                url = match.group(1)
+                break
+        assert url, proc.stderr.read() if proc.poll() is not None else "no URL printed"
+        try:
+            urllib.request.urlopen(url + "api/images", timeout=10)
+            raise AssertionError("a request without the token was served")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+        ids = []
+        for i in range(3):
+            _post(f"{url}api/images/1/clicks?token=tok", {"x": 40, "y": 30, "positive": True})
+            ids.append(_post(f"{url}api/images/1/finish?token=tok", {})["id"])
+        _post(f"{url}api/images/1/clicks?token=tok", {"x": 40, "y": 30, "positive": True})  # in flight
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+    store = open_project(tmp_path)
+    assert store.integrity_ok()
+    assert [i["id"] for i in store.list_instances(1)] == ids
+
+
+def test_sample_project_is_built_from_skimage(tmp_path):
+    from clickmask.server.run import build_state
+
+    state = build_state(tmp_path / "sample", sample=True, model="grabcut")
+    assert sorted(p.name for p in (tmp_path / "sample").glob("*.png")) == [
+        "astronaut.png", "chelsea.png", "coffee.png", "rocket.png"]
+    assert [c["name"] for c in state.store.list_categories()] == ["cup", "cat", "person", "rocket"]
+    assert state.status()["counts"]["images"] == 4
+    again = open_project(tmp_path / "sample" / ".clickmask" / "project.db")
+    assert again.root == (tmp_path / "sample").resolve()
