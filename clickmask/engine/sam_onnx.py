@@ -65,6 +65,7 @@ class SamOnnxPredictor:
             self._candidates = _session(candidates[0], threads, f"{spec.decoder} (candidates)")
             self._candidate_outputs = list(candidates[1])
         self._encoder_input = self._encoder.get_inputs()[0].name
+        self._background_encoder = None  # created on the first prefetch
         self._embedding: np.ndarray | None = None
         self._hw: tuple[int, int] | None = None
         self.last_embed_ms = 0.0
@@ -88,27 +89,31 @@ class SamOnnxPredictor:
         """Compute and cache the embedding of an HxWx3 uint8 image without making it current.
 
         Safe to call from a background thread while clicks are served on the
-        current image (onnxruntime sessions and the cache are thread-safe).
-        Returns True if the embedding had to be computed.
+        current image (onnxruntime sessions and the cache are thread-safe). It
+        runs on a separate single-threaded encoder session, so a click arriving
+        meanwhile still gets a core. Returns True if the embedding was computed.
         """
-        _, cached = self._embedding_for(image)
+        if self._background_encoder is None:
+            self._background_encoder = _session(self.spec.encoder, 1)
+        _, cached = self._embedding_for(image, self._background_encoder)
         return not cached
 
-    def _embedding_for(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+    def _embedding_for(self, image: np.ndarray, encoder=None) -> tuple[np.ndarray, bool]:
         """(embedding, came_from_cache) for an image, computing and caching it if needed."""
         key = f"{self.spec.fingerprint}-{image_key(image)}"
         emb = self.cache.get(key)
         if emb is not None:
             return emb, True
-        self.cache.put(key, self.encode(image))
+        self.cache.put(key, self.encode(image, encoder))
         emb = self.cache.get(key)  # the stored (float16-rounded) copy: same result hit or miss
         assert emb is not None
         return emb, False
 
-    def encode(self, image: np.ndarray) -> np.ndarray:
+    def encode(self, image: np.ndarray, encoder=None) -> np.ndarray:
         """Run the encoder: HxWx3 uint8 -> 1x256x64x64 float32 embedding."""
         x = preprocess(image, self.side)
-        return self._encoder.run(None, {self._encoder_input: x})[0].astype(np.float32)
+        session = encoder if encoder is not None else self._encoder
+        return session.run(None, {self._encoder_input: x})[0].astype(np.float32)
 
     @property
     def image_size(self) -> tuple[int, int]:
