@@ -69,10 +69,13 @@ def test_cfr_runs_extra_passes_and_acfr_stops_early(base):
     sam, sample = base
     fixed = RefinedPredictor(sam, InferenceOptions(cfr=3))
     fixed.set_image(sample.image)
-    assert fixed.predict([Click(320, 200, True)]).info["cfr_steps"] == 3
+    first = fixed.predict([Click(320, 200, True)])
+    assert first.info["cfr_steps"] == 0  # a lone click is not refined
+    two = [Click(320, 200, True), Click(100, 100, False)]
+    assert fixed.predict(two, first).info["cfr_steps"] == 3
     adaptive = RefinedPredictor(sam, InferenceOptions(cfr=3, acfr=10**9))
     adaptive.set_image(sample.image)
-    assert adaptive.predict([Click(320, 200, True)]).info["cfr_steps"] == 1
+    assert adaptive.predict(two, first).info["cfr_steps"] == 1
 
 
 @pytest.mark.model

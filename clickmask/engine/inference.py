@@ -5,14 +5,14 @@
 session and ``clickmask eval`` use it unchanged. Options (all off by default,
 ``InferenceOptions.parse("cfr=1,consistency")`` builds them from text):
 
-- ``cfr=N``: Cascade-Forward Refinement (CFR-N): after the click's prediction,
-  run the decoder N more times with the same clicks, feeding its own low-res
+- ``cfr=N``: Cascade-Forward Refinement (CFR-N): after the prediction of every
+  click but the first (a lone click has no mask worth refining), run the decoder N more times with the same clicks, feeding its own low-res
   logits back. ``acfr=T`` makes it adaptive (A-CFR): stop as soon as fewer
   than T pixels of the mask change.
 - ``consistency``: a positive click must end up inside the mask and a negative
-  one outside. When violated, cheap alternatives are tried (no mask feedback,
-  one more refinement pass, the other mask tokens) and the candidate that
-  satisfies most clicks, then has the highest predicted IoU, is kept.
+  one outside. When violated, cheap alternatives are tried (more refinement
+  passes, the other mask tokens, early on no mask feedback) and one is kept
+  only if it satisfies strictly more clicks.
 - ``zoom``: focus view. From click ``zoom_from`` on, each click is first
   predicted on the whole image; then the object (that mask + positive
   clicks) is cropped with margin ``zoom_expand`` and minimum side ``zoom_min``
@@ -203,7 +203,7 @@ class RefinedPredictor:
         tokens = [(low_res[k], float(scores[k])) for k in range(len(scores)) if k != best]
         logits = frame.upsample(current)
         steps = 0
-        for _ in range(opts.cfr):
+        for _ in range(opts.cfr if len(clicks) > 1 else 0):
             nxt, nscores = self.base.decode_candidates(coords, labels, current, frame.embedding)
             k = self.base.select_candidate(len(inside), nscores)
             new_logits = frame.upsample(nxt[k])
@@ -225,19 +225,29 @@ class RefinedPredictor:
         self, frame: "_Frame", clicks: Sequence[Click], pred: Prediction,
         coords: np.ndarray, labels: np.ndarray, tokens: list[tuple[np.ndarray, float]],
     ) -> Prediction:
-        """Among cheap alternatives, keep the one satisfying most clicks, then best score."""
+        """Try cheap alternatives; keep one only if it satisfies strictly more clicks.
+
+        Alternatives: up to two more refinement passes from the prediction, the
+        other mask tokens (first click only) and, for the first three clicks,
+        the prediction without mask feedback. Ties keep the original, since the
+        predicted IoU does not rank masks of different passes reliably.
+        """
         alternatives = [pred]
-        fresh, fscores = self.base.decode_candidates(coords, labels, None, frame.embedding)
-        k = self.base.select_candidate(len(clicks), fscores)
-        alternatives.append(Prediction(frame.upsample(fresh[k]), fresh[k], float(fscores[k])))
-        more, mscores = self.base.decode_candidates(coords, labels, pred.low_res_logits, frame.embedding)
-        k = self.base.select_candidate(len(clicks), mscores)
-        alternatives.append(Prediction(frame.upsample(more[k]), more[k], float(mscores[k])))
+        current = pred.low_res_logits
+        for _ in range(2):
+            more, mscores = self.base.decode_candidates(coords, labels, current, frame.embedding)
+            k = self.base.select_candidate(len(clicks), mscores)
+            current = more[k]
+            alternatives.append(Prediction(frame.upsample(current), current, float(mscores[k])))
+        if len(clicks) <= 3:
+            fresh, fscores = self.base.decode_candidates(coords, labels, None, frame.embedding)
+            k = self.base.select_candidate(len(clicks), fscores)
+            alternatives.append(Prediction(frame.upsample(fresh[k]), fresh[k], float(fscores[k])))
         if len(clicks) == 1:
             for lr, s in tokens:
                 alternatives.append(Prediction(frame.upsample(lr), lr, s))
-        ranked = [(_satisfied(p.logits, clicks, frame.offset), p.score, -i) for i, p in enumerate(alternatives)]
-        choice = -max(ranked)[2]
+        counts = [_satisfied(p.logits, clicks, frame.offset) for p in alternatives]
+        choice = max(range(len(alternatives)), key=lambda i: (counts[i], i == 0))
         best = alternatives[choice]
         best.info = {**pred.info, "consistency": choice}
         best.candidates = pred.candidates
