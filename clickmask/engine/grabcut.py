@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.predictor import Prediction, check_clicks
+from clickmask.engine.predictor import Prediction, check_clicks, check_image
 from clickmask.errors import ClickmaskError
 
 FALLBACK_MODEL_ID = "grabcut"
@@ -51,10 +51,7 @@ class GrabCutPredictor:
 
     def set_image(self, image: np.ndarray) -> None:
         """Set an HxWx3 uint8 RGB image (only a resize is precomputed)."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ClickmaskError(
-                f"set_image needs an HxWx3 uint8 RGB array, got shape {image.shape} {image.dtype}"
-            )
+        check_image(image)
         t0 = time.perf_counter()
         h, w = image.shape[:2]
         self._scale = min(1.0, self.work_side / max(h, w))

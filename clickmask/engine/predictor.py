@@ -12,7 +12,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.errors import ClickError
+from clickmask.errors import ClickError, ClickmaskError
 
 
 @dataclass(eq=False)
@@ -61,6 +61,14 @@ class Predictor(Protocol):
 
     def prefetch(self, image: np.ndarray) -> bool:
         """Compute and cache an image's embedding in the background (thread-safe)."""
+
+
+def check_image(image: np.ndarray) -> None:
+    """Raise ClickmaskError unless ``image`` is an HxWx3 uint8 RGB array."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ClickmaskError(
+            f"set_image needs an HxWx3 uint8 RGB array, got shape {image.shape} {image.dtype}"
+        )
 
 
 def check_clicks(clicks: Sequence[Click], height: int, width: int) -> None:

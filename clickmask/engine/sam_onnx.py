@@ -13,7 +13,7 @@ import numpy as np
 from clickmask.engine.clicks import Click
 from clickmask.engine.decoder_graph import extract_candidates_model
 from clickmask.engine.embedding_cache import EmbeddingCache, image_key
-from clickmask.engine.predictor import Prediction, check_clicks
+from clickmask.engine.predictor import Prediction, check_clicks, check_image
 from clickmask.engine.preprocess import map_coords, preprocess, resized_shape
 from clickmask.errors import ClickmaskError, ModelError
 from clickmask.models.registry import ModelSpec
@@ -75,10 +75,7 @@ class SamOnnxPredictor:
     # -- image -----------------------------------------------------------------
     def set_image(self, image: np.ndarray) -> None:
         """Set an HxWx3 uint8 RGB image; computes or loads its embedding."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ClickmaskError(
-                f"set_image needs an HxWx3 uint8 RGB array, got shape {image.shape} {image.dtype}"
-            )
+        check_image(image)
         t0 = time.perf_counter()
         emb, self.last_embed_cached = self._embedding_for(image)
         self._embedding = emb
