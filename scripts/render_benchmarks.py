@@ -112,6 +112,7 @@ def main() -> None:
         "",
         f"Machine: {machine()}.",
         "",
+        *((results / "NOTES.md").read_text().strip().splitlines() + [""] if (results / "NOTES.md").is_file() else []),
         "## Number of clicks (RITM / f-BRS protocol, at most 20 clicks)",
         "",
         "Commands, per dataset (`../shared/data`, see its README):",
@@ -157,6 +158,34 @@ def main() -> None:
         ):
             s = lat[key]
             out.append(f"| {label} | {s['median']:.1f} | {s['p95']:.1f} | {s['n']} |")
+        out.append("")
+    app_path = results / "app_latency.json"
+    if app_path.is_file():
+        app = json.loads(app_path.read_text())
+        out += [
+            "## Annotation app latency (through the HTTP server)",
+            "",
+            "```bash",
+            "python -m clickmask.server.bench --json benchmarks/results/app_latency.json",
+            "```",
+            "",
+            f"Model {app['model']}, the four sample images; load average before/after "
+            f"{app['machine']['load_avg_1m_before']} / {app['machine']['load_avg_1m_after']}. "
+            f"Next image: opened after {app['next_image_first_click']['prefetch_wait_s']} s of prefetch "
+            f"(embedding ready in {app['next_image_first_click']['embedding_ready_after_wait']} cases).",
+            "",
+            "| what | median ms | p90 ms | max ms | n |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for key, label in (
+            ("click_round_trip", "click -> mask round trip (HTTP, embedding ready)"),
+            ("click_predict_in_server", "of which the model's prediction"),
+            ("next_image_first_click", "next image: first click -> mask"),
+            ("next_image_open_plus_first_click", "next image: open + first click -> mask"),
+        ):
+            if key in app:
+                s = app[key]
+                out.append(f"| {label} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} | {s['n']} |")
         out.append("")
     out += ablation_section(results / "ablation")
     plots = sorted(results.glob("*.png"))
