@@ -102,6 +102,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default=None, help="access token (required for a non-localhost --host)")
     serve.add_argument("--db", default=None, help="SQLAlchemy database URL (default: PATH/.clickmask/project.db)")
     serve.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    serve.add_argument("--infer", default=None, metavar="OPTS",
+                       help="inference refinements, as for 'clickmask eval --infer' (e.g. 'zoom,cfr=1')")
     _add_model_arg(serve)
 
     exp = sub.add_parser("export", help="export a project's annotations")
@@ -124,7 +126,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from clickmask.server.run import serve
 
     serve(args.path, host=args.host, port=args.port, token=args.token, model=args.model,
-          open_browser=not args.no_browser, sample=args.sample, url=args.db)
+          open_browser=not args.no_browser, sample=args.sample, url=args.db, infer=args.infer)
     return 0
 
 

@@ -118,3 +118,14 @@ def test_keep_clicked_components():
     # no positive click on any component: unchanged
     same = keep_clicked_components(logits, [Click(0, 19, True)])
     assert np.array_equal(same, logits)
+
+
+@pytest.mark.model
+def test_app_uses_the_inference_options(model_spec, tmp_path):
+    from clickmask.server.run import build_state
+
+    state = build_state(tmp_path / "sample", sample=True, infer="zoom,cfr=1")
+    assert isinstance(state.predictor, RefinedPredictor)
+    assert state.predictor.options.changed() == {"zoom": True, "cfr": 1}
+    with pytest.raises(ClickmaskError, match="unknown inference option"):
+        build_state(tmp_path / "sample", sample=True, infer="turbo")

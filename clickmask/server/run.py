@@ -39,8 +39,12 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def build_state(path: Path | None, *, sample: bool = False, model: str | None = None, token: str | None = None,
-                url: str | None = None):
-    """Open the project (building the sample one if asked) and load the predictor."""
+                url: str | None = None, infer: str | None = None):
+    """Open the project (building the sample one if asked) and load the predictor.
+
+    ``infer``: inference options text (see clickmask.engine.inference), e.g. "zoom,cfr=1".
+    """
+    from clickmask.engine.inference import InferenceOptions
     from clickmask.engine.loader import load_predictor
     from clickmask.project import open_project
     from clickmask.server.sample import add_sample_categories, build_sample_project
@@ -58,7 +62,8 @@ def build_state(path: Path | None, *, sample: bool = False, model: str | None = 
     from clickmask.server.checker import start_checker
 
     start_checker(store)
-    predictor = load_predictor(model, allow_fallback=model is None)
+    options = InferenceOptions.parse(infer)
+    predictor = load_predictor(model, allow_fallback=model is None, options=options)
     return AppState(store=store, predictor=predictor, token=token)
 
 
@@ -67,7 +72,8 @@ def _can_open_browser() -> bool:
 
 
 def serve(path: Path | None, *, host: str = "127.0.0.1", port: int | None = None, token: str | None = None,
-          model: str | None = None, open_browser: bool = True, sample: bool = False, url: str | None = None) -> None:
+          model: str | None = None, open_browser: bool = True, sample: bool = False, url: str | None = None,
+          infer: str | None = None) -> None:
     """Run the app until interrupted; ``port=None`` = 8765, or a free port if that one is taken."""
     import uvicorn
 
@@ -81,7 +87,7 @@ def serve(path: Path | None, *, host: str = "127.0.0.1", port: int | None = None
             sock = bind_socket(host, 0)
     else:
         sock = bind_socket(host, port)
-    state = build_state(path, sample=sample, model=model, token=token, url=url)
+    state = build_state(path, sample=sample, model=model, token=token, url=url, infer=infer)
     from clickmask.server.security import is_localhost
 
     state.local_only = is_localhost(host) and not token
