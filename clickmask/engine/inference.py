@@ -45,6 +45,8 @@ from clickmask.engine.preprocess import resized_shape
 from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor
 from clickmask.errors import ClickmaskError
 
+PICK_RULES = ("sam", "clicks", "stable", "score")
+
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
 
@@ -61,6 +63,7 @@ class InferenceOptions:
     zoom_min: int = 200
     zoom_max_frac: float = 0.8
     first: str = "sam"
+    pick: str = "sam"
     boundary: bool = False
     components: bool = False
 
@@ -93,6 +96,8 @@ class InferenceOptions:
         opts = cls(**values)
         if opts.first not in ("sam", "all"):
             raise ClickmaskError(f"inference option first={opts.first!r}: use 'sam' or 'all'")
+        if opts.pick not in PICK_RULES:
+            raise ClickmaskError(f"inference option pick={opts.pick!r}: use one of {', '.join(PICK_RULES)}")
         return opts
 
     def changed(self) -> dict:
@@ -170,6 +175,8 @@ class RefinedPredictor:
         pred = self._predict_in_frame(full, clicks, self._mask_input(full, previous))
         crop = self._choose_crop(clicks, pred, previous)
         if crop is not None:
+            if previous is None or previous.info.get("crop") != crop:
+                self.zoom_encodes += 1  # a new crop: an encoder pass unless cached
             frame = self._crop_frame(crop)
             prior = previous if previous is not None and previous.info.get("crop") == crop else pred
             zoomed = self._predict_in_frame(frame, clicks, self._mask_input(frame, prior))
@@ -197,6 +204,8 @@ class RefinedPredictor:
         low_res, scores = self.base.decode_candidates(coords, labels, mask_input, frame.embedding)
         if len(clicks) == 1 and opts.first == "all":
             best = int(np.argmax(scores))
+        elif len(clicks) > 1 and opts.pick != "sam":
+            best = self._pick(frame, inside, low_res, scores, mask_input)
         else:
             best = self.base.select_candidate(len(inside), scores)
         current, score = low_res[best], float(scores[best])
@@ -220,6 +229,34 @@ class RefinedPredictor:
         if opts.consistency and _satisfied(logits, inside, frame.offset) < len(inside):
             pred = self._most_consistent(frame, inside, pred, coords, labels, tokens)
         return pred
+
+    def _pick(
+        self, frame: "_Frame", clicks: Sequence[Click], low_res: np.ndarray, scores: np.ndarray,
+        mask_input: np.ndarray | None,
+    ) -> int:
+        """Choose among the K mask tokens for 2+ clicks (``pick`` option).
+
+        All rules first maximise the number of satisfied clicks; ties go to
+        SAM's token 0 ("clicks"), to the mask closest to the previous one
+        ("stable": IoU of the low-res masks) or to the highest predicted IoU ("score").
+        """
+        default = self.base.select_candidate(len(clicks), scores)
+        counts = [_satisfied(frame.upsample(lr), clicks, frame.offset) for lr in low_res]
+        top = max(counts)
+        tied = [k for k in range(len(counts)) if counts[k] == top]
+        rule = self.options.pick
+        if default in tied and (rule == "clicks" or len(tied) == 1):
+            return default
+        if rule == "stable" and mask_input is not None:
+            prev = mask_input > 0
+            def overlap(k: int) -> float:
+                cur = low_res[k] > 0
+                union = np.count_nonzero(cur | prev)
+                return np.count_nonzero(cur & prev) / union if union else 1.0
+            return max(tied, key=lambda k: (overlap(k), k == default))
+        if rule in ("score", "stable"):
+            return max(tied, key=lambda k: (float(scores[k]), k == default))
+        return tied[0]
 
     def _most_consistent(
         self, frame: "_Frame", clicks: Sequence[Click], pred: Prediction,
@@ -295,7 +332,6 @@ class RefinedPredictor:
         t0 = time.perf_counter()
         embedding, cached = self.base._embedding_for(image)
         if not cached:
-            self.zoom_encodes += 1
             self.zoom_encode_ms.append((time.perf_counter() - t0) * 1000)
         return _Frame(self.base, (y1 - y0, x1 - x0), embedding, (x0, y0))
 

@@ -49,9 +49,10 @@ def run_ablation(
             eval_options.max_clicks, peak_rss_mb(),
         )
         zoom = predictors[name].zoom_encode_ms
+        crops = predictors[name].zoom_encodes
         rep["zoom"] = {
-            "encodes": len(zoom),
-            "encodes_per_object": len(zoom) / max(1, rep["n"]),
+            "encodes": crops,
+            "encodes_per_object": crops / max(1, rep["n"]),
             "encode_median_ms": float(sorted(zoom)[len(zoom) // 2]) if zoom else 0.0,
         }
         rep["config"] = name
