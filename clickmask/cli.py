@@ -2,7 +2,8 @@
 
 Subcommands: ``models`` (pull / list / add / remove), ``eval`` (NoC benchmark),
 ``bench`` (latency), ``segment`` (one image, given clicks), ``demo`` (the bundled samples),
-``serve`` (the annotation web app), ``export`` / ``import`` (project annotations).
+``serve`` (the annotation web app), ``export`` / ``import`` (project annotations),
+``train`` (an embedding adapter, see clickmask.training).
 Every user error prints one line ``clickmask: error: ...`` and exits with 2.
 """
 
@@ -60,6 +61,27 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", type=Path, help="write the mIoU-vs-clicks PNG here")
     ev.add_argument("--disk-cache", action="store_true",
                     help="use the on-disk embedding cache (embedding times then include hits)")
+    from clickmask.sequential.cli import add_arguments as _add_sequential_arguments
+
+    _add_sequential_arguments(ev)
+
+    tr = sub.add_parser("train", help="train an embedding adapter on a dataset (ICL + SUEM)")
+    tr.add_argument("--dataset", default="COCO128", help="dataset folder name (default COCO128)")
+    tr.add_argument("--data-root", type=Path, default=None,
+                    help="folder holding datasets (default: $CLICKMASK_DATA or ../shared/data)")
+    tr.add_argument("--out", type=Path, required=True, help="folder for adapter.npz, loss.png, train.log, summary.json")
+    _add_model_arg(tr)
+    tr.add_argument("--steps", type=int, default=100, help="optimizer steps")
+    tr.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    tr.add_argument("--batch", type=int, default=4, help="click sequences per step")
+    tr.add_argument("--limit", type=int, default=None, help="use only the first N objects")
+    tr.add_argument("--suem", type=int, default=16, help="number of SUEM copy-paste samples to add")
+    tr.add_argument("--iterative-clicks", type=int, default=3, help="robot clicks after the initial ones (ICL)")
+    tr.add_argument("--loss", choices=["bce", "nfl"], default="bce",
+                    help="per-step loss: binary cross-entropy (default) or normalized focal loss")
+    tr.add_argument("--icl", choices=["linear", "uniform", "last"], default="linear", help="ICL step weights")
+    tr.add_argument("--rank", type=int, default=None, help="low-rank adapter (default: full 1x1 conv)")
+    tr.add_argument("--seed", type=int, default=0)
 
     ab = sub.add_parser("ablate", help="compare inference configurations on one dataset")
     ab.add_argument("--data-root", type=Path, default=None)
@@ -188,6 +210,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.sequential:
+        from clickmask.sequential.cli import run as run_sequential
+
+        return run_sequential(args)
+    if args.icp or args.opo or args.limit_sequences is not None or args.compare is not None:
+        raise ClickmaskError("--icp, --opo, --limit-sequences and --compare need --sequential")
     from tqdm import tqdm
 
     from clickmask.engine.loader import load_predictor
@@ -210,12 +238,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         results, args.dataset, predictor.model_id,
         {"mask_feedback": options.mask_feedback, **infer.changed()}, options.max_clicks, peak_rss_mb(),
     )
-    zoom_ms = getattr(predictor, "zoom_encode_ms", [])
-    if zoom_ms:
+    crops = getattr(predictor, "zoom_encodes", 0)
+    if crops:
         import numpy as np
 
-        report["zoom"] = {"encodes": len(zoom_ms), "encodes_per_object": len(zoom_ms) / report["n"],
-                          "encode_median_ms": float(np.median(zoom_ms))}
+        zoom_ms = predictor.zoom_encode_ms
+        report["zoom"] = {"encodes": crops, "encodes_per_object": crops / report["n"],
+                          "encode_median_ms": float(np.median(zoom_ms)) if zoom_ms else 0.0}
     print(format_table(report))
     if args.json_path:
         write_json(report, args.json_path)
@@ -223,6 +252,28 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.plot:
         plot_miou([report], args.plot, title=f"{args.dataset}: mIoU vs clicks")
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from clickmask.training.loop import ClickConfig
+    from clickmask.training.offline import OfflineConfig, run_offline
+
+    for name in ("steps", "batch", "suem", "iterative_clicks"):
+        if getattr(args, name) < (1 if name in ("steps", "batch") else 0):
+            raise ClickmaskError(f"--{name.replace('_', '-')} must not be {getattr(args, name)}")
+    clicks = ClickConfig(iterative_clicks=args.iterative_clicks, loss=args.loss, icl=args.icl, batch_size=args.batch)
+    config = OfflineConfig(out=args.out, dataset=args.dataset, data_root=args.data_root, model=args.model,
+                           steps=args.steps, lr=args.lr, limit=args.limit, suem=args.suem, rank=args.rank,
+                           seed=args.seed, clicks=clicks)
+    summary = run_offline(config, lambda total, desc: tqdm(total=total, desc=desc, disable=None))
+    before, after = summary["val_before"], summary["val_after"]
+    if before and after:
+        print(f"validation ICL loss {before['loss']:.4f} -> {after['loss']:.4f}; "
+              f"IoU per click step {before['iou_per_step']} -> {after['iou_per_step']}")
+    print(f"wrote {args.out / 'adapter.npz'}, loss.png, train.log, summary.json")
     return 0
 
 
@@ -237,6 +288,7 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     from clickmask.evaluation.report import format_table, write_json
     from clickmask.evaluation.runner import EvalOptions
     from clickmask.models.registry import resolve_model
+    from clickmask.paths import embeddings_dir
 
     configs = {}
     for part in (p.strip() for p in args.configs.split(";") if p.strip()):
@@ -245,8 +297,10 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
             raise ClickmaskError(f"invalid --configs entry {part!r}: use NAME:OPTS, e.g. 'cfr1:cfr=1'")
         configs[name.strip()] = InferenceOptions.parse(opts)
     samples = load_dataset(args.data_root or default_data_root(), args.dataset, limit=args.limit)
-    base = SamOnnxPredictor(resolve_model(args.model), EmbeddingCache(None, max_items=64))
-    with tqdm(total=len(samples), desc=args.dataset, unit="img", disable=None) as bar:
+    spec = resolve_model(args.model)
+    # crops of the zoom-in recur across configurations and runs: keep them on disk
+    base = SamOnnxPredictor(spec, EmbeddingCache(embeddings_dir() / spec.fingerprint, max_items=64))
+    with tqdm(total=len(samples), desc=args.dataset, unit="img", mininterval=20) as bar:
         reports = run_ablation(base, samples, configs, args.dataset,
                                EvalOptions(max_clicks=args.max_clicks), on_sample=lambda: bar.update(1))
     for name, rep in reports.items():
@@ -323,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="clickmask: %(levelname)s: %(message)s",
     )
-    handlers = {"models": _cmd_models, "eval": _cmd_eval, "segment": _cmd_segment, "ablate": _cmd_ablate, "demo": _cmd_demo,
+    handlers = {"models": _cmd_models, "eval": _cmd_eval, "segment": _cmd_segment, "ablate": _cmd_ablate, "train": _cmd_train, "demo": _cmd_demo,
                 "bench": _cmd_bench, "serve": _cmd_serve, "export": _cmd_export, "import": _cmd_import}
     try:
         return handlers[args.command](args)

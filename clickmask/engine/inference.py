@@ -23,6 +23,8 @@ session and ``clickmask eval`` use it unchanged. Options (all off by default,
   the image's long side (no resolution to gain).
 - ``first=all``: for the first click pick among all four mask tokens by
   predicted IoU (SAM's default, ``first=sam``, considers tokens 1-3 only).
+  ``first=central`` weighs tokens 1-3's predicted IoU by how central the
+  click lies in each candidate (users click inside the object they mean).
 - ``components``: keep only the mask's connected components that contain a
   positive click (stray blobs elsewhere cost the user negative clicks).
 - ``boundary``: edge-aware guided filtering of the upsampled logits near the
@@ -45,7 +47,7 @@ from clickmask.engine.preprocess import resized_shape
 from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor
 from clickmask.errors import ClickmaskError
 
-PICK_RULES = ("sam", "clicks", "stable", "score")
+PICK_RULES = ("sam", "guard")
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
@@ -64,8 +66,12 @@ class InferenceOptions:
     zoom_max_frac: float = 0.8
     first: str = "sam"
     pick: str = "sam"
+    guard: float = 0.5
     boundary: bool = False
     components: bool = False
+    local: bool = False
+    local_k: float = 2.5
+    local_keep: float = 0.7
 
     @classmethod
     def parse(cls, text: str | None) -> "InferenceOptions":
@@ -94,8 +100,8 @@ class InferenceOptions:
             except ValueError:
                 raise ClickmaskError(f"inference option {item!r}: expected a {kind} value") from None
         opts = cls(**values)
-        if opts.first not in ("sam", "all"):
-            raise ClickmaskError(f"inference option first={opts.first!r}: use 'sam' or 'all'")
+        if opts.first not in ("sam", "all", "central"):
+            raise ClickmaskError(f"inference option first={opts.first!r}: use 'sam', 'all' or 'central'")
         if opts.pick not in PICK_RULES:
             raise ClickmaskError(f"inference option pick={opts.pick!r}: use one of {', '.join(PICK_RULES)}")
         return opts
@@ -188,6 +194,8 @@ class RefinedPredictor:
                 candidates=pred.candidates,
                 info={**pred.info, "crop": crop, "crop_low_res": zoomed.low_res_logits},
             )
+        if self.options.local and previous is not None and len(clicks) >= 2:
+            pred = self._keep_local(pred, previous, clicks[-1], full)
         if self.options.boundary and self._image is not None:
             pred.logits = refine_boundary(self._image, pred.logits)
         if self.options.components:
@@ -204,8 +212,10 @@ class RefinedPredictor:
         low_res, scores = self.base.decode_candidates(coords, labels, mask_input, frame.embedding)
         if len(clicks) == 1 and opts.first == "all":
             best = int(np.argmax(scores))
-        elif len(clicks) > 1 and opts.pick != "sam":
-            best = self._pick(frame, inside, low_res, scores, mask_input)
+        elif len(clicks) == 1 and opts.first == "central" and len(scores) > 1:
+            best = pick_central(low_res, scores, coords[0] * LOW_RES / self.base.side)
+        elif len(clicks) > 1 and opts.pick == "guard":
+            best = self._guard(frame, inside, low_res, scores, mask_input)
         else:
             best = self.base.select_candidate(len(inside), scores)
         current, score = low_res[best], float(scores[best])
@@ -230,33 +240,37 @@ class RefinedPredictor:
             pred = self._most_consistent(frame, inside, pred, coords, labels, tokens)
         return pred
 
-    def _pick(
+    def _guard(
         self, frame: "_Frame", clicks: Sequence[Click], low_res: np.ndarray, scores: np.ndarray,
         mask_input: np.ndarray | None,
     ) -> int:
-        """Choose among the K mask tokens for 2+ clicks (``pick`` option).
+        """SAM's token 0 for 2+ clicks, unless it collapses (``pick=guard``).
 
-        All rules first maximise the number of satisfied clicks; ties go to
-        SAM's token 0 ("clicks"), to the mask closest to the previous one
-        ("stable": IoU of the low-res masks) or to the highest predicted IoU ("score").
+        One click corrects a mask locally; when token 0 keeps less than
+        ``guard`` IoU of the previous mask (low-res masks), the mask token
+        that stays closest to the previous mask while satisfying at least as
+        many clicks replaces it.
         """
         default = self.base.select_candidate(len(clicks), scores)
-        counts = [_satisfied(frame.upsample(lr), clicks, frame.offset) for lr in low_res]
-        top = max(counts)
-        tied = [k for k in range(len(counts)) if counts[k] == top]
-        rule = self.options.pick
-        if default in tied and (rule == "clicks" or len(tied) == 1):
+        if mask_input is None or len(scores) == 1:
             return default
-        if rule == "stable" and mask_input is not None:
-            prev = mask_input > 0
-            def overlap(k: int) -> float:
-                cur = low_res[k] > 0
-                union = np.count_nonzero(cur | prev)
-                return np.count_nonzero(cur & prev) / union if union else 1.0
-            return max(tied, key=lambda k: (overlap(k), k == default))
-        if rule in ("score", "stable"):
-            return max(tied, key=lambda k: (float(scores[k]), k == default))
-        return tied[0]
+        prev = mask_input > 0
+
+        def overlap(k: int) -> float:
+            cur = low_res[k] > 0
+            union = np.count_nonzero(cur | prev)
+            return np.count_nonzero(cur & prev) / union if union else 1.0
+
+        if overlap(default) >= self.options.guard:
+            return default
+        need = _satisfied(frame.upsample(low_res[default]), clicks, frame.offset)
+        best, best_overlap = default, overlap(default)
+        for k in range(len(scores)):
+            if k == default or overlap(k) <= best_overlap:
+                continue
+            if _satisfied(frame.upsample(low_res[k]), clicks, frame.offset) >= need:
+                best, best_overlap = k, overlap(k)
+        return best
 
     def _most_consistent(
         self, frame: "_Frame", clicks: Sequence[Click], pred: Prediction,
@@ -289,6 +303,36 @@ class RefinedPredictor:
         best.info = {**pred.info, "consistency": choice}
         best.candidates = pred.candidates
         return best
+
+    def _keep_local(
+        self, pred: Prediction, previous: Prediction, click: Click, full: "_Frame"
+    ) -> Prediction:
+        """Undo a collapse: a click corrects the mask near itself (``local`` option).
+
+        The click's reach is ``local_k`` times its distance to the previous
+        mask's boundary (the size of the error it points at), at least 16 px.
+        If the new mask keeps less than ``local_keep`` of the previous mask
+        outside that window, the new logits are used inside the window only
+        and the previous ones elsewhere.
+        """
+        prev = previous.logits > 0
+        h, w = prev.shape
+        col, row = min(w - 1, int(round(click.x))), min(h - 1, int(round(click.y)))
+        region = prev if prev[row, col] else ~prev
+        dist = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        reach = max(16.0, self.options.local_k * float(dist[row, col]))
+        x0, x1 = max(0, int(col - reach)), min(w, int(col + reach) + 1)
+        y0, y1 = max(0, int(row - reach)), min(h, int(row + reach) + 1)
+        outside = prev.copy()
+        outside[y0:y1, x0:x1] = False
+        before = np.count_nonzero(outside)
+        if before == 0 or np.count_nonzero(outside & (pred.logits > 0)) >= self.options.local_keep * before:
+            return pred
+        fused = previous.logits.copy()
+        fused[y0:y1, x0:x1] = pred.logits[y0:y1, x0:x1]
+        info = {k: v for k, v in pred.info.items() if k not in ("crop", "crop_low_res")}
+        return Prediction(logits=fused, low_res_logits=full.to_low_res(fused), score=pred.score,
+                          candidates=pred.candidates, info={**info, "local": (x0, y0, x1, y1)})
 
     # zoom-in -------------------------------------------------------------------
     def _choose_crop(
@@ -348,6 +392,29 @@ class RefinedPredictor:
         x0, y0 = frame.offset
         fh, fw = frame.size
         return frame.to_low_res(previous.logits[y0 : y0 + fh, x0 : x0 + fw])
+
+
+def click_centrality(mask: np.ndarray, x: float, y: float) -> float:
+    """How central (x, y) lies in ``mask`` (HxW bool): distance to the mask's
+    boundary at the point over the largest such distance; 0 outside, 1 at the
+    innermost pixel."""
+    h, w = mask.shape
+    col, row = min(w - 1, max(0, int(x))), min(h - 1, max(0, int(y)))
+    if not mask[row, col]:
+        return 0.0
+    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    return float(dist[row, col] / dist.max())
+
+
+def pick_central(low_res: np.ndarray, scores: np.ndarray, xy: np.ndarray) -> int:
+    """First-click choice among mask tokens 1..K-1: predicted IoU x click centrality.
+
+    A user (and the standard robot) clicks well inside the object meant, so a
+    candidate in which the click sits near the border is the wrong reading of it.
+    low_res: Kx256x256 logits; scores: K; xy: the click in low-res pixels.
+    """
+    ks = range(1, len(scores))
+    return max(ks, key=lambda k: float(scores[k]) * click_centrality(low_res[k] > 0, xy[0], xy[1]))
 
 
 def keep_clicked_components(logits: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:

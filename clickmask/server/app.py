@@ -205,6 +205,17 @@ def create_app(state: AppState) -> FastAPI:
             raise HTTPException(404, "no current mask: click on an object first")
         return Response(mask_png(mask), media_type="image/png")
 
+    @app.get("/api/images/{image_id}/proposal")
+    def proposal(image_id: int, category_id: int):
+        _check_category(store, category_id)
+        return state.proposal(image_id, category_id)
+
+    @app.delete("/api/categories/{category_id}/click-bank")
+    def reset_click_bank(category_id: int):
+        _check_category(store, category_id)
+        state.proposals.reset(category_id)
+        return {"category_id": category_id, "bank_size": 0}
+
     @app.post("/api/images/{image_id}/finish")
     def finish(image_id: int, body: FinishIn, tab: str = Tab):
         return state.finish(image_id, body.category_id, tab)
@@ -314,6 +325,12 @@ def create_app(state: AppState) -> FastAPI:
         return {"key": key, "value": body.value}
 
     return app
+
+
+def _check_category(store, category_id: int) -> None:
+    """404 unless the category exists."""
+    if not any(c["id"] == category_id for c in store.list_categories()):
+        raise NotFoundError(f"category {category_id} does not exist")
 
 
 def _hostname(host: str) -> str:

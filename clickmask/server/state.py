@@ -14,7 +14,9 @@ from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.store import ProjectStore
 from clickmask.server.imaging import ImageCache
+from clickmask.sequential.runner import predictor_embedding
 from clickmask.server.prefetch import Prefetcher
+from clickmask.server.proposals import ProposalService
 
 PREFETCH_AHEAD = 2
 
@@ -36,6 +38,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.prefetcher = Prefetcher(self.predictor, self.load_image)
+        self.proposals = ProposalService(self.store)
 
     # ---------------------------------------------------------------- images
     def load_image(self, image_id: int) -> np.ndarray:
@@ -110,13 +113,52 @@ class AppState:
             return None if session is None else session.current_mask()
 
     def finish(self, image_id: int, category_id: int | None, tab: str = "") -> dict[str, Any]:
-        """Store the current click mask as a new instance and start a new object."""
+        """Store the current click mask as a new instance and start a new object.
+
+        With a category, the object's first positive click goes into that
+        category's click bank (initial click proposals).
+        """
         mask = self.current_mask(image_id, tab)
         if mask is None or not mask.any():
             raise ClickmaskError(f"image {image_id}: no object to finish (click on it first)")
+        first = next(iter(self.clicks_of(image_id, tab)), None)
         inst = self.store.add_instance(image_id, mask, category_id)
+        if category_id is not None and first is not None and first.positive:
+            with self.click_lock:
+                embedding = self._embedding(image_id)
+                if embedding is not None:
+                    self.proposals.learn(category_id, embedding, mask.shape, first)
         self.reset_clicks(image_id, tab)
         return inst
+
+    def _embedding(self, image_id: int) -> np.ndarray | None:
+        """The raw embedding of an image, made current (lock held); None for a model without one."""
+        if self._current_image != image_id:
+            image = self.load_image(image_id)
+            self.prefetcher.wait_for(image_id)
+            self.predictor.set_image(image)
+            self._current_image = image_id
+        try:
+            return predictor_embedding(self.predictor)
+        except ClickmaskError:
+            return None
+
+    def proposal(self, image_id: int, category_id: int) -> dict[str, Any]:
+        """The proposed first click for the next object of ``category_id`` on an image.
+
+        Returns ``{"proposal": {"x", "y"} or None, "bank_size": n}``; None when the
+        bank is empty, the model has no embedding, or every pixel is annotated.
+        """
+        size = self.proposals.size(category_id)
+        if size == 0:
+            return {"proposal": None, "bank_size": 0}
+        with self.click_lock:
+            embedding = self._embedding(image_id)
+            if embedding is None:
+                return {"proposal": None, "bank_size": size}
+            hw = self.predictor.image_size
+            click = self.proposals.propose(image_id, category_id, embedding, hw)
+        return {"proposal": None if click is None else {"x": click.x, "y": click.y}, "bank_size": size}
 
     def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:
         """The current clicks of an image in a tab."""

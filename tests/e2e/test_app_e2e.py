@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,11 @@ def test_click_segment_edit_categorise_export(browser, app_server, screenshots):
 
     # assign a category
     page.locator("[data-testid=instance-category]").first.select_option(label="cat")
-    page.wait_for_function("window.cm.state.instances[0].category_id !== null")
     cat_id = {c["name"]: c["id"] for c in store.list_categories()}["cat"]
+    page.wait_for_function(f"window.cm.state.instances[0].category_id === {cat_id}")
+    deadline = time.monotonic() + 10  # the UI may show the category before the write lands
+    while store.instance(inst["id"])["category_id"] != cat_id and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert store.instance(inst["id"])["category_id"] == cat_id
     page.screenshot(path=str(screenshots / "2-polygon.png"))
 

@@ -40,6 +40,7 @@ export const api = {
   currentMask: (id) => request("GET", `/api/images/${id}/mask`),
   undoClick: (id) => request("DELETE", `/api/images/${id}/clicks/last`),
   resetClicks: (id) => request("DELETE", `/api/images/${id}/clicks`),
+  proposal: (id, categoryId) => request("GET", `/api/images/${id}/proposal?category_id=${categoryId}`),
   finish: (id, categoryId) => request("POST", `/api/images/${id}/finish`, { category_id: categoryId }),
   patchInstance: (iid, body) => request("PATCH", `/api/instances/${iid}`, body),
   strokeInstance: (iid, body) => request("POST", `/api/instances/${iid}/stroke`, body),

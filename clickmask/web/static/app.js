@@ -7,9 +7,10 @@ const $ = (sel) => document.querySelector(sel);
 const state = {
   images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
   selected: null, clicks: [], mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
-  busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null,
+  busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null, proposal: null,
 };
 window.cm = { state }; // handle for the end-to-end test and for debugging
+let proposalEpoch = 0; // bumped by every click and image change: an older proposal answer is stale
 
 function toast(msg, isError = false) {
   const el = $("#toast");
@@ -85,6 +86,8 @@ async function openImage(id) {
   state.imageId = id;
   state.selected = null;
   state.clicks = [];
+  proposalEpoch += 1;
+  setProposal(null);
   history.replaceState(null, "", `#image=${id}`);
   const info = await api.open(id);
   renderImageList();
@@ -109,6 +112,7 @@ async function openImage(id) {
   if (state.clicks.length) viewer.setMask((await api.currentMask(id)).runs); // clicks left from an earlier visit
   redraw();
   await loadImages();
+  refreshProposal();
 }
 
 function step(delta) {
@@ -119,8 +123,36 @@ function step(delta) {
 }
 
 // ------------------------------------------------------------ clicks
+function setProposal(p) {
+  state.proposal = p;
+  viewer.setProposal(p);
+}
+
+// Ask for the proposed first click of the current category (ICP); shown only before the first click.
+async function refreshProposal() {
+  const id = state.imageId;
+  const cat = state.currentCategory;
+  if (id === null || cat === null || state.clicks.length || state.mode !== "click") { setProposal(null); return; }
+  const epoch = ++proposalEpoch;
+  try {
+    const r = await api.proposal(id, cat);
+    const fresh = epoch === proposalEpoch && id === state.imageId && cat === state.currentCategory;
+    if (fresh && !state.clicks.length && !state.clickBusy && state.mode === "click") setProposal(r.proposal);
+  } catch (err) {
+    setProposal(null); // no proposal is never an error worth a message
+  }
+}
+
+async function acceptProposal() {
+  if (!state.proposal || state.clicks.length) return;
+  const p = state.proposal;
+  await addClick(p.x, p.y, true);
+}
+
 async function addClick(x, y, positive) {
   const id = state.imageId;
+  proposalEpoch += 1;
+  setProposal(null); // a click replaces the proposal
   state.clickBusy = true;
   updateBusy();
   const t0 = performance.now();
@@ -142,6 +174,7 @@ async function undoClick() {
   state.clicks = r.clicks;
   viewer.setMask(r.runs);
   viewer.setClicks(state.clicks);
+  if (!state.clicks.length) refreshProposal();
 }
 
 async function cancelClicks() {
@@ -149,6 +182,7 @@ async function cancelClicks() {
   state.clicks = [];
   viewer.setMask(null);
   viewer.setClicks([]);
+  refreshProposal();
 }
 
 async function finishObject() {
@@ -159,6 +193,7 @@ async function finishObject() {
   viewer.setClicks([]);
   await reloadInstances(inst.id);
   await loadImages();
+  refreshProposal();
 }
 
 // ------------------------------------------------------------ instances
@@ -298,7 +333,7 @@ function renderCategories() {
     radio.name = "current-category";
     radio.checked = cat.id === state.currentCategory;
     radio.title = `Category for new objects (key ${i + 1})`;
-    radio.addEventListener("change", () => { state.currentCategory = cat.id; renderCategories(); });
+    radio.addEventListener("change", () => { state.currentCategory = cat.id; renderCategories(); refreshProposal(); });
     const color = document.createElement("input");
     color.type = "color";
     color.value = cat.color;
@@ -360,6 +395,7 @@ function setMode(mode) {
   document.querySelectorAll("#modes button").forEach((b) => b.classList.toggle("active", b.dataset.mode === mode));
   viewer.brushCursor.visible(false);
   viewer.refreshHandles();
+  refreshProposal();
 }
 
 function setRadius(r) {
@@ -404,6 +440,7 @@ const handlers = {
   prev: () => step(-1),
   next: () => step(1),
   finish: () => guard(finishObject),
+  acceptProposal: () => guard(acceptProposal),
   undo: () => guard(undoAny),
   redo: () => guard(redoAny),
   cancel: () => guard(cancelClicks),
@@ -471,6 +508,7 @@ document.addEventListener("keydown", (ev) => {
       state.currentCategory = cat.id;
       renderCategories();
       if (state.selected !== null) guard(() => patchSelected({ category_id: cat.id, set_category: true }));
+      else refreshProposal();
     }
     return;
   }

@@ -72,7 +72,7 @@ export class Viewer {
     this.imageLayer.destroyChildren();
     this.annLayer.destroyChildren();
     this.maskLayer.destroyChildren();
-    this.uiLayer.find(".click, .handle, .edge, .stroke").forEach((n) => n.destroy());
+    this.uiLayer.find(".click, .handle, .edge, .stroke, .proposal").forEach((n) => n.destroy());
     this.imageNode = null;
     this.maskNode = null;
     this.instances = [];
@@ -144,6 +144,22 @@ export class Viewer {
       this.maskLayer.add(this.maskNode);
     }
     this.maskLayer.draw();
+  }
+
+  /** Show the proposed first click (ICP) as a dashed purple ring, or remove it (null). */
+  setProposal(p) {
+    this.uiLayer.find(".proposal").forEach((n) => n.destroy());
+    if (p) {
+      const r = Math.max(4, 11 / this.stage.scaleX());
+      this.uiLayer.add(new Konva.Circle({
+        name: "proposal", x: p.x + 0.5, y: p.y + 0.5, radius: r, listening: false,
+        stroke: "#c04dff", strokeWidth: 3, dash: [5, 3], strokeScaleEnabled: false,
+      }));
+      this.uiLayer.add(new Konva.Circle({
+        name: "proposal", x: p.x + 0.5, y: p.y + 0.5, radius: r / 4, listening: false, fill: "#c04dff",
+      }));
+    }
+    this.uiLayer.draw();
   }
 
   setClicks(clicks) {

@@ -3,6 +3,7 @@ export const ACTIONS = {
   prev: ["Previous image", "a"],
   next: ["Next image", "d"],
   finish: ["Finish object", " "],
+  acceptProposal: ["Accept the proposed first click", "enter"],
   undo: ["Undo click / edit", "ctrl+z"],
   redo: ["Redo edit", "ctrl+y"],
   cancel: ["Drop the current clicks", "escape"],

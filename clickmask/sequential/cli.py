@@ -1,0 +1,97 @@
+"""``clickmask eval --sequential``: options and command (wired into :mod:`clickmask.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from clickmask.errors import ClickmaskError
+
+
+def add_arguments(ev: argparse.ArgumentParser) -> None:
+    """Add the sequential-benchmark options to the ``eval`` subcommand."""
+    group = ev.add_argument_group("sequential benchmark (SIIS)")
+    group.add_argument("--sequential", action="store_true",
+                       help="annotate per-category sequences in order (COCO-style instances.json or per-video folders)")
+    group.add_argument("--icp", action="store_true", help="with --sequential: initial click proposals from a click bank")
+    group.add_argument("--opo", action="store_true",
+                       help="with --sequential: online per-category adaptation on the finished masks")
+    group.add_argument("--limit-sequences", type=int, default=None, metavar="N", help="only the first N sequences")
+    group.add_argument("--min-instances", type=int, default=5, metavar="N",
+                       help="sequences need at least N objects (default 5)")
+    group.add_argument("--min-area", type=int, default=1000, metavar="PX",
+                       help="instances.json datasets: objects below PX pixels are left out (default 1000)")
+    group.add_argument("--frame-step", type=int, default=5, metavar="K",
+                       help="per-video datasets: every K-th frame is one object (default 5)")
+    group.add_argument("--stop-iou", type=float, default=0.90,
+                       help="the robot stops an object at this IoU (its mask is then the annotation; default 0.90)")
+    group.add_argument("--icp-smooth", type=int, default=3, metavar="K",
+                       help="mean filter size on the 64x64 similarity grid (default 3)")
+    group.add_argument("--opo-delta", type=int, default=2, metavar="D",
+                       help="object n uses the adapter trained on objects up to n - D (default 2)")
+    group.add_argument("--opo-steps", type=int, default=4, help="SGD steps after each finished object (default 4)")
+    group.add_argument("--opo-batch", type=int, default=8, help="samples per SGD step (default 8)")
+    group.add_argument("--opo-memory", type=int, default=32, help="recent finished objects trained on (default 32)")
+    group.add_argument("--opo-lr", type=float, default=5e-3, help="SGD learning rate (default 5e-3)")
+    group.add_argument("--compare", type=Path, default=None, metavar="BASE.json",
+                       help="also print the NoC change against a sequential report (e.g. the baseline)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sequential benchmark from parsed ``eval`` arguments."""
+    from tqdm import tqdm
+
+    from clickmask.engine.inference import InferenceOptions
+    from clickmask.engine.loader import load_predictor
+    from clickmask.evaluation.datasets import default_data_root
+    from clickmask.evaluation.report import write_json
+    from clickmask.sequential.report import build_report, compare, format_comparison, format_table
+    from clickmask.sequential.runner import SequentialOptions, run_sequences
+    from clickmask.sequential.sequences import SequenceOptions, build_sequences
+
+    if args.max_clicks < 1:
+        raise ClickmaskError(f"--max-clicks must be at least 1, got {args.max_clicks}")
+    if args.icp_smooth < 1:
+        raise ClickmaskError(f"--icp-smooth must be at least 1, got {args.icp_smooth}")
+    if args.limit is not None:
+        raise ClickmaskError("--limit does not apply to --sequential; use --limit-sequences")
+    base_report = None
+    if args.compare is not None:
+        try:
+            base_report = json.loads(Path(args.compare).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ClickmaskError(f"{args.compare}: cannot read report ({exc})") from None
+    root = args.data_root or default_data_root()
+    seq_options = SequenceOptions(min_instances=args.min_instances, min_area=args.min_area, frame_step=args.frame_step)
+    sequences = build_sequences(root, args.dataset, seq_options, limit=args.limit_sequences)
+    infer = InferenceOptions.parse(args.infer)
+    predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer)
+    options = SequentialOptions(
+        max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback, stop_iou=args.stop_iou,
+        icp=args.icp, icp_smooth=args.icp_smooth,
+    )
+    adapter = None
+    if args.opo:
+        from clickmask.sequential.opo import OnlineAdapter, OPOConfig
+
+        config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
+                           memory=args.opo_memory, lr=args.opo_lr)
+        adapter = OnlineAdapter.for_predictor(predictor, config)
+    total = sum(len(s.samples) for s in sequences)
+    with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:
+        results = run_sequences(predictor, sequences, options, adapter, on_result=lambda r: bar.update(1))
+    described = {"mask_feedback": options.mask_feedback, "icp": options.icp, "opo": args.opo, **infer.changed()}
+    if options.icp:
+        described["icp_smooth"] = options.icp_smooth
+    if adapter is not None:
+        described["opo_config"] = adapter.describe()
+    report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)
+    print(format_table(report))
+    if base_report is not None:
+        for key in ("85", "90"):
+            print(format_comparison(compare(base_report, report, key)))
+    if args.json_path:
+        write_json(report, args.json_path)
+        print(f"wrote {args.json_path}")
+    return 0

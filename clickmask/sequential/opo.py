@@ -1,0 +1,266 @@
+"""Online Purification Optimization (OPO): a per-category embedding adapter trained while annotating.
+
+Each category has its own :class:`~clickmask.training.adapter.EmbeddingAdapter`
+(residual 1x1 conv on the 1x256x64x64 embedding, identity at start) and a
+memory of its most recent finished objects: the raw embedding and the final
+*predicted* mask the user accepted (never a ground truth). After every
+finished object a few SGD steps run on that memory with clicks re-simulated
+from the masks (1-5 positive, 0-5 negative; BCE), through the differentiable
+decoder of :mod:`clickmask.training.torch_decoder`. The adapter is linear per
+pixel, so inference applies it in NumPy and keeps the ONNX decoder.
+
+Object ``n`` of a category is segmented with the adapter trained on objects
+``1 .. n - delta`` (``delta`` >= 1), so training can run behind the user:
+
+- :class:`CategoryAdapter` is the state of one category (adapter, optimizer,
+  memory, one frozen ``(A, b)`` version after each trained object);
+- :class:`BackgroundTrainer` trains in a worker thread (the app): ``submit``
+  returns at once and a click only reads the latest published version;
+- :class:`OnlineAdapter` is the benchmark's deterministic variant: it trains
+  synchronously between objects and serves version ``n - delta``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import zlib
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from clickmask.engine.predictor import Predictor
+from clickmask.errors import ClickmaskError
+
+Affine = tuple[np.ndarray, np.ndarray]  # (256x256 A, 256 b): out = A x + b per pixel
+
+
+@dataclass(frozen=True)
+class OPOConfig:
+    """Online training settings (SIIS: SGD, lr 5e-3, batch 8, 4 steps, clicks 1-5 / 0-5).
+
+    ``memory``: how many recent finished objects per category are trained on;
+    ``delta``: object n uses the adapter trained on objects up to n - delta.
+    """
+
+    delta: int = 2
+    memory: int = 32
+    steps: int = 4
+    batch_size: int = 8
+    lr: float = 5e-3
+    momentum: float = 0.9
+    max_pos: int = 5
+    max_neg: int = 5
+    rank: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.delta < 1:
+            raise ClickmaskError(f"OPO delta must be at least 1, got {self.delta}")
+        if self.memory < 1 or self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ClickmaskError("OPO needs memory >= 1, steps >= 0, batch size >= 1 and a positive learning rate")
+
+
+class CategoryAdapter:
+    """One category's adapter, optimizer, sample memory and published versions.
+
+    ``versions[k]`` is the (A, b) affine map after training on the first k
+    finished objects (``versions[0]`` = identity, i.e. None).
+    """
+
+    def __init__(self, category: str, decoder, config: OPOConfig) -> None:
+        import torch
+
+        from clickmask.training.adapter import EmbeddingAdapter
+
+        self.category = category
+        self.config = config
+        self.decoder = decoder
+        self.adapter = EmbeddingAdapter(rank=config.rank, seed=config.seed)
+        self.optimizer = torch.optim.SGD(self.adapter.parameters(), lr=config.lr, momentum=config.momentum)
+        self.memory: deque = deque(maxlen=config.memory)
+        self.rng = np.random.default_rng([config.seed, zlib.crc32(category.encode())])
+        self.versions: list[Affine | None] = [None]
+        self.losses: list[float] = []
+
+    def learn(self, embedding: np.ndarray, mask: np.ndarray, name: str = "") -> None:
+        """Add a finished object (raw 1x256x64x64 embedding, final HxW bool mask) and train.
+
+        An empty mask (nothing accepted) adds nothing but still publishes a
+        version, so version k always belongs to object k.
+        """
+        from clickmask.training.loop import ClickConfig, TrainSample, train_steps
+
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            emb = np.asarray(embedding, dtype=np.float16)  # half the memory; training casts to float32
+            self.memory.append(TrainSample(emb, mask.copy(), mask.shape, name=name))
+        if self.memory and self.config.steps > 0:
+            cfg = self.config
+            clicks = ClickConfig(max_pos=cfg.max_pos, max_neg=cfg.max_neg, iterative_clicks=0, loss="bce",
+                                 batch_size=cfg.batch_size)
+            self.adapter.train()
+            self.losses += train_steps(self.decoder, self.adapter, list(self.memory), cfg.steps,
+                                       self.optimizer, self.rng, clicks)
+        self.versions.append(self.adapter.affine())
+
+    def version_for(self, index: int) -> Affine | None:
+        """The adapter for 0-based object ``index``: trained on objects ``0 .. index - delta``."""
+        count = index - self.config.delta + 1
+        return self.versions[max(0, min(count, len(self.versions) - 1))]
+
+
+def _load_decoder(spec):
+    """The differentiable decoder of a model spec, frozen (only adapters are trained)."""
+    from clickmask.training.torch_decoder import TorchSamDecoder
+
+    decoder = TorchSamDecoder.from_onnx(spec.decoder)
+    for param in decoder.parameters():
+        param.requires_grad_(False)
+    return decoder
+
+
+def _torch_threads() -> None:
+    """Use $CLICKMASK_THREADS threads for torch when set (benchmarks share the CPU)."""
+    import torch
+
+    threads = int(os.environ.get("CLICKMASK_THREADS", 0) or 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+class OnlineAdapter:
+    """OPO for the sequential benchmark (the runner's ``Adapter``), deterministic.
+
+    Wraps the plain predictor's model in an ``AdaptedSamPredictor`` that shares
+    its embedding cache (and ``RefinedPredictor`` options, if any); training
+    runs synchronously when an object is finished.
+    """
+
+    def __init__(self, predictor: Predictor, config: OPOConfig = OPOConfig()) -> None:
+        from clickmask.engine.inference import RefinedPredictor
+        from clickmask.engine.sam_onnx import SamOnnxPredictor
+        from clickmask.training.adapted import AdaptedSamPredictor
+
+        base = getattr(predictor, "base", predictor)
+        if not isinstance(base, SamOnnxPredictor):
+            raise ClickmaskError(f"model {predictor.model_id}: OPO needs a SAM-style ONNX model")
+        _torch_threads()
+        self.config = config
+        self.decoder = _load_decoder(base.spec)
+        self._adapted = AdaptedSamPredictor(base.spec, None, base.cache, name="opo")
+        self._adapted.model_id = base.model_id
+        self._active: Predictor = self._adapted
+        if isinstance(predictor, RefinedPredictor):
+            self._active = RefinedPredictor(self._adapted, predictor.options)
+        self.categories: dict[str, CategoryAdapter] = {}
+
+    @classmethod
+    def for_predictor(cls, predictor: Predictor, config: OPOConfig = OPOConfig()) -> "OnlineAdapter":
+        """Build OPO around a predictor from ``load_predictor``."""
+        return cls(predictor, config)
+
+    def state(self, category: str) -> CategoryAdapter:
+        """The category's adapter state (created on first use)."""
+        if category not in self.categories:
+            self.categories[category] = CategoryAdapter(category, self.decoder, self.config)
+        return self.categories[category]
+
+    def predictor_for(self, category: str, index: int) -> Predictor:
+        """The adapted predictor for object ``index`` of ``category`` (applies on its next set_image)."""
+        self._adapted.set_adapter(self.state(category).version_for(index))
+        return self._active
+
+    def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray) -> None:
+        """Train the category's adapter on the finished object (its raw embedding and final mask)."""
+        state = self.state(category)
+        if len(state.versions) != index + 1:
+            raise ClickmaskError(f"OPO: objects of {category!r} must be finished in order (got {index})")
+        state.learn(embedding, mask, name=f"{category}#{index}")
+
+    def describe(self) -> dict:
+        """The configuration, for reports."""
+        return asdict(self.config)
+
+
+class BackgroundTrainer:
+    """OPO in a worker thread: finished objects are queued, clicks never wait.
+
+    ``submit`` only enqueues; the worker trains the category's adapter and
+    publishes a new version. ``current(category)`` returns the latest
+    published (A, b) (or None before any training), a plain read that never
+    takes the training lock. ``wait_idle`` blocks until the queue is drained
+    (tests, shutdown).
+    """
+
+    def __init__(self, decoder, config: OPOConfig = OPOConfig()) -> None:
+        self.config = config
+        self.decoder = decoder
+        self.categories: dict[str, CategoryAdapter] = {}
+        self.errors: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="clickmask-opo", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_spec(cls, spec, config: OPOConfig = OPOConfig()) -> "BackgroundTrainer":
+        """A trainer for the model ``spec`` (loads its decoder into PyTorch)."""
+        return cls(_load_decoder(spec), config)
+
+    def submit(self, category: str, embedding: np.ndarray, mask: np.ndarray) -> None:
+        """Queue a finished object (raw 1x256x64x64 embedding, final HxW bool mask); returns at once.
+
+        The arrays are queued as they are (no copy): the caller must not modify them afterwards.
+        """
+        self._queue.put((category, embedding, mask))
+
+    def current(self, category: str) -> Affine | None:
+        """The newest published adapter of ``category`` (None = identity)."""
+        state = self.categories.get(category)
+        return state.versions[-1] if state is not None else None
+
+    def version(self, category: str) -> int:
+        """How many finished objects the published adapter of ``category`` has learned from."""
+        state = self.categories.get(category)
+        return len(state.versions) - 1 if state is not None else 0
+
+    def reset(self, category: str) -> None:
+        """Forget a category's adapter and memory (takes effect after queued work is done)."""
+        self._queue.put((category, None, None))
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every queued object is trained; False on timeout."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        """Stop the worker after the queued work."""
+        self._queue.put(None)
+        self._thread.join(timeout=60)
+
+    def _work(self) -> None:
+        import torch
+
+        torch.set_num_threads(1)  # leave the other cores to the clicks
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            category, embedding, mask = item
+            if embedding is None:
+                self.categories.pop(category, None)
+                continue
+            try:
+                state = self.categories.get(category)
+                if state is None:
+                    state = CategoryAdapter(category, self.decoder, self.config)
+                    self.categories[category] = state
+                state.learn(embedding, mask)
+            except Exception as exc:  # keep serving: a failed update leaves the last version in place
+                self.errors.append(f"{category}: {exc}")

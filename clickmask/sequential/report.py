@@ -1,0 +1,180 @@
+"""Reports of the sequential benchmark: JSON summary, terminal table, comparison.
+
+NoC here counts only the clicks the user makes: an accepted ICP proposal is
+free, so an object whose proposal alone reaches the threshold has NoC 0.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+import numpy as np
+
+from clickmask.errors import ClickmaskError
+from clickmask.evaluation.metrics import threshold_key
+from clickmask.sequential.runner import InstanceResult
+
+THRESHOLDS = (0.85, 0.90)
+
+
+def _noc_block(results: Sequence[InstanceResult], max_clicks: int) -> dict:
+    """NoC means, failure counts and ICP counts of a group of objects."""
+    noc: dict[str, float] = {}
+    failures: dict[str, int] = {}
+    for t in THRESHOLDS:
+        key = threshold_key(t)
+        values = [r.noc(t, max_clicks) for r in results]
+        noc[key] = float(np.mean(values))
+        failures[key] = sum(1 for r in results if not any(v >= t for v in r.ious))
+    proposals = sum(1 for r in results if r.proposal is not None)
+    hits = sum(1 for r in results if r.hit)
+    return {
+        "n": len(results),
+        "noc": noc,
+        "failures": failures,
+        "icp": {"proposals": proposals, "hits": hits, "hit_rate": hits / proposals if proposals else 0.0},
+    }
+
+
+def build_report(
+    results: Sequence[InstanceResult], dataset: str, model: str, options: dict, max_clicks: int, stop_iou: float
+) -> dict:
+    """The machine-readable summary (``--json``): overall, per category and per object."""
+    if not results:
+        raise ClickmaskError(f"dataset {dataset}: no objects were annotated")
+    if stop_iou < max(THRESHOLDS):
+        raise ClickmaskError(f"stop IoU {stop_iou} is below the highest reported threshold {max(THRESHOLDS)}")
+    categories: dict[str, list[InstanceResult]] = {}
+    for r in results:
+        categories.setdefault(r.category, []).append(r)
+    click_ms = np.array([t for r in results for t in r.click_ms], dtype=np.float64)
+    propose_ms = np.array([r.propose_ms for r in results if r.proposal is not None], dtype=np.float64)
+    overall = _noc_block(results, max_clicks)
+    return {
+        "dataset": dataset,
+        "model": model,
+        "options": dict(options),
+        "max_clicks": max_clicks,
+        "stop_iou": stop_iou,
+        "n": overall["n"],
+        "sequences": len(categories),
+        "noc": overall["noc"],
+        "failures": overall["failures"],
+        "icp": overall["icp"],
+        "latency_ms": {
+            "click_median": float(np.median(click_ms)) if click_ms.size else 0.0,
+            "propose_median": float(np.median(propose_ms)) if propose_ms.size else 0.0,
+        },
+        "per_category": {name: _noc_block(group, max_clicks) for name, group in categories.items()},
+        "per_object": {
+            r.name: {
+                "category": r.category,
+                "ious": [round(v, 5) for v in r.ious],
+                "free_first": r.free_first,
+                "proposal": list(r.proposal) if r.proposal is not None else None,
+                "hit": r.hit,
+                "noc": {threshold_key(t): r.noc(t, max_clicks) for t in THRESHOLDS},
+            }
+            for r in results
+        },
+    }
+
+
+def format_table(report: dict) -> str:
+    """Plain-text table: the overall NoC and ICP hit rate, then one line per category."""
+    noc, fail, icp = report["noc"], report["failures"], report["icp"]
+    lines = [
+        f"dataset {report['dataset']} (sequential)  model {report['model']}  "
+        f"sequences {report['sequences']}  objects {report['n']}  options {json.dumps(report['options'], sort_keys=True)}",
+        "  NoC@85  NoC@90   >=20@85 >=20@90   ICP hits/proposals",
+        f"  {noc['85']:6.2f}  {noc['90']:6.2f}   {fail['85']:7d} {fail['90']:7d}   "
+        f"{icp['hits']}/{icp['proposals']} ({icp['hit_rate']:.0%})",
+        f"  {'category':<20} {'n':>4}  NoC@85  NoC@90  ICP hits",
+    ]
+    for name, block in report["per_category"].items():
+        lines.append(
+            f"  {name:<20} {block['n']:4d}  {block['noc']['85']:6.2f}  {block['noc']['90']:6.2f}  "
+            f"{block['icp']['hits']}/{block['icp']['proposals']}"
+        )
+    lines.append(f"  latency ms: click median {report['latency_ms']['click_median']:.1f}, "
+                 f"proposal median {report['latency_ms']['propose_median']:.1f}")
+    return "\n".join(lines)
+
+
+def compare(base: dict, other: dict, threshold: str = "85") -> dict:
+    """NoC change of ``other`` against ``base`` (same dataset): overall and per category.
+
+    Returns ``{"overall": {"base", "other", "change"}, "per_category": {name: {...}},
+    "worst_category": name}``; ``change`` is relative (-0.12 = 12% fewer clicks;
+    0 when both are 0).
+    """
+    if base.get("dataset") != other.get("dataset"):
+        raise ClickmaskError(f"cannot compare reports of {base.get('dataset')} and {other.get('dataset')}")
+
+    def change(a: float, b: float) -> float:
+        return (b - a) / a if a > 0 else (0.0 if b == 0 else float("inf"))
+
+    per = {}
+    for name, block in base["per_category"].items():
+        if name in other["per_category"]:
+            a, b = block["noc"][threshold], other["per_category"][name]["noc"][threshold]
+            per[name] = {"base": a, "other": b, "change": change(a, b)}
+    a, b = base["noc"][threshold], other["noc"][threshold]
+    worst = max(per, key=lambda n: per[n]["change"]) if per else None
+    return {"threshold": threshold, "overall": {"base": a, "other": b, "change": change(a, b)},
+            "per_category": per, "worst_category": worst}
+
+
+def format_comparison(result: dict) -> str:
+    """Plain-text table of :func:`compare`."""
+    t = result["threshold"]
+    o = result["overall"]
+    lines = [f"  NoC@{t}: {o['base']:.2f} -> {o['other']:.2f} ({o['change']:+.1%})"]
+    for name, row in result["per_category"].items():
+        lines.append(f"    {name:<20} {row['base']:6.2f} -> {row['other']:6.2f} ({row['change']:+.1%})")
+    if result["worst_category"] is not None:
+        w = result["worst_category"]
+        lines.append(f"  worst category: {w} ({result['per_category'][w]['change']:+.1%})")
+    return "\n".join(lines)
+
+
+def format_ablation(reports: Sequence[dict]) -> str:
+    """Markdown table like the SIIS ablation: one row per report (dataset, ICP, OPO, NoC@85/90, hit rate).
+
+    The change column is relative to the first report of the same dataset
+    without ICP and OPO (the baseline), when there is one.
+    """
+    base: dict[str, dict] = {}
+    for rep in reports:
+        opts = rep.get("options", {})
+        if not opts.get("icp") and not opts.get("opo"):
+            base.setdefault(rep["dataset"], rep)
+    lines = [
+        "| dataset | ICP | OPO | objects | NoC@85 | NoC@90 | change @85 | ICP hits | worst category @85 |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for rep in reports:
+        opts = rep.get("options", {})
+        ref = base.get(rep["dataset"])
+        change, worst = "", ""
+        if ref is not None and ref is not rep:
+            cmp = compare(ref, rep, "85")
+            change = f"{cmp['overall']['change']:+.1%}"
+            if cmp["worst_category"] is not None:
+                w = cmp["worst_category"]
+                worst = f"{w} ({cmp['per_category'][w]['change']:+.1%})"
+        icp = rep["icp"]
+        hits = f"{icp['hits']}/{icp['proposals']}" if opts.get("icp") else ""
+        lines.append(
+            f"| {rep['dataset']} | {'yes' if opts.get('icp') else ''} | {'yes' if opts.get('opo') else ''} | "
+            f"{rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m clickmask.sequential.report A.json B.json ...
+    import sys
+    from pathlib import Path
+
+    print(format_ablation([json.loads(Path(p).read_text(encoding="utf-8")) for p in sys.argv[1:]]))

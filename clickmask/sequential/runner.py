@@ -1,0 +1,189 @@
+"""The robot user over sequences of objects (baseline, +ICP, +OPO).
+
+Each object is annotated with the standard robot user of
+:mod:`clickmask.evaluation.clicker` (click at the centre of the largest error,
+mask feedback, at most ``max_clicks`` counted clicks) until its IoU reaches
+``stop_iou`` (the user is satisfied; the mask then is the object's annotation).
+
+With ICP, the click bank of the sequence's category proposes a first click,
+computed with the ignore mask = union of the annotations already made on the
+same image in this sequence. It is a free click when it falls inside the
+object's ground truth; otherwise the robot's own first click is used (and
+counted). The first click of every finished object goes into the bank.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from clickmask.engine.clicks import Click
+from clickmask.engine.predictor import Predictor
+from clickmask.engine.session import InteractiveSession
+from clickmask.errors import ClickmaskError
+from clickmask.evaluation.clicker import next_click
+from clickmask.evaluation.metrics import iou
+from clickmask.evaluation.runner import load_sample
+from clickmask.sequential.click_bank import ClickBank
+from clickmask.sequential.sequences import ObjectSequence
+
+
+@dataclass(frozen=True)
+class SequentialOptions:
+    """How the robot user, ICP and OPO are run."""
+
+    max_clicks: int = 20
+    mask_feedback: bool = True
+    stop_iou: float = 0.90
+    icp: bool = False
+    icp_smooth: int = 3
+
+
+@dataclass
+class InstanceResult:
+    """One object of a sequence.
+
+    ious: IoU after each prediction, in order; with a free (accepted) proposal
+    the first entry is the IoU after the proposal alone. clicks: every click
+    used (the proposal first when it was accepted). ``free_first`` says whether
+    clicks[0] was a free proposal. ``proposal`` is the ICP proposal (x, y) or
+    None; ``hit`` whether it fell inside the ground truth.
+    """
+
+    name: str
+    category: str
+    ious: list[float]
+    clicks: list[Click]
+    free_first: bool
+    proposal: tuple[float, float] | None
+    hit: bool | None
+    click_ms: list[float] = field(default_factory=list)
+    propose_ms: float = 0.0
+
+    def noc(self, threshold: float, max_clicks: int) -> int:
+        """Counted clicks until IoU >= threshold (0 if the free proposal alone reaches it)."""
+        for index, value in enumerate(self.ious, start=1):
+            counted = index - int(self.free_first)
+            if counted > max_clicks:
+                break
+            if value >= threshold:
+                return counted
+        return max_clicks
+
+
+class Adapter(Protocol):
+    """What the runner needs from OPO: a predictor for the current category and a hook."""
+
+    def predictor_for(self, category: str, index: int) -> Predictor:
+        """The predictor to use for object ``index`` (0-based) of ``category``'s sequence."""
+
+    def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray) -> None:
+        """Object ``index`` is done: its image (HxWx3), raw embedding (1xCxGxG) and final mask (HxW bool)."""
+
+
+def predictor_embedding(predictor: Predictor) -> np.ndarray:
+    """The current image's 1x256x64x64 embedding of a SAM predictor (plain or refined)."""
+    base = getattr(predictor, "base", predictor)
+    emb = getattr(base, "embedding", None)
+    if emb is None:
+        raise ClickmaskError(f"model {predictor.model_id} has no image embedding: ICP/OPO need a SAM-style model")
+    return emb
+
+
+def annotate_object(
+    predictor: Predictor,
+    gt: np.ndarray,
+    ignore: np.ndarray | None,
+    options: SequentialOptions,
+    first: Click | None = None,
+) -> tuple[list[float], list[Click], list[float], np.ndarray]:
+    """Robot annotation of one object on the predictor's current image.
+
+    gt, ignore: HxW bool. ``first``: a free first click (the accepted proposal) or None.
+    Stops when the IoU reaches ``options.stop_iou``, after ``max_clicks``
+    counted clicks, or when the robot finds no error left. Returns (IoU after
+    each prediction, clicks, per-click ms, final HxW bool mask).
+    """
+    session = InteractiveSession(predictor, mask_feedback=options.mask_feedback)
+    pred = np.zeros(gt.shape, dtype=bool)
+    ious: list[float] = []
+    clicks: list[Click] = []
+    times: list[float] = []
+    budget = options.max_clicks + (1 if first is not None else 0)
+    while len(clicks) < budget and not (ious and ious[-1] >= options.stop_iou):
+        click = first if (first is not None and not clicks) else next_click(gt, pred, ignore, clicks)
+        if click is None:
+            break
+        t0 = time.perf_counter()
+        session.add_click(click)
+        pred = session.current_mask()
+        times.append((time.perf_counter() - t0) * 1000)
+        clicks.append(click)
+        ious.append(iou(gt, pred, ignore))
+    return ious, clicks, times, pred
+
+
+def run_sequence(
+    predictor: Predictor,
+    sequence: ObjectSequence,
+    options: SequentialOptions = SequentialOptions(),
+    adapter: Adapter | None = None,
+    on_result: Callable[[InstanceResult], None] | None = None,
+) -> list[InstanceResult]:
+    """Annotate a sequence's objects in order; returns one result per object."""
+    bank = ClickBank(smooth=options.icp_smooth)
+    annotated: dict[str, np.ndarray] = {}  # image path -> union of the final masks made on it
+    results: list[InstanceResult] = []
+    for index, sample in enumerate(sequence.samples):
+        active = adapter.predictor_for(sequence.category, index) if adapter is not None else predictor
+        image, gt, ignore = load_sample(sample)
+        active.set_image(image)
+        if active is not predictor and (options.icp or adapter is not None):
+            predictor.set_image(image)  # the raw embedding (a cache hit: the caches are shared)
+        key = str(sample.image_path)
+        first, proposal, hit, propose_ms = None, None, None, 0.0
+        if options.icp and len(bank):
+            t0 = time.perf_counter()
+            embedding = predictor_embedding(predictor)
+            click = bank.propose(embedding, gt.shape, annotated.get(key))
+            propose_ms = (time.perf_counter() - t0) * 1000
+            if click is not None:
+                col, row = click.as_int()
+                proposal, hit = (click.x, click.y), bool(gt[row, col])
+                first = click if hit else None
+        ious, clicks, times, mask = annotate_object(active, gt, ignore, options, first)
+        if not clicks:
+            raise ClickmaskError(f"{sample.mask_path}: the robot found nothing to click (empty object?)")
+        if options.icp or adapter is not None:
+            embedding = predictor_embedding(predictor)  # raw: ICP features and OPO inputs
+            if options.icp:
+                bank.add_click(embedding, clicks[0], gt.shape)
+            if adapter is not None:
+                adapter.finished(sequence.category, index, image, embedding, mask)
+        annotated[key] = mask if key not in annotated else (annotated[key] | mask)
+        result = InstanceResult(
+            name=sample.name, category=sequence.category, ious=ious, clicks=clicks,
+            free_first=first is not None, proposal=proposal, hit=hit, click_ms=times,
+            propose_ms=propose_ms,
+        )
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def run_sequences(
+    predictor: Predictor,
+    sequences: list[ObjectSequence],
+    options: SequentialOptions = SequentialOptions(),
+    adapter: Adapter | None = None,
+    on_result: Callable[[InstanceResult], None] | None = None,
+) -> list[InstanceResult]:
+    """Run every sequence (each with its own click bank) and concatenate the results."""
+    out: list[InstanceResult] = []
+    for sequence in sequences:
+        out += run_sequence(predictor, sequence, options, adapter, on_result)
+    return out

@@ -1,0 +1,86 @@
+"""Real browser: the initial click proposal (ICP) marker, Enter accepts it, a normal click replaces it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from clickmask.server.live import LiveServer
+
+
+@pytest.fixture()
+def app_server(tmp_path):
+    from clickmask.engine.loader import load_predictor
+    from clickmask.project import open_project
+    from clickmask.server import AppState, create_app
+    from clickmask.server.sample import add_sample_categories, build_sample_project
+    from clickmask.web import static_dir
+
+    if not (static_dir() / "vendor" / "konva.min.js").is_file():
+        pytest.fail("the front end is not built: run 'make setup' (npm ci && npm run build in clickmask/web)")
+    store = open_project(build_sample_project(tmp_path / "sample"))
+    add_sample_categories(store)
+    predictor = load_predictor(None, allow_fallback=True)
+    if predictor.is_fallback:
+        pytest.skip("proposals need the SAM model (run `clickmask models pull`)")
+    with LiveServer(create_app(AppState(store=store, predictor=predictor))) as server:
+        yield server, store
+
+
+def _page_point(page, x: float, y: float) -> tuple[float, float]:
+    p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [x, y])
+    return p["x"], p["y"]
+
+
+def _open(page, store, name: str) -> int:
+    image = next(i for i in store.list_images() if i["path"] == name)
+    page.locator(f"[data-testid=image-item][data-id='{image['id']}']").click()
+    page.wait_for_function(f"window.cm.state.imageId === {image['id']} && window.cm.viewer.width > 0")
+    return image["id"]
+
+
+def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
+    from clickmask.samples import load_samples
+
+    server, store = app_server
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+
+    # first object of the current category on chelsea: no proposal yet (empty bank)
+    _open(page, store, "chelsea.png")
+    truth = load_samples(["chelsea"])[0].mask
+    dist = ndimage.distance_transform_edt(np.pad(truth, 1))[1:-1, 1:-1]
+    r, c = np.unravel_index(int(np.argmax(dist)), truth.shape)
+    assert page.evaluate("window.cm.state.proposal") is None
+    page.mouse.click(*_page_point(page, c + 0.5, r + 0.5))
+    page.wait_for_function("window.cm.state.clicks.length === 1", timeout=60_000)
+    page.keyboard.press("Space")
+    page.wait_for_function("window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+
+    # another image: the bank proposes a first click, drawn as a marker
+    _open(page, store, "coffee.png")
+    page.wait_for_function("window.cm.state.proposal !== null", timeout=60_000)
+    assert page.evaluate("window.cm.viewer.uiLayer.find('.proposal').length") > 0
+    proposal = page.evaluate("window.cm.state.proposal")
+
+    # Enter accepts it as the first positive click
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.cm.state.clicks.length === 1", timeout=60_000)
+    click = page.evaluate("window.cm.state.clicks[0]")
+    assert click["positive"] and (click["x"], click["y"]) == (proposal["x"], proposal["y"])
+    assert page.evaluate("window.cm.state.proposal") is None
+    assert page.evaluate("window.cm.viewer.uiLayer.find('.proposal').length") == 0
+
+    # Esc drops the clicks: the proposal is back; a normal click replaces it
+    page.keyboard.press("Escape")
+    page.wait_for_function("window.cm.state.proposal !== null && window.cm.state.clicks.length === 0", timeout=60_000)
+    page.mouse.click(*_page_point(page, 10.5, 10.5))
+    page.wait_for_function("window.cm.state.clicks.length === 1", timeout=60_000)
+    click = page.evaluate("window.cm.state.clicks[0]")
+    assert (click["x"], click["y"]) != (proposal["x"], proposal["y"])
+    assert page.evaluate("window.cm.state.proposal") is None
+    assert not errors, errors

@@ -1,0 +1,82 @@
+"""ICP in the app: proposals through the API, learning on finish, banks stored in the project."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from clickmask.engine.loader import load_predictor
+from clickmask.project import open_project
+from clickmask.server import AppState, create_app
+
+
+def _scene(boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """160x240 grey image with red boxes (x0, y0, x1, y1)."""
+    img = np.full((160, 240, 3), 90, np.uint8)
+    img[::8] = 110  # some texture
+    for x0, y0, x1, y1 in boxes:
+        img[y0:y1, x0:x1] = (220, 30, 30)
+    return img
+
+
+@pytest.fixture()
+def project(tmp_path):
+    Image.fromarray(_scene([(20, 30, 80, 90)])).save(tmp_path / "a.png")
+    Image.fromarray(_scene([(150, 60, 210, 120), (30, 100, 80, 150)])).save(tmp_path / "b.png")
+    return tmp_path
+
+
+def _ids(client):
+    return {i["path"]: i["id"] for i in client.get("/api/images").json()["images"]}
+
+
+def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predictor):
+    state = AppState(store=open_project(project), predictor=sam_predictor)
+    client = TestClient(create_app(state))
+    ids = _ids(client)
+    cat = client.post("/api/categories", json={"name": "box"}).json()
+    other = client.post("/api/categories", json={"name": "other"}).json()
+    url_b = f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}"
+    assert client.get(url_b).json() == {"proposal": None, "bank_size": 0}
+    assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id=999").status_code == 404
+
+    # the user's own first click on image a, then finish with the category: it goes into the bank
+    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
+    client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
+    body = client.get(url_b).json()
+    assert body["bank_size"] == 1
+    x, y = body["proposal"]["x"], body["proposal"]["y"]
+    in_right = 150 <= x < 210 and 60 <= y < 120
+    in_left = 30 <= x < 80 and 100 <= y < 150
+    assert in_right or in_left, body
+    assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={other['id']}").json()["proposal"] is None
+
+    # accept the proposal (a positive click there) and finish: the next proposal is the other box
+    client.post(f"/api/images/{ids['b.png']}/clicks", json={"x": x, "y": y, "positive": True})
+    client.post(f"/api/images/{ids['b.png']}/finish", json={"category_id": cat["id"]})
+    body = client.get(url_b).json()
+    assert body["bank_size"] == 2
+    x2, y2 = body["proposal"]["x"], body["proposal"]["y"]
+    if in_right:
+        assert 30 <= x2 < 80 and 100 <= y2 < 150, body
+    else:
+        assert 150 <= x2 < 210 and 60 <= y2 < 120, body
+
+    # the banks are in the project: a new server process sees them
+    state2 = AppState(store=open_project(project), predictor=sam_predictor)
+    assert state2.proposals.size(cat["id"]) == 2
+    client2 = TestClient(create_app(state2))
+    assert client2.delete(f"/api/categories/{cat['id']}/click-bank").json()["bank_size"] == 0
+    assert client2.get(url_b).json() == {"proposal": None, "bank_size": 0}
+
+
+def test_model_without_embedding_gives_no_proposal(project):
+    state = AppState(store=open_project(project), predictor=load_predictor("grabcut"))
+    client = TestClient(create_app(state))
+    ids = _ids(client)
+    cat = client.post("/api/categories", json={"name": "box"}).json()
+    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
+    assert client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]}).status_code == 200
+    assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json()["proposal"] is None

@@ -1,0 +1,162 @@
+"""Sequential benchmark: sequence building, NoC with free proposals, reports, CLI, real-model runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clickmask.cli import main
+from clickmask.engine.clicks import Click
+from clickmask.errors import ClickmaskError, DatasetError
+from clickmask.sequential.report import build_report, compare, format_ablation, format_table
+from clickmask.sequential.runner import InstanceResult, SequentialOptions, run_sequence
+from clickmask.sequential.sequences import ObjectSequence, SequenceOptions, build_sequences
+
+
+def _disk(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 < r**2
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def _coco_like(root: Path) -> Path:
+    """Images with disks: category 'a' 3 big + 1 small + 1 crowd instance, 'b' 2 instances."""
+    folder = root / "Coco"
+    entries = []
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        img = rng.integers(0, 60, size=(80, 100, 3)).astype(np.uint8)
+        masks = [("a", _disk(80, 100, 30, 40, 15), 0), ("b", _disk(80, 100, 75, 40, 12), 0)]
+        if i == 0:
+            masks += [("a", _disk(80, 100, 10, 10, 3), 0), ("a", _disk(80, 100, 60, 65, 10), 1)]
+        for k, (cat, mask, crowd) in enumerate(masks):
+            img[mask] = 200
+            _save(folder / "masks" / f"im{i}_{k}.png", (mask * 255).astype(np.uint8))
+            entries.append({"image": f"images/im{i}.png", "mask": f"masks/im{i}_{k}.png", "category": cat,
+                            "iscrowd": crowd, "area": int(mask.sum())})
+        _save(folder / "images" / f"im{i}.png", img)
+    # dataset order is not name order: put image 2 first
+    entries = [e for e in entries if "im2" in e["image"]] + [e for e in entries if "im2" not in e["image"]]
+    (folder / "instances.json").write_text(json.dumps(entries))
+    return folder
+
+
+def _video_like(root: Path) -> Path:
+    folder = root / "Vid"
+    for seq, n in (("zeta", 12), ("alpha", 4)):
+        for f in range(n):
+            mask = _disk(60, 80, 20 + f * 3, 30, 10)
+            img = np.full((60, 80, 3), 30, np.uint8)
+            img[mask] = 220
+            _save(folder / "images" / seq / f"{f:05d}.jpg", img)
+            _save(folder / "masks" / seq / f"{f:05d}.png", (mask * 255).astype(np.uint8))
+    (folder / "sequences.txt").write_text("zeta\nalpha\n")
+    return folder
+
+
+def test_coco_sequences_filter_crowd_small_and_keep_dataset_order(tmp_path):
+    _coco_like(tmp_path)
+    seqs = build_sequences(tmp_path, "Coco", SequenceOptions(min_instances=3, min_area=100))
+    assert [s.category for s in seqs] == ["a", "b"]  # the small and the crowd 'a' are left out
+    assert [s.name for s in seqs[0].samples] == ["im2_0", "im0_0", "im1_0"]
+    assert [s.name for s in seqs[1].samples] == ["im2_1", "im0_1", "im1_1"]
+    seqs = build_sequences(tmp_path, "Coco", SequenceOptions(min_instances=3, min_area=500))
+    assert [s.category for s in seqs] == ["a"]  # 'b' disks have ~450 px
+    assert len(build_sequences(tmp_path, "Coco", SequenceOptions(min_instances=4, min_area=10))[0].samples) == 4
+    with pytest.raises(DatasetError, match="no sequence with at least 5 objects"):
+        build_sequences(tmp_path, "Coco")
+
+
+def test_video_sequences_take_every_nth_frame_in_listed_order(tmp_path):
+    _video_like(tmp_path)
+    seqs = build_sequences(tmp_path, "Vid", SequenceOptions(min_instances=2, frame_step=5))
+    assert [s.category for s in seqs] == ["zeta"]  # alpha has only 1 frame at step 5
+    assert [s.name for s in seqs[0].samples] == ["zeta/00000", "zeta/00005", "zeta/00010"]
+    seqs = build_sequences(tmp_path, "Vid", SequenceOptions(min_instances=1, frame_step=5), limit=1)
+    assert len(seqs) == 1
+
+
+def test_flat_dataset_without_instances_cannot_form_sequences(tmp_path):
+    _save(tmp_path / "Flat" / "images" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    _save(tmp_path / "Flat" / "masks" / "a.png", np.full((8, 8), 255, np.uint8))
+    with pytest.raises(DatasetError, match="not in a per-video folder"):
+        build_sequences(tmp_path, "Flat")
+
+
+def _result(ious, free, hit=None, category="c", name="o"):
+    return InstanceResult(name=name, category=category, ious=ious, clicks=[Click(0, 0, True)] * len(ious),
+                          free_first=free, proposal=(0.0, 0.0) if hit is not None else None, hit=hit)
+
+
+def test_free_proposal_is_not_counted():
+    assert _result([0.9], free=True, hit=True).noc(0.85, 20) == 0
+    assert _result([0.5, 0.86, 0.91], free=True, hit=True).noc(0.85, 20) == 1
+    assert _result([0.5, 0.86, 0.91], free=False).noc(0.85, 20) == 2
+    assert _result([0.5, 0.86, 0.91], free=False).noc(0.9, 20) == 3
+    # 20 counted clicks plus the free one; never reached -> 20
+    assert _result([0.1] * 21, free=True, hit=True).noc(0.85, 20) == 20
+    assert _result([0.1] * 20 + [0.9], free=True, hit=True).noc(0.85, 20) == 20
+
+
+def test_report_overall_per_category_and_comparison():
+    base = [_result([0.5, 0.9], False, category="c", name="o1"), _result([0.9], False, category="d", name="o2")]
+    icp = [_result([0.5, 0.9], False, hit=False, category="c", name="o1"),
+           _result([0.9], True, hit=True, category="d", name="o2")]
+    rb = build_report(base, "X", "m", {}, 20, 0.9)
+    ri = build_report(icp, "X", "m", {"icp": True}, 20, 0.9)
+    assert rb["noc"]["85"] == 1.5 and ri["noc"]["85"] == 1.0
+    assert ri["icp"] == {"proposals": 2, "hits": 1, "hit_rate": 0.5}
+    assert ri["per_category"]["d"]["noc"]["90"] == 0.0
+    assert ri["per_object"]["o2"]["free_first"] is True
+    cmp = compare(rb, ri)
+    assert cmp["overall"]["change"] == pytest.approx(-1 / 3)
+    assert cmp["per_category"]["c"]["change"] == 0.0 and cmp["worst_category"] == "c"
+    assert "NoC@85" in format_table(ri) and "1/2" in format_table(ri)
+    table = format_ablation([rb, ri])
+    assert "| X | yes |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
+    with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
+        build_report(base, "X", "m", {}, 20, 0.8)
+
+
+def test_cli_sequential_baseline_with_the_fallback_model(tmp_path, capsys):
+    _video_like(tmp_path)
+    out = tmp_path / "r.json"
+    code = main(["eval", "--sequential", "--dataset", "Vid", "--data-root", str(tmp_path), "--model", "grabcut",
+                 "--max-clicks", "3", "--min-instances", "3", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rep = json.loads(out.read_text())
+    assert rep["n"] == 3 and rep["sequences"] == 1 and set(rep["noc"]) == {"85", "90"}
+    assert "zeta" in rep["per_category"] and "zeta" in captured.out
+    # ICP needs an embedding: the fallback has none -> one-line error, exit 2
+    code = main(["eval", "--sequential", "--icp", "--dataset", "Vid", "--data-root", str(tmp_path),
+                 "--model", "grabcut", "--max-clicks", "2", "--min-instances", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no image embedding" in err and err.count("\n") == 1
+
+
+def test_cli_icp_without_sequential_is_an_error(capsys):
+    code = main(["eval", "--dataset", "GrabCut", "--icp"])
+    err = capsys.readouterr().err
+    assert code == 2 and "need --sequential" in err
+
+
+def test_icp_on_real_video_frames_gives_free_first_clicks(sam_predictor, data_root):
+    """Real model, three DAVIS blackswan frames: after the first, the proposals hit the swan."""
+    seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
+    swan = next(s for s in seqs if s.category == "blackswan")
+    seq = ObjectSequence("blackswan", swan.samples[:3])
+    opts = SequentialOptions(icp=True, max_clicks=5)
+    results = run_sequence(sam_predictor, seq, opts)
+    assert results[0].proposal is None and not results[0].free_first
+    assert all(r.hit and r.free_first for r in results[1:])
+    base = run_sequence(sam_predictor, seq, SequentialOptions(max_clicks=5))
+    assert sum(r.noc(0.85, 5) for r in results) < sum(r.noc(0.85, 5) for r in base)

@@ -1,0 +1,95 @@
+"""OPO: per-category adapter versions with delta, background training that never blocks, benchmark wiring."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from clickmask.errors import ClickmaskError
+from clickmask.sequential.opo import BackgroundTrainer, CategoryAdapter, OnlineAdapter, OPOConfig
+
+
+@pytest.fixture(scope="module")
+def decoder(model_spec):
+    from clickmask.sequential.opo import _load_decoder
+
+    return _load_decoder(model_spec)
+
+
+def _object(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random 1x256x64x64 embedding and a 96x128 disk mask."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(0, 0.3, size=(1, 256, 64, 64)).astype(np.float32)
+    yy, xx = np.mgrid[:96, :128]
+    return emb, (yy - 40) ** 2 + (xx - 60 - seed) ** 2 < 20**2
+
+
+def test_config_is_checked():
+    with pytest.raises(ClickmaskError, match="delta must be at least 1"):
+        OPOConfig(delta=0)
+    with pytest.raises(ClickmaskError, match="memory >= 1"):
+        OPOConfig(memory=0)
+
+
+def test_versions_follow_delta(decoder):
+    state = CategoryAdapter("cat", decoder, OPOConfig(delta=2, steps=1, batch_size=1))
+    for k in range(3):
+        state.learn(*_object(k))
+    assert len(state.versions) == 4 and state.versions[0] is None
+    # object 0 and 1 use the untrained model; object 3 uses the one trained on objects 0..1
+    assert state.version_for(0) is None and state.version_for(1) is None
+    assert state.version_for(3) is state.versions[2]
+    assert state.version_for(10) is state.versions[-1]
+    a, b = state.versions[1]
+    assert a.shape == (256, 256) and b.shape == (256,)
+    assert not np.allclose(a, np.eye(256))  # one SGD step moved it off the identity
+    assert len(state.memory) == 3 and state.memory[0].embedding.dtype == np.float16
+
+
+def test_empty_mask_publishes_a_version_without_training(decoder):
+    state = CategoryAdapter("cat", decoder, OPOConfig(steps=1, batch_size=1))
+    emb, _ = _object(0)
+    state.learn(emb, np.zeros((96, 128), bool))
+    assert len(state.versions) == 2 and state.versions[1] is not None and len(state.memory) == 0
+    assert np.allclose(state.versions[1][0], np.eye(256))
+
+
+def test_background_trainer_submit_returns_at_once(decoder):
+    trainer = BackgroundTrainer(decoder, OPOConfig(steps=2, batch_size=2))
+    try:
+        first, second = _object(0), _object(1)
+        t0 = time.perf_counter()
+        trainer.submit("dog", *first)
+        trainer.submit("dog", *second)
+        submit_ms = (time.perf_counter() - t0) * 1000
+        assert submit_ms < 100  # training (~seconds) happens in the worker
+        assert trainer.current("cat") is None and trainer.version("cat") == 0
+        assert trainer.wait_idle(timeout=120)
+        assert trainer.version("dog") == 2 and not trainer.errors
+        a, _ = trainer.current("dog")
+        assert not np.allclose(a, np.eye(256))
+        trainer.reset("dog")
+        assert trainer.wait_idle(timeout=10) and trainer.current("dog") is None
+    finally:
+        trainer.close()
+
+
+def test_online_adapter_serves_identity_before_delta(sam_predictor, data_root):
+    """Real model: with no training yet, the adapted predictor predicts exactly like the plain one."""
+    from clickmask.engine.clicks import Click
+    from clickmask.evaluation.datasets import load_dataset
+    from clickmask.evaluation.runner import load_sample
+
+    online = OnlineAdapter(sam_predictor, OPOConfig(delta=2, steps=0))
+    image, gt, _ = load_sample(load_dataset(data_root, "GrabCut", limit=1)[0])
+    active = online.predictor_for("x", 0)
+    active.set_image(image)
+    sam_predictor.set_image(image)
+    rows, cols = np.nonzero(gt)
+    click = [Click(float(cols[len(cols) // 2]), float(rows[len(rows) // 2]), True)]
+    assert np.array_equal(active.predict(click).logits, sam_predictor.predict(click).logits)
+    online.finished("x", 0, image, sam_predictor.embedding, gt)
+    with pytest.raises(ClickmaskError, match="in order"):
+        online.finished("x", 5, image, sam_predictor.embedding, gt)
