@@ -59,6 +59,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N objects")
     ev.add_argument("--json", dest="json_path", type=Path, help="write the summary JSON here")
     ev.add_argument("--plot", type=Path, help="write the mIoU-vs-clicks PNG here")
+    ev.add_argument("--adapter", type=Path, default=None, metavar="CKPT",
+                    help="apply an embedding adapter trained by 'clickmask train' (adapter.npz)")
     ev.add_argument("--disk-cache", action="store_true",
                     help="use the on-disk embedding cache (embedding times then include hits)")
     from clickmask.sequential.cli import add_arguments as _add_sequential_arguments
@@ -230,13 +232,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from clickmask.engine.inference import InferenceOptions
 
     infer = InferenceOptions.parse(args.infer)
-    predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer)
+    if args.adapter is not None:
+        from clickmask.training.adapted import load_adapted_predictor
+
+        predictor = load_adapted_predictor(args.adapter, args.model, disk_cache=args.disk_cache, options=infer)
+    else:
+        predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer)
     options = EvalOptions(max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback)
     with tqdm(total=len(samples), desc=f"{args.dataset}", unit="obj", disable=None) as bar:
         results = evaluate_samples(predictor, samples, options, on_result=lambda r: bar.update(1))
     report = build_report(
         results, args.dataset, predictor.model_id,
-        {"mask_feedback": options.mask_feedback, **infer.changed()}, options.max_clicks, peak_rss_mb(),
+        {"mask_feedback": options.mask_feedback, **infer.changed(),
+         **({"adapter": str(args.adapter)} if args.adapter is not None else {})},
+        options.max_clicks, peak_rss_mb(),
     )
     crops = getattr(predictor, "zoom_encodes", 0)
     if crops:

@@ -36,6 +36,64 @@ def machine() -> str:
     )
 
 
+def _commands(folder: Path) -> list[str]:
+    commands = folder / "COMMANDS.txt"
+    if not commands.is_file():
+        return []
+    return ["```bash", commands.read_text().strip(), "```", ""]
+
+
+def sequential_section(folder: Path) -> list[str]:
+    """The SIIS ablation (``clickmask eval --sequential`` JSONs) and its notes."""
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not files:
+        return []
+    from clickmask.sequential.report import format_ablation
+
+    order = {"baseline": 0, "icp": 1, "opo": 2, "icp_opo": 3}
+    def key(path: Path) -> tuple:
+        dataset, _, variant = path.stem.partition("_")
+        if path.stem.startswith("DAVIS2016_dev"):
+            dataset, variant = "DAVIS2016_dev", path.stem[len("DAVIS2016_dev_"):]
+        return dataset, order.get(variant, 9), variant
+    reports = [json.loads(p.read_text()) for p in sorted(files, key=key)]
+    out = ["## Sequential annotation: ICP and OPO (issue 5)", ""]
+    out += _commands(folder)
+    out += [format_ablation(reports), ""]
+    notes = folder / "NOTES.md"
+    if notes.is_file():
+        text = notes.read_text().split("## Results")[0].strip().splitlines()
+        out += [line for line in text if not line.startswith("# ")] + [""]
+    return out
+
+
+def training_section(folder: Path) -> list[str]:
+    """Offline fine-tune on COCO128 (``clickmask train``) vs the plain model on GrabCut and Berkeley."""
+    files = sorted(folder.glob("*_*.json")) if folder.is_dir() else []
+    rows = []
+    for path in files:
+        r = json.loads(path.read_text())
+        if "noc" not in r:
+            continue
+        adapter = r["options"].get("adapter", "")
+        label = "plain model" if not adapter else f"adapter `{adapter}`"
+        noc, fail, miou = r["noc"], r["failures"], r["miou"]
+        rows.append(
+            f"| {r['dataset']} | {label} | {noc['85']:.2f} | {noc['90']:.2f} | {noc['95']:.2f} "
+            f"| {fail['85']} / {fail['90']} / {fail['95']} | {miou[0]:.3f} / {miou[4]:.3f} / {miou[-1]:.3f} |"
+        )
+    if not rows:
+        return []
+    out = ["## Offline fine-tune of an embedding adapter on COCO128 (issue 5)", ""]
+    out += _commands(folder)
+    out += ["| dataset | model | NoC@85 | NoC@90 | NoC@95 | >=20 @85/90/95 | mIoU @1/5/20 |",
+            "| --- | --- | ---: | ---: | ---: | --- | --- |"] + rows + [""]
+    notes = folder / "NOTES.md"
+    if notes.is_file():
+        out += [notes.read_text().strip(), ""]
+    return out
+
+
 def noc_rows(results: Path) -> list[str]:
     rows = []
     labels = {
@@ -188,6 +246,8 @@ def main() -> None:
                 out.append(f"| {label} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} | {s['n']} |")
         out.append("")
     out += ablation_section(results / "ablation")
+    out += sequential_section(results / "sequential")
+    out += training_section(results / "training")
     plots = sorted(results.glob("*.png"))
     if plots:
         out += ["## mIoU vs clicks", ""]

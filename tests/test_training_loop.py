@@ -142,7 +142,10 @@ def test_train_command_writes_outputs(tmp_path, capsys):
 
 @pytest.mark.data
 def test_eval_with_identity_adapter_equals_plain_model(model_spec, data_root, tmp_path, capsys):
-    from clickmask.training.eval_adapter import main as eval_main
+    from clickmask.cli import main as cli_main
+
+    def eval_main(argv: list[str]) -> int:
+        return cli_main(["eval", "--infer", "raw", *argv])
 
     save_checkpoint(tmp_path / "id.npz", EmbeddingAdapter(), model_spec)
     common = ["--dataset", "GrabCut", "--data-root", str(data_root), "--limit", "1", "--max-clicks", "3"]

@@ -49,6 +49,10 @@ from clickmask.errors import ClickmaskError
 
 PICK_RULES = ("sam", "guard")
 
+# The configuration the app and `clickmask eval` use by default, chosen from the
+# ablation in BENCHMARKS.md (GrabCut and Berkeley only).
+RECOMMENDED = ""
+
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
 
@@ -75,8 +79,15 @@ class InferenceOptions:
 
     @classmethod
     def parse(cls, text: str | None) -> "InferenceOptions":
-        """Parse ``"cfr=1,zoom,zoom_expand=1.6"`` (bare names switch a flag on)."""
-        if not text:
+        """Parse ``"cfr=1,zoom,zoom_expand=1.6"`` (bare names switch a flag on).
+
+        None or ``"default"`` gives :data:`RECOMMENDED` (what the app and
+        ``clickmask eval`` use unless told otherwise); ``""``, ``"raw"`` or
+        ``"none"`` give the raw model (every option off).
+        """
+        if text is None or text.strip() == "default":
+            text = RECOMMENDED
+        if text.strip() in ("", "raw", "none"):
             return cls()
         types = {f.name: f.type for f in fields(cls)}
         values: dict = {}
