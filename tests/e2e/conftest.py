@@ -55,3 +55,26 @@ def browser(tmp_path_factory):
 def screenshots() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture()
+def app_server(tmp_path):
+    """A live server on the sample project (with its categories): yields (server, store).
+
+    ``server.predictor`` is the real model, or the GrabCut fallback when none is installed.
+    """
+    from clickmask.engine.loader import load_predictor
+    from clickmask.project import open_project
+    from clickmask.server import AppState, create_app
+    from clickmask.server.live import LiveServer
+    from clickmask.server.sample import add_sample_categories, build_sample_project
+    from clickmask.web import static_dir
+
+    if not (static_dir() / "vendor" / "konva.min.js").is_file():
+        pytest.fail("the front end is not built: run 'make setup' (npm ci && npm run build in clickmask/web)")
+    store = open_project(build_sample_project(tmp_path / "sample"))
+    add_sample_categories(store)
+    predictor = load_predictor(None, allow_fallback=True)
+    with LiveServer(create_app(AppState(store=store, predictor=predictor))) as server:
+        server.predictor = predictor
+        yield server, store

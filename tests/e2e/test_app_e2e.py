@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from clickmask.server.live import LiveServer
 
 
 def _deepest(mask: np.ndarray) -> tuple[int, int]:
@@ -18,23 +17,6 @@ def _deepest(mask: np.ndarray) -> tuple[int, int]:
     dist = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
     r, c = np.unravel_index(int(np.argmax(dist)), mask.shape)
     return int(c), int(r)
-
-
-@pytest.fixture()
-def app_server(tmp_path):
-    from clickmask.engine.loader import load_predictor
-    from clickmask.project import open_project
-    from clickmask.server import AppState, create_app
-    from clickmask.server.sample import add_sample_categories, build_sample_project
-    from clickmask.web import static_dir
-
-    if not (static_dir() / "vendor" / "konva.min.js").is_file():
-        pytest.fail("the front end is not built: run 'make setup' (npm ci && npm run build in clickmask/web)")
-    store = open_project(build_sample_project(tmp_path / "sample"))
-    add_sample_categories(store)
-    state = AppState(store=store, predictor=load_predictor(None, allow_fallback=True))
-    with LiveServer(create_app(state)) as server:
-        yield server, store
 
 
 def _wait(page, condition: str, timeout: float = 30_000) -> None:

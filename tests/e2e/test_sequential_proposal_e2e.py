@@ -6,26 +6,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from clickmask.server.live import LiveServer
-
-
-@pytest.fixture()
-def app_server(tmp_path):
-    from clickmask.engine.loader import load_predictor
-    from clickmask.project import open_project
-    from clickmask.server import AppState, create_app
-    from clickmask.server.sample import add_sample_categories, build_sample_project
-    from clickmask.web import static_dir
-
-    if not (static_dir() / "vendor" / "konva.min.js").is_file():
-        pytest.fail("the front end is not built: run 'make setup' (npm ci && npm run build in clickmask/web)")
-    store = open_project(build_sample_project(tmp_path / "sample"))
-    add_sample_categories(store)
-    predictor = load_predictor(None, allow_fallback=True)
-    if predictor.is_fallback:
-        pytest.skip("proposals need the SAM model (run `clickmask models pull`)")
-    with LiveServer(create_app(AppState(store=store, predictor=predictor))) as server:
-        yield server, store
 
 
 def _page_point(page, x: float, y: float) -> tuple[float, float]:
@@ -44,6 +24,8 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     from clickmask.samples import load_samples
 
     server, store = app_server
+    if server.predictor.is_fallback:
+        pytest.skip("proposals need the SAM model (run `clickmask models pull`)")
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
