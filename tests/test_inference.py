@@ -129,3 +129,43 @@ def test_app_uses_the_inference_options(model_spec, tmp_path):
     assert state.predictor.options.changed() == {"zoom": True, "cfr": 1}
     with pytest.raises(ClickmaskError, match="unknown inference option"):
         build_state(tmp_path / "sample", sample=True, infer="turbo")
+
+
+def _disk(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def test_click_centrality_is_one_at_the_centre_and_zero_outside():
+    from clickmask.engine.inference import click_centrality
+
+    disk = _disk(64, 64, 32, 32, 20)
+    assert click_centrality(disk, 32, 32) == pytest.approx(1.0)
+    assert 0 < click_centrality(disk, 50, 32) < 0.2
+    assert click_centrality(disk, 2, 2) == 0.0
+
+
+def test_pick_central_prefers_the_candidate_the_click_is_inside_of():
+    from clickmask.engine.inference import pick_central
+
+    low_res = np.full((4, 256, 256), -5.0, np.float32)
+    low_res[1][_disk(256, 256, 60, 60, 30)] = 5.0     # click at its border, best predicted IoU
+    low_res[2][_disk(256, 256, 100, 60, 30)] = 5.0    # click at its centre
+    scores = np.array([0.5, 0.95, 0.8, 0.1], np.float32)
+    assert pick_central(low_res, scores, np.array([100.0, 60.0])) == 2
+
+
+def test_keep_local_undoes_a_collapse_but_not_a_local_correction():
+    from clickmask.engine.inference import keep_local
+
+    prev = np.where(_disk(200, 200, 100, 100, 60), 5.0, -5.0).astype(np.float32)
+    click = Click(x=150, y=100, positive=False)  # near the border: a small error
+    corrected = prev.copy()
+    corrected[_disk(200, 200, 155, 100, 8)] = -5.0
+    assert keep_local(prev, corrected, click) is None
+    collapsed = np.full_like(prev, -5.0)
+    collapsed[_disk(200, 200, 40, 100, 5)] = 5.0
+    fused, (x0, y0, x1, y1) = keep_local(prev, collapsed, click)
+    assert x0 <= 150 < x1 and y0 <= 100 < y1
+    assert (fused[y0:y1, x0:x1] == collapsed[y0:y1, x0:x1]).all()
+    assert (fused[:, :x0] == prev[:, :x0]).all() and (fused[100, 100] > 0)

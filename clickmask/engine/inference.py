@@ -25,6 +25,12 @@ session and ``clickmask eval`` use it unchanged. Options (all off by default,
   predicted IoU (SAM's default, ``first=sam``, considers tokens 1-3 only).
   ``first=central`` weighs tokens 1-3's predicted IoU by how central the
   click lies in each candidate (users click inside the object they mean).
+- ``local`` (``local_k``, ``local_keep``): a click corrects the mask near
+  itself; when the decoder's answer to a click drops much of the previous mask
+  far from it (SAM's single-mask token often collapses at the second click),
+  the new mask is used only in the click's neighbourhood (see :func:`keep_local`).
+- ``pick=guard``: for 2+ clicks, replace a collapsing token 0 by the mask
+  token closest to the previous mask (measured; not recommended).
 - ``components``: keep only the mask's connected components that contain a
   positive click (stray blobs elsewhere cost the user negative clicks).
 - ``boundary``: edge-aware guided filtering of the upsampled logits near the
@@ -318,32 +324,14 @@ class RefinedPredictor:
     def _keep_local(
         self, pred: Prediction, previous: Prediction, click: Click, full: "_Frame"
     ) -> Prediction:
-        """Undo a collapse: a click corrects the mask near itself (``local`` option).
-
-        The click's reach is ``local_k`` times its distance to the previous
-        mask's boundary (the size of the error it points at), at least 16 px.
-        If the new mask keeps less than ``local_keep`` of the previous mask
-        outside that window, the new logits are used inside the window only
-        and the previous ones elsewhere.
-        """
-        prev = previous.logits > 0
-        h, w = prev.shape
-        col, row = min(w - 1, int(round(click.x))), min(h - 1, int(round(click.y)))
-        region = prev if prev[row, col] else ~prev
-        dist = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-        reach = max(16.0, self.options.local_k * float(dist[row, col]))
-        x0, x1 = max(0, int(col - reach)), min(w, int(col + reach) + 1)
-        y0, y1 = max(0, int(row - reach)), min(h, int(row + reach) + 1)
-        outside = prev.copy()
-        outside[y0:y1, x0:x1] = False
-        before = np.count_nonzero(outside)
-        if before == 0 or np.count_nonzero(outside & (pred.logits > 0)) >= self.options.local_keep * before:
+        """``local`` option: undo a collapse of the mask far from the new click."""
+        fused = keep_local(previous.logits, pred.logits, click, self.options.local_k, self.options.local_keep)
+        if fused is None:
             return pred
-        fused = previous.logits.copy()
-        fused[y0:y1, x0:x1] = pred.logits[y0:y1, x0:x1]
+        logits, window = fused
         info = {k: v for k, v in pred.info.items() if k not in ("crop", "crop_low_res")}
-        return Prediction(logits=fused, low_res_logits=full.to_low_res(fused), score=pred.score,
-                          candidates=pred.candidates, info={**info, "local": (x0, y0, x1, y1)})
+        return Prediction(logits=logits, low_res_logits=full.to_low_res(logits), score=pred.score,
+                          candidates=pred.candidates, info={**info, "local": window})
 
     # zoom-in -------------------------------------------------------------------
     def _choose_crop(
@@ -403,6 +391,37 @@ class RefinedPredictor:
         x0, y0 = frame.offset
         fh, fw = frame.size
         return frame.to_low_res(previous.logits[y0 : y0 + fh, x0 : x0 + fw])
+
+
+def keep_local(
+    previous: np.ndarray, new: np.ndarray, click: Click, k: float = 2.5, keep: float = 0.7
+) -> tuple[np.ndarray, Box] | None:
+    """Confine the change a click makes to the neighbourhood it points at.
+
+    previous, new: HxW float32 logits before and after ``click`` (x, y pixels).
+    The click's reach is ``k`` times its distance to the previous mask's
+    boundary (the size of the error it marks), at least 16 px, as a square
+    window. If ``new`` keeps at least ``keep`` of the previous mask outside the
+    window, it is accepted (returns None). Otherwise the mask collapsed where
+    the user did not click: returns (logits that are ``new`` inside the window
+    and ``previous`` elsewhere, the window x0, y0, x1, y1).
+    """
+    prev = previous > 0
+    h, w = prev.shape
+    col, row = min(w - 1, max(0, int(round(click.x)))), min(h - 1, max(0, int(round(click.y))))
+    region = prev if prev[row, col] else ~prev
+    dist = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    reach = max(16.0, k * float(dist[row, col]))
+    x0, x1 = max(0, int(col - reach)), min(w, int(col + reach) + 1)
+    y0, y1 = max(0, int(row - reach)), min(h, int(row + reach) + 1)
+    outside = prev.copy()
+    outside[y0:y1, x0:x1] = False
+    before = np.count_nonzero(outside)
+    if before == 0 or np.count_nonzero(outside & (new > 0)) >= keep * before:
+        return None
+    fused = previous.astype(np.float32, copy=True)
+    fused[y0:y1, x0:x1] = new[y0:y1, x0:x1]
+    return fused, (x0, y0, x1, y1)
 
 
 def click_centrality(mask: np.ndarray, x: float, y: float) -> float:
