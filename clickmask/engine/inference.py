@@ -25,7 +25,8 @@ session and ``clickmask eval`` use it unchanged. Options (all off by default,
   predicted IoU (SAM's default, ``first=sam``, considers tokens 1-3 only).
   ``first=central`` weighs tokens 1-3's predicted IoU by how central the
   click lies in each candidate (users click inside the object they mean).
-- ``local`` (``local_k``, ``local_keep``): a click corrects the mask near
+- ``local`` (``local_k``, ``local_keep``, ``local_until``: last click it
+  applies to, 0 = all): a click corrects the mask near
   itself; when the decoder's answer to a click drops much of the previous mask
   far from it (SAM's single-mask token often collapses at the second click),
   the new mask is used only in the click's neighbourhood (see :func:`keep_local`).
@@ -57,7 +58,8 @@ PICK_RULES = ("sam", "guard")
 
 # The configuration the app and `clickmask eval` use by default, chosen from the
 # ablation in BENCHMARKS.md (GrabCut and Berkeley only).
-RECOMMENDED = ""
+# first=central: fewer clicks than the raw model at every threshold on both sets.
+RECOMMENDED = "first=central"
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
@@ -82,6 +84,7 @@ class InferenceOptions:
     local: bool = False
     local_k: float = 2.5
     local_keep: float = 0.7
+    local_until: int = 0
 
     @classmethod
     def parse(cls, text: str | None) -> "InferenceOptions":
@@ -211,7 +214,8 @@ class RefinedPredictor:
                 candidates=pred.candidates,
                 info={**pred.info, "crop": crop, "crop_low_res": zoomed.low_res_logits},
             )
-        if self.options.local and previous is not None and len(clicks) >= 2:
+        until = self.options.local_until
+        if self.options.local and previous is not None and 2 <= len(clicks) <= (until or len(clicks)):
             pred = self._keep_local(pred, previous, clicks[-1], full)
         if self.options.boundary and self._image is not None:
             pred.logits = refine_boundary(self._image, pred.logits)
@@ -324,14 +328,18 @@ class RefinedPredictor:
     def _keep_local(
         self, pred: Prediction, previous: Prediction, click: Click, full: "_Frame"
     ) -> Prediction:
-        """``local`` option: undo a collapse of the mask far from the new click."""
+        """``local`` option: undo a collapse of the mask far from the new click.
+
+        Only the mask shown changes; the decoder keeps being fed its own
+        low-res output (it recovers from a collapse at the next click better
+        from there than from the patched mask: measured).
+        """
         fused = keep_local(previous.logits, pred.logits, click, self.options.local_k, self.options.local_keep)
         if fused is None:
             return pred
         logits, window = fused
-        info = {k: v for k, v in pred.info.items() if k not in ("crop", "crop_low_res")}
-        return Prediction(logits=logits, low_res_logits=full.to_low_res(logits), score=pred.score,
-                          candidates=pred.candidates, info={**info, "local": window})
+        return Prediction(logits=logits, low_res_logits=pred.low_res_logits, score=pred.score,
+                          candidates=pred.candidates, info={**pred.info, "local": window})
 
     # zoom-in -------------------------------------------------------------------
     def _choose_crop(

@@ -79,8 +79,13 @@ def _current(client: Client, image_id: int, shape: tuple[int, int]) -> np.ndarra
     return rgba[..., 3] > 0
 
 
-def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, prefetch_ahead: int = 2) -> dict:
-    """Start a server on the sample project and measure; returns the result dict."""
+def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, prefetch_ahead: int = 2,
+            infer: str | None = None) -> dict:
+    """Start a server on the sample project and measure; returns the result dict.
+
+    ``infer``: inference options as for ``clickmask serve --infer`` (None = the app's default).
+    """
+    from clickmask.engine.inference import InferenceOptions
     from clickmask.engine.loader import load_predictor
     from clickmask.evaluation.clicker import next_click
     from clickmask.project import open_project
@@ -101,7 +106,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     model_id = None
     for r in range(rounds):
         store = open_project(folder)
-        predictor = load_predictor(model, disk_cache=False)  # fresh memory cache: prefetch really encodes
+        # fresh memory cache: prefetch really encodes
+        predictor = load_predictor(model, disk_cache=False, options=InferenceOptions.parse(infer))
         if predictor.is_fallback:
             raise ClickmaskError("the benchmark needs the real model: run 'clickmask models pull'")
         model_id = predictor.model_id
@@ -144,6 +150,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
 
     return {
         "model": model_id,
+        "inference": InferenceOptions.parse(infer).changed(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2)},
         "images": {p: list(m.shape) for p, m in samples.items()},
@@ -165,10 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefetch-wait", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--prefetch-ahead", type=int, default=2, help="images prefetched after the open one")
+    parser.add_argument("--infer", default=None, help="inference options (default: the app's recommended ones)")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
     try:
-        result = measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead)
+        result = measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead, args.infer)
     except ClickmaskError as exc:
         print(f"clickmask: error: {exc}", file=sys.stderr)
         return 2
