@@ -227,7 +227,8 @@ def main() -> None:
             "python -m clickmask.server.bench --json benchmarks/results/app_latency.json",
             "```",
             "",
-            f"Model {app['model']}, the four sample images; load average before/after "
+            f"Model {app['model']}, inference options `{app.get('inference') or 'raw'}` "
+            f"(a zoom-in re-encode shows as the max), the four sample images; load average before/after "
             f"{app['machine']['load_avg_1m_before']} / {app['machine']['load_avg_1m_after']}. "
             f"Next image: opened after {app['next_image_first_click']['prefetch_wait_s']} s of prefetch "
             f"(embedding ready in {app['next_image_first_click']['embedding_ready_after_wait']} cases).",

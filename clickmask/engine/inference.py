@@ -60,8 +60,9 @@ PICK_RULES = ("sam", "guard")
 # ablation in BENCHMARKS.md (GrabCut and Berkeley only).
 # first=central picks the first mask; local at click 2 stops SAM's single-mask
 # token from wiping out a good first mask (the mIoU curve then never drops by
-# more than 0.005 on either set). See the ablation in BENCHMARKS.md.
-RECOMMENDED = "first=central,local,local_until=2"
+# more than 0.005 on either set); zoom from click 3 refines in a crop. See
+# the ablation in BENCHMARKS.md (row "combo").
+RECOMMENDED = "first=central,local,local_until=2,zoom,zoom_expand=1.8,zoom_from=3"
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
