@@ -111,6 +111,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--clicks", type=int, default=10, help="robot clicks per object")
     bench.add_argument("--repeats", type=int, default=2)
     bench.add_argument("--json", dest="json_path", type=Path, help="write the result JSON here")
+    bench.add_argument("--infer", default="raw", metavar="OPTS",
+                       help="inference options (as for eval; default here: raw, the model alone)")
 
     demo = sub.add_parser("demo", help="segment the bundled samples with simulated clicks")
     demo.add_argument("--out", type=Path, default=Path("clickmask-demo"))
@@ -360,11 +362,13 @@ def _cmd_segment(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import json
 
+    from clickmask.engine.inference import InferenceOptions
     from clickmask.evaluation.latency import format_latency, measure_latency
     from clickmask.io.atomic import atomic_write_text
     from clickmask.models.registry import resolve_model
 
-    result = measure_latency(resolve_model(args.model), args.megapixels, args.clicks, args.repeats)
+    result = measure_latency(resolve_model(args.model), args.megapixels, args.clicks, args.repeats,
+                             InferenceOptions.parse(args.infer))
     print(format_latency(result))
     if args.json_path:
         atomic_write_text(args.json_path, json.dumps(result, indent=2) + "\n")

@@ -8,6 +8,7 @@ import pytest
 from clickmask.engine.boundary import guided_filter, refine_boundary
 from clickmask.engine.clicks import Click
 from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.engine.predictor import Prediction
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.metrics import iou
 from clickmask.evaluation.runner import EvalOptions, evaluate_object
@@ -169,3 +170,35 @@ def test_keep_local_undoes_a_collapse_but_not_a_local_correction():
     assert x0 <= 150 < x1 and y0 <= 100 < y1
     assert (fused[y0:y1, x0:x1] == collapsed[y0:y1, x0:x1]).all()
     assert (fused[:, :x0] == prev[:, :x0]).all() and (fused[100, 100] > 0)
+
+
+@pytest.mark.model
+def test_honor_adds_ignored_positive_click_regions_and_times_the_step(base):
+    sam, sample = base
+    plain = RefinedPredictor(sam, InferenceOptions())
+    honor = RefinedPredictor(sam, InferenceOptions(honor=True))
+    for p in (plain, honor):
+        p.set_image(sample.image)
+    clicks = [Click(320, 200, True)]
+    a, b = plain.predict(clicks), honor.predict(clicks)
+    assert np.array_equal(a.mask, b.mask)  # a satisfied click changes nothing
+    assert len(honor.step_ms["honor"]) == 1 and not plain.step_ms["honor"]
+    # the decoder's answer ignores a positive click on a thin dark bar: the bar is added
+    image = np.full((200, 300, 3), 210, np.uint8)
+    image[99:102, 40:260] = (30, 30, 40)
+    honor._image, honor._lab = image, None
+    ignored = Prediction(logits=np.full((200, 300), -4.0, np.float32), low_res_logits=b.low_res_logits, score=0.5)
+    fixed = honor._honor(ignored, [Click(150, 100, True)])
+    assert fixed.info["honored"] == 1
+    assert fixed.mask[100, 130:170].all() and fixed.mask.sum() < 3 * 200
+
+
+@pytest.mark.model
+def test_latency_bench_reports_inference_steps(model_spec):
+    from clickmask.evaluation.latency import format_latency, measure_latency
+
+    result = measure_latency(model_spec, megapixels=0.05, clicks=2, repeats=1,
+                             options=InferenceOptions(boundary=True))
+    assert result["inference"] == {"boundary": True}
+    assert result["steps_ms"]["boundary"]["n"] == result["click_ms"]["n"]
+    assert "of which boundary" in format_latency(result)

@@ -34,6 +34,11 @@ session and ``clickmask eval`` use it unchanged. Options (all off by default,
   token closest to the previous mask (measured; not recommended).
 - ``components``: keep only the mask's connected components that contain a
   positive click (stray blobs elsewhere cost the user negative clicks).
+- ``honor`` (``honor_radius``: fraction of the image's long side): a click the
+  mask still disagrees with (a positive one outside, a negative one inside)
+  adds or removes the small region of similar colour connected to it, when that
+  region stays local (thin parts the 256x256 decoder output loses; see
+  :mod:`clickmask.engine.click_regions`).
 - ``boundary``: edge-aware guided filtering of the upsampled logits near the
   boundary, with the full-resolution image as guide.
 """
@@ -48,6 +53,7 @@ import cv2
 import numpy as np
 
 from clickmask.engine.boundary import refine_boundary
+from clickmask.engine.click_regions import honor_clicks, lab_image
 from clickmask.engine.clicks import Click
 from clickmask.engine.predictor import Prediction, check_clicks
 from clickmask.engine.preprocess import resized_shape
@@ -83,6 +89,8 @@ class InferenceOptions:
     pick: str = "sam"
     guard: float = 0.5
     boundary: bool = False
+    honor: bool = False
+    honor_radius: float = 0.05
     components: bool = False
     local: bool = False
     local_k: float = 2.5
@@ -164,14 +172,19 @@ class RefinedPredictor:
         self.options = options
         self.model_id = base.model_id
         self._image: np.ndarray | None = None
+        self._lab: np.ndarray | None = None
         self.last_predict_ms = 0.0
         self.zoom_encodes = 0
         self.zoom_encode_ms: list[float] = []
+        # ms per call of the image-space steps, for the latency benchmark
+        self.step_ms: dict[str, list[float]] = {"honor": [], "boundary": []}
 
     # delegated image handling ------------------------------------------------
     def set_image(self, image: np.ndarray) -> None:
         """Set an HxWx3 uint8 RGB image (see SamOnnxPredictor.set_image)."""
         self.base.set_image(image)
+        if image is not self._image:
+            self._lab = None
         self._image = image
 
     def prefetch(self, image: np.ndarray) -> bool:
@@ -220,8 +233,14 @@ class RefinedPredictor:
         until = self.options.local_until
         if self.options.local and previous is not None and 2 <= len(clicks) <= (until or len(clicks)):
             pred = self._keep_local(pred, previous, clicks[-1], full)
+        if self.options.honor and self._image is not None:
+            t1 = time.perf_counter()
+            pred = self._honor(pred, clicks)
+            self.step_ms["honor"].append((time.perf_counter() - t1) * 1000)
         if self.options.boundary and self._image is not None:
+            t1 = time.perf_counter()
             pred.logits = refine_boundary(self._image, pred.logits)
+            self.step_ms["boundary"].append((time.perf_counter() - t1) * 1000)
         if self.options.components:
             pred.logits = keep_clicked_components(pred.logits, clicks)
         self.last_predict_ms = (time.perf_counter() - t0) * 1000
@@ -343,6 +362,19 @@ class RefinedPredictor:
         logits, window = fused
         return Prediction(logits=logits, low_res_logits=pred.low_res_logits, score=pred.score,
                           candidates=pred.candidates, info={**pred.info, "local": window})
+
+    def _honor(self, pred: Prediction, clicks: Sequence[Click]) -> Prediction:
+        """``honor`` option: grow the clicks the mask ignores (shown mask only)."""
+        assert self._image is not None
+        if self._lab is None:
+            self._lab = lab_image(self._image)
+        h, w = self.image_size
+        radius = max(12, int(round(self.options.honor_radius * max(h, w))))
+        logits, fixed = honor_clicks(self._lab, pred.logits, clicks, radius)
+        if fixed:
+            pred = Prediction(logits=logits, low_res_logits=pred.low_res_logits, score=pred.score,
+                              candidates=pred.candidates, info={**pred.info, "honored": fixed})
+        return pred
 
     # zoom-in -------------------------------------------------------------------
     def _choose_crop(

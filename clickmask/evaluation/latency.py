@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from clickmask.engine.embedding_cache import EmbeddingCache
+from clickmask.engine.inference import InferenceOptions, RefinedPredictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.evaluation.runner import EvalOptions, evaluate_object
 from clickmask.models.registry import ModelSpec
@@ -32,10 +33,18 @@ def _resize_to(image: np.ndarray, mask: np.ndarray, megapixels: float) -> tuple[
 
 
 def measure_latency(
-    spec: ModelSpec, megapixels: float = 0.5, clicks: int = 10, repeats: int = 2
+    spec: ModelSpec, megapixels: float = 0.5, clicks: int = 10, repeats: int = 2,
+    options: InferenceOptions = InferenceOptions(),
 ) -> dict:
-    """Run the latency benchmark; returns medians/p95s in ms and the image sizes."""
+    """Run the latency benchmark; returns medians/p95s in ms and the image sizes.
+
+    With inference ``options`` (default: the raw model) the clicks run through
+    a :class:`RefinedPredictor`; a zoom-in crop encode then counts in that
+    click's time, and the image-space steps (``honor``, ``boundary``) are also
+    reported on their own.
+    """
     embed, disk_hit, mem_hit, click = [], [], [], []
+    steps: dict[str, list[float]] = {}
     sizes = []
     with tempfile.TemporaryDirectory(prefix="clickmask-bench-") as tmp:
         for rep in range(repeats):
@@ -54,8 +63,12 @@ def measure_latency(
                 t0 = time.perf_counter()
                 warm.set_image(image)
                 disk_hit.append((time.perf_counter() - t0) * 1000)
-                result = evaluate_object(warm, mask, None, EvalOptions(max_clicks=clicks))
+                predictor = RefinedPredictor(warm, options) if options.changed() else warm
+                predictor.set_image(image)  # a memory-cache hit: the refinements need the image
+                result = evaluate_object(predictor, mask, None, EvalOptions(max_clicks=clicks))
                 click.extend(result.click_ms)
+                for name, values in getattr(predictor, "step_ms", {}).items():
+                    steps.setdefault(name, []).extend(values)
 
     def stats(values: list[float]) -> dict:
         a = np.asarray(values, dtype=np.float64)
@@ -69,6 +82,8 @@ def measure_latency(
         "cache_hit_disk_ms": stats(disk_hit),
         "cache_hit_memory_ms": stats(mem_hit),
         "click_ms": stats(click),
+        "inference": options.changed(),
+        "steps_ms": {name: stats(values) for name, values in steps.items() if values},
     }
 
 
@@ -84,5 +99,8 @@ def format_latency(result: dict) -> str:
         f"model {result['model']}, images {', '.join(result['image_sizes'])} (~{result['megapixels']} MP)",
         f"  {'what':34s} {'median ms':>10s} {'p95 ms':>10s} {'n':>5s}",
     ]
+    rows += [(f"  of which {name}", s) for name, s in result.get("steps_ms", {}).items()]
     lines += [f"  {name:34s} {s['median']:10.1f} {s['p95']:10.1f} {s['n']:5d}" for name, s in rows]
+    if result.get("inference"):
+        lines.insert(1, f"inference options {result['inference']}")
     return "\n".join(lines)
