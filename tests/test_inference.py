@@ -202,3 +202,18 @@ def test_latency_bench_reports_inference_steps(model_spec):
     assert result["inference"] == {"boundary": True}
     assert result["steps_ms"]["boundary"]["n"] == result["click_ms"]["n"]
     assert "of which boundary" in format_latency(result)
+
+
+@pytest.mark.model
+def test_flip_averages_with_the_mirrored_image(base):
+    sam, sample = base
+    flip = RefinedPredictor(sam, InferenceOptions(flip=True))
+    flip.set_image(sample.image)
+    plain = RefinedPredictor(sam, InferenceOptions())
+    plain.set_image(sample.image)
+    clicks = [Click(320, 200, True)]
+    a = flip.predict(clicks)
+    assert a.info["flip_low_res"].shape == a.low_res_logits.shape
+    assert not np.allclose(a.logits, plain.predict(clicks).logits)  # the mirrored view counts
+    b = flip.predict(clicks + [Click(100, 100, False)], a)
+    assert iou(sample.mask, b.mask) >= 0.8

@@ -39,6 +39,9 @@ session and ``clickmask eval`` use it unchanged. Options (all off by default,
   adds or removes the small region of similar colour connected to it, when that
   region stays local (thin parts the 256x256 decoder output loses; see
   :mod:`clickmask.engine.click_regions`).
+- ``flip``: test-time augmentation: the mirrored image (its own embedding,
+  cached like any image's) is decoded with the mirrored clicks and its own
+  mask feedback, and the two logit maps are averaged (whole image only).
 - ``boundary``: edge-aware guided filtering of the upsampled logits near the
   boundary, with the full-resolution image as guide.
 """
@@ -89,6 +92,7 @@ class InferenceOptions:
     pick: str = "sam"
     guard: float = 0.5
     boundary: bool = False
+    flip: bool = False
     honor: bool = False
     honor_radius: float = 0.05
     components: bool = False
@@ -215,6 +219,8 @@ class RefinedPredictor:
         check_clicks(clicks, h, w)
         full = _Frame.full(self.base, (h, w))
         pred = self._predict_in_frame(full, clicks, self._mask_input(full, previous))
+        if self.options.flip and self._image is not None:
+            pred = self._with_flip(pred, clicks, previous)
         crop = self._choose_crop(clicks, pred, previous)
         if crop is not None:
             if previous is None or previous.info.get("crop") != crop:
@@ -362,6 +368,20 @@ class RefinedPredictor:
         logits, window = fused
         return Prediction(logits=logits, low_res_logits=pred.low_res_logits, score=pred.score,
                           candidates=pred.candidates, info={**pred.info, "local": window})
+
+    def _with_flip(self, pred: Prediction, clicks: Sequence[Click], previous: Prediction | None) -> Prediction:
+        """``flip`` option: average with the prediction on the mirrored image."""
+        assert self._image is not None
+        h, w = self.image_size
+        embedding, _ = self.base._embedding_for(np.ascontiguousarray(self._image[:, ::-1]))
+        frame = _Frame(self.base, (h, w), embedding)
+        mirrored = [Click(w - 1 - c.x, c.y, c.positive) for c in clicks]
+        mask_input = previous.info.get("flip_low_res") if previous is not None else None
+        flipped = self._predict_in_frame(frame, mirrored, mask_input)
+        logits = 0.5 * (pred.logits + flipped.logits[:, ::-1])
+        return Prediction(logits=np.ascontiguousarray(logits, dtype=np.float32), low_res_logits=pred.low_res_logits,
+                          score=pred.score, candidates=pred.candidates,
+                          info={**pred.info, "flip_low_res": flipped.low_res_logits})
 
     def _honor(self, pred: Prediction, clicks: Sequence[Click]) -> Prediction:
         """``honor`` option: grow the clicks the mask ignores (shown mask only)."""
