@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.opo import BackgroundTrainer, CategoryAdapter, OnlineAdapter, OPOConfig
+from clickmask.sequential.opo import CategoryAdapter, OnlineAdapter, OPOConfig
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +54,6 @@ def test_empty_mask_publishes_a_version_without_training(decoder):
     state.learn(emb, np.zeros((96, 128), bool))
     assert len(state.versions) == 2 and state.versions[1] is not None and len(state.memory) == 0
     assert np.allclose(state.versions[1][0], np.eye(256))
-
-
-def test_background_trainer_submit_returns_at_once(decoder):
-    trainer = BackgroundTrainer(decoder, OPOConfig(steps=2, batch_size=2))
-    try:
-        first, second = _object(0), _object(1)
-        t0 = time.perf_counter()
-        trainer.submit("dog", *first)
-        trainer.submit("dog", *second)
-        submit_ms = (time.perf_counter() - t0) * 1000
-        assert submit_ms < 100  # training (~seconds) happens in the worker
-        assert trainer.current("cat") is None and trainer.version("cat") == 0
-        assert trainer.wait_idle(timeout=120)
-        assert trainer.version("dog") == 2 and not trainer.errors
-        a, _ = trainer.current("dog")
-        assert not np.allclose(a, np.eye(256))
-        trainer.reset("dog")
-        assert trainer.wait_idle(timeout=10) and trainer.current("dog") is None
-    finally:
-        trainer.close()
 
 
 def test_online_adapter_serves_identity_before_delta(sam_predictor, data_root):

@@ -77,6 +77,8 @@ def measure_latency(
     return {
         "model": spec.id,
         "megapixels": megapixels,
+        "clicks": clicks,
+        "repeats": repeats,
         "image_sizes": sorted(set(sizes)),
         "embed_ms": stats(embed),
         "cache_hit_disk_ms": stats(disk_hit),

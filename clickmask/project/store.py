@@ -27,7 +27,8 @@ from clickmask.project import masks as maskutil
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.project.scan import PROJECT_DIR, scan_images
 from clickmask.project.schema import (
-    SCHEMA_VERSION, STATUSES, Base, CategoryRow, HistoryRow, ImageRow, InstanceRow, SettingRow, utcnow,
+    SCHEMA_VERSION, STATUSES, AdapterRow, Base, CategoryRow, HistoryRow, ImageRow, InstanceRow, SettingRow,
+    utcnow,
 )
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
@@ -123,6 +124,32 @@ class ProjectStore:
                 s.add(SettingRow(key=key, value=value))
             else:
                 row.value = value
+
+    # ------------------------------------------------------------------ OPO adapters
+    def list_adapters(self) -> list[dict[str, Any]]:
+        """Every stored category adapter: {category_id, version, samples, model_id, data (bytes)}."""
+        with self._tx() as s:
+            return [{"category_id": r.category_id, "version": r.version, "samples": r.samples,
+                     "model_id": r.model_id, "data": bytes(r.data)} for r in s.scalars(select(AdapterRow))]
+
+    def put_adapter(self, category_id: int, version: int, samples: int, model_id: str, data: bytes) -> None:
+        """Store (replace) a category's adapter in one transaction."""
+        with self._tx() as s:
+            if s.get(CategoryRow, category_id) is None:
+                raise NotFoundError(f"category {category_id} does not exist")
+            row = s.get(AdapterRow, category_id)
+            if row is None:
+                row = AdapterRow(category_id=category_id)
+                s.add(row)
+            row.version, row.samples, row.model_id, row.data = version, samples, model_id, data
+            row.updated_at = utcnow()
+
+    def delete_adapter(self, category_id: int) -> None:
+        """Forget a category's adapter (no error if there is none)."""
+        with self._tx() as s:
+            row = s.get(AdapterRow, category_id)
+            if row is not None:
+                s.delete(row)
 
     # ------------------------------------------------------------------ images
     def sync_images(self) -> int:

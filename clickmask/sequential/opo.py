@@ -14,8 +14,9 @@ Object ``n`` of a category is segmented with the adapter trained on objects
 
 - :class:`CategoryAdapter` is the state of one category (adapter, optimizer,
   memory, one frozen ``(A, b)`` version after each trained object);
-- :class:`BackgroundTrainer` trains in a worker thread (the app): ``submit``
-  returns at once and a click only reads the latest published version;
+- the app trains in a background thread with the same settings
+  (:mod:`clickmask.server.opo_worker`): a click only reads the latest
+  published version;
 - :class:`OnlineAdapter` is the benchmark's deterministic variant: it trains
   synchronously between objects and serves version ``n - delta``.
 """
@@ -23,8 +24,6 @@ Object ``n`` of a category is segmented with the adapter trained on objects
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import zlib
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -183,84 +182,3 @@ class OnlineAdapter:
     def describe(self) -> dict:
         """The configuration, for reports."""
         return asdict(self.config)
-
-
-class BackgroundTrainer:
-    """OPO in a worker thread: finished objects are queued, clicks never wait.
-
-    ``submit`` only enqueues; the worker trains the category's adapter and
-    publishes a new version. ``current(category)`` returns the latest
-    published (A, b) (or None before any training), a plain read that never
-    takes the training lock. ``wait_idle`` blocks until the queue is drained
-    (tests, shutdown).
-    """
-
-    def __init__(self, decoder, config: OPOConfig = OPOConfig()) -> None:
-        self.config = config
-        self.decoder = decoder
-        self.categories: dict[str, CategoryAdapter] = {}
-        self.errors: list[str] = []
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._work, name="clickmask-opo", daemon=True)
-        self._thread.start()
-
-    @classmethod
-    def for_spec(cls, spec, config: OPOConfig = OPOConfig()) -> "BackgroundTrainer":
-        """A trainer for the model ``spec`` (loads its decoder into PyTorch)."""
-        return cls(_load_decoder(spec), config)
-
-    def submit(self, category: str, embedding: np.ndarray, mask: np.ndarray) -> None:
-        """Queue a finished object (raw 1x256x64x64 embedding, final HxW bool mask); returns at once.
-
-        The arrays are queued as they are (no copy): the caller must not modify them afterwards.
-        """
-        self._queue.put((category, embedding, mask))
-
-    def current(self, category: str) -> Affine | None:
-        """The newest published adapter of ``category`` (None = identity)."""
-        state = self.categories.get(category)
-        return state.versions[-1] if state is not None else None
-
-    def version(self, category: str) -> int:
-        """How many finished objects the published adapter of ``category`` has learned from."""
-        state = self.categories.get(category)
-        return len(state.versions) - 1 if state is not None else 0
-
-    def reset(self, category: str) -> None:
-        """Forget a category's adapter and memory (takes effect after queued work is done)."""
-        self._queue.put((category, None, None))
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until every queued object is trained; False on timeout."""
-        done = threading.Event()
-        self._queue.put(done)
-        return done.wait(timeout)
-
-    def close(self) -> None:
-        """Stop the worker after the queued work."""
-        self._queue.put(None)
-        self._thread.join(timeout=60)
-
-    def _work(self) -> None:
-        import torch
-
-        torch.set_num_threads(1)  # leave the other cores to the clicks
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            category, embedding, mask = item
-            if embedding is None:
-                self.categories.pop(category, None)
-                continue
-            try:
-                state = self.categories.get(category)
-                if state is None:
-                    state = CategoryAdapter(category, self.decoder, self.config)
-                    self.categories[category] = state
-                state.learn(embedding, mask)
-            except Exception as exc:  # keep serving: a failed update leaves the last version in place
-                self.errors.append(f"{category}: {exc}")

@@ -30,6 +30,7 @@ class ClickIn(BaseModel):
     x: float
     y: float
     positive: bool = True
+    category_id: int | None = None  # the object's category: its OPO adapter is used
 
 
 class FinishIn(BaseModel):
@@ -178,7 +179,7 @@ def create_app(state: AppState) -> FastAPI:
     def click(image_id: int, body: ClickIn, format: str = "runs", tab: str = Tab):
         t0 = time.perf_counter()
         _mask_payload(None, format)  # validates the format before the click changes anything
-        mask, clicks, ms = state.click(image_id, body.x, body.y, body.positive, tab)
+        mask, clicks, ms = state.click(image_id, body.x, body.y, body.positive, tab, body.category_id)
         out = _mask_payload(mask, format)
         out.update(clicks=[_click(c) for c in clicks], predict_ms=round(ms, 1),
                    server_ms=round((time.perf_counter() - t0) * 1000, 1))
@@ -215,6 +216,16 @@ def create_app(state: AppState) -> FastAPI:
         _check_category(store, category_id)
         state.proposals.reset(category_id)
         return {"category_id": category_id, "bank_size": 0}
+
+    @app.get("/api/categories/{category_id}/adaptation")
+    def adaptation(category_id: int):
+        _check_category(store, category_id)
+        return state.adaptation.status(category_id)
+
+    @app.delete("/api/categories/{category_id}/adaptation")
+    def reset_adaptation(category_id: int):
+        _check_category(store, category_id)
+        return state.adaptation.reset(category_id)
 
     @app.post("/api/images/{image_id}/finish")
     def finish(image_id: int, body: FinishIn, tab: str = Tab):
@@ -285,6 +296,7 @@ def create_app(state: AppState) -> FastAPI:
     @app.delete("/api/categories/{category_id}")
     def delete_category(category_id: int):
         store.delete_category(category_id)
+        state.adaptation.reset(category_id)  # its stored adapter went with it
         return {"deleted": category_id}
 
     @app.post("/api/categories/save")

@@ -4,6 +4,10 @@
   with the image's embedding ready; robot-user clicks on the bundled samples.
 * next image: open image k (which prefetches k+1 and k+2), wait ``--prefetch-wait`` seconds,
   then time the first click on image k+1 (embeddings not on disk: a fresh memory cache).
+* ``--opo-busy``: the click round trips run while the online-adaptation (OPO) trainer is
+  kept busy: one robot-annotated object per sample is finished with a category (real
+  finished masks), then a feeder re-submits them whenever the trainer runs dry, and the
+  clicks use that category (adapted embeddings). Compare with a run without the flag.
 
 Run: ``python -m clickmask.server.bench --json out.json``.
 """
@@ -11,6 +15,7 @@ Run: ``python -m clickmask.server.bench --json out.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -19,6 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +36,19 @@ class Client:
     """A keep-alive HTTP client for the JSON API."""
 
     def __init__(self, port: int) -> None:
+        self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
-        res = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            res = self.conn.getresponse()
+        except http.client.RemoteDisconnected:  # the server closed an idle keep-alive connection: reconnect once
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            res = self.conn.getresponse()
         payload = json.loads(res.read() or b"null")
         if res.status != 200:
             raise ClickmaskError(f"{method} {path}: HTTP {res.status}: {payload}")
@@ -43,8 +56,8 @@ class Client:
 
 
 def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, predict_ms: list[float],
-                  server_ms: list[float]) -> list[float]:
-    """``n`` robot-user clicks on one object; returns the round-trip times (ms)."""
+                  server_ms: list[float], category_id: int | None = None, keep: bool = False) -> list[float]:
+    """``n`` robot-user clicks on one object (then cancelled unless ``keep``); returns the round-trip times (ms)."""
     from clickmask.evaluation.clicker import next_click
 
     pred = np.zeros_like(truth)
@@ -57,12 +70,13 @@ def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, pred
         clicked.append(click)
         t0 = time.perf_counter()
         res = client.call("POST", f"/api/images/{image_id}/clicks",
-                          {"x": click.x, "y": click.y, "positive": click.positive})
+                          {"x": click.x, "y": click.y, "positive": click.positive, "category_id": category_id})
         times.append((time.perf_counter() - t0) * 1000)
         pred = _current(client, image_id, truth.shape)  # untimed: only to place the next robot click
         predict_ms.append(res["predict_ms"])
         server_ms.append(res["server_ms"])
-    client.call("DELETE", f"/api/images/{image_id}/clicks")
+    if not keep:
+        client.call("DELETE", f"/api/images/{image_id}/clicks")
     return times
 
 
@@ -79,11 +93,61 @@ def _current(client: Client, image_id: int, shape: tuple[int, int]) -> np.ndarra
     return rgba[..., 3] > 0
 
 
+class _OpoFeeder:
+    """Keeps the app's OPO trainer busy with real finished objects (a background thread)."""
+
+    def __init__(self, state, category_id: int, objects: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        import threading
+
+        self.state, self.category_id, self.objects = state, category_id, objects
+        self.submitted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="opo-feeder", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.state.adaptation.status(self.category_id)["queued"] == 0:
+                embedding, mask = self.objects[self.submitted % len(self.objects)]
+                self.state.adaptation.learn(self.category_id, embedding, mask)
+                self.submitted += 1
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> "_OpoFeeder":
+        self.version0 = self.state.adaptation.status(self.category_id)["version"]
+        self.t0 = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.seconds = time.perf_counter() - self.t0
+        self.updates = self.state.adaptation.status(self.category_id)["version"] - self.version0
+
+
+def _finish_objects(client: Client, state, images: list[dict], samples: dict, category_id: int,
+                    clicks: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Robot-annotate and finish one object per image with the category: (raw embedding, final mask) pairs."""
+    from clickmask.project.masks import decode_mask
+
+    objects = []
+    for image in images:
+        client.call("POST", f"/api/images/{image['id']}/open")
+        _robot_clicks(client, image["id"], samples[image["path"]], clicks, [], [], category_id, keep=True)
+        inst = client.call("POST", f"/api/images/{image['id']}/finish", {"category_id": category_id})
+        with state.click_lock:
+            embedding = state._embedding(image["id"])
+        objects.append((embedding, decode_mask(state.store.instance(inst["id"])["rle"])))
+    return objects
+
+
 def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, prefetch_ahead: int = 2,
-            infer: str | None = None) -> dict:
+            infer: str | None = None, opo_busy: bool = False, images_limit: int | None = None) -> dict:
     """Start a server on the sample project and measure; returns the result dict.
 
     ``infer``: inference options as for ``clickmask serve --infer`` (None = the app's default).
+    ``opo_busy``: time the click round trips while the OPO trainer is kept busy (see module doc).
+    ``images_limit``: use only the first N sample images (quick checks).
     """
     from clickmask.engine.inference import InferenceOptions
     from clickmask.engine.loader import load_predictor
@@ -102,6 +166,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     ready: list[bool] = []
     predict_ms: list[float] = []
     server_ms: list[float] = []
+    opo_info: list[dict] = []
     load_before = os.getloadavg()[0]
     model_id = None
     for r in range(rounds):
@@ -114,7 +179,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
         state = AppState(store=store, predictor=predictor, prefetch_ahead=prefetch_ahead)
         server = LiveServer(create_app(state)).start()
         client = Client(server.port)
-        images = [i for i in store.list_images() if i["path"] in samples]
+        images = [i for i in store.list_images() if i["path"] in samples][:images_limit]
         # next-image latency: the user works on image k (its embedding is ready), the
         # prefetcher gets ``prefetch_wait`` seconds for k+1, then the first click on k+1
         for k in range(len(images) - 1):
@@ -137,14 +202,31 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
             client.call("DELETE", f"/api/images/{nxt['id']}/clicks")
         # click round trips with the embedding ready
         state.prefetcher.wait_idle(120)
-        for image in images:
-            client.call("POST", f"/api/images/{image['id']}/open")
-            state.prefetcher.wait_idle(120)
-            round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms, server_ms)
+        category_id = None
+        feeder = contextlib.nullcontext()
+        if opo_busy:
+            if not state.adaptation.enabled():
+                raise ClickmaskError(f"--opo-busy: online adaptation is off ({state.adaptation.reason})")
+            category_id = client.call("POST", "/api/categories", {"name": f"opo-bench-{r}"})["id"]
+            objects = _finish_objects(client, state, images, samples, category_id, min(clicks, 3))
+            state.adaptation.wait_idle(600)  # the decoder is loaded and one update done: warm
+            feeder = _OpoFeeder(state, category_id, objects)
+        with feeder:
+            for image in images:
+                client.call("POST", f"/api/images/{image['id']}/open")
+                state.prefetcher.wait_idle(120)
+                round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms,
+                                             server_ms, category_id)
+        if opo_busy:
+            opo_info.append({"updates": feeder.updates, "submitted": feeder.submitted,
+                             "seconds": round(feeder.seconds, 1)})
         server.stop()
+        state.adaptation.close()
         store.close()
 
     def summary(values: list[float]) -> dict:
+        if not values:
+            return {"n": 0}
         return {"n": len(values), "median_ms": round(statistics.median(values), 1),
                 "p90_ms": round(float(np.percentile(values, 90)), 1), "max_ms": round(max(values), 1)}
 
@@ -155,6 +237,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
                     "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2)},
         "images": {p: list(m.shape) for p, m in samples.items()},
         "click_round_trip": summary(round_trips),
+        "opo_busy": {"rounds": opo_info, "config": asdict(state.adaptation.config)} if opo_busy else None,
         "click_predict_in_server": summary(predict_ms),
         "click_handler_in_server": summary(server_ms),
         "next_image_first_click": {**summary(next_first), "prefetch_wait_s": prefetch_wait,
@@ -173,10 +256,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--prefetch-ahead", type=int, default=2, help="images prefetched after the open one")
     parser.add_argument("--infer", default=None, help="inference options (default: the app's recommended ones)")
+    parser.add_argument("--opo-busy", action="store_true",
+                        help="keep the online-adaptation trainer busy while the click round trips are timed")
+    parser.add_argument("--images", type=int, default=None, help="use only the first N sample images")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
     try:
-        result = measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead, args.infer)
+        result = measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead, args.infer,
+                         args.opo_busy, args.images)
     except ClickmaskError as exc:
         print(f"clickmask: error: {exc}", file=sys.stderr)
         return 2

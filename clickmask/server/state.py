@@ -14,7 +14,9 @@ from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.store import ProjectStore
 from clickmask.server.imaging import ImageCache
-from clickmask.sequential.runner import predictor_embedding
+from clickmask.sequential.opo import OPOConfig
+from clickmask.server.adaptation import AdaptationService, adaptable_predictor
+from clickmask.server.adapted_view import raw_embedding
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
 
@@ -34,11 +36,14 @@ class AppState:
     sessions: dict[tuple[int, str], InteractiveSession] = field(default_factory=dict)
     click_lock: threading.Lock = field(default_factory=threading.Lock)
     busy_clicks: int = 0
+    opo_config: OPOConfig | None = None  # None: OPOConfig() (SIIS settings)
     _current_image: int | None = None
 
     def __post_init__(self) -> None:
+        self.predictor = adaptable_predictor(self.predictor)  # a SAM model gets per-category adapters (OPO)
         self.prefetcher = Prefetcher(self.predictor, self.load_image)
         self.proposals = ProposalService(self.store)
+        self.adaptation = AdaptationService(self.store, self.predictor, self.opo_config)
 
     # ---------------------------------------------------------------- images
     def load_image(self, image_id: int) -> np.ndarray:
@@ -81,13 +86,18 @@ class AppState:
             self.sessions[key] = InteractiveSession(self.predictor)
         return self.sessions[key]
 
-    def click(self, image_id: int, x: float, y: float, positive: bool, tab: str = "") -> tuple[np.ndarray, list[Click], float]:
-        """Add a click; returns the new mask, the clicks and the server time in ms."""
+    def click(self, image_id: int, x: float, y: float, positive: bool, tab: str = "",
+              category_id: int | None = None) -> tuple[np.ndarray, list[Click], float]:
+        """Add a click; returns the new mask, the clicks and the server time in ms.
+
+        With ``category_id`` the object is segmented with that category's OPO adapter (if any).
+        """
         t0 = time.perf_counter()
         with self.click_lock:
             self.busy_clicks += 1
             try:
                 session = self._session(image_id, tab)
+                self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
                 session.add_click(Click(x=float(x), y=float(y), positive=bool(positive)))
                 return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000
             finally:
@@ -106,6 +116,7 @@ class AppState:
             session = self.sessions.pop((image_id, tab), None)
             if session is not None:
                 session.reset()
+            self.adaptation.release((image_id, tab))
 
     def current_mask(self, image_id: int, tab: str = "") -> np.ndarray | None:
         with self.click_lock:
@@ -116,30 +127,33 @@ class AppState:
         """Store the current click mask as a new instance and start a new object.
 
         With a category, the object's first positive click goes into that
-        category's click bank (initial click proposals).
+        category's click bank (initial click proposals) and the object is
+        queued for training the category's OPO adapter (in the background).
         """
         mask = self.current_mask(image_id, tab)
         if mask is None or not mask.any():
             raise ClickmaskError(f"image {image_id}: no object to finish (click on it first)")
         first = next(iter(self.clicks_of(image_id, tab)), None)
         inst = self.store.add_instance(image_id, mask, category_id)
-        if category_id is not None and first is not None and first.positive:
+        if category_id is not None:
             with self.click_lock:
                 embedding = self._embedding(image_id)
-                if embedding is not None:
+            if embedding is not None:
+                if first is not None and first.positive:
                     self.proposals.learn(category_id, embedding, mask.shape, first)
+                self.adaptation.learn(category_id, embedding, mask)
         self.reset_clicks(image_id, tab)
         return inst
 
     def _embedding(self, image_id: int) -> np.ndarray | None:
-        """The raw embedding of an image, made current (lock held); None for a model without one."""
+        """The raw (unadapted) embedding of an image, made current (lock held); None for a model without one."""
         if self._current_image != image_id:
             image = self.load_image(image_id)
             self.prefetcher.wait_for(image_id)
             self.predictor.set_image(image)
             self._current_image = image_id
         try:
-            return predictor_embedding(self.predictor)
+            return raw_embedding(self.predictor)
         except ClickmaskError:
             return None
 

@@ -58,10 +58,11 @@ def screenshots() -> Path:
 
 
 @pytest.fixture()
-def app_server(tmp_path):
+def app_server(tmp_path, request):
     """A live server on the sample project (with its categories): yields (server, store).
 
-    ``server.predictor`` is the real model, or the GrabCut fallback when none is installed.
+    ``server.predictor`` is the real model, or the GrabCut fallback when none is installed;
+    ``server.state`` is the AppState. Indirect parametrisation passes an ``OPOConfig`` (training budget).
     """
     from clickmask.engine.loader import load_predictor
     from clickmask.project import open_project
@@ -75,6 +76,9 @@ def app_server(tmp_path):
     store = open_project(build_sample_project(tmp_path / "sample"))
     add_sample_categories(store)
     predictor = load_predictor(None, allow_fallback=True)
-    with LiveServer(create_app(AppState(store=store, predictor=predictor))) as server:
+    state = AppState(store=store, predictor=predictor, opo_config=getattr(request, "param", None))
+    with LiveServer(create_app(state)) as server:
         server.predictor = predictor
+        server.state = state
         yield server, store
+    state.adaptation.close()

@@ -7,7 +7,7 @@ const $ = (sel) => document.querySelector(sel);
 const state = {
   images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
   selected: null, clicks: [], mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
-  busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null, proposal: null,
+  busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
 };
 window.cm = { state }; // handle for the end-to-end test and for debugging
 let proposalEpoch = 0; // bumped by every click and image change: an older proposal answer is stale
@@ -157,7 +157,7 @@ async function addClick(x, y, positive) {
   updateBusy();
   const t0 = performance.now();
   try {
-    const r = await api.click(id, x, y, positive);
+    const r = await api.click(id, x, y, positive, state.currentCategory);
     if (id !== state.imageId) return;
     state.clicks = r.clicks;
     viewer.setMask(r.runs);
@@ -194,6 +194,7 @@ async function finishObject() {
   await reloadInstances(inst.id);
   await loadImages();
   refreshProposal();
+  refreshAdaptation();
 }
 
 // ------------------------------------------------------------ instances
@@ -324,6 +325,7 @@ async function loadCategories(list) {
 function renderCategories() {
   const ul = $("#category-list");
   ul.replaceChildren();
+  if ((state.adaptation ? state.adaptation.category_id : null) !== state.currentCategory) refreshAdaptation();
   state.categories.forEach((cat, i) => {
     const li = document.createElement("li");
     li.dataset.testid = "category-item";
@@ -358,6 +360,43 @@ function renderCategories() {
     li.append(radio, key, color, name, del);
     ul.append(li);
   });
+}
+
+// ------------------------------------------------------------ online adaptation (OPO) of the current category
+let adaptationEpoch = 0; // an older answer (another category) is stale
+
+async function refreshAdaptation() {
+  clearTimeout(refreshAdaptation.timer);
+  const cat = state.currentCategory;
+  const epoch = ++adaptationEpoch;
+  let r = null;
+  if (cat !== null) {
+    try { r = await api.adaptation(cat); } catch (err) { r = null; }
+  }
+  if (epoch !== adaptationEpoch) return;
+  state.adaptation = r;
+  renderAdaptation();
+  if (r && r.busy) refreshAdaptation.timer = setTimeout(refreshAdaptation, 1000); // until training is done
+}
+
+function renderAdaptation() {
+  const r = state.adaptation;
+  $("#adaptation").hidden = !r || (!r.enabled && !r.version);
+  if (!r) return;
+  let text = r.version ? `adapted v${r.version} · ${r.samples} object${r.samples === 1 ? "" : "s"}` : "not adapted yet";
+  if (!r.enabled) text += " (off)";
+  if (r.busy) text += " · training…";
+  $("#adaptation-text").textContent = text;
+  $("#adaptation-text").title = r.error ? `last training error: ${r.error}` : "";
+  $("#btn-adaptation-reset").disabled = !r.version && !r.busy;
+}
+
+async function resetAdaptation() {
+  const cat = state.categories.find((c) => c.id === state.currentCategory);
+  if (!cat || !confirm(`Forget what "${cat.name}" learned (online adaptation)?`)) return;
+  state.adaptation = await api.resetAdaptation(cat.id);
+  adaptationEpoch += 1;
+  renderAdaptation();
 }
 
 // ------------------------------------------------------------ busy indicator
@@ -566,6 +605,7 @@ function bindToolbar() {
       await loadCategories();
     });
   });
+  $("#btn-adaptation-reset").addEventListener("click", () => guard(resetAdaptation));
   $("#btn-cat-save").addEventListener("click", () => guard(async () => {
     const r = await api.saveCategories($("#category-file").value);
     toast(`Saved categories to ${r.path}`);

@@ -1,0 +1,59 @@
+"""Real browser: finishing an object trains its category's adapter (OPO); the panel shows it, reset clears it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from clickmask.sequential.opo import OPOConfig
+
+
+def _page_point(page, x: float, y: float) -> tuple[float, float]:
+    p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [x, y])
+    return p["x"], p["y"]
+
+
+@pytest.mark.parametrize("app_server", [OPOConfig(steps=1, batch_size=1)], indirect=True)
+def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_server, screenshots):
+    from clickmask.samples import load_samples
+
+    server, store = app_server
+    if not server.state.adaptation.available:
+        pytest.skip(f"online adaptation is off here: {server.state.adaptation.reason}")
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("dialog", lambda dialog: dialog.accept())  # the reset asks for confirmation
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    text = page.get_by_test_id("adaptation-text")
+    page.wait_for_function("window.cm.state.adaptation !== null")
+    assert text.inner_text() == "not adapted yet"
+    assert page.get_by_test_id("adaptation-reset").is_disabled()
+
+    # one object of the current category on chelsea, finished with Space
+    image = next(i for i in store.list_images() if i["path"] == "chelsea.png")
+    page.locator(f"[data-testid=image-item][data-id='{image['id']}']").click()
+    page.wait_for_function(f"window.cm.state.imageId === {image['id']} && window.cm.viewer.width > 0")
+    truth = load_samples(["chelsea"])[0].mask
+    dist = ndimage.distance_transform_edt(np.pad(truth, 1))[1:-1, 1:-1]
+    r, c = np.unravel_index(int(np.argmax(dist)), truth.shape)
+    page.mouse.click(*_page_point(page, c + 0.5, r + 0.5))
+    page.wait_for_function("window.cm.state.clicks.length === 1", timeout=60_000)
+    page.keyboard.press("Space")
+    page.wait_for_function("window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+
+    # training runs in the background; the panel polls until it shows the new version
+    page.wait_for_function("window.cm.state.adaptation && window.cm.state.adaptation.version === 1"
+                           " && !window.cm.state.adaptation.busy", timeout=300_000)
+    assert text.inner_text() == "adapted v1 · 1 object"
+    page.screenshot(path=str(screenshots / "adaptation.png"))
+    category = page.evaluate("window.cm.state.currentCategory")
+    assert [row["category_id"] for row in store.list_adapters()] == [category]
+
+    page.get_by_test_id("adaptation-reset").click()
+    page.wait_for_function("window.cm.state.adaptation.version === 0")
+    assert text.inner_text() == "not adapted yet"
+    assert store.list_adapters() == []
+    assert not errors, errors

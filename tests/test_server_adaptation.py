@@ -1,0 +1,304 @@
+"""OPO in the app: background trainer, delta, reset, storage in the project, the API and the clicks it changes."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from clickmask.errors import ClickmaskError
+from clickmask.project import open_project
+from clickmask.sequential.opo import OPOConfig
+from clickmask.server import AppState, create_app
+from clickmask.server.adaptation import SETTING, AdaptationService
+from clickmask.server.adapted_view import AdaptablePredictor
+from clickmask.server.opo_worker import IDENTITY, OpoWorker
+
+pytest.importorskip("torch")
+SMALL = OPOConfig(steps=1, batch_size=1, lr=0.05, delta=1)  # ~0.5 s per update on one thread
+
+
+@pytest.fixture(scope="module")
+def decoder(model_spec):
+    from clickmask.server.adaptation import _frozen_decoder
+
+    return _frozen_decoder(model_spec)
+
+
+def _object(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A random 1x256x64x64 embedding and a 96x128 disk mask."""
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(0, 0.3, size=(1, 256, 64, 64)).astype(np.float32)
+    yy, xx = np.mgrid[:96, :128]
+    return emb, (yy - 40) ** 2 + (xx - 60 - seed) ** 2 < 20**2
+
+
+def _scene(boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """160x240 grey image with red boxes (x0, y0, x1, y1)."""
+    img = np.full((160, 240, 3), 90, np.uint8)
+    img[::8] = 110
+    for x0, y0, x1, y1 in boxes:
+        img[y0:y1, x0:x1] = (220, 30, 30)
+    return img
+
+
+@pytest.fixture()
+def project(tmp_path):
+    Image.fromarray(_scene([(20, 30, 80, 90)])).save(tmp_path / "a.png")
+    Image.fromarray(_scene([(150, 60, 210, 120), (30, 100, 80, 150)])).save(tmp_path / "b.png")
+    return tmp_path
+
+
+# ---------------------------------------------------------------- worker
+def test_submit_returns_at_once_and_publishes_a_trained_version(decoder):
+    worker = OpoWorker(lambda: decoder, SMALL)
+    try:
+        t0 = time.perf_counter()
+        worker.submit(1, *_object(0))
+        assert (time.perf_counter() - t0) < 0.1
+        assert worker.status(1)["busy"]
+        assert worker.wait_idle(600)
+        status = worker.status(1)
+        assert status == {"version": 1, "samples": 1, "memory": 1, "queued": 0, "busy": False}
+        a, b = worker.latest(1).affine
+        assert a.shape == (256, 256) and b.shape == (256,) and not np.allclose(a, np.eye(256))
+        assert worker.latest(2) is IDENTITY
+    finally:
+        worker.close()
+
+
+def test_bad_input_is_refused_in_one_line(decoder):
+    worker = OpoWorker(lambda: decoder, SMALL)
+    emb, mask = _object(0)
+    with pytest.raises(ClickmaskError, match="embedding must be 1x256x64x64"):
+        worker.submit(1, emb[:, :8], mask)
+    with pytest.raises(ClickmaskError, match="mask must be a non-empty"):
+        worker.submit(1, emb, np.zeros((96, 128), bool))
+    with pytest.raises(ClickmaskError, match="delta must be at most"):
+        OpoWorker(lambda: decoder, OPOConfig(delta=20))
+
+
+def test_delta_object_n_uses_objects_up_to_n_minus_delta(decoder):
+    worker = OpoWorker(lambda: decoder, OPOConfig(steps=1, batch_size=1, delta=2))
+    try:
+        worker.submit(5, *_object(0))
+        assert worker.wait_idle(600) and worker.latest(5).samples == 1
+        assert worker.for_next_object(5) is IDENTITY  # object 1 may only use objects up to -1
+        worker.submit(5, *_object(1))
+        assert worker.wait_idle(600) and worker.latest(5).samples == 2
+        chosen = worker.for_next_object(5)  # object 2 uses the adapter learned from object 0
+        assert chosen.samples == 1 and chosen.affine is not None and chosen is not worker.latest(5)
+    finally:
+        worker.close()
+
+
+def test_objects_queued_during_training_are_learned_in_one_update(decoder):
+    worker = OpoWorker(lambda: decoder, SMALL)
+    try:
+        for k in range(4):
+            worker.submit(1, *_object(k))
+        assert worker.wait_idle(600)
+        latest = worker.latest(1)
+        assert latest.samples == 4 and 1 <= latest.version <= 4 and worker.status(1)["memory"] == 4
+    finally:
+        worker.close()
+
+
+def test_reset_discards_queued_work_and_returns_to_identity(decoder):
+    resets = []
+    worker = OpoWorker(lambda: decoder, SMALL, on_reset=resets.append)
+    try:
+        worker.submit(1, *_object(0))
+        worker.reset(1)
+        assert worker.wait_idle(600)
+        assert worker.latest(1) is IDENTITY and worker.for_next_object(1) is IDENTITY and resets == [1]
+        worker.submit(1, *_object(1))
+        assert worker.wait_idle(600) and worker.latest(1).version == 1
+    finally:
+        worker.close()
+
+
+def test_a_failing_update_is_logged_and_the_worker_keeps_going(decoder, monkeypatch, caplog):
+    import clickmask.training.loop as loop
+
+    real = loop.train_steps
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated failure\nsecond line")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_steps", flaky)
+    worker = OpoWorker(lambda: decoder, SMALL)
+    try:
+        with caplog.at_level(logging.WARNING, logger="clickmask.server.opo_worker"):
+            worker.submit(1, *_object(0))
+            assert worker.wait_idle(600)
+        assert worker.latest(1) is IDENTITY and worker.status(1)["memory"] == 0
+        assert worker.errors == ["OPO update of category 1 failed: RuntimeError: simulated failure"]
+        assert "simulated failure" in caplog.text
+        worker.submit(1, *_object(1))
+        assert worker.wait_idle(600) and worker.latest(1).version == 1
+    finally:
+        worker.close()
+
+
+# ---------------------------------------------------------------- service and storage
+def test_adapter_stored_and_restored_when_the_project_reopens(project, sam_predictor):
+    store = open_project(project)
+    cat = store.add_category("box")["id"]
+    service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    assert service.available and service.enabled()
+    assert service.learn(cat, *_object(0)) and service.wait_idle(600)
+    rows = store.list_adapters()
+    assert [(r["category_id"], r["version"], r["samples"], r["model_id"]) for r in rows] == \
+        [(cat, 1, 1, sam_predictor.model_id)]
+    trained = service.worker.latest(cat)
+    service.close()
+    store.close()
+
+    store = open_project(project)  # reopen: the adapter is back, usable at once
+    again = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    restored = again.worker.for_next_object(cat)
+    assert (restored.version, restored.samples) == (1, 1)
+    assert all(np.array_equal(r, t) for r, t in zip(restored.affine, trained.affine))
+    assert again.status(cat)["version"] == 1
+    again.reset(cat)
+    assert store.list_adapters() == [] and again.status(cat)["version"] == 0
+    store.close()
+
+
+def test_stored_adapter_of_another_model_is_ignored(project, sam_predictor, caplog):
+    store = open_project(project)
+    cat = store.add_category("box")["id"]
+    store.put_adapter(cat, 3, 3, "some-other-model", b"junk")
+    with caplog.at_level(logging.WARNING, logger="clickmask.server.adaptation"):
+        service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    assert service.status(cat)["version"] == 0 and "not used" in caplog.text
+    store.put_adapter(cat, 3, 3, sam_predictor.model_id, b"junk")
+    service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    assert service.status(cat)["version"] == 0 and "not a valid adapter" in caplog.text
+    store.close()
+
+
+def test_adapter_is_pinned_per_object_and_adapted_embeddings_are_cached(project, sam_predictor):
+    store = open_project(project)
+    cat = store.add_category("box")["id"]
+    view = AdaptablePredictor.sharing(sam_predictor)
+    view.set_image(_scene([(20, 30, 80, 90)]))
+    raw = view.raw_embedding
+    service = AdaptationService(store, view, SMALL)
+    key = (1, "tab")
+    service.select(key, cat, new_object=True)  # object 0: nothing learned yet
+    assert view.embedding is raw
+    assert service.learn(cat, *_object(0)) and service.wait_idle(600)
+    service.select(key, cat, new_object=False)  # same object: keeps its model
+    assert view.embedding is raw
+    service.select(key, cat, new_object=True)  # next object: the new adapter
+    adapted = view.embedding
+    assert adapted is not raw and adapted.shape == raw.shape and not np.array_equal(adapted, raw)
+    service.select(key, None, new_object=False)  # no category: the plain model
+    assert view.embedding is raw and view.raw_embedding is raw
+    service.select(key, cat, new_object=True)
+    assert view.embedding is adapted  # cached, not recomputed
+    service.reset(cat)
+    service.select(key, cat, new_object=False)  # a reset drops the pin at once
+    assert view.embedding is raw
+    store.set_setting(SETTING, False)
+    assert service.learn(cat, *_object(1)) is False
+    store.close()
+
+
+def test_setting_switches_opo_off(project, sam_predictor):
+    store = open_project(project)
+    cat = store.add_category("box")["id"]
+    store.set_setting(SETTING, False)
+    service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    assert not service.enabled() and not service.learn(cat, *_object(0))
+    assert service.status(cat)["enabled"] is False
+    store.close()
+
+
+def test_model_without_embedding_has_opo_off(project):
+    from clickmask.engine.grabcut import GrabCutPredictor
+
+    state = AppState(store=open_project(project), predictor=GrabCutPredictor())
+    assert not state.adaptation.available and "no plain SAM" in state.adaptation.status(1)["reason"]
+    assert isinstance(state.predictor, GrabCutPredictor)
+
+
+def test_without_torch_opo_is_off_and_clicks_work(project, sam_predictor, monkeypatch, caplog):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
+    with caplog.at_level(logging.WARNING, logger="clickmask.server.adaptation"):
+        state = AppState(store=open_project(project), predictor=sam_predictor)
+    assert state.predictor is sam_predictor and not state.adaptation.available
+    assert caplog.text.count("online adaptation (OPO) is off: PyTorch is not installed") == 1
+    client = TestClient(create_app(state))
+    image_id = client.get("/api/images").json()["images"][0]["id"]
+    cat = client.post("/api/categories", json={"name": "box"}).json()["id"]
+    body = client.post(f"/api/images/{image_id}/clicks", json={"x": 50, "y": 60, "category_id": cat}).json()
+    assert not body["empty"]
+    assert client.post(f"/api/images/{image_id}/finish", json={"category_id": cat}).status_code == 200
+    assert client.get(f"/api/categories/{cat}/adaptation").json()["reason"] == "PyTorch is not installed"
+
+
+def test_unadapted_view_predicts_exactly_like_the_model(sam_predictor):
+    from clickmask.engine.clicks import Click
+
+    image = _scene([(20, 30, 80, 90)])
+    view = AdaptablePredictor.sharing(sam_predictor)
+    view.set_image(image)
+    sam_predictor.set_image(image)
+    clicks = [Click(50, 60, True)]
+    assert np.array_equal(view.predict(clicks).logits, sam_predictor.predict(clicks).logits)
+    assert view.raw_embedding is sam_predictor.embedding
+
+
+# ---------------------------------------------------------------- API
+def _runs(client, image_id: int, points, category_id=None) -> list:
+    """Click ``points`` as one object (then cancel it); returns the final mask runs."""
+    body = None
+    for x, y, positive in points:
+        body = client.post(f"/api/images/{image_id}/clicks",
+                           json={"x": x, "y": y, "positive": positive, "category_id": category_id}).json()
+    client.delete(f"/api/images/{image_id}/clicks")
+    return body["runs"]
+
+
+def test_api_finished_objects_train_the_category_and_reset_restores_the_model(project, sam_predictor):
+    state = AppState(store=open_project(project), predictor=sam_predictor,
+                     opo_config=OPOConfig(steps=2, batch_size=2, lr=0.5, delta=1))
+    client = TestClient(create_app(state))
+    ids = {i["path"]: i["id"] for i in client.get("/api/images").json()["images"]}
+    cat = client.post("/api/categories", json={"name": "box"}).json()["id"]
+    url = f"/api/categories/{cat}/adaptation"
+    assert client.get(url).json()["version"] == 0
+    assert client.get("/api/categories/999/adaptation").status_code == 404
+    points = [(175, 85, True), (60, 125, True), (120, 40, False)]
+    plain = _runs(client, ids["b.png"], points)
+    assert _runs(client, ids["b.png"], points, cat) == plain  # nothing learned yet: the same model
+
+    for image, (x, y) in (("a.png", (50, 60)), ("b.png", (175, 85))):
+        client.post(f"/api/images/{ids[image]}/clicks", json={"x": x, "y": y, "positive": True, "category_id": cat})
+        client.post(f"/api/images/{ids[image]}/finish", json={"category_id": cat})
+    assert state.adaptation.wait_idle(600)
+    status = client.get(url).json()
+    assert status["samples"] == 2 and status["version"] >= 1 and not status["busy"] and status["enabled"]
+
+    adapted = _runs(client, ids["b.png"], points, cat)
+    assert adapted != plain
+    assert _runs(client, ids["b.png"], points) == plain  # no category: the plain model
+
+    reset = client.delete(url).json()
+    assert reset["version"] == 0 and reset["samples"] == 0
+    assert _runs(client, ids["b.png"], points, cat) == plain
+    assert state.store.list_adapters() == []
