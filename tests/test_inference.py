@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clickmask.engine.boundary import guided_filter, refine_boundary
+from clickmask.engine.boundary import fast_guided_filter, guided_filter, refine_boundary
 from clickmask.engine.clicks import Click
 from clickmask.engine.inference import InferenceOptions, RefinedPredictor
 from clickmask.engine.predictor import Prediction
@@ -217,3 +217,30 @@ def test_flip_averages_with_the_mirrored_image(base):
     assert not np.allclose(a.logits, plain.predict(clicks).logits)  # the mirrored view counts
     b = flip.predict(clicks + [Click(100, 100, False)], a)
     assert iou(sample.mask, b.mask) >= 0.8
+
+
+def test_fast_guided_filter_matches_the_full_resolution_one():
+    rng = np.random.default_rng(0)
+    guide = np.zeros((300, 400), np.float32)
+    guide[:, 200:] = 1.0
+    guide += rng.normal(0, 0.02, guide.shape).astype(np.float32)
+    src = np.clip((np.mgrid[:300, :400][1] - 190) / 20.0, 0, 1).astype(np.float32)
+    full = guided_filter(guide, src, 4, 1e-3)
+    fast = fast_guided_filter(guide, src, 4, 1e-3, 2)
+    assert fast.shape == full.shape
+    assert np.array_equal(fast > 0.5, full > 0.5) or np.mean((fast > 0.5) != (full > 0.5)) < 0.002
+    assert np.abs(fast - full).mean() < 0.02
+
+
+def test_refine_boundary_subsamples_large_work_areas(monkeypatch):
+    import clickmask.engine.boundary as boundary
+
+    image = np.zeros((200, 200, 3), np.uint8)
+    image[:, 100:] = 255
+    xx = np.mgrid[:200, :200][1]
+    logits = ((xx - 96.5) * 0.6).astype(np.float32)
+    exact = refine_boundary(image, logits)
+    monkeypatch.setattr(boundary, "FULL_RES_AREA", 15_000)  # scale 2
+    fast = refine_boundary(image, logits)
+    assert np.mean((exact > 0) != (fast > 0)) < 0.01
+    assert abs(np.argmax(fast[100] > 0) - 100) <= abs(np.argmax(logits[100] > 0) - 100)
