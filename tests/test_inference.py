@@ -244,3 +244,16 @@ def test_refine_boundary_subsamples_large_work_areas(monkeypatch):
     fast = refine_boundary(image, logits)
     assert np.mean((exact > 0) != (fast > 0)) < 0.01
     assert abs(np.argmax(fast[100] > 0) - 100) <= abs(np.argmax(logits[100] > 0) - 100)
+
+
+@pytest.mark.model
+def test_flip_prefetch_caches_the_mirrored_embedding(model_spec):
+    from clickmask.engine.embedding_cache import EmbeddingCache
+    from clickmask.engine.sam_onnx import SamOnnxPredictor
+
+    sam = SamOnnxPredictor(model_spec, EmbeddingCache(None, max_items=4))
+    flip = RefinedPredictor(sam, InferenceOptions(flip=True))
+    image = load_samples(["coffee"])[0].image
+    assert flip.prefetch(image)
+    _, cached = sam._embedding_for(np.ascontiguousarray(image[:, ::-1]))
+    assert cached

@@ -13,9 +13,9 @@ from clickmask.sequential.opo import CategoryAdapter, OnlineAdapter, OPOConfig
 
 @pytest.fixture(scope="module")
 def decoder(model_spec):
-    from clickmask.sequential.opo import _load_decoder
+    from clickmask.sequential.opo import load_frozen_decoder
 
-    return _load_decoder(model_spec)
+    return load_frozen_decoder(model_spec)
 
 
 def _object(seed: int) -> tuple[np.ndarray, np.ndarray]:

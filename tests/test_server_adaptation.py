@@ -24,9 +24,9 @@ SMALL = OPOConfig(steps=1, batch_size=1, lr=0.05, delta=1)  # ~0.5 s per update 
 
 @pytest.fixture(scope="module")
 def decoder(model_spec):
-    from clickmask.server.adaptation import _frozen_decoder
+    from clickmask.sequential.opo import load_frozen_decoder
 
-    return _frozen_decoder(model_spec)
+    return load_frozen_decoder(model_spec)
 
 
 def _object(seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -69,9 +69,10 @@ PICK_RULES = ("sam", "guard")
 # ablation in BENCHMARKS.md (GrabCut and Berkeley only).
 # first=central picks the first mask; local at click 2 stops SAM's single-mask
 # token from wiping out a good first mask (the mIoU curve then never drops by
-# more than 0.005 on either set); zoom from click 3 refines in a crop. See
-# the ablation in BENCHMARKS.md (row "combo").
-RECOMMENDED = "first=central,local,local_until=2,zoom,zoom_expand=1.8,zoom_from=3"
+# more than 0.005 on either set); zoom from click 3 refines in a crop; boundary
+# snaps the mask edge to image edges and honor makes ignored clicks count (both
+# pay off most at the 95% threshold). See the ablation rows "combo" and "combo_bh".
+RECOMMENDED = "first=central,local,local_until=2,zoom,zoom_expand=1.8,zoom_from=3,boundary,honor"
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
@@ -192,7 +193,11 @@ class RefinedPredictor:
         self._image = image
 
     def prefetch(self, image: np.ndarray) -> bool:
-        return self.base.prefetch(image)
+        """Cache the image's embedding in the background (and the mirrored one's with ``flip``)."""
+        computed = self.base.prefetch(image)
+        if self.options.flip:
+            computed = self.base.prefetch(np.ascontiguousarray(image[:, ::-1])) or computed
+        return computed
 
     @property
     def last_embed_ms(self) -> float:

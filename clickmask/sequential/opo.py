@@ -111,7 +111,7 @@ class CategoryAdapter:
         return self.versions[max(0, min(count, len(self.versions) - 1))]
 
 
-def _load_decoder(spec):
+def load_frozen_decoder(spec):
     """The differentiable decoder of a model spec, frozen (only adapters are trained)."""
     from clickmask.training.torch_decoder import TorchSamDecoder
 
@@ -148,7 +148,7 @@ class OnlineAdapter:
             raise ClickmaskError(f"model {predictor.model_id}: OPO needs a SAM-style ONNX model")
         _torch_threads()
         self.config = config
-        self.decoder = _load_decoder(base.spec)
+        self.decoder = load_frozen_decoder(base.spec)
         self._adapted = AdaptedSamPredictor(base.spec, None, base.cache, name="opo")
         self._adapted.model_id = base.model_id
         self._active: Predictor = self._adapted

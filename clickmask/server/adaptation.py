@@ -27,7 +27,7 @@ import numpy as np
 
 from clickmask.errors import ClickmaskError
 from clickmask.project.store import ProjectStore
-from clickmask.sequential.opo import OPOConfig
+from clickmask.sequential.opo import OPOConfig, load_frozen_decoder
 from clickmask.server.adapted_view import AdaptablePredictor, adaptable_base, make_adaptable
 from clickmask.server.opo_worker import IDENTITY, OpoWorker, Published
 
@@ -70,7 +70,7 @@ class AdaptationService:
         self.view = adaptable_base(predictor)
         self.model_id = self.view.model_id
         spec = self.view.spec
-        self.worker = OpoWorker(lambda: _frozen_decoder(spec), self.config, self._store_adapter,
+        self.worker = OpoWorker(lambda: load_frozen_decoder(spec), self.config, self._store_adapter,
                                 self.store.delete_adapter, pause)
         self._load()
 
@@ -173,12 +173,3 @@ class AdaptationService:
                 continue
             self.worker.restore(row["category_id"], adapter, row["version"], row["samples"])
 
-
-def _frozen_decoder(spec):
-    """The PyTorch twin of the model's ONNX decoder, frozen (only adapters train)."""
-    from clickmask.training.torch_decoder import TorchSamDecoder
-
-    decoder = TorchSamDecoder.from_onnx(spec.decoder)
-    for param in decoder.parameters():
-        param.requires_grad_(False)
-    return decoder
