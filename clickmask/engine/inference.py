@@ -391,6 +391,8 @@ class RefinedPredictor:
     def _honor(self, pred: Prediction, clicks: Sequence[Click]) -> Prediction:
         """``honor`` option: grow the clicks the mask ignores (shown mask only)."""
         assert self._image is not None
+        if _satisfied(pred.logits, clicks) == len(clicks):
+            return pred  # nothing ignored: skip the colour conversion
         if self._lab is None:
             self._lab = lab_image(self._image)
         h, w = self.image_size
