@@ -121,7 +121,7 @@ def test_report_overall_per_category_and_comparison():
     assert cmp["per_category"]["c"]["change"] == 0.0 and cmp["worst_category"] == "c"
     assert "NoC@85" in format_table(ri) and "1/2" in format_table(ri)
     table = format_ablation([rb, ri])
-    assert "| X | yes |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
+    assert "| X | raw | yes |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
 

@@ -139,24 +139,34 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-def format_ablation(reports: Sequence[dict]) -> str:
-    """Markdown table like the SIIS ablation: one row per report (dataset, ICP, OPO, NoC@85/90, hit rate).
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "opo", "opo_config", "mask_feedback")
 
-    The change column is relative to the first report of the same dataset
-    without ICP and OPO (the baseline), when there is one.
+
+def engine_options(report: dict) -> str:
+    """The report's inference options without the sequential switches ("raw" when none)."""
+    opts = {k: v for k, v in report.get("options", {}).items() if k not in SEQUENTIAL_KEYS and not k.startswith("opo")}
+    return ",".join(k if v is True else f"{k}={v}" for k, v in sorted(opts.items())) or "raw"
+
+
+def format_ablation(reports: Sequence[dict]) -> str:
+    """Markdown table like the SIIS ablation: one row per report (dataset, engine, ICP, OPO, NoC@85/90, hit rate).
+
+    The change column is relative to the first report of the same dataset and
+    the same inference options without ICP and OPO (the baseline), when there is one.
     """
-    base: dict[str, dict] = {}
+    base: dict[tuple[str, str], dict] = {}
     for rep in reports:
         opts = rep.get("options", {})
         if not opts.get("icp") and not opts.get("opo"):
-            base.setdefault(rep["dataset"], rep)
+            base.setdefault((rep["dataset"], engine_options(rep)), rep)
     lines = [
-        "| dataset | ICP | OPO | objects | NoC@85 | NoC@90 | change @85 | ICP hits | worst category @85 |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| dataset | inference | ICP | OPO | objects | NoC@85 | NoC@90 | change @85 | ICP hits | worst category @85 |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for rep in reports:
         opts = rep.get("options", {})
-        ref = base.get(rep["dataset"])
+        engine = engine_options(rep)
+        ref = base.get((rep["dataset"], engine))
         change, worst = "", ""
         if ref is not None and ref is not rep:
             cmp = compare(ref, rep, "85")
@@ -166,11 +176,18 @@ def format_ablation(reports: Sequence[dict]) -> str:
                 worst = f"{w} ({cmp['per_category'][w]['change']:+.1%})"
         icp = rep["icp"]
         hits = f"{icp['hits']}/{icp['proposals']}" if opts.get("icp") else ""
+        label = "raw" if engine == "raw" else "default" if engine == _recommended() else f"`{engine}`"
         lines.append(
-            f"| {rep['dataset']} | {'yes' if opts.get('icp') else ''} | {'yes' if opts.get('opo') else ''} | "
+            f"| {rep['dataset']} | {label} | {'yes' if opts.get('icp') else ''} | {'yes' if opts.get('opo') else ''} | "
             f"{rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
         )
     return "\n".join(lines)
+
+
+def _recommended() -> str:
+    from clickmask.engine.inference import InferenceOptions
+
+    return engine_options({"options": InferenceOptions.parse("default").changed()})
 
 
 if __name__ == "__main__":  # python -m clickmask.sequential.report A.json B.json ...
