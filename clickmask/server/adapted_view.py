@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from clickmask.engine.embedding_affine import apply_affine
 from clickmask.engine.predictor import Predictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
-from clickmask.errors import ClickmaskError
 from clickmask.sequential.runner import predictor_embedding
 
 CACHE_ITEMS = 4  # adapted embeddings kept (4 MB each): the image and a few zoom crops
@@ -76,16 +76,6 @@ class AdaptablePredictor(SamOnnxPredictor):
         adapted = apply_affine(raw, affine)
         self._adapted.append((raw, selected, adapted))
         return adapted
-
-
-def apply_affine(embedding: np.ndarray, affine: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``A x + b`` per pixel of a 1x256x64x64 float32 embedding (NumPy only: no torch in the click path)."""
-    a, b = affine
-    x = np.asarray(embedding, dtype=np.float32)
-    if x.ndim != 4 or x.shape[:2] != (1, a.shape[1]):
-        raise ClickmaskError(f"embedding must be 1x{a.shape[1]}xHxW, got shape {x.shape}")
-    out = a @ x.reshape(a.shape[1], -1) + b[:, None]
-    return out.reshape(1, a.shape[0], *x.shape[2:]).astype(np.float32, copy=False)
 
 
 def adaptable_base(predictor: Predictor) -> AdaptablePredictor | None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from clickmask.engine.embedding_affine import apply_affine
 from clickmask.errors import ClickmaskError
 
 CHANNELS = 256
@@ -71,12 +72,7 @@ def apply_adapter(embedding: np.ndarray, adapter: "EmbeddingAdapter | tuple[np.n
     ``adapter``: an :class:`EmbeddingAdapter` or its ``affine()`` pair (A, b).
     Returns a new float32 array of the same shape.
     """
-    a, b = adapter.affine() if isinstance(adapter, EmbeddingAdapter) else adapter
-    x = np.asarray(embedding, dtype=np.float32)
-    if x.ndim != 4 or x.shape[1] != a.shape[1]:
-        raise ClickmaskError(f"embedding must be Bx{a.shape[1]}xHxW, got shape {x.shape}")
-    out = np.einsum("ck,bkhw->bchw", a, x, optimize=True) + b[None, :, None, None]
-    return out.astype(np.float32, copy=False)
+    return apply_affine(embedding, adapter.affine() if isinstance(adapter, EmbeddingAdapter) else adapter)
 
 
 def adapter_arrays(adapter: EmbeddingAdapter) -> dict[str, np.ndarray]:
