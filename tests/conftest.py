@@ -51,3 +51,12 @@ def data_root() -> Path:
     if not (root / "GrabCut").is_dir():
         _missing(f"benchmark data not found at {root}")
     return root
+
+
+@pytest.fixture(scope="session")
+def frozen_decoder(model_spec):
+    """The PyTorch twin of the default model's decoder, frozen (OPO trains adapters only)."""
+    pytest.importorskip("torch")
+    from clickmask.sequential.opo import load_frozen_decoder
+
+    return load_frozen_decoder(model_spec)

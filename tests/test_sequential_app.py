@@ -10,21 +10,13 @@ from PIL import Image
 from clickmask.engine.loader import load_predictor
 from clickmask.project import open_project
 from clickmask.server import AppState, create_app
-
-
-def _scene(boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
-    """160x240 grey image with red boxes (x0, y0, x1, y1)."""
-    img = np.full((160, 240, 3), 90, np.uint8)
-    img[::8] = 110  # some texture
-    for x0, y0, x1, y1 in boxes:
-        img[y0:y1, x0:x1] = (220, 30, 30)
-    return img
+from synthetic import scene
 
 
 @pytest.fixture()
 def project(tmp_path):
-    Image.fromarray(_scene([(20, 30, 80, 90)])).save(tmp_path / "a.png")
-    Image.fromarray(_scene([(150, 60, 210, 120), (30, 100, 80, 150)])).save(tmp_path / "b.png")
+    Image.fromarray(scene([(20, 30, 80, 90)])).save(tmp_path / "a.png")
+    Image.fromarray(scene([(150, 60, 210, 120), (30, 100, 80, 150)])).save(tmp_path / "b.png")
     return tmp_path
 
 

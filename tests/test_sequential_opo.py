@@ -9,21 +9,7 @@ import pytest
 
 from clickmask.errors import ClickmaskError
 from clickmask.sequential.opo import CategoryAdapter, OnlineAdapter, OPOConfig
-
-
-@pytest.fixture(scope="module")
-def decoder(model_spec):
-    from clickmask.sequential.opo import load_frozen_decoder
-
-    return load_frozen_decoder(model_spec)
-
-
-def _object(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random 1x256x64x64 embedding and a 96x128 disk mask."""
-    rng = np.random.default_rng(seed)
-    emb = rng.normal(0, 0.3, size=(1, 256, 64, 64)).astype(np.float32)
-    yy, xx = np.mgrid[:96, :128]
-    return emb, (yy - 40) ** 2 + (xx - 60 - seed) ** 2 < 20**2
+from synthetic import embedding_and_mask
 
 
 def test_config_is_checked():
@@ -33,10 +19,10 @@ def test_config_is_checked():
         OPOConfig(memory=0)
 
 
-def test_versions_follow_delta(decoder):
-    state = CategoryAdapter("cat", decoder, OPOConfig(delta=2, steps=1, batch_size=1))
+def test_versions_follow_delta(frozen_decoder):
+    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(delta=2, steps=1, batch_size=1))
     for k in range(3):
-        state.learn(*_object(k))
+        state.learn(*embedding_and_mask(k))
     assert len(state.versions) == 4 and state.versions[0] is None
     # object 0 and 1 use the untrained model; object 3 uses the one trained on objects 0..1
     assert state.version_for(0) is None and state.version_for(1) is None
@@ -48,9 +34,9 @@ def test_versions_follow_delta(decoder):
     assert len(state.memory) == 3 and state.memory[0].embedding.dtype == np.float16
 
 
-def test_empty_mask_publishes_a_version_without_training(decoder):
-    state = CategoryAdapter("cat", decoder, OPOConfig(steps=1, batch_size=1))
-    emb, _ = _object(0)
+def test_empty_mask_publishes_a_version_without_training(frozen_decoder):
+    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1))
+    emb, _ = embedding_and_mask(0)
     state.learn(emb, np.zeros((96, 128), bool))
     assert len(state.versions) == 2 and state.versions[1] is not None and len(state.memory) == 0
     assert np.allclose(state.versions[1][0], np.eye(256))

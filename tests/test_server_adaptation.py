@@ -17,48 +17,25 @@ from clickmask.server import AppState, create_app
 from clickmask.server.adaptation import SETTING, AdaptationService
 from clickmask.server.adapted_view import AdaptablePredictor
 from clickmask.server.opo_worker import IDENTITY, OpoWorker
+from synthetic import embedding_and_mask, scene
 
 pytest.importorskip("torch")
 SMALL = OPOConfig(steps=1, batch_size=1, lr=0.05, delta=1)  # ~0.5 s per update on one thread
 
 
-@pytest.fixture(scope="module")
-def decoder(model_spec):
-    from clickmask.sequential.opo import load_frozen_decoder
-
-    return load_frozen_decoder(model_spec)
-
-
-def _object(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A random 1x256x64x64 embedding and a 96x128 disk mask."""
-    rng = np.random.default_rng(seed)
-    emb = rng.normal(0, 0.3, size=(1, 256, 64, 64)).astype(np.float32)
-    yy, xx = np.mgrid[:96, :128]
-    return emb, (yy - 40) ** 2 + (xx - 60 - seed) ** 2 < 20**2
-
-
-def _scene(boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
-    """160x240 grey image with red boxes (x0, y0, x1, y1)."""
-    img = np.full((160, 240, 3), 90, np.uint8)
-    img[::8] = 110
-    for x0, y0, x1, y1 in boxes:
-        img[y0:y1, x0:x1] = (220, 30, 30)
-    return img
-
-
 @pytest.fixture()
 def project(tmp_path):
-    Image.fromarray(_scene([(20, 30, 80, 90)])).save(tmp_path / "a.png")
-    Image.fromarray(_scene([(150, 60, 210, 120), (30, 100, 80, 150)])).save(tmp_path / "b.png")
+    Image.fromarray(scene([(20, 30, 80, 90)])).save(tmp_path / "a.png")
+    Image.fromarray(scene([(150, 60, 210, 120), (30, 100, 80, 150)])).save(tmp_path / "b.png")
     return tmp_path
 
 
 # ---------------------------------------------------------------- worker
-def test_submit_returns_at_once_and_publishes_a_trained_version(decoder):
-    worker = OpoWorker(lambda: decoder, SMALL)
+def test_submit_returns_at_once_and_publishes_a_trained_version(frozen_decoder):
+    worker = OpoWorker(lambda: frozen_decoder, SMALL)
     try:
         t0 = time.perf_counter()
-        worker.submit(1, *_object(0))
+        worker.submit(1, *embedding_and_mask(0))
         assert (time.perf_counter() - t0) < 0.1
         assert worker.status(1)["busy"]
         assert worker.wait_idle(600)
@@ -71,24 +48,24 @@ def test_submit_returns_at_once_and_publishes_a_trained_version(decoder):
         worker.close()
 
 
-def test_bad_input_is_refused_in_one_line(decoder):
-    worker = OpoWorker(lambda: decoder, SMALL)
-    emb, mask = _object(0)
+def test_bad_input_is_refused_in_one_line(frozen_decoder):
+    worker = OpoWorker(lambda: frozen_decoder, SMALL)
+    emb, mask = embedding_and_mask(0)
     with pytest.raises(ClickmaskError, match="embedding must be 1x256x64x64"):
         worker.submit(1, emb[:, :8], mask)
     with pytest.raises(ClickmaskError, match="mask must be a non-empty"):
         worker.submit(1, emb, np.zeros((96, 128), bool))
     with pytest.raises(ClickmaskError, match="delta must be at most"):
-        OpoWorker(lambda: decoder, OPOConfig(delta=20))
+        OpoWorker(lambda: frozen_decoder, OPOConfig(delta=20))
 
 
-def test_delta_object_n_uses_objects_up_to_n_minus_delta(decoder):
-    worker = OpoWorker(lambda: decoder, OPOConfig(steps=1, batch_size=1, delta=2))
+def test_delta_object_n_uses_objects_up_to_n_minus_delta(frozen_decoder):
+    worker = OpoWorker(lambda: frozen_decoder, OPOConfig(steps=1, batch_size=1, delta=2))
     try:
-        worker.submit(5, *_object(0))
+        worker.submit(5, *embedding_and_mask(0))
         assert worker.wait_idle(600) and worker.latest(5).samples == 1
         assert worker.for_next_object(5) is IDENTITY  # object 1 may only use objects up to -1
-        worker.submit(5, *_object(1))
+        worker.submit(5, *embedding_and_mask(1))
         assert worker.wait_idle(600) and worker.latest(5).samples == 2
         chosen = worker.for_next_object(5)  # object 2 uses the adapter learned from object 0
         assert chosen.samples == 1 and chosen.affine is not None and chosen is not worker.latest(5)
@@ -96,11 +73,11 @@ def test_delta_object_n_uses_objects_up_to_n_minus_delta(decoder):
         worker.close()
 
 
-def test_objects_queued_during_training_are_learned_in_one_update(decoder):
-    worker = OpoWorker(lambda: decoder, SMALL)
+def test_objects_queued_during_training_are_learned_in_one_update(frozen_decoder):
+    worker = OpoWorker(lambda: frozen_decoder, SMALL)
     try:
         for k in range(4):
-            worker.submit(1, *_object(k))
+            worker.submit(1, *embedding_and_mask(k))
         assert worker.wait_idle(600)
         latest = worker.latest(1)
         assert latest.samples == 4 and 1 <= latest.version <= 4 and worker.status(1)["memory"] == 4
@@ -108,21 +85,21 @@ def test_objects_queued_during_training_are_learned_in_one_update(decoder):
         worker.close()
 
 
-def test_reset_discards_queued_work_and_returns_to_identity(decoder):
+def test_reset_discards_queued_work_and_returns_to_identity(frozen_decoder):
     resets = []
-    worker = OpoWorker(lambda: decoder, SMALL, on_reset=resets.append)
+    worker = OpoWorker(lambda: frozen_decoder, SMALL, on_reset=resets.append)
     try:
-        worker.submit(1, *_object(0))
+        worker.submit(1, *embedding_and_mask(0))
         worker.reset(1)
         assert worker.wait_idle(600)
         assert worker.latest(1) is IDENTITY and worker.for_next_object(1) is IDENTITY and resets == [1]
-        worker.submit(1, *_object(1))
+        worker.submit(1, *embedding_and_mask(1))
         assert worker.wait_idle(600) and worker.latest(1).version == 1
     finally:
         worker.close()
 
 
-def test_a_failing_update_is_logged_and_the_worker_keeps_going(decoder, monkeypatch, caplog):
+def test_a_failing_update_is_logged_and_the_worker_keeps_going(frozen_decoder, monkeypatch, caplog):
     import clickmask.training.loop as loop
 
     real = loop.train_steps
@@ -135,15 +112,15 @@ def test_a_failing_update_is_logged_and_the_worker_keeps_going(decoder, monkeypa
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "train_steps", flaky)
-    worker = OpoWorker(lambda: decoder, SMALL)
+    worker = OpoWorker(lambda: frozen_decoder, SMALL)
     try:
         with caplog.at_level(logging.WARNING, logger="clickmask.server.opo_worker"):
-            worker.submit(1, *_object(0))
+            worker.submit(1, *embedding_and_mask(0))
             assert worker.wait_idle(600)
         assert worker.latest(1) is IDENTITY and worker.status(1)["memory"] == 0
         assert worker.errors == ["OPO update of category 1 failed: RuntimeError: simulated failure"]
         assert "simulated failure" in caplog.text
-        worker.submit(1, *_object(1))
+        worker.submit(1, *embedding_and_mask(1))
         assert worker.wait_idle(600) and worker.latest(1).version == 1
     finally:
         worker.close()
@@ -155,7 +132,7 @@ def test_adapter_stored_and_restored_when_the_project_reopens(project, sam_predi
     cat = store.add_category("box")["id"]
     service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
     assert service.available and service.enabled()
-    assert service.learn(cat, *_object(0)) and service.wait_idle(600)
+    assert service.learn(cat, *embedding_and_mask(0)) and service.wait_idle(600)
     rows = store.list_adapters()
     assert [(r["category_id"], r["version"], r["samples"], r["model_id"]) for r in rows] == \
         [(cat, 1, 1, sam_predictor.model_id)]
@@ -191,13 +168,13 @@ def test_adapter_is_pinned_per_object_and_adapted_embeddings_are_cached(project,
     store = open_project(project)
     cat = store.add_category("box")["id"]
     view = AdaptablePredictor.sharing(sam_predictor)
-    view.set_image(_scene([(20, 30, 80, 90)]))
+    view.set_image(scene([(20, 30, 80, 90)]))
     raw = view.raw_embedding
     service = AdaptationService(store, view, SMALL)
     key = (1, "tab")
     service.select(key, cat, new_object=True)  # object 0: nothing learned yet
     assert view.embedding is raw
-    assert service.learn(cat, *_object(0)) and service.wait_idle(600)
+    assert service.learn(cat, *embedding_and_mask(0)) and service.wait_idle(600)
     service.select(key, cat, new_object=False)  # same object: keeps its model
     assert view.embedding is raw
     service.select(key, cat, new_object=True)  # next object: the new adapter
@@ -211,7 +188,7 @@ def test_adapter_is_pinned_per_object_and_adapted_embeddings_are_cached(project,
     service.select(key, cat, new_object=False)  # a reset drops the pin at once
     assert view.embedding is raw
     store.set_setting(SETTING, False)
-    assert service.learn(cat, *_object(1)) is False
+    assert service.learn(cat, *embedding_and_mask(1)) is False
     store.close()
 
 
@@ -220,7 +197,7 @@ def test_setting_switches_opo_off(project, sam_predictor):
     cat = store.add_category("box")["id"]
     store.set_setting(SETTING, False)
     service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
-    assert not service.enabled() and not service.learn(cat, *_object(0))
+    assert not service.enabled() and not service.learn(cat, *embedding_and_mask(0))
     assert service.status(cat)["enabled"] is False
     store.close()
 
@@ -254,7 +231,7 @@ def test_without_torch_opo_is_off_and_clicks_work(project, sam_predictor, monkey
 def test_unadapted_view_predicts_exactly_like_the_model(sam_predictor):
     from clickmask.engine.clicks import Click
 
-    image = _scene([(20, 30, 80, 90)])
+    image = scene([(20, 30, 80, 90)])
     view = AdaptablePredictor.sharing(sam_predictor)
     view.set_image(image)
     sam_predictor.set_image(image)
