@@ -62,6 +62,14 @@ class OPOConfig:
             raise ClickmaskError("OPO needs memory >= 1, steps >= 0, batch size >= 1 and a positive learning rate")
 
 
+def opo_click_config(config: OPOConfig):
+    """The click simulation and loss of one OPO step (shared by the benchmark and the app's trainer)."""
+    from clickmask.training.loop import ClickConfig
+
+    return ClickConfig(max_pos=config.max_pos, max_neg=config.max_neg, iterative_clicks=0, loss="bce",
+                       batch_size=config.batch_size)
+
+
 class CategoryAdapter:
     """One category's adapter, optimizer, sample memory and published versions.
 
@@ -90,19 +98,16 @@ class CategoryAdapter:
         An empty mask (nothing accepted) adds nothing but still publishes a
         version, so version k always belongs to object k.
         """
-        from clickmask.training.loop import ClickConfig, TrainSample, train_steps
+        from clickmask.training.loop import TrainSample, train_steps
 
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             emb = np.asarray(embedding, dtype=np.float16)  # half the memory; training casts to float32
             self.memory.append(TrainSample(emb, mask.copy(), mask.shape, name=name))
         if self.memory and self.config.steps > 0:
-            cfg = self.config
-            clicks = ClickConfig(max_pos=cfg.max_pos, max_neg=cfg.max_neg, iterative_clicks=0, loss="bce",
-                                 batch_size=cfg.batch_size)
             self.adapter.train()
-            self.losses += train_steps(self.decoder, self.adapter, list(self.memory), cfg.steps,
-                                       self.optimizer, self.rng, clicks)
+            self.losses += train_steps(self.decoder, self.adapter, list(self.memory), self.config.steps,
+                                       self.optimizer, self.rng, opo_click_config(self.config))
         self.versions.append(self.adapter.affine())
 
     def version_for(self, index: int) -> Affine | None:

@@ -236,7 +236,8 @@ class OpoWorker:
         import torch
 
         from clickmask.training.adapter import EmbeddingAdapter
-        from clickmask.training.loop import ClickConfig, TrainSample, train_steps
+        from clickmask.sequential.opo import opo_click_config
+        from clickmask.training.loop import TrainSample, train_steps
 
         torch.set_num_threads(1)
         state = self._states.get(category_id)
@@ -252,8 +253,7 @@ class OpoWorker:
             self._decoder = self._load_decoder()
         added = [TrainSample(emb, mask, mask.shape, name=f"category {category_id}") for _, _, emb, mask in items]
         state.memory.extend(added)
-        clicks = ClickConfig(max_pos=cfg.max_pos, max_neg=cfg.max_neg, iterative_clicks=0, loss="bce",
-                             batch_size=cfg.batch_size)
+        clicks = opo_click_config(cfg)
         state.adapter.train()
         try:
             for _ in range(cfg.steps):
