@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,7 +16,7 @@ from PIL import Image
 
 from clickmask.errors import ClickmaskError
 from clickmask.project import open_project
-from clickmask.sequential.opo import OPOConfig
+from clickmask.sequential.opo import OPOConfig, load_frozen_decoder
 from clickmask.server import AppState, create_app
 from clickmask.server.adaptation import SETTING, AdaptationService
 from clickmask.server.adapted_view import AdaptablePredictor
@@ -57,6 +61,8 @@ def test_bad_input_is_refused_in_one_line(frozen_decoder):
         worker.submit(1, emb, np.zeros((96, 128), bool))
     with pytest.raises(ClickmaskError, match="delta must be at most"):
         OpoWorker(lambda: frozen_decoder, OPOConfig(delta=20))
+    with pytest.raises(ClickmaskError, match="load_decoder must be picklable"):
+        OpoWorker(lambda: frozen_decoder, SMALL, process=True)
 
 
 def test_delta_object_n_uses_objects_up_to_n_minus_delta(frozen_decoder):
@@ -126,6 +132,93 @@ def test_a_failing_update_is_logged_and_the_worker_keeps_going(frozen_decoder, m
         worker.close()
 
 
+# ---------------------------------------------------------------- worker in a child process (the app's mode)
+def _process_worker(model_spec, **kwargs) -> OpoWorker:
+    return OpoWorker(partial(load_frozen_decoder, model_spec), SMALL, process=True, **kwargs)
+
+
+def _trainers() -> set:
+    """The live OPO trainer processes of this process."""
+    return {p for p in multiprocessing.active_children() if p.name == "clickmask-opo"}
+
+
+def test_process_continues_from_restored_weights_publishes_and_close_stops_it(model_spec):
+    import torch
+
+    from clickmask.training.adapter import EmbeddingAdapter
+
+    before = _trainers()
+    stored = []
+    worker = _process_worker(model_spec, on_publish=lambda *args: stored.append(args))
+    try:
+        adapter = EmbeddingAdapter()
+        with torch.no_grad():
+            adapter.bias.fill_(0.5)
+        worker.restore(1, adapter, 5, 3)
+        assert worker.latest(1).version == 5 and _trainers() == before  # started by the first submit only
+        t0 = time.perf_counter()
+        worker.submit(1, *embedding_and_mask(0))
+        assert (time.perf_counter() - t0) < 0.5 and worker.status(1)["busy"]
+        [child] = _trainers() - before
+        assert worker.wait_idle(600)
+        assert worker.status(1) == {"version": 6, "samples": 4, "memory": 1, "queued": 0, "busy": False}
+        a, b = worker.latest(1).affine
+        assert np.allclose(b, 0.5, atol=0.1) and not np.allclose(b, 0.5)  # one step on from the restored bias
+        [(category_id, published, trained)] = stored
+        assert category_id == 1 and published is worker.latest(1) and isinstance(trained, EmbeddingAdapter)
+        assert all(np.array_equal(x, y) for x, y in zip(trained.affine(), (a, b)))
+    finally:
+        worker.close()
+    assert not child.is_alive() and _trainers() == before and worker.wait_idle(1)
+
+
+def test_process_reset_discards_queued_work(model_spec):
+    resets = []
+    worker = _process_worker(model_spec, on_reset=resets.append)
+    try:
+        worker.submit(1, *embedding_and_mask(0))
+        worker.submit(2, *embedding_and_mask(1))
+        worker.reset(1)  # the child is still starting: object 0 was queued before the reset
+        assert worker.wait_idle(600) and resets == [1]
+        assert worker.latest(1) is IDENTITY and worker.status(1)["memory"] == 0 and worker.latest(2).version == 1
+        worker.submit(1, *embedding_and_mask(2))
+        assert worker.wait_idle(600)
+        assert worker.status(1) == {"version": 1, "samples": 1, "memory": 1, "queued": 0, "busy": False}
+    finally:
+        worker.close()
+
+
+def test_process_crash_is_reported_and_the_next_object_restarts_it(model_spec, caplog):
+    before = _trainers()
+    worker = _process_worker(model_spec)
+    try:
+        worker.submit(1, *embedding_and_mask(0))
+        assert worker.wait_idle(600) and worker.latest(1).version == 1
+        [child] = _trainers() - before
+        with caplog.at_level(logging.WARNING, logger="clickmask.server.opo_worker"):
+            worker.submit(1, *embedding_and_mask(1))
+            os.kill(child.pid, signal.SIGKILL)  # while it trains (or just before)
+            deadline = time.monotonic() + 60
+            while not worker.errors and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert len(worker.errors) == 1 and worker.errors[0].startswith(
+            "OPO trainer process stopped unexpectedly (exit code -9)")
+        assert "stopped unexpectedly" in caplog.text
+        kept = worker.latest(1)
+        assert kept.version in (1, 2) and worker.wait_idle(1)  # published versions kept, nothing left to wait for
+        assert worker.status(1) == {"version": kept.version, "samples": kept.samples, "memory": 0,
+                                    "queued": 0, "busy": False}
+        worker.submit(1, *embedding_and_mask(2))  # a new child, from the last published weights
+        assert worker.wait_idle(600)
+        [again] = _trainers() - before
+        assert again.pid != child.pid and not child.is_alive()
+        assert worker.status(1) == {"version": kept.version + 1, "samples": kept.samples + 1, "memory": 1,
+                                    "queued": 0, "busy": False}
+        assert len(worker.errors) == 1
+    finally:
+        worker.close()
+
+
 # ---------------------------------------------------------------- service and storage
 def test_adapter_stored_and_restored_when_the_project_reopens(project, sam_predictor):
     store = open_project(project)
@@ -148,6 +241,7 @@ def test_adapter_stored_and_restored_when_the_project_reopens(project, sam_predi
     assert again.status(cat)["version"] == 1
     again.reset(cat)
     assert store.list_adapters() == [] and again.status(cat)["version"] == 0
+    again.close()
     store.close()
 
 
@@ -189,6 +283,7 @@ def test_adapter_is_pinned_per_object_and_adapted_embeddings_are_cached(project,
     assert view.embedding is raw
     store.set_setting(SETTING, False)
     assert service.learn(cat, *embedding_and_mask(1)) is False
+    service.close()
     store.close()
 
 
@@ -279,3 +374,4 @@ def test_api_finished_objects_train_the_category_and_reset_restores_the_model(pr
     assert reset["version"] == 0 and reset["samples"] == 0
     assert _runs(client, ids["b.png"], points, cat) == plain
     assert state.store.list_adapters() == []
+    state.adaptation.close()

@@ -14,7 +14,7 @@ Object ``n`` of a category is segmented with the adapter trained on objects
 
 - :class:`CategoryAdapter` is the state of one category (adapter, optimizer,
   memory, one frozen ``(A, b)`` version after each trained object);
-- the app trains in a background thread with the same settings
+- the app trains in a child process with the same settings and click simulation
   (:mod:`clickmask.server.opo_worker`): a click only reads the latest
   published version;
 - :class:`OnlineAdapter` is the benchmark's deterministic variant: it trains

@@ -1,7 +1,8 @@
 """Online Purification Optimization (OPO) in the app: per-category adapters learned while annotating.
 
 Finishing an object with a category queues (the image's raw 1x256x64x64
-embedding, the final HxW bool mask) for the :class:`~clickmask.server.opo_worker.OpoWorker`;
+embedding, the final HxW bool mask) for the :class:`~clickmask.server.opo_worker.OpoWorker`,
+which trains in a child process (started with the first finished object);
 a click with a category decodes with that category's adapter applied to the
 embedding (whole image and zoom crops, see :mod:`clickmask.server.adapted_view`).
 The adapter is chosen at an object's first click and kept until the object
@@ -21,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+from functools import partial
 from typing import Any, Hashable
 
 import numpy as np
@@ -69,9 +71,8 @@ class AdaptationService:
             return
         self.view = adaptable_base(predictor)
         self.model_id = self.view.model_id
-        spec = self.view.spec
-        self.worker = OpoWorker(lambda: load_frozen_decoder(spec), self.config, self._store_adapter,
-                                self.store.delete_adapter, pause)
+        self.worker = OpoWorker(partial(load_frozen_decoder, self.view.spec), self.config, self._store_adapter,
+                                self.store.delete_adapter, pause, process=True)  # a child process: no shared GIL
         self._load()
 
     # ------------------------------------------------------------ state

@@ -1,36 +1,53 @@
-"""OPO training for the app: one background thread, per-category adapters, never in a click's way.
+"""OPO training for the app: per-category adapters trained in a child process, never in a click's way.
 
 ``submit`` only validates and enqueues a finished object (raw 1x256x64x64
-embedding, final HxW bool mask). The worker thread (lowest CPU priority, one
-torch thread, a short pause between SGD steps) adds queued objects to their
-category's memory bank (the ``memory`` most recent), runs ``steps`` SGD steps
-with clicks re-simulated from the masks (1-``max_pos`` positive,
-0-``max_neg`` negative, BCE) and publishes an immutable :class:`Published`.
-Objects that queued up while it trained are learned in one update, so the
-worker never falls further behind than one update.
+embedding, final HxW bool mask). The trainer (:class:`_Trainer`) adds queued
+objects to their category's memory bank (the ``memory`` most recent), runs
+``steps`` SGD steps with clicks re-simulated from the masks (1-``max_pos``
+positive, 0-``max_neg`` negative, BCE) and sends the new weights back; the
+worker publishes them as an immutable :class:`Published`. Objects that queued
+up while it trained are learned in one update, so the trainer never falls
+further behind than one update.
 
 Clicks read published adapters without any lock. ``delta``: the adapter for
 a category's next object is the newest one learned from at most
 ``finished - delta + 1`` objects, where ``finished`` counts the category's
 submitted objects since the last reset (object n uses objects up to n - delta).
 
-Why a niced thread and not a subprocess: on 2 busy cores, in-process clicks
-while training took 110 -> 288 ms (median) at normal priority, 117 -> 132 ms
-with this thread at nice 19 (per-thread on Linux) and a 20 ms pause per step.
+Where the trainer runs: with ``process=True`` (the app) in a child process
+started with "spawn" on the first ``submit``, at nice 19 with one torch thread
+and ``pause`` seconds between SGD steps. A sender thread forwards requests
+through a pipe, a receiver thread publishes the replies (cheap work only). A
+niced trainer *thread* still slowed clicks down (round-trip medians 84 -> 92
+and 94 -> 121 ms while it trained): it shares the server's GIL. With
+``process=False`` the same trainer runs in a thread (tests: an in-memory
+decoder, monkeypatching).
+
+Memory banks and optimizer state live only in the trainer. If the child
+process dies, the worker records it in ``errors``, keeps the published
+versions, drops the queued objects (``status`` is no longer busy, memory 0)
+and starts a new child with the next ``submit``; that one continues from
+each category's last published (or restored) weights, but with empty memory
+banks and fresh optimizers. ``close`` does the same on purpose.
 """
 
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
+import multiprocessing
 import os
+import pickle
 import queue
+import signal
 import threading
 import time
 import weakref
 from collections import Counter, deque
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any, Callable
 
 import numpy as np
 
@@ -40,7 +57,8 @@ from clickmask.sequential.opo import OPOConfig
 logger = logging.getLogger(__name__)
 Affine = tuple[np.ndarray, np.ndarray]  # (256x256 A, 256 b): out = A x + b per pixel
 HISTORY = 8  # published versions kept per category (delta must not exceed it)
-NICE = 19  # the worker thread's nice value (Linux: per thread)
+NICE = 19  # the trainer's nice value (thread mode on Linux: that thread only)
+_EMPTY = object()  # "no request waiting"
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,46 +81,246 @@ def _stop_all() -> None:
         worker.close(timeout=30)
 
 
-class _Category:
-    """One category: training state (worker thread only) and published versions (read by anyone)."""
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
-    def __init__(self, generation: int, rng: np.random.Generator, memory: int) -> None:
+
+def _lower_priority(thread_ids) -> None:
+    """Give these threads (Linux; elsewhere 0 = this process) the nice value ``NICE``, if allowed."""
+    for tid in thread_ids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, NICE)
+        except (AttributeError, OSError):
+            pass
+
+
+# ---------------------------------------------------------------- training side (child process or thread)
+class _Bank:
+    """A category on the training side: recent objects, adapter, optimizer, click RNG."""
+
+    def __init__(self, category_id: int, generation: int, config: OPOConfig) -> None:
         self.generation = generation
-        self.history: tuple[Published, ...] = (IDENTITY,)  # replaced, never mutated: lock-free reads
-        self.finished = 0  # objects submitted since the last reset
-        self.memory: deque = deque(maxlen=memory)
-        self.adapter = None  # EmbeddingAdapter, created by the worker
+        self.memory: deque = deque(maxlen=config.memory)
+        self.adapter = None  # EmbeddingAdapter, created on the first update
         self.optimizer = None
-        self.rng = rng
+        self.rng = np.random.default_rng([config.seed, category_id])
+
+
+class _Trainer:
+    """Learns queued objects per category and replies with new weights; one update per category and batch.
+
+    Requests: ``("object", cat, generation, float16 embedding, mask)``, ``("restore", cat, generation,
+    adapter bytes)``, ``("reset", cat, generation)``, ``("sync", token)``; ``None`` stops. Replies:
+    ``("result", cat, generation, objects taken, (adapter bytes, affine, objects learned) or None,
+    memory size, error or None)`` and ``("synced", token)`` once everything before the sync is answered.
+    A newer generation of a category drops its bank; objects of an older one are discarded.
+    """
+
+    def __init__(self, load_decoder: Callable[[], Any], config: OPOConfig, pause: float,
+                 receive: Callable[[bool], Any], send: Callable[[tuple], None]) -> None:
+        self.config = config
+        self._load_decoder = load_decoder
+        self._decoder = None
+        self._pause = pause
+        self._receive = receive  # receive(block) -> request, or _EMPTY when not blocking and none waits
+        self._send = send
+        self._banks: dict[int, _Bank] = {}
+        self._backlog: deque = deque()  # requests taken while training
+
+    def run(self) -> None:
+        """Serve requests until ``None``."""
+        import torch
+
+        from clickmask.training.adapter import adapter_from_bytes
+
+        torch.set_num_threads(1)
+        while True:
+            batch = [self._take(True)]
+            while (request := self._take(False)) is not _EMPTY:  # all queued meanwhile: one update
+                batch.append(request)
+            if any(request is None for request in batch):
+                return
+            jobs: dict[int, list] = {}
+            for kind, key, *rest in batch:
+                if kind == "sync":
+                    continue
+                bank = self._bank(key, rest[0])
+                if kind == "object":
+                    jobs.setdefault(key, []).append(rest)
+                elif kind == "restore" and bank is not None:
+                    bank.adapter, bank.optimizer = adapter_from_bytes(rest[1], "restored OPO adapter")[0], None
+            for category_id, items in jobs.items():
+                self._send(self._update(category_id, items))
+            for kind, key, *_ in batch:
+                if kind == "sync":
+                    self._send(("synced", key))
+
+    def _take(self, block: bool) -> Any:
+        return self._backlog.popleft() if self._backlog else self._receive(block)
+
+    def _bank(self, category_id: int, generation: int) -> _Bank | None:
+        """The category's bank of this generation (a newer one replaces it); None for an outdated generation."""
+        bank = self._banks.get(category_id)
+        if bank is None or bank.generation < generation:
+            bank = self._banks[category_id] = _Bank(category_id, generation, self.config)
+        return bank if bank.generation == generation else None
+
+    def _update(self, category_id: int, items: list) -> tuple:
+        """Learn a category's queued objects of its current generation: the reply."""
+        bank = self._banks[category_id]
+        objects = [(emb, mask) for generation, emb, mask in items if generation == bank.generation]
+        result = error = None
+        if objects:
+            try:
+                result = self._train(category_id, bank, objects)
+            except Exception as exc:  # noqa: BLE001 - a failed update keeps the last version
+                error = f"OPO update of category {category_id} failed: {_one_line(exc)}"
+        return ("result", category_id, bank.generation, len(items), result, len(bank.memory), error)
+
+    def _train(self, category_id: int, bank: _Bank, objects: list) -> tuple | None:
+        """Add objects to the bank and run the steps: (adapter bytes, affine, objects added); None if interrupted."""
+        import torch
+
+        from clickmask.sequential.opo import opo_click_config
+        from clickmask.training.adapter import EmbeddingAdapter, adapter_to_bytes
+        from clickmask.training.loop import TrainSample, train_steps
+
+        cfg = self.config
+        if bank.adapter is None:
+            bank.adapter = EmbeddingAdapter(rank=cfg.rank, seed=cfg.seed)
+        if bank.optimizer is None:
+            bank.optimizer = torch.optim.SGD(bank.adapter.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+        if self._decoder is None:
+            self._decoder = self._load_decoder()
+        added = [TrainSample(emb, mask, mask.shape, name=f"category {category_id}") for emb, mask in objects]
+        bank.memory.extend(added)
+        clicks = opo_click_config(cfg)
+        bank.adapter.train()
+        try:
+            for _ in range(cfg.steps):
+                if self._interrupted(category_id):
+                    return None  # reset meanwhile, or stopping
+                train_steps(self._decoder, bank.adapter, list(bank.memory), 1, bank.optimizer, bank.rng, clicks)
+                if self._pause:
+                    time.sleep(self._pause)  # let a waiting click have the CPU
+        except Exception:
+            for _ in added:  # do not keep objects that break training
+                if bank.memory:
+                    bank.memory.pop()
+            raise
+        return adapter_to_bytes(bank.adapter), bank.adapter.affine(), len(added)
+
+    def _interrupted(self, category_id: int) -> bool:
+        """Take the requests that arrived meanwhile: True when told to stop or the category was reset."""
+        while (request := self._receive(False)) is not _EMPTY:
+            self._backlog.append(request)
+        return any(r is None or (r[0] == "reset" and r[1] == category_id) for r in self._backlog)
+
+
+def _child_main(load_decoder: Callable[[], Any], config: OPOConfig, pause: float,
+                requests: Connection, replies: Connection) -> None:
+    """The trainer process: lowest CPU priority, one torch thread; ends on ``None`` or when the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which then stops us
+    try:
+        _lower_priority([int(tid) for tid in os.listdir("/proc/self/task")])  # Linux: every thread so far
+    except OSError:
+        _lower_priority([0])
+
+    def receive(block: bool) -> Any:
+        return requests.recv() if block or requests.poll() else _EMPTY
+
+    try:
+        _Trainer(load_decoder, config, pause, receive, replies.send).run()
+    except (EOFError, OSError):
+        pass  # the parent went away
+
+
+def _forward(outbox: queue.Queue, conn: Connection) -> None:
+    """Sender thread: pass requests to the child in order, up to the stop request (``None``)."""
+    try:
+        while True:
+            request = outbox.get()
+            conn.send(request)
+            if request is None:
+                return
+    except (OSError, ValueError):
+        pass  # the child is gone: the receiver reports it
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- the server's side
+class _Category:
+    """A category as clicks see it: published versions (replaced, never mutated), counters, latest weights."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.history: tuple[Published, ...] = (IDENTITY,)
+        self.finished = 0  # objects submitted since the last reset
+        self.memory = 0  # objects in the trainer's memory bank, as last reported
+        self.weights: bytes | None = None  # newest adapter (adapter_to_bytes), sent to a (re)started trainer
+
+
+@dataclass
+class _Runner:
+    """A started trainer: its request queue, threads and (process mode) child process."""
+
+    outbox: queue.Queue
+    threads: list[threading.Thread] = field(default_factory=list)
+    process: Any = None  # multiprocessing.Process
+
+    def stop(self, timeout: float) -> None:
+        """Ask the trainer to stop after its current SGD step; kill the child if it does not."""
+        self.outbox.put(None)
+        if self.process is not None:
+            self.process.join(timeout)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
 
 class OpoWorker:
-    """Per-category OPO adapters trained in a background thread.
+    """Per-category OPO adapters trained in the background (a child process with ``process=True``, else a thread).
 
-    ``load_decoder()`` returns the frozen PyTorch decoder (called once, in the
-    worker). ``on_publish(category_id, published, adapter)`` runs in the worker
-    after each update (to store it); ``on_reset(category_id)`` in the caller's
-    thread. Both run under a lock that only publishing and resetting take.
+    ``load_decoder()`` returns the frozen PyTorch decoder (called once, by the
+    trainer; with ``process=True`` it must be picklable, e.g.
+    ``functools.partial(load_frozen_decoder, spec)``).
+    ``on_publish(category_id, published, adapter)`` runs after each update
+    with an ``EmbeddingAdapter`` copy of the new weights (to store it);
+    ``on_reset(category_id)`` in the caller's thread. Both run under a lock
+    that only publishing and resetting take.
     """
 
-    def __init__(self, load_decoder: Callable[[], object], config: OPOConfig = OPOConfig(),
-                 on_publish: Callable | None = None, on_reset: Callable | None = None, pause: float = 0.0) -> None:
+    def __init__(self, load_decoder: Callable[[], Any], config: OPOConfig = OPOConfig(),
+                 on_publish: Callable | None = None, on_reset: Callable | None = None, pause: float = 0.0,
+                 process: bool = False) -> None:
         if config.delta > HISTORY:
             raise ClickmaskError(f"OPO delta must be at most {HISTORY} in the app, got {config.delta}")
+        if process:
+            try:
+                pickle.dumps(load_decoder)
+            except Exception as exc:  # noqa: BLE001 - lambdas, local functions, open resources
+                raise ClickmaskError(f"OPO: load_decoder must be picklable to train in a process "
+                                     f"({_one_line(exc)})") from None
         self.config = config
         self.pause = pause
+        self.process = process
         self.errors: list[str] = []
         self._load_decoder = load_decoder
-        self._decoder = None
         self._on_publish = on_publish
         self._on_reset = on_reset
         self._states: dict[int, _Category] = {}
         self._pending: Counter = Counter()
-        self._lock = threading.Lock()  # states and counters; held for dict updates only
+        self._syncs: dict[int, threading.Event] = {}
+        self._tokens = itertools.count()
+        self._runner: _Runner | None = None
+        self._lock = threading.Lock()  # states, counters, runner; held briefly
         self._publish_lock = threading.Lock()  # publishing + storing vs. resetting
-        self._queue: queue.Queue = queue.Queue()
-        self._thread: threading.Thread | None = None
-        self._closing = False
 
     # ------------------------------------------------------------ reads (never wait for training)
     def latest(self, category_id: int) -> Published:
@@ -124,32 +342,42 @@ class OpoWorker:
         latest = self.latest(category_id)
         queued = self._pending[category_id]
         return {"version": latest.version, "samples": latest.samples,
-                "memory": 0 if state is None else len(state.memory), "queued": queued, "busy": queued > 0}
+                "memory": 0 if state is None else state.memory, "queued": queued, "busy": queued > 0}
 
     # ------------------------------------------------------------ changes
     def submit(self, category_id: int, embedding: np.ndarray, mask: np.ndarray) -> None:
-        """Queue a finished object (1x256x64x64 float embedding, HxW bool mask, not empty); returns at once."""
+        """Queue a finished object (1x256x64x64 float embedding, HxW bool mask, not empty); returns at once.
+
+        Starts the trainer if it is not running (first submit, after ``close`` or a crash).
+        """
         emb = np.asarray(embedding)
         mask = np.asarray(mask, dtype=bool)
         if emb.shape != (1, 256, 64, 64):
             raise ClickmaskError(f"OPO: embedding must be 1x256x64x64, got {emb.shape}")
         if mask.ndim != 2 or not mask.any():
             raise ClickmaskError(f"OPO: mask must be a non-empty HxW array, got shape {mask.shape}")
+        request = [emb.astype(np.float16), mask.copy()]
         with self._lock:
             state = self._state(category_id)
             state.finished += 1
             self._pending[category_id] += 1
-            generation = state.generation
-        self._start()
-        self._queue.put((category_id, generation, emb.astype(np.float16), mask.copy()))
+            self._start().outbox.put(("object", category_id, state.generation, *request))
 
     def restore(self, category_id: int, adapter, version: int, samples: int) -> None:
-        """Start a category from a stored adapter (an ``EmbeddingAdapter``); it counts as learned long ago."""
+        """Start a category from a stored adapter (an ``EmbeddingAdapter``); it counts as learned long ago.
+
+        Its weights go to the trainer (now if it runs, else when it starts): training continues from them.
+        """
+        from clickmask.training.adapter import adapter_to_bytes
+
+        weights = adapter_to_bytes(adapter)
         with self._lock:
             state = self._state(category_id)
-            state.adapter = adapter
+            state.weights = weights
             state.history = (IDENTITY, Published(version, samples, adapter.affine()))
             state.finished = samples + self.config.delta - 1
+            if self._runner is not None:
+                self._runner.outbox.put(("restore", category_id, state.generation, weights))
 
     def reset(self, category_id: int) -> None:
         """Back to the identity: memory, optimizer and versions dropped; queued objects are discarded."""
@@ -158,120 +386,161 @@ class OpoWorker:
                 old = self._states.pop(category_id, None)
                 if old is not None:
                     self._state(category_id).generation = old.generation + 1
+                    if self._runner is not None:
+                        self._runner.outbox.put(("reset", category_id, old.generation + 1))
             if self._on_reset is not None:
                 self._on_reset(category_id)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until everything submitted so far is trained; False on timeout."""
-        if self._thread is None:
-            return True
-        done = threading.Event()
-        self._queue.put(done)
+        """Block until everything submitted so far is trained and published (or dropped); False on timeout."""
+        with self._lock:
+            if self._runner is None:
+                return True
+            token = next(self._tokens)
+            done = self._syncs[token] = threading.Event()
+            self._runner.outbox.put(("sync", token))
         return done.wait(timeout)
 
     def close(self, timeout: float = 60) -> None:
-        """Stop the worker after its current SGD step (queued objects are dropped)."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._closing = True
-            self._queue.put(None)
-            thread.join(timeout=timeout)
+        """Stop the trainer after its current SGD step (queued objects and memory banks are dropped)."""
+        runner = self._runner
+        if runner is not None and self._detach(runner):
+            runner.stop(timeout)
         _RUNNING.discard(self)
 
-    # ------------------------------------------------------------ worker
+    # ------------------------------------------------------------ trainer management
     def _state(self, category_id: int) -> _Category:
         """The category's state, created on first use (``_lock`` held)."""
         state = self._states.get(category_id)
         if state is None:
-            rng = np.random.default_rng([self.config.seed, category_id])
-            state = self._states[category_id] = _Category(0, rng, self.config.memory)
+            state = self._states[category_id] = _Category(0)
         return state
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._closing = False
-                self._thread = threading.Thread(target=self._work, name="clickmask-opo", daemon=True)
-                self._thread.start()
-                _RUNNING.add(self)
+    def _start(self) -> _Runner:
+        """The trainer, started if needed with every category's newest weights (``_lock`` held)."""
+        if self._runner is not None:
+            return self._runner
+        runner = _Runner(queue.Queue())
+        if self.process:
+            ctx = multiprocessing.get_context("spawn")
+            requests, to_child = ctx.Pipe(duplex=False)
+            from_child, replies = ctx.Pipe(duplex=False)
+            runner.process = ctx.Process(target=_child_main, name="clickmask-opo", daemon=True,
+                                         args=(self._load_decoder, self.config, self.pause, requests, replies))
+            runner.process.start()
+            _lower_priority([runner.process.pid])  # already while it imports; it lowers its own threads too
+            requests.close()  # the child's ends: the parent sees EOF when the child is gone
+            replies.close()
+            runner.threads = [
+                threading.Thread(target=_forward, args=(runner.outbox, to_child), name="clickmask-opo-send",
+                                 daemon=True),
+                threading.Thread(target=self._receive, args=(runner, from_child), name="clickmask-opo-receive",
+                                 daemon=True)]
+        else:
+            runner.threads = [threading.Thread(target=self._train_here, args=(runner,), name="clickmask-opo",
+                                               daemon=True)]
+        for category_id, state in self._states.items():
+            if state.weights is not None:
+                runner.outbox.put(("restore", category_id, state.generation, state.weights))
+        for thread in runner.threads:
+            thread.start()
+        self._runner = runner
+        _RUNNING.add(self)
+        return runner
 
-    def _work(self) -> None:
+    def _train_here(self, runner: _Runner) -> None:
+        """Thread mode: run the trainer in this thread, at the lowest priority (Linux: per thread)."""
+        _lower_priority([threading.get_native_id()])
+
+        def receive(block: bool) -> Any:
+            try:
+                return runner.outbox.get(block)
+            except queue.Empty:
+                return _EMPTY
+
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)  # Linux: this thread only
-        except (AttributeError, OSError):
+            _Trainer(self._load_decoder, self.config, self.pause, receive,
+                     lambda reply: self._handle(runner, reply)).run()
+        except Exception as exc:  # noqa: BLE001 - reported like a crashed child
+            if self._detach(runner):
+                self._report(f"OPO trainer stopped unexpectedly: {_one_line(exc)}")
+
+    def _receive(self, runner: _Runner, conn: Connection) -> None:
+        """Process mode, receiver thread: handle the child's replies; report the child's end unless closing."""
+        try:
+            while True:
+                self._handle(runner, conn.recv())
+        except Exception:  # noqa: BLE001 - EOF: the child ended (or a reply could not be read)
             pass
-        while True:
-            batch = [self._queue.get()]
-            while True:  # take everything queued meanwhile: one update for all of it
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            jobs: dict[int, list] = {}
-            for item in batch:
-                if isinstance(item, tuple):
-                    jobs.setdefault(item[0], []).append(item)
-            for category_id, items in jobs.items():
-                try:
-                    if not self._closing:
-                        self._update(category_id, items)
-                except Exception as exc:  # noqa: BLE001 - a failed update keeps the last version
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    message = f"OPO update of category {category_id} failed: {type(exc).__name__}: {first}"
-                    logger.warning(message)
-                    self.errors = [*self.errors[-19:], message]  # the last 20
-                finally:
-                    with self._lock:
-                        self._pending[category_id] -= len(items)
-                        if self._pending[category_id] <= 0:
-                            del self._pending[category_id]
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-            if any(item is None for item in batch):
-                return
+        conn.close()
+        runner.process.join(5)
+        if runner.process.is_alive():
+            runner.process.kill()
+            runner.process.join(5)
+        if self._detach(runner):
+            self._report(f"OPO trainer process stopped unexpectedly (exit code {runner.process.exitcode}); "
+                         "queued objects were dropped, the next object restarts it")
+            runner.outbox.put(None)  # ends the sender thread
 
-    def _update(self, category_id: int, items: list) -> None:
-        """Learn the category's queued objects and publish one new version."""
-        import torch
+    def _detach(self, runner: _Runner) -> bool:
+        """Forget a stopped or stopping trainer: queued work and memory counts are gone, waiters released.
 
-        from clickmask.training.adapter import EmbeddingAdapter
-        from clickmask.sequential.opo import opo_click_config
-        from clickmask.training.loop import TrainSample, train_steps
+        False if ``runner`` is not the current trainer (already detached).
+        """
+        with self._lock:
+            if self._runner is not runner:
+                return False
+            self._runner = None
+            self._pending.clear()
+            for state in self._states.values():
+                state.memory = 0
+            syncs, self._syncs = self._syncs, {}
+        for done in syncs.values():
+            done.set()
+        return True
 
-        torch.set_num_threads(1)
-        state = self._states.get(category_id)
-        items = [it for it in items if state is not None and it[1] == state.generation]
-        if not items:
+    def _handle(self, runner: _Runner, reply: tuple) -> None:
+        """A trainer reply: publish a new version, update counters, wake ``wait_idle``."""
+        if reply[0] == "synced":
+            with self._lock:
+                done = self._syncs.pop(reply[1], None)
+            if done is not None:
+                done.set()
             return
-        cfg = self.config
-        if state.adapter is None:
-            state.adapter = EmbeddingAdapter(rank=cfg.rank, seed=cfg.seed)
-        if state.optimizer is None:
-            state.optimizer = torch.optim.SGD(state.adapter.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-        if self._decoder is None:
-            self._decoder = self._load_decoder()
-        added = [TrainSample(emb, mask, mask.shape, name=f"category {category_id}") for _, _, emb, mask in items]
-        state.memory.extend(added)
-        clicks = opo_click_config(cfg)
-        state.adapter.train()
-        try:
-            for _ in range(cfg.steps):
-                if self._states.get(category_id) is not state or self._closing:
-                    return  # reset meanwhile, or closing
-                train_steps(self._decoder, state.adapter, list(state.memory), 1, state.optimizer, state.rng, clicks)
-                if self.pause:
-                    time.sleep(self.pause)  # let a waiting click have the CPU
-        except Exception:
-            for _ in added:  # do not keep objects that break training
-                if state.memory:
-                    state.memory.pop()
-            raise
-        last = state.history[-1]
-        published = Published(last.version + 1, last.samples + len(added), state.adapter.affine())
+        _, category_id, generation, taken, result, memory, error = reply
+        current = self._runner is runner
         with self._publish_lock:
-            if self._states.get(category_id) is not state:
-                return
-            state.history = (*state.history[-(HISTORY - 1):], published)
-            if self._on_publish is not None:
-                self._on_publish(category_id, published, state.adapter)
+            state = self._states.get(category_id)
+            if state is not None and state.generation == generation:  # not reset meanwhile
+                if current:
+                    state.memory = memory
+                if result is not None:
+                    error = self._publish(category_id, state, *result) or error
+        if error:
+            self._report(error)
+        if current:
+            with self._lock:
+                self._pending[category_id] -= taken
+                if self._pending[category_id] <= 0:
+                    del self._pending[category_id]
+
+    def _publish(self, category_id: int, state: _Category, weights: bytes, affine: Affine, added: int) -> str | None:
+        """Publish a trained version and hand it to ``on_publish`` (``_publish_lock`` held); an error if that fails."""
+        last = state.history[-1]
+        published = Published(last.version + 1, last.samples + added, affine)
+        state.history = (*state.history[-(HISTORY - 1):], published)
+        state.weights = weights
+        if self._on_publish is None:
+            return None
+        from clickmask.training.adapter import adapter_from_bytes
+
+        try:
+            self._on_publish(category_id, published, adapter_from_bytes(weights, "trained OPO adapter")[0])
+        except Exception as exc:  # noqa: BLE001 - the version stays published; storing it failed
+            return f"OPO update of category {category_id} failed: {_one_line(exc)}"
+        return None
+
+    def _report(self, message: str) -> None:
+        """Log a one-line failure and keep it in ``errors`` (the last 20)."""
+        logger.warning(message)
+        self.errors = [*self.errors[-19:], message]
