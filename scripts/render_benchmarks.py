@@ -179,7 +179,8 @@ def app_latency_section(results: Path) -> list[str]:
         out += [
             f"`{path.name}`: model {app['model']}, inference options `{app.get('inference') or 'raw'}` "
             f"(a zoom-in re-encode shows as the max), the sample images; "
-            + ("**the OPO trainer kept busy in the background while the clicks were timed**; " if busy else "")
+            + ("clicks with an OPO-adapted category, each image timed **with the trainer idle and with it kept "
+               "busy**, interleaved in one server; " if busy else "")
             + f"load average before/after {app['machine']['load_avg_1m_before']} / "
             f"{app['machine']['load_avg_1m_after']}. Next image: opened after "
             f"{app['next_image_first_click']['prefetch_wait_s']} s of prefetch (embedding ready in "
@@ -189,12 +190,15 @@ def app_latency_section(results: Path) -> list[str]:
             "| --- | ---: | ---: | ---: | ---: |",
         ]
         for key, label in (
-            ("click_round_trip", "click -> mask round trip (HTTP, embedding ready)"),
-            ("click_predict_in_server", "of which the model's prediction"),
+            ("click_round_trip_trainer_idle", "click -> mask round trip, OPO trainer idle"),
+            ("click_round_trip", "click -> mask round trip (HTTP, embedding ready)"
+             + (", OPO trainer busy" if busy else "")),
+            ("click_predict_in_server_trainer_idle", "of which the model's prediction, OPO trainer idle"),
+            ("click_predict_in_server", "of which the model's prediction" + (", OPO trainer busy" if busy else "")),
             ("next_image_first_click", "next image: first click -> mask"),
             ("next_image_open_plus_first_click", "next image: open + first click -> mask"),
         ):
-            if key in app:
+            if app.get(key):
                 s = app[key]
                 out.append(f"| {label} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} | {s['n']} |")
         out.append("")

@@ -219,6 +219,42 @@ def test_process_crash_is_reported_and_the_next_object_restarts_it(model_spec, c
         worker.close()
 
 
+def _run_state(pid: int, expect: str) -> str:
+    """The process state letter from /proc (T = stopped), polled for up to 5 s until it is (not) ``expect``."""
+    deadline = time.monotonic() + 5
+    while True:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        if (state == "T") == (expect == "T") or time.monotonic() > deadline:  # signals arrive asynchronously
+            return state
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads process states from /proc")
+def test_process_is_frozen_while_a_click_runs_and_close_resumes_it(model_spec):
+    before = _trainers()
+    worker = _process_worker(model_spec)
+    try:
+        with worker.frozen():
+            pass  # no trainer yet: nothing to stop
+        worker.submit(1, *embedding_and_mask(0))
+        assert worker.wait_idle(600)
+        [child] = _trainers() - before
+        with worker.frozen():
+            assert _run_state(child.pid, "T") == "T"
+            with worker.frozen():  # nested (or a concurrent click): one stop
+                pass
+            assert _run_state(child.pid, "T") == "T"  # still stopped after the inner block
+        assert _run_state(child.pid, "S") != "T"
+        worker.submit(1, *embedding_and_mask(1))
+        assert worker.wait_idle(600) and worker.latest(1).version == 2
+        with worker.frozen():
+            worker.close(timeout=60)  # resumes it so that it can stop
+        assert not child.is_alive()
+    finally:
+        worker.close()
+
+
 # ---------------------------------------------------------------- service and storage
 def test_adapter_stored_and_restored_when_the_project_reopens(project, sam_predictor):
     store = open_project(project)

@@ -19,6 +19,7 @@ OPO for the project; without PyTorch or without a SAM-style model it is off.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import threading
@@ -139,6 +140,10 @@ class AdaptationService:
             with self._pins_lock:
                 self._pins = {k: v for k, v in self._pins.items() if v[0] != category_id}
         return self.status(category_id)
+
+    def training_paused(self) -> contextlib.AbstractContextManager:
+        """A context in which the trainer process is stopped (wrap each click: it then has the CPU alone)."""
+        return contextlib.nullcontext() if self.worker is None else self.worker.frozen()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until queued training is done (tests, benchmarks)."""

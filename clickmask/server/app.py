@@ -179,11 +179,12 @@ def create_app(state: AppState) -> FastAPI:
     def click(image_id: int, body: ClickIn, format: str = "runs", tab: str = Tab):
         t0 = time.perf_counter()
         _mask_payload(None, format)  # validates the format before the click changes anything
-        mask, clicks, ms = state.click(image_id, body.x, body.y, body.positive, tab, body.category_id)
-        out = _mask_payload(mask, format)
-        out.update(clicks=[_click(c) for c in clicks], predict_ms=round(ms, 1),
-                   server_ms=round((time.perf_counter() - t0) * 1000, 1))
-        return Response(json.dumps(out), media_type="application/json")  # skips FastAPI's slow re-encoding
+        with state.adaptation.training_paused():  # the OPO trainer process stops until the answer is ready
+            mask, clicks, ms = state.click(image_id, body.x, body.y, body.positive, tab, body.category_id)
+            out = _mask_payload(mask, format)
+            out.update(clicks=[_click(c) for c in clicks], predict_ms=round(ms, 1),
+                       server_ms=round((time.perf_counter() - t0) * 1000, 1))
+            return Response(json.dumps(out), media_type="application/json")  # skips FastAPI's slow re-encoding
 
     @app.delete("/api/images/{image_id}/clicks/last")
     def undo_click(image_id: int, format: str = "runs", tab: str = Tab):

@@ -4,10 +4,13 @@
   with the image's embedding ready; robot-user clicks on the bundled samples.
 * next image: open image k (which prefetches k+1 and k+2), wait ``--prefetch-wait`` seconds,
   then time the first click on image k+1 (embeddings not on disk: a fresh memory cache).
-* ``--opo-busy``: the click round trips run while the online-adaptation (OPO) trainer is
-  kept busy: one robot-annotated object per sample is finished with a category (real
-  finished masks), then a feeder re-submits them whenever the trainer runs dry, and the
-  clicks use that category (adapted embeddings). Compare with a run without the flag.
+* ``--opo-busy``: one robot-annotated object per sample is finished with a category (real
+  finished masks), and every image's robot clicks with that category (adapted embeddings)
+  are timed twice, alternately first: once with the online-adaptation (OPO) trainer idle
+  (``click_round_trip_trainer_idle``) and once while a feeder keeps it busy by re-submitting
+  the finished objects whenever it runs dry (``click_round_trip``). Same server, same
+  adapted clicks, interleaved: the difference is the cost of training alone, free of the
+  machine's drift between runs.
 
 Run: ``python -m clickmask.server.bench --json out.json``.
 """
@@ -44,7 +47,8 @@ class Client:
         try:
             self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
             res = self.conn.getresponse()
-        except http.client.RemoteDisconnected:  # the server closed an idle keep-alive connection: reconnect once
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            # the server closed an idle keep-alive connection: reconnect once
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
             self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
@@ -94,7 +98,7 @@ def _current(client: Client, image_id: int, shape: tuple[int, int]) -> np.ndarra
 
 
 class _OpoFeeder:
-    """Keeps the app's OPO trainer busy with real finished objects (a background thread)."""
+    """Keeps the app's OPO trainer busy with real finished objects while ``feeding`` (a background thread)."""
 
     def __init__(self, state, category_id: int, objects: list[tuple[np.ndarray, np.ndarray]]) -> None:
         import threading
@@ -102,15 +106,26 @@ class _OpoFeeder:
         self.state, self.category_id, self.objects = state, category_id, objects
         self.submitted = 0
         self._stop = threading.Event()
+        self._feed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="opo-feeder", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self.state.adaptation.status(self.category_id)["queued"] == 0:
+            if self._feed.is_set() and self.state.adaptation.status(self.category_id)["queued"] == 0:
                 embedding, mask = self.objects[self.submitted % len(self.objects)]
                 self.state.adaptation.learn(self.category_id, embedding, mask)
                 self.submitted += 1
             self._stop.wait(0.02)
+
+    def feeding(self, on: bool) -> None:
+        """Start keeping the trainer busy (it is once this returns), or stop and wait until it is idle."""
+        if on:
+            self._feed.set()
+            while self.state.adaptation.status(self.category_id)["queued"] == 0:
+                time.sleep(0.005)
+        else:
+            self._feed.clear()
+            self.state.adaptation.wait_idle(600)
 
     def __enter__(self) -> "_OpoFeeder":
         self.version0 = self.state.adaptation.status(self.category_id)["version"]
@@ -161,6 +176,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     samples = {f"{s.name}.png": s.mask for s in load_samples()}
     folder = build_sample_project(Path(tempfile.mkdtemp(prefix="clickmask-bench-")))
     round_trips: list[float] = []
+    idle_trips: list[float] = []  # --opo-busy: the same adapted clicks with the trainer idle
+    idle_predict_ms: list[float] = []
     next_first: list[float] = []
     next_open_first: list[float] = []
     ready: list[bool] = []
@@ -212,11 +229,21 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
             state.adaptation.wait_idle(600)  # the decoder is loaded and one update done: warm
             feeder = _OpoFeeder(state, category_id, objects)
         with feeder:
-            for image in images:
+            for k, image in enumerate(images):
                 client.call("POST", f"/api/images/{image['id']}/open")
                 state.prefetcher.wait_idle(120)
-                round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms,
-                                             server_ms, category_id)
+                if not opo_busy:
+                    round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms,
+                                                 server_ms)
+                    continue
+                for busy in ((False, True) if (k + r) % 2 == 0 else (True, False)):
+                    feeder.feeding(busy)
+                    times = _robot_clicks(client, image["id"], samples[image["path"]], clicks,
+                                          predict_ms if busy else idle_predict_ms, server_ms if busy else [],
+                                          category_id)
+                    (round_trips if busy else idle_trips).extend(times)
+            if opo_busy:
+                feeder.feeding(False)
         if opo_busy:
             opo_info.append({"updates": feeder.updates, "submitted": feeder.submitted,
                              "seconds": round(feeder.seconds, 1)})
@@ -237,6 +264,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
                     "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2)},
         "images": {p: list(m.shape) for p, m in samples.items()},
         "click_round_trip": summary(round_trips),
+        "click_round_trip_trainer_idle": summary(idle_trips) if opo_busy else None,
+        "click_predict_in_server_trainer_idle": summary(idle_predict_ms) if opo_busy else None,
         "opo_busy": {"rounds": opo_info, "config": asdict(state.adaptation.config)} if opo_busy else None,
         "click_predict_in_server": summary(predict_ms),
         "click_handler_in_server": summary(server_ms),

@@ -21,7 +21,9 @@ through a pipe, a receiver thread publishes the replies (cheap work only). A
 niced trainer *thread* still slowed clicks down (round-trip medians 84 -> 92
 and 94 -> 121 ms while it trained): it shares the server's GIL. With
 ``process=False`` the same trainer runs in a thread (tests: an in-memory
-decoder, monkeypatching).
+decoder, monkeypatching). While the app answers a click it stops the child
+(:meth:`OpoWorker.frozen`, SIGSTOP/SIGCONT): on two cores even a niced
+process takes CPU time and cache from a click that is running.
 
 Memory banks and optimizer state live only in the trainer. If the child
 process dies, the worker records it in ``errors``, keeps the published
@@ -34,6 +36,7 @@ banks and fresh optimizers. ``close`` does the same on purpose.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -47,7 +50,7 @@ import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -216,6 +219,8 @@ class _Trainer:
         """Take the requests that arrived meanwhile: True when told to stop or the category was reset."""
         while (request := self._receive(False)) is not _EMPTY:
             self._backlog.append(request)
+            if request is None:
+                break  # stopping: the pipe may be closed after it
         return any(r is None or (r[0] == "reset" and r[1] == category_id) for r in self._backlog)
 
 
@@ -229,7 +234,10 @@ def _child_main(load_decoder: Callable[[], Any], config: OPOConfig, pause: float
         _lower_priority([0])
 
     def receive(block: bool) -> Any:
-        return requests.recv() if block or requests.poll() else _EMPTY
+        try:
+            return requests.recv() if block or requests.poll() else _EMPTY
+        except EOFError:
+            return None  # the parent closed the pipe: stop
 
     try:
         _Trainer(load_decoder, config, pause, receive, replies.send).run()
@@ -249,6 +257,15 @@ def _forward(outbox: queue.Queue, conn: Connection) -> None:
         pass  # the child is gone: the receiver reports it
     finally:
         conn.close()
+
+
+def _signal(process, signum: int) -> None:
+    """Send a signal to a child process if it is still running."""
+    try:
+        if process.pid is not None and process.exitcode is None:
+            os.kill(process.pid, signum)
+    except (OSError, ValueError):
+        pass  # already gone
 
 
 # ---------------------------------------------------------------- the server's side
@@ -275,6 +292,7 @@ class _Runner:
         """Ask the trainer to stop after its current SGD step; kill the child if it does not."""
         self.outbox.put(None)
         if self.process is not None:
+            _signal(self.process, signal.SIGCONT)  # frozen by a click that never ended: let it stop
             self.process.join(timeout)
             if self.process.is_alive():
                 self.process.kill()
@@ -319,6 +337,8 @@ class OpoWorker:
         self._syncs: dict[int, threading.Event] = {}
         self._tokens = itertools.count()
         self._runner: _Runner | None = None
+        self._frozen: tuple[Any, int] | None = None  # (child process, holders) while clicks run
+        self._freeze_lock = threading.Lock()
         self._lock = threading.Lock()  # states, counters, runner; held briefly
         self._publish_lock = threading.Lock()  # publishing + storing vs. resetting
 
@@ -343,6 +363,31 @@ class OpoWorker:
         queued = self._pending[category_id]
         return {"version": latest.version, "samples": latest.samples,
                 "memory": 0 if state is None else state.memory, "queued": queued, "busy": queued > 0}
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Stop the trainer process (SIGSTOP) while the block runs, e.g. a click: it gets the whole CPU.
+
+        Nested or concurrent blocks share one stop; the last one to leave resumes
+        it (SIGCONT), as do ``close`` and exit. Thread mode: no effect.
+        """
+        with self._freeze_lock:
+            if self._frozen is not None:
+                self._frozen = (self._frozen[0], self._frozen[1] + 1)
+            else:
+                runner = self._runner
+                if runner is not None and runner.process is not None:
+                    _signal(runner.process, signal.SIGSTOP)
+                    self._frozen = (runner.process, 1)
+        try:
+            yield
+        finally:
+            with self._freeze_lock:
+                if self._frozen is not None:
+                    process, holders = self._frozen
+                    self._frozen = None if holders == 1 else (process, holders - 1)
+                    if holders == 1:
+                        _signal(process, signal.SIGCONT)
 
     # ------------------------------------------------------------ changes
     def submit(self, category_id: int, embedding: np.ndarray, mask: np.ndarray) -> None:

@@ -143,7 +143,7 @@ def sequence_loss(
         else:
             step_losses.append(loss_fn(masks[0], target, valid))
             chosen = 0
-        previous = masks[chosen].detach()
+        previous = masks[chosen].detach().float()
         ious.append(_iou(previous.numpy() > 0, target_np > 0.5, valid_np))
         if step == config.iterative_clicks:
             break
