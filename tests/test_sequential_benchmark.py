@@ -120,8 +120,10 @@ def test_report_overall_per_category_and_comparison():
     assert cmp["overall"]["change"] == pytest.approx(-1 / 3)
     assert cmp["per_category"]["c"]["change"] == 0.0 and cmp["worst_category"] == "c"
     assert "NoC@85" in format_table(ri) and "1/2" in format_table(ri)
-    table = format_ablation([rb, ri])
+    ro = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {"steps": 4, "batch_size": 8}}, 20, 0.9)
+    table = format_ablation([rb, ri, ro])
     assert "| X | raw | yes |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
+    assert "| X | raw | yes | 4x8 | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
 

@@ -151,6 +151,8 @@ def engine_options(report: dict) -> str:
 def format_ablation(reports: Sequence[dict]) -> str:
     """Markdown table like the SIIS ablation: one row per report (dataset, engine, ICP, OPO, NoC@85/90, hit rate).
 
+    The OPO column gives the online budget: SGD steps x samples per step after each finished object.
+
     The change column is relative to the first report of the same dataset and
     the same inference options without ICP and OPO (the baseline), when there is one.
     """
@@ -178,10 +180,18 @@ def format_ablation(reports: Sequence[dict]) -> str:
         hits = f"{icp['hits']}/{icp['proposals']}" if opts.get("icp") else ""
         label = "raw" if engine == "raw" else "default" if engine == _recommended() else f"`{engine}`"
         lines.append(
-            f"| {rep['dataset']} | {label} | {'yes' if opts.get('icp') else ''} | {'yes' if opts.get('opo') else ''} | "
+            f"| {rep['dataset']} | {label} | {'yes' if opts.get('icp') else ''} | {_opo_budget(opts)} | "
             f"{rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
         )
     return "\n".join(lines)
+
+
+def _opo_budget(options: dict) -> str:
+    """The OPO column: empty without OPO, else its SGD steps x samples after each object (e.g. "4x8")."""
+    if not options.get("opo"):
+        return ""
+    cfg = options.get("opo_config") or {}
+    return f"{cfg['steps']}x{cfg['batch_size']}" if "steps" in cfg and "batch_size" in cfg else "yes"
 
 
 def _recommended() -> str:
