@@ -57,7 +57,7 @@ def sequential_section(folder: Path) -> list[str]:
             dataset, variant = "DAVIS2016_dev", path.stem[len("DAVIS2016_dev_"):]
         engine = 1 if variant.startswith("default_") else 0  # raw-model runs first
         variant = variant.removeprefix("default_")
-        return dataset, engine, order.get(variant, 9), variant
+        return dataset, engine, order.get(variant.removesuffix("_paper"), 9), variant
     reports = [json.loads(p.read_text()) for p in sorted(files, key=key)]
     out = ["## Sequential annotation: ICP and OPO (issue 5)", ""]
     out += _commands(folder)

@@ -121,7 +121,10 @@ class _OpoFeeder:
         """Start keeping the trainer busy (it is once this returns), or stop and wait until it is idle."""
         if on:
             self._feed.set()
+            deadline = time.monotonic() + 60
             while self.state.adaptation.status(self.category_id)["queued"] == 0:
+                if time.monotonic() > deadline:
+                    raise ClickmaskError("--opo-busy: the OPO trainer took no object within 60 s")
                 time.sleep(0.005)
         else:
             self._feed.clear()
