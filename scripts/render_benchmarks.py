@@ -179,8 +179,9 @@ def app_latency_section(results: Path) -> list[str]:
         out += [
             f"`{path.name}`: model {app['model']}, inference options `{app.get('inference') or 'raw'}` "
             f"(a zoom-in re-encode shows as the max), the sample images; "
-            + ("clicks with an OPO-adapted category, each image timed **with the trainer idle and with it kept "
-               "busy**, interleaved in one server; " if busy else "")
+            + ("clicks with an OPO-adapted category, each image's same clicks timed **with the trainer idle, "
+               f"busy and idle again**, in rotating order in one server, {busy['think_s']} s of robot thinking "
+               "before each click; " if busy else "")
             + f"load average before/after {app['machine']['load_avg_1m_before']} / "
             f"{app['machine']['load_avg_1m_after']}. Next image: opened after "
             f"{app['next_image_first_click']['prefetch_wait_s']} s of prefetch (embedding ready in "
@@ -189,19 +190,29 @@ def app_latency_section(results: Path) -> list[str]:
             "| what | median ms | p90 ms | max ms | n |",
             "| --- | ---: | ---: | ---: | ---: |",
         ]
-        for key, label in (
-            ("click_round_trip_trainer_idle", "click -> mask round trip, OPO trainer idle"),
-            ("click_round_trip", "click -> mask round trip (HTTP, embedding ready)"
-             + (", OPO trainer busy" if busy else "")),
-            ("click_predict_in_server_trainer_idle", "of which the model's prediction, OPO trainer idle"),
-            ("click_predict_in_server", "of which the model's prediction" + (", OPO trainer busy" if busy else "")),
-            ("next_image_first_click", "next image: first click -> mask"),
-            ("next_image_open_plus_first_click", "next image: open + first click -> mask"),
-        ):
-            if app.get(key):
-                s = app[key]
+        rows = [("click_round_trip", "click -> mask round trip (HTTP, embedding ready)"),
+                ("click_predict_in_server", "of which the model's prediction")]
+        if busy:
+            rows = [((kind, cond), f"{label}, OPO trainer {cond.replace('_', ' ')}")
+                    for kind, label in rows for cond in ("idle", "busy", "idle_again")]
+        rows += [("next_image_first_click", "next image: first click -> mask"),
+                 ("next_image_open_plus_first_click", "next image: open + first click -> mask")]
+        for key, label in rows:
+            s = busy[key[0]][key[1]] if isinstance(key, tuple) else app.get(key)
+            if s:
                 out.append(f"| {label} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} | {s['n']} |")
         out.append("")
+        if busy:
+            out += ["| same click, ratio to its idle-pass twin | median | 95% interval (bootstrap) | clicks |",
+                    "| --- | ---: | ---: | ---: |"]
+            for key, label in (("busy_vs_idle", "trainer busy / idle"),
+                               ("idle_again_vs_idle", "idle again / idle (noise)")):
+                r = busy["paired_round_trip_ratio"][key]
+                out.append(f"| {label} | {r['median']:.3f} | {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} | {r['n']} |")
+            checks = busy["rounds"]
+            out += ["", f"Same clicks in all passes: {all(c['same_clicks'] for c in checks)}; trainer still busy "
+                    f"at the end of {sum(sum(c['busy_throughout']) for c in checks)} of "
+                    f"{sum(len(c['busy_throughout']) for c in checks)} busy passes.", ""]
     return out
 
 

@@ -4,13 +4,13 @@
   with the image's embedding ready; robot-user clicks on the bundled samples.
 * next image: open image k (which prefetches k+1 and k+2), wait ``--prefetch-wait`` seconds,
   then time the first click on image k+1 (embeddings not on disk: a fresh memory cache).
-* ``--opo-busy``: one robot-annotated object per sample is finished with a category (real
-  finished masks), and every image's robot clicks with that category (adapted embeddings)
-  are timed twice, alternately first: once with the online-adaptation (OPO) trainer idle
-  (``click_round_trip_trainer_idle``) and once while a feeder keeps it busy by re-submitting
-  the finished objects whenever it runs dry (``click_round_trip``). Same server, same
-  adapted clicks, interleaved: the difference is the cost of training alone, free of the
-  machine's drift between runs.
+* ``--opo-busy``: the click round trips with an OPO-adapted category, timed three times per
+  image in one server, in rotating order: with the online-adaptation trainer idle, while it
+  trains another category (queued right before the pass), and idle again. The adapter in use
+  stays fixed, so the three passes make the same clicks and the same computations; the robot
+  waits ``--think`` seconds before each click (the trainer runs then, and is stopped while a
+  click is answered). ``paired_round_trip_ratio`` compares each click with its idle twin:
+  busy/idle against idle-again/idle, the run-to-run noise of the same server.
 
 Run: ``python -m clickmask.server.bench --json out.json``.
 """
@@ -18,7 +18,6 @@ Run: ``python -m clickmask.server.bench --json out.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
@@ -60,8 +59,13 @@ class Client:
 
 
 def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, predict_ms: list[float],
-                  server_ms: list[float], category_id: int | None = None, keep: bool = False) -> list[float]:
-    """``n`` robot-user clicks on one object (then cancelled unless ``keep``); returns the round-trip times (ms)."""
+                  server_ms: list[float], category_id: int | None = None, keep: bool = False,
+                  think: float = 0.0, record: list | None = None) -> list[float]:
+    """``n`` robot-user clicks on one object (then cancelled unless ``keep``); returns the round-trip times (ms).
+
+    ``think``: seconds waited (untimed) before each click, as a user looks at the mask; ``record``
+    gets the clicks made.
+    """
     from clickmask.evaluation.clicker import next_click
 
     pred = np.zeros_like(truth)
@@ -72,6 +76,10 @@ def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, pred
         if click is None:
             break
         clicked.append(click)
+        if record is not None:
+            record.append(click)
+        if think:
+            time.sleep(think)
         t0 = time.perf_counter()
         res = client.call("POST", f"/api/images/{image_id}/clicks",
                           {"x": click.x, "y": click.y, "positive": click.positive, "category_id": category_id})
@@ -97,50 +105,67 @@ def _current(client: Client, image_id: int, shape: tuple[int, int]) -> np.ndarra
     return rgba[..., 3] > 0
 
 
-class _OpoFeeder:
-    """Keeps the app's OPO trainer busy with real finished objects while ``feeding`` (a background thread)."""
+CONDITIONS = ("idle", "busy", "idle_again")
 
-    def __init__(self, state, category_id: int, objects: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        import threading
 
-        self.state, self.category_id, self.objects = state, category_id, objects
-        self.submitted = 0
-        self._stop = threading.Event()
-        self._feed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="opo-feeder", daemon=True)
+def _bootstrap_median(values: np.ndarray, seed: int = 0, resamples: int = 2000) -> dict:
+    """Median of ``values`` and its 95% bootstrap interval (fixed seed: reproducible)."""
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, size=(resamples, len(values))), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return {"median": round(float(np.median(values)), 3), "ci95": [round(float(low), 3), round(float(high), 3)],
+            "n": int(len(values))}
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._feed.is_set() and self.state.adaptation.status(self.category_id)["queued"] == 0:
-                embedding, mask = self.objects[self.submitted % len(self.objects)]
-                self.state.adaptation.learn(self.category_id, embedding, mask)
-                self.submitted += 1
-            self._stop.wait(0.02)
 
-    def feeding(self, on: bool) -> None:
-        """Start keeping the trainer busy (it is once this returns), or stop and wait until it is idle."""
-        if on:
-            self._feed.set()
-            deadline = time.monotonic() + 60
-            while self.state.adaptation.status(self.category_id)["queued"] == 0:
-                if time.monotonic() > deadline:
-                    raise ClickmaskError("--opo-busy: the OPO trainer took no object within 60 s")
-                time.sleep(0.005)
-        else:
-            self._feed.clear()
-            self.state.adaptation.wait_idle(600)
+def _time_with_trainer(client: Client, state, images: list[dict], samples: dict, clicks: int, think: float,
+                       rnd: int) -> dict:
+    """``--opo-busy``: the same adapted clicks timed with the OPO trainer idle, busy and idle again.
 
-    def __enter__(self) -> "_OpoFeeder":
-        self.version0 = self.state.adaptation.status(self.category_id)["version"]
-        self.t0 = time.perf_counter()
-        self._thread.start()
-        return self
+    Category ``timed`` is adapted once (one finished object per image) and then left alone, so its
+    adapter, the adapted embeddings and therefore the robot's clicks are identical in every pass.
+    Category ``feed`` gets one of those objects queued right before each busy pass, which keeps
+    the trainer process training through the pass (one update outlasts it; checked afterwards).
+    Per image: an untimed warm-up pass (crop encodes, adapted embeddings cached), then the three
+    timed passes in an order that rotates with the image. Returns per-condition round trips and
+    in-server prediction times (ms), whether the clicks matched, and the busy checks.
+    """
+    timed = client.call("POST", "/api/categories", {"name": f"opo-timed-{rnd}"})["id"]
+    feed = client.call("POST", "/api/categories", {"name": f"opo-feed-{rnd}"})["id"]
+    objects = _finish_objects(client, state, images, samples, timed, min(clicks, 3))
+    if not state.adaptation.wait_idle(600):
+        raise ClickmaskError("--opo-busy: the OPO trainer did not finish the warm-up objects in 600 s")
+    trips = {c: [] for c in CONDITIONS}
+    predict = {c: [] for c in CONDITIONS}
+    busy_throughout: list[bool] = []
+    same_clicks = True
+    for k, image in enumerate(images):
+        client.call("POST", f"/api/images/{image['id']}/open")
+        state.prefetcher.wait_idle(120)
+        truth = samples[image["path"]]
+        reference: list = []
+        _robot_clicks(client, image["id"], truth, clicks, [], [], timed, think=think, record=reference)
+        shift = (k + rnd) % len(CONDITIONS)
+        for condition in CONDITIONS[shift:] + CONDITIONS[:shift]:
+            if condition == "busy":
+                embedding, mask = objects[k % len(objects)]
+                state.adaptation.learn(feed, embedding, mask)
+                time.sleep(0.5)  # the child has the object and is in its SGD steps
+            elif not state.adaptation.wait_idle(600):
+                raise ClickmaskError("--opo-busy: the OPO trainer did not become idle in 600 s")
+            record: list = []
+            trips[condition] += _robot_clicks(client, image["id"], truth, clicks, predict[condition], [], timed,
+                                              think=think, record=record)
+            same_clicks &= record == reference
+            if condition == "busy":
+                busy_throughout.append(bool(state.adaptation.status(feed)["busy"]))
+    state.adaptation.wait_idle(600)
+    return {"trips": trips, "predict": predict, "same_clicks": same_clicks, "busy_throughout": busy_throughout}
 
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.seconds = time.perf_counter() - self.t0
-        self.updates = self.state.adaptation.status(self.category_id)["version"] - self.version0
+
+def _paired(trips: dict[str, list[float]]) -> dict:
+    """Click-by-click ratios to the idle pass (the passes repeat the same clicks): busy and idle again."""
+    idle = np.asarray(trips["idle"])
+    return {f"{c}_vs_idle": _bootstrap_median(np.asarray(trips[c]) / idle) for c in ("busy", "idle_again")}
 
 
 def _finish_objects(client: Client, state, images: list[dict], samples: dict, category_id: int,
@@ -160,12 +185,14 @@ def _finish_objects(client: Client, state, images: list[dict], samples: dict, ca
 
 
 def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, prefetch_ahead: int = 2,
-            infer: str | None = None, opo_busy: bool = False, images_limit: int | None = None) -> dict:
+            infer: str | None = None, opo_busy: bool = False, images_limit: int | None = None,
+            think: float = 0.5) -> dict:
     """Start a server on the sample project and measure; returns the result dict.
 
     ``infer``: inference options as for ``clickmask serve --infer`` (None = the app's default).
     ``opo_busy``: time the click round trips while the OPO trainer is kept busy (see module doc).
     ``images_limit``: use only the first N sample images (quick checks).
+    ``think``: with ``opo_busy``, seconds the robot waits before each click (the trainer runs meanwhile).
     """
     from clickmask.engine.inference import InferenceOptions
     from clickmask.engine.loader import load_predictor
@@ -179,8 +206,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     samples = {f"{s.name}.png": s.mask for s in load_samples()}
     folder = build_sample_project(Path(tempfile.mkdtemp(prefix="clickmask-bench-")))
     round_trips: list[float] = []
-    idle_trips: list[float] = []  # --opo-busy: the same adapted clicks with the trainer idle
-    idle_predict_ms: list[float] = []
+    opo_trips: dict[str, list[float]] = {c: [] for c in CONDITIONS}  # --opo-busy: per trainer condition
+    opo_predict: dict[str, list[float]] = {c: [] for c in CONDITIONS}
     next_first: list[float] = []
     next_open_first: list[float] = []
     ready: list[bool] = []
@@ -222,34 +249,20 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
             client.call("DELETE", f"/api/images/{nxt['id']}/clicks")
         # click round trips with the embedding ready
         state.prefetcher.wait_idle(120)
-        category_id = None
-        feeder = contextlib.nullcontext()
         if opo_busy:
             if not state.adaptation.enabled():
                 raise ClickmaskError(f"--opo-busy: online adaptation is off ({state.adaptation.reason})")
-            category_id = client.call("POST", "/api/categories", {"name": f"opo-bench-{r}"})["id"]
-            objects = _finish_objects(client, state, images, samples, category_id, min(clicks, 3))
-            state.adaptation.wait_idle(600)  # the decoder is loaded and one update done: warm
-            feeder = _OpoFeeder(state, category_id, objects)
-        with feeder:
-            for k, image in enumerate(images):
+            passes = _time_with_trainer(client, state, images, samples, clicks, think, r)
+            for c in CONDITIONS:
+                opo_trips[c] += passes["trips"][c]
+                opo_predict[c] += passes["predict"][c]
+            opo_info.append({"same_clicks": passes["same_clicks"], "busy_throughout": passes["busy_throughout"]})
+        else:
+            for image in images:
                 client.call("POST", f"/api/images/{image['id']}/open")
                 state.prefetcher.wait_idle(120)
-                if not opo_busy:
-                    round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms,
-                                                 server_ms)
-                    continue
-                for busy in ((False, True) if (k + r) % 2 == 0 else (True, False)):
-                    feeder.feeding(busy)
-                    times = _robot_clicks(client, image["id"], samples[image["path"]], clicks,
-                                          predict_ms if busy else idle_predict_ms, server_ms if busy else [],
-                                          category_id)
-                    (round_trips if busy else idle_trips).extend(times)
-            if opo_busy:
-                feeder.feeding(False)
-        if opo_busy:
-            opo_info.append({"updates": feeder.updates, "submitted": feeder.submitted,
-                             "seconds": round(feeder.seconds, 1)})
+                round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms,
+                                             server_ms)
         server.stop()
         state.adaptation.close()
         store.close()
@@ -266,12 +279,17 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2)},
         "images": {p: list(m.shape) for p, m in samples.items()},
-        "click_round_trip": summary(round_trips),
-        "click_round_trip_trainer_idle": summary(idle_trips) if opo_busy else None,
-        "click_predict_in_server_trainer_idle": summary(idle_predict_ms) if opo_busy else None,
-        "opo_busy": {"rounds": opo_info, "config": asdict(state.adaptation.config)} if opo_busy else None,
-        "click_predict_in_server": summary(predict_ms),
-        "click_handler_in_server": summary(server_ms),
+        "click_round_trip": summary(round_trips) if not opo_busy else None,
+        "click_predict_in_server": summary(predict_ms) if not opo_busy else None,
+        "click_handler_in_server": summary(server_ms) if not opo_busy else None,
+        "opo_busy": None if not opo_busy else {
+            "think_s": think,
+            "click_round_trip": {c: summary(opo_trips[c]) for c in CONDITIONS},
+            "click_predict_in_server": {c: summary(opo_predict[c]) for c in CONDITIONS},
+            "paired_round_trip_ratio": _paired(opo_trips),
+            "rounds": opo_info,
+            "config": asdict(state.adaptation.config),
+        },
         "next_image_first_click": {**summary(next_first), "prefetch_wait_s": prefetch_wait,
                                    "prefetch_ahead": prefetch_ahead,
                                    "embedding_ready_after_wait": f"{sum(ready)}/{len(ready)}"},
@@ -291,11 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opo-busy", action="store_true",
                         help="keep the online-adaptation trainer busy while the click round trips are timed")
     parser.add_argument("--images", type=int, default=None, help="use only the first N sample images")
+    parser.add_argument("--think", type=float, default=0.5,
+                        help="--opo-busy: seconds the robot waits before each click (untimed)")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
     try:
         result = measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead, args.infer,
-                         args.opo_busy, args.images)
+                         args.opo_busy, args.images, args.think)
     except ClickmaskError as exc:
         print(f"clickmask: error: {exc}", file=sys.stderr)
         return 2
