@@ -121,9 +121,11 @@ def test_report_overall_per_category_and_comparison():
     assert cmp["per_category"]["c"]["change"] == 0.0 and cmp["worst_category"] == "c"
     assert "NoC@85" in format_table(ri) and "1/2" in format_table(ri)
     ro = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {"steps": 4, "batch_size": 8}}, 20, 0.9)
-    table = format_ablation([rb, ri, ro])
-    assert "| X | raw | yes |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
-    assert "| X | raw | yes | 4x8 | 2 | 1.00 |" in table  # the OPO budget: steps x samples
+    rg = build_report(icp, "X", "m", {"icp": True, "granularity": True}, 20, 0.9)
+    table = format_ablation([rb, ri, ro, rg])
+    assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
+    assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
+    assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
 
@@ -162,3 +164,17 @@ def test_icp_on_real_video_frames_gives_free_first_clicks(sam_predictor, data_ro
     assert all(r.hit and r.free_first for r in results[1:])
     base = run_sequence(sam_predictor, seq, SequentialOptions(max_clicks=5))
     assert sum(r.noc(0.85, 5) for r in results) < sum(r.noc(0.85, 5) for r in base)
+
+
+def test_granularity_memory_runs_in_sequences_and_needs_refined_inference(sam_predictor, data_root):
+    """Real model, DAVIS frames: the memory is fed by every finished object; the raw engine is refused."""
+    from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+
+    seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
+    horse = next(s for s in seqs if s.category == "horsejump-high")
+    seq = ObjectSequence("horsejump-high", horse.samples[:3])
+    refined = RefinedPredictor(sam_predictor, InferenceOptions.parse("first=central"))
+    results = run_sequence(refined, seq, SequentialOptions(granularity=True, max_clicks=3))
+    assert len(results) == 3 and all(r.ious for r in results)
+    with pytest.raises(ClickmaskError, match="granularity memory needs the refined inference"):
+        run_sequence(sam_predictor, seq, SequentialOptions(granularity=True, max_clicks=3))

@@ -183,6 +183,16 @@ class RefinedPredictor:
         self.zoom_encode_ms: list[float] = []
         # ms per call of the image-space steps, for the latency benchmark
         self.step_ms: dict[str, list[float]] = {"honor": [], "boundary": []}
+        self.first_token: int | None = None
+
+    def set_first_token(self, token: int | None) -> None:
+        """Decode the next objects' first click with mask token ``token`` (None: the options' own choice).
+
+        A per-category preference learned from finished objects
+        (:class:`clickmask.sequential.granularity.GranularityMemory`); it stays
+        until changed. Only single-click predictions are affected.
+        """
+        self.first_token = token
 
     # delegated image handling ------------------------------------------------
     def set_image(self, image: np.ndarray) -> None:
@@ -264,10 +274,19 @@ class RefinedPredictor:
         inside = [c for c in clicks if frame.contains(c)]
         coords, labels = frame.prompts(inside)
         low_res, scores = self.base.decode_candidates(coords, labels, mask_input, frame.embedding)
-        if len(clicks) == 1 and opts.first == "all":
-            best = int(np.argmax(scores))
-        elif len(clicks) == 1 and opts.first == "central" and len(scores) > 1:
-            best = pick_central(low_res, scores, coords[0] * LOW_RES / self.base.side)
+        first_info: dict = {}
+        if len(clicks) == 1:
+            if opts.first == "all":
+                best = int(np.argmax(scores))
+            elif opts.first == "central" and len(scores) > 1:
+                best = pick_central(low_res, scores, coords[0] * LOW_RES / self.base.side)
+            else:
+                best = self.base.select_candidate(len(inside), scores)
+            # every token's reading (Kx256x256 low-res logits of this frame): the granularity memory learns from it
+            first_info = {"first_default": best, "first_low_res": low_res}
+            if self.first_token is not None and 0 <= self.first_token < len(scores):
+                best = self.first_token
+            first_info["first_token"] = best
         elif len(clicks) > 1 and opts.pick == "guard":
             best = self._guard(frame, inside, low_res, scores, mask_input)
         else:
@@ -285,7 +304,8 @@ class RefinedPredictor:
             current, score, logits = nxt[k], float(nscores[k]), new_logits
             if opts.acfr and changed < opts.acfr:
                 break
-        pred = Prediction(logits=logits, low_res_logits=current, score=score, info={"cfr_steps": steps})
+        pred = Prediction(logits=logits, low_res_logits=current, score=score,
+                          info={"cfr_steps": steps, **first_info})
         if len(clicks) == 1:
             pred.candidates = [
                 Prediction(frame.upsample(lr), lr, s) for lr, s in tokens

@@ -17,6 +17,9 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     group.add_argument("--icp", action="store_true", help="with --sequential: initial click proposals from a click bank")
     group.add_argument("--opo", action="store_true",
                        help="with --sequential: online per-category adaptation on the finished masks")
+    group.add_argument("--granularity", action="store_true",
+                       help="with --sequential: a per-category memory of which mask a first click should give "
+                            "(needs the refined inference)")
     group.add_argument("--limit-sequences", type=int, default=None, metavar="N", help="only the first N sequences")
     group.add_argument("--min-instances", type=int, default=5, metavar="N",
                        help="sequences need at least N objects (default 5)")
@@ -69,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer)
     options = SequentialOptions(
         max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback, stop_iou=args.stop_iou,
-        icp=args.icp, icp_smooth=args.icp_smooth,
+        icp=args.icp, icp_smooth=args.icp_smooth, granularity=args.granularity,
     )
     adapter = None
     if args.opo:
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:
         results = run_sequences(predictor, sequences, options, adapter, on_result=lambda r: bar.update(1))
-    described = {"mask_feedback": options.mask_feedback, "icp": options.icp, "opo": args.opo, **infer.changed()}
+    described = {"mask_feedback": options.mask_feedback, "icp": options.icp, "opo": args.opo,
+                 "granularity": options.granularity, **infer.changed()}
     if options.icp:
         described["icp_smooth"] = options.icp_smooth
     if adapter is not None:

@@ -139,7 +139,7 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "opo", "opo_config", "mask_feedback")
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "opo", "opo_config", "mask_feedback", "granularity")
 
 
 def engine_options(report: dict) -> str:
@@ -152,6 +152,7 @@ def format_ablation(reports: Sequence[dict]) -> str:
     """Markdown table like the SIIS ablation: one row per report (dataset, engine, ICP, OPO, NoC@85/90, hit rate).
 
     The OPO column gives the online budget: SGD steps x samples per step after each finished object.
+    The "first-click memory" column marks runs with the per-category granularity memory.
 
     The change column is relative to the first report of the same dataset and
     the same inference options without ICP and OPO (the baseline), when there is one.
@@ -159,11 +160,12 @@ def format_ablation(reports: Sequence[dict]) -> str:
     base: dict[tuple[str, str], dict] = {}
     for rep in reports:
         opts = rep.get("options", {})
-        if not opts.get("icp") and not opts.get("opo"):
+        if not opts.get("icp") and not opts.get("opo") and not opts.get("granularity"):
             base.setdefault((rep["dataset"], engine_options(rep)), rep)
     lines = [
-        "| dataset | inference | ICP | OPO | objects | NoC@85 | NoC@90 | change @85 | ICP hits | worst category @85 |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| dataset | inference | ICP | OPO | first-click memory | objects | NoC@85 | NoC@90 | change @85 | ICP hits "
+        "| worst category @85 |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for rep in reports:
         opts = rep.get("options", {})
@@ -181,7 +183,7 @@ def format_ablation(reports: Sequence[dict]) -> str:
         label = "raw" if engine == "raw" else "default" if engine == _recommended() else f"`{engine}`"
         lines.append(
             f"| {rep['dataset']} | {label} | {'yes' if opts.get('icp') else ''} | {_opo_budget(opts)} | "
-            f"{rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
+            f"{'yes' if opts.get('granularity') else ''} | {rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
         )
     return "\n".join(lines)
 

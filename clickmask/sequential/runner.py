@@ -10,6 +10,10 @@ computed with the ignore mask = union of the annotations already made on the
 same image in this sequence. It is a free click when it falls inside the
 object's ground truth; otherwise the robot's own first click is used (and
 counted). The first click of every finished object goes into the bank.
+
+With the granularity memory (:mod:`clickmask.sequential.granularity`), each
+finished object's final mask tells which mask token its first click should have
+shown; the category's memory then sets the token of later first clicks.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from typing import Callable, Protocol
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.predictor import Predictor
+from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.clicker import next_click
 from clickmask.evaluation.metrics import iou
 from clickmask.evaluation.runner import load_sample
 from clickmask.sequential.click_bank import ClickBank
+from clickmask.sequential.granularity import GranularityMemory, first_click_masks
 from clickmask.sequential.sequences import ObjectSequence
 
 
@@ -40,6 +45,7 @@ class SequentialOptions:
     stop_iou: float = 0.90
     icp: bool = False
     icp_smooth: int = 3
+    granularity: bool = False
 
 
 @dataclass
@@ -99,13 +105,14 @@ def annotate_object(
     ignore: np.ndarray | None,
     options: SequentialOptions,
     first: Click | None = None,
-) -> tuple[list[float], list[Click], list[float], np.ndarray]:
+) -> tuple[list[float], list[Click], list[float], np.ndarray, Prediction | None]:
     """Robot annotation of one object on the predictor's current image.
 
     gt, ignore: HxW bool. ``first``: a free first click (the accepted proposal) or None.
     Stops when the IoU reaches ``options.stop_iou``, after ``max_clicks``
     counted clicks, or when the robot finds no error left. Returns (IoU after
-    each prediction, clicks, per-click ms, final HxW bool mask).
+    each prediction, clicks, per-click ms, final HxW bool mask, the first
+    click's Prediction or None).
     """
     session = InteractiveSession(predictor, mask_feedback=options.mask_feedback)
     pred = np.zeros(gt.shape, dtype=bool)
@@ -113,17 +120,19 @@ def annotate_object(
     clicks: list[Click] = []
     times: list[float] = []
     budget = options.max_clicks + (1 if first is not None else 0)
+    first_prediction = None
     while len(clicks) < budget and not (ious and ious[-1] >= options.stop_iou):
         click = first if (first is not None and not clicks) else next_click(gt, pred, ignore, clicks)
         if click is None:
             break
         t0 = time.perf_counter()
-        session.add_click(click)
+        prediction = session.add_click(click)
         pred = session.current_mask()
         times.append((time.perf_counter() - t0) * 1000)
+        first_prediction = first_prediction or prediction
         clicks.append(click)
         ious.append(iou(gt, pred, ignore))
-    return ious, clicks, times, pred
+    return ious, clicks, times, pred, first_prediction
 
 
 def run_sequence(
@@ -135,6 +144,7 @@ def run_sequence(
 ) -> list[InstanceResult]:
     """Annotate a sequence's objects in order; returns one result per object."""
     bank = ClickBank(smooth=options.icp_smooth)
+    memory = GranularityMemory() if options.granularity else None
     annotated: dict[str, np.ndarray] = {}  # image path -> union of the final masks made on it
     results: list[InstanceResult] = []
     for index, sample in enumerate(sequence.samples):
@@ -154,7 +164,11 @@ def run_sequence(
                 col, row = click.as_int()
                 proposal, hit = (click.x, click.y), bool(gt[row, col])
                 first = click if hit else None
-        ious, clicks, times, mask = annotate_object(active, gt, ignore, options, first)
+        if memory is not None:
+            if not hasattr(active, "set_first_token"):
+                raise ClickmaskError("the granularity memory needs the refined inference (not --infer raw)")
+            active.set_first_token(memory.preferred())
+        ious, clicks, times, mask, first_prediction = annotate_object(active, gt, ignore, options, first)
         if not clicks:
             raise ClickmaskError(f"{sample.mask_path}: the robot found nothing to click (empty object?)")
         if options.icp or adapter is not None:
@@ -163,6 +177,8 @@ def run_sequence(
                 bank.add_click(embedding, clicks[0], gt.shape)
             if adapter is not None:
                 adapter.finished(sequence.category, index, image, embedding, mask)
+        if memory is not None and (readings := first_click_masks(active, first_prediction, gt.shape)) is not None:
+            memory.record(readings[0], readings[1], mask)
         annotated[key] = mask if key not in annotated else (annotated[key] | mask)
         result = InstanceResult(
             name=sample.name, category=sequence.category, ious=ious, clicks=clicks,
