@@ -33,6 +33,11 @@ class InteractiveSession:
         """The latest prediction, or None before the first click."""
         return self._history[-1] if self._history else None
 
+    @property
+    def first_prediction(self) -> Prediction | None:
+        """The prediction of the object's first click, or None before it."""
+        return self._history[0] if self._history else None
+
     def current_mask(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         """HxW bool mask of the latest prediction (empty mask of ``shape`` if none)."""
         pred = self.prediction

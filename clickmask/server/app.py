@@ -221,12 +221,13 @@ def create_app(state: AppState) -> FastAPI:
     @app.get("/api/categories/{category_id}/adaptation")
     def adaptation(category_id: int):
         _check_category(store, category_id)
-        return state.adaptation.status(category_id)
+        return {**state.adaptation.status(category_id), "first_click": state.granularity.status(category_id)}
 
     @app.delete("/api/categories/{category_id}/adaptation")
     def reset_adaptation(category_id: int):
         _check_category(store, category_id)
-        return state.adaptation.reset(category_id)
+        state.granularity.reset(category_id)
+        return {**state.adaptation.reset(category_id), "first_click": state.granularity.status(category_id)}
 
     @app.post("/api/images/{image_id}/finish")
     def finish(image_id: int, body: FinishIn, tab: str = Tab):

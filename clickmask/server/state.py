@@ -14,9 +14,11 @@ from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.store import ProjectStore
 from clickmask.server.imaging import ImageCache
+from clickmask.sequential.granularity import first_click_masks
 from clickmask.sequential.opo import OPOConfig
 from clickmask.server.adaptation import AdaptationService, adaptable_predictor
 from clickmask.server.adapted_view import raw_embedding
+from clickmask.server.granularity import GranularityService
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
 
@@ -44,6 +46,7 @@ class AppState:
         self.prefetcher = Prefetcher(self.predictor, self.load_image)
         self.proposals = ProposalService(self.store)
         self.adaptation = AdaptationService(self.store, self.predictor, self.opo_config)
+        self.granularity = GranularityService(self.store)
 
     # ---------------------------------------------------------------- images
     def load_image(self, image_id: int) -> np.ndarray:
@@ -98,6 +101,8 @@ class AppState:
             try:
                 session = self._session(image_id, tab)
                 self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
+                if not session.clicks and hasattr(self.predictor, "set_first_token"):
+                    self.predictor.set_first_token(self.granularity.preferred(category_id))
                 session.add_click(Click(x=float(x), y=float(y), positive=bool(positive)))
                 return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000
             finally:
@@ -127,13 +132,18 @@ class AppState:
         """Store the current click mask as a new instance and start a new object.
 
         With a category, the object's first positive click goes into that
-        category's click bank (initial click proposals) and the object is
+        category's click bank (initial click proposals), its first click's mask
+        readings into the category's granularity memory, and the object is
         queued for training the category's OPO adapter (in the background).
         """
         mask = self.current_mask(image_id, tab)
         if mask is None or not mask.any():
             raise ClickmaskError(f"image {image_id}: no object to finish (click on it first)")
         first = next(iter(self.clicks_of(image_id, tab)), None)
+        session = self.sessions.get((image_id, tab))
+        readings = None
+        if category_id is not None and session is not None:
+            readings = first_click_masks(self.predictor, session.first_prediction, mask.shape)
         inst = self.store.add_instance(image_id, mask, category_id)
         if category_id is not None:
             with self.click_lock:
@@ -142,6 +152,8 @@ class AppState:
                 if first is not None and first.positive:
                     self.proposals.learn(category_id, embedding, mask.shape, first)
                 self.adaptation.learn(category_id, embedding, mask)
+            if readings is not None:
+                self.granularity.learn(category_id, readings[0], readings[1], mask)
         self.reset_clicks(image_id, tab)
         return inst
 
