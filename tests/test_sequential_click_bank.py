@@ -191,3 +191,24 @@ def test_proposals_walk_through_the_instances_of_a_real_image(sam_predictor, dat
         assert hit and hit[0] not in found, f"proposal ({x}, {y}) hit {hit}, already found {found}"
         found.add(hit[0])
         ignore |= gts[hit[0]]
+
+
+def test_max_aggregate_finds_the_nearest_of_two_appearances():
+    """A category seen in two looks (A, B): the mean favours a blend of both, the max the look seen before."""
+    h = w = 1024
+    blend = (A + B) / np.linalg.norm(A + B)
+    emb = _embedding({(10, 20, 10, 20): blend, (40, 50, 40, 50): B})
+    mean, nearest = ClickBank(), ClickBank(aggregate="max")
+    for bank in (mean, nearest):
+        bank.add_feature(A)
+        bank.add_feature(B)
+    col, row = mean.propose(emb, (h, w)).as_int()
+    assert 10 * 16 <= row < 20 * 16 and 10 * 16 <= col < 20 * 16
+    col, row = nearest.propose(emb, (h, w)).as_int()
+    assert 40 * 16 <= row < 50 * 16 and 40 * 16 <= col < 50 * 16
+    again = ClickBank.from_dict(nearest.to_dict())
+    assert again.aggregate == "max" and again.propose(emb, (h, w)) == nearest.propose(emb, (h, w))
+    with pytest.raises(ClickmaskError, match="aggregate"):
+        ClickBank(aggregate="median")
+    with pytest.raises(ClickmaskError, match="'aggregate' must be one of"):
+        ClickBank.from_dict({"features": [], "aggregate": "median"})

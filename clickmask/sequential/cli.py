@@ -31,6 +31,8 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="the robot stops an object at this IoU (its mask is then the annotation; default 0.90)")
     group.add_argument("--icp-smooth", type=int, default=3, metavar="K",
                        help="mean filter size on the 64x64 similarity grid (default 3)")
+    group.add_argument("--icp-aggregate", choices=("mean", "max"), default="mean",
+                       help="similarity to the click bank: mean over its features (SIIS, default) or the max")
     group.add_argument("--opo-delta", type=int, default=2, metavar="D",
                        help="object n uses the adapter trained on objects up to n - D (default 2)")
     group.add_argument("--opo-steps", type=int, default=4, help="SGD steps after each finished object (default 4)")
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer)
     options = SequentialOptions(
         max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback, stop_iou=args.stop_iou,
-        icp=args.icp, icp_smooth=args.icp_smooth, granularity=args.granularity,
+        icp=args.icp, icp_smooth=args.icp_smooth, icp_aggregate=args.icp_aggregate, granularity=args.granularity,
     )
     adapter = None
     if args.opo:
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
                  "granularity": options.granularity, **infer.changed()}
     if options.icp:
         described["icp_smooth"] = options.icp_smooth
+        described["icp_aggregate"] = options.icp_aggregate
     if adapter is not None:
         described["opo_config"] = adapter.describe()
     report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)

@@ -31,6 +31,7 @@ from clickmask.errors import ClickmaskError
 
 SIDE = 1024
 BANK_FORMAT = "clickmask-click-bank/1"
+AGGREGATES = ("mean", "max")
 IGNORE_CELL_FRACTION = 0.1  # grid cells covered this much by the ignore mask are left out
 
 
@@ -127,11 +128,18 @@ class ClickBank:
 
     ``smooth``: side of the mean filter on the GxG similarity grid (1 = none).
     ``max_items``: keep only the most recent N features (None = all).
+    ``aggregate``: how a cell's similarities to the bank's features combine:
+    ``"mean"`` (SIIS, the default) or ``"max"`` (the nearest stored first click).
     """
 
     features: list[np.ndarray] = field(default_factory=list)
     smooth: int = 3
     max_items: int | None = None
+    aggregate: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATES:
+            raise ClickmaskError(f"click bank aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
 
     def __len__(self) -> int:
         return len(self.features)
@@ -163,7 +171,7 @@ class ClickBank:
         ignore_mask: np.ndarray | None = None,
         side: int = SIDE,
     ) -> np.ndarray | None:
-        """HxW float32 mean cosine similarity to the bank (smoothed), or None if the bank is empty.
+        """HxW float32 mean (or max, see ``aggregate``) cosine similarity to the bank (smoothed); None if empty.
 
         Grid cells covered by ``ignore_mask`` (HxW bool; >= 10% of the cell) or
         mostly by padding are left out of the mean filter and set to -1 before
@@ -180,8 +188,10 @@ class ClickBank:
         cells = cells / np.maximum(np.linalg.norm(cells, axis=0, keepdims=True), 1e-6)
         bank = np.stack(self.features)
         bank = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-6)
-        # mean over the bank of cos(cell, f_i) = cell_hat . mean_i(f_i_hat)
-        sim = (bank.mean(axis=0) @ cells).reshape(g, g).astype(np.float32)
+        if self.aggregate == "max":
+            sim = (bank @ cells).max(axis=0).reshape(g, g).astype(np.float32)
+        else:  # mean over the bank of cos(cell, f_i) = cell_hat . mean_i(f_i_hat)
+            sim = (bank.mean(axis=0) @ cells).reshape(g, g).astype(np.float32)
         valid = _valid_cells((h, w), g, side)
         if ignore_mask is not None:
             # a cell partly on an annotated object still carries its features (the
@@ -227,6 +237,7 @@ class ClickBank:
         return {
             "smooth": self.smooth,
             "max_items": self.max_items,
+            "aggregate": self.aggregate,
             "features": [[float(f"{v:.6g}") for v in feat] for feat in self.features],
         }
 
@@ -241,7 +252,10 @@ class ClickBank:
             raise ClickmaskError(f"{source}: 'smooth' must be a positive integer, got {smooth!r}")
         if max_items is not None and (not isinstance(max_items, int) or max_items < 1):
             raise ClickmaskError(f"{source}: 'max_items' must be a positive integer or null, got {max_items!r}")
-        bank = cls(smooth=smooth, max_items=max_items)
+        aggregate = data.get("aggregate", "mean")
+        if aggregate not in AGGREGATES:
+            raise ClickmaskError(f"{source}: 'aggregate' must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
+        bank = cls(smooth=smooth, max_items=max_items, aggregate=aggregate)
         for index, feat in enumerate(data["features"]):
             try:
                 vec = np.asarray(feat, dtype=np.float32)

@@ -139,7 +139,7 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "opo", "opo_config", "mask_feedback", "granularity")
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "opo", "opo_config", "mask_feedback", "granularity")
 
 
 def engine_options(report: dict) -> str:
@@ -182,10 +182,17 @@ def format_ablation(reports: Sequence[dict]) -> str:
         hits = f"{icp['hits']}/{icp['proposals']}" if opts.get("icp") else ""
         label = "raw" if engine == "raw" else "default" if engine == _recommended() else f"`{engine}`"
         lines.append(
-            f"| {rep['dataset']} | {label} | {'yes' if opts.get('icp') else ''} | {_opo_budget(opts)} | "
+            f"| {rep['dataset']} | {label} | {_icp(opts)} | {_opo_budget(opts)} | "
             f"{'yes' if opts.get('granularity') else ''} | {rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
         )
     return "\n".join(lines)
+
+
+def _icp(options: dict) -> str:
+    """The ICP column: empty without ICP, "yes" with the mean similarity (SIIS), "max" with the max."""
+    if not options.get("icp"):
+        return ""
+    return "max" if options.get("icp_aggregate") == "max" else "yes"
 
 
 def _opo_budget(options: dict) -> str:

@@ -45,6 +45,7 @@ class SequentialOptions:
     stop_iou: float = 0.90
     icp: bool = False
     icp_smooth: int = 3
+    icp_aggregate: str = "mean"
     granularity: bool = False
 
 
@@ -143,7 +144,7 @@ def run_sequence(
     on_result: Callable[[InstanceResult], None] | None = None,
 ) -> list[InstanceResult]:
     """Annotate a sequence's objects in order; returns one result per object."""
-    bank = ClickBank(smooth=options.icp_smooth)
+    bank = ClickBank(smooth=options.icp_smooth, aggregate=options.icp_aggregate)
     memory = GranularityMemory() if options.granularity else None
     annotated: dict[str, np.ndarray] = {}  # image path -> union of the final masks made on it
     results: list[InstanceResult] = []
