@@ -39,6 +39,8 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     group.add_argument("--opo-batch", type=int, default=8, help="samples per SGD step (default 8)")
     group.add_argument("--opo-memory", type=int, default=32, help="recent finished objects trained on (default 32)")
     group.add_argument("--opo-lr", type=float, default=5e-3, help="SGD learning rate (default 5e-3)")
+    group.add_argument("--opo-bf16", action="store_true",
+                       help="train OPO under bfloat16 autocast (faster on CPUs with AVX-512 BF16 / AMX)")
     group.add_argument("--compare", type=Path, default=None, metavar="BASE.json",
                        help="also print the NoC change against a sequential report (e.g. the baseline)")
 
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from clickmask.sequential.opo import OnlineAdapter, OPOConfig
 
         config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
-                           memory=args.opo_memory, lr=args.opo_lr)
+                           memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16)
         adapter = OnlineAdapter.for_predictor(predictor, config)
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:

@@ -54,6 +54,7 @@ class OPOConfig:
     max_neg: int = 5
     rank: int | None = None
     seed: int = 0
+    bf16: bool = False  # bfloat16 autocast in training (faster on AVX-512 BF16 / AMX CPUs)
 
     def __post_init__(self) -> None:
         if self.delta < 1:
@@ -67,7 +68,7 @@ def opo_click_config(config: OPOConfig):
     from clickmask.training.loop import ClickConfig
 
     return ClickConfig(max_pos=config.max_pos, max_neg=config.max_neg, iterative_clicks=0, loss="bce",
-                       batch_size=config.batch_size)
+                       batch_size=config.batch_size, bf16=config.bf16)
 
 
 class CategoryAdapter:

@@ -200,7 +200,9 @@ def _opo_budget(options: dict) -> str:
     if not options.get("opo"):
         return ""
     cfg = options.get("opo_config") or {}
-    return f"{cfg['steps']}x{cfg['batch_size']}" if "steps" in cfg and "batch_size" in cfg else "yes"
+    if "steps" not in cfg or "batch_size" not in cfg:
+        return "yes"
+    return f"{cfg['steps']}x{cfg['batch_size']}" + (" bf16" if cfg.get("bf16") else "")
 
 
 def _recommended() -> str:
