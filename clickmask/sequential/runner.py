@@ -121,19 +121,17 @@ def annotate_object(
     clicks: list[Click] = []
     times: list[float] = []
     budget = options.max_clicks + (1 if first is not None else 0)
-    first_prediction = None
     while len(clicks) < budget and not (ious and ious[-1] >= options.stop_iou):
         click = first if (first is not None and not clicks) else next_click(gt, pred, ignore, clicks)
         if click is None:
             break
         t0 = time.perf_counter()
-        prediction = session.add_click(click)
+        session.add_click(click)
         pred = session.current_mask()
         times.append((time.perf_counter() - t0) * 1000)
-        first_prediction = first_prediction or prediction
         clicks.append(click)
         ious.append(iou(gt, pred, ignore))
-    return ious, clicks, times, pred, first_prediction
+    return ious, clicks, times, pred, session.first_prediction
 
 
 def run_sequence(
