@@ -50,7 +50,7 @@ def sequential_section(folder: Path) -> list[str]:
         return []
     from clickmask.sequential.report import format_ablation
 
-    order = {"baseline": 0, "icp": 1, "opo": 2, "icp_opo": 3}
+    order = {"baseline": 0, "icp": 1, "icp_gran": 2, "icpmax_gran": 3, "opo": 4, "icp_opo": 5, "icp_opo_paper_gran": 6}
     def key(path: Path) -> tuple:
         dataset, _, variant = path.stem.partition("_")
         if path.stem.startswith("DAVIS2016_dev"):
