@@ -189,10 +189,11 @@ def format_ablation(reports: Sequence[dict]) -> str:
 
 
 def _icp(options: dict) -> str:
-    """The ICP column: empty without ICP, "yes" with the mean similarity (SIIS), "max" with the max."""
+    """The ICP column: empty without ICP, "yes" for SIIS's (mean similarity, 3x3 filter), else "<aggregate>, <k>x<k>"."""
     if not options.get("icp"):
         return ""
-    return "max" if options.get("icp_aggregate") == "max" else "yes"
+    aggregate, smooth = options.get("icp_aggregate", "mean"), options.get("icp_smooth", 3)
+    return "yes" if (aggregate, smooth) == ("mean", 3) else f"{aggregate}, {smooth}x{smooth}"
 
 
 def _opo_budget(options: dict) -> str:
