@@ -178,3 +178,27 @@ def test_granularity_memory_runs_in_sequences_and_needs_refined_inference(sam_pr
     assert len(results) == 3 and all(r.ious for r in results)
     with pytest.raises(ClickmaskError, match="granularity memory needs the refined inference"):
         run_sequence(sam_predictor, seq, SequentialOptions(granularity=True, max_clicks=3))
+
+
+class _RecordingAdapter:
+    """An OPO stand-in for the runner: plain predictor, records what each finished object teaches."""
+
+    def __init__(self, predictor):
+        self.predictor, self.masks = predictor, []
+
+    def predictor_for(self, category, index):
+        return self.predictor
+
+    def finished(self, category, index, image, embedding, mask):
+        self.masks.append(mask)
+
+
+def test_opo_accepted_only_teaches_nothing_from_objects_left_below_stop_iou(sam_predictor, tmp_path):
+    """Objects that never reach stop_iou give OPO an empty mask with the option, their final mask without it."""
+    _video_like(tmp_path)
+    seq = build_sequences(tmp_path, "Vid", SequenceOptions(min_instances=3, frame_step=5))[0]
+    for accepted_only, stop_iou, taught in ((False, 1.01, True), (True, 1.01, False), (True, 0.5, True)):
+        adapter = _RecordingAdapter(sam_predictor)
+        opts = SequentialOptions(max_clicks=1, stop_iou=stop_iou, opo_accepted_only=accepted_only)
+        run_sequence(sam_predictor, seq, opts, adapter)
+        assert len(adapter.masks) == 3 and all(m.any() == taught for m in adapter.masks), (accepted_only, stop_iou)

@@ -39,6 +39,8 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     group.add_argument("--opo-batch", type=int, default=8, help="samples per SGD step (default 8)")
     group.add_argument("--opo-memory", type=int, default=32, help="recent finished objects trained on (default 32)")
     group.add_argument("--opo-lr", type=float, default=5e-3, help="SGD learning rate (default 5e-3)")
+    group.add_argument("--opo-accepted-only", action="store_true",
+                       help="OPO learns only objects that reached --stop-iou (a user fixes the others by hand first)")
     group.add_argument("--opo-bf16", action="store_true",
                        help="train OPO under bfloat16 autocast (faster on CPUs with AVX-512 BF16 / AMX)")
     group.add_argument("--compare", type=Path, default=None, metavar="BASE.json",
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     options = SequentialOptions(
         max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback, stop_iou=args.stop_iou,
         icp=args.icp, icp_smooth=args.icp_smooth, icp_aggregate=args.icp_aggregate, granularity=args.granularity,
+        opo_accepted_only=args.opo_accepted_only,
     )
     adapter = None
     if args.opo:
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         described["icp_smooth"] = options.icp_smooth
         described["icp_aggregate"] = options.icp_aggregate
     if adapter is not None:
-        described["opo_config"] = adapter.describe()
+        described["opo_config"] = {**adapter.describe(), "accepted_only": options.opo_accepted_only}
     report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)
     print(format_table(report))
     if base_report is not None:

@@ -203,7 +203,8 @@ def _opo_budget(options: dict) -> str:
     cfg = options.get("opo_config") or {}
     if "steps" not in cfg or "batch_size" not in cfg:
         return "yes"
-    return f"{cfg['steps']}x{cfg['batch_size']}" + (" bf16" if cfg.get("bf16") else "")
+    return (f"{cfg['steps']}x{cfg['batch_size']}" + (" bf16" if cfg.get("bf16") else "")
+            + (", accepted only" if cfg.get("accepted_only") else ""))
 
 
 def _recommended() -> str:

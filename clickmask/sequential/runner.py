@@ -47,6 +47,7 @@ class SequentialOptions:
     icp_smooth: int = 3
     icp_aggregate: str = "mean"
     granularity: bool = False
+    opo_accepted_only: bool = False  # OPO learns only objects that reached stop_iou (others: an empty mask)
 
 
 @dataclass
@@ -175,7 +176,9 @@ def run_sequence(
             if options.icp:
                 bank.add_click(embedding, clicks[0], gt.shape)
             if adapter is not None:
-                adapter.finished(sequence.category, index, image, embedding, mask)
+                # an object left below stop_iou after max_clicks is one a user would have fixed by hand first
+                accepted = not options.opo_accepted_only or ious[-1] >= options.stop_iou
+                adapter.finished(sequence.category, index, image, embedding, mask if accepted else np.zeros_like(mask))
         if memory is not None and (readings := first_click_masks(active, first_prediction, gt.shape)) is not None:
             memory.record(readings[0], readings[1], mask)
         annotated[key] = mask if key not in annotated else (annotated[key] | mask)
