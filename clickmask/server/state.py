@@ -142,7 +142,7 @@ class AppState:
         first = next(iter(self.clicks_of(image_id, tab)), None)
         session = self.sessions.get((image_id, tab))
         readings = None
-        if category_id is not None and session is not None:
+        if category_id is not None and session is not None and first is not None and first.positive:
             readings = first_click_masks(self.predictor, session.first_prediction, mask.shape)
         inst = self.store.add_instance(image_id, mask, category_id)
         if category_id is not None:
