@@ -10,7 +10,6 @@ keyed by category id) and are reset with the category's adaptation.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Any, Sequence
@@ -38,9 +37,8 @@ class GranularityService:
         if not raw:
             return {}
         try:
-            data = json.loads(raw) if isinstance(raw, str) else raw
-            return {str(k): GranularityMemory.from_dict(v) for k, v in data.items()}
-        except (ClickmaskError, ValueError, AttributeError) as exc:
+            return {str(k): GranularityMemory.from_dict(v) for k, v in raw.items()}
+        except (ClickmaskError, AttributeError) as exc:
             logger.warning("project setting %s is unreadable (%s); starting with empty memories", SETTING, exc)
             return {}
 
