@@ -34,6 +34,23 @@ def test_versions_follow_delta(frozen_decoder):
     assert len(state.memory) == 3 and state.memory[0].embedding.dtype == np.float16
 
 
+def test_iterative_clicks_reach_the_training_step(frozen_decoder):
+    """--opo-iterative K: K robot clicks with mask feedback are simulated and scored (ICL) in each OPO step."""
+    from clickmask.sequential.opo import opo_click_config
+
+    with pytest.raises(ClickmaskError, match="iterative clicks must be at least 0"):
+        OPOConfig(iterative=-1)
+    assert opo_click_config(OPOConfig()).iterative_clicks == 0
+    assert opo_click_config(OPOConfig(iterative=2)).iterative_clicks == 2
+    moved = {}
+    for k in (0, 1):
+        state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1, iterative=k))
+        state.learn(*embedding_and_mask(0))
+        moved[k] = state.versions[1][0]
+    # same seed and initial clicks: the extra scored step changes the gradient
+    assert not np.allclose(moved[0], moved[1])
+
+
 def test_empty_mask_publishes_a_version_without_training(frozen_decoder):
     state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1))
     emb, _ = embedding_and_mask(0)

@@ -55,19 +55,28 @@ class OPOConfig:
     rank: int | None = None
     seed: int = 0
     bf16: bool = False  # bfloat16 autocast in training (faster on AVX-512 BF16 / AMX CPUs)
+    iterative: int = 0  # robot clicks after the random ones, previous mask fed back, ICL over the steps
+
 
     def __post_init__(self) -> None:
         if self.delta < 1:
             raise ClickmaskError(f"OPO delta must be at least 1, got {self.delta}")
         if self.memory < 1 or self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ClickmaskError("OPO needs memory >= 1, steps >= 0, batch size >= 1 and a positive learning rate")
+        if self.iterative < 0:
+            raise ClickmaskError(f"OPO iterative clicks must be at least 0, got {self.iterative}")
 
 
 def opo_click_config(config: OPOConfig):
-    """The click simulation and loss of one OPO step (shared by the benchmark and the app's trainer)."""
+    """The click simulation and loss of one OPO step (shared by the benchmark and the app's trainer).
+
+    ``config.iterative`` > 0 adds robot clicks on the adapter's own prediction
+    with the previous mask fed back (as the robot user and the app do at
+    inference), every step scored with the ICL weights.
+    """
     from clickmask.training.loop import ClickConfig
 
-    return ClickConfig(max_pos=config.max_pos, max_neg=config.max_neg, iterative_clicks=0, loss="bce",
+    return ClickConfig(max_pos=config.max_pos, max_neg=config.max_neg, iterative_clicks=config.iterative, loss="bce",
                        batch_size=config.batch_size, bf16=config.bf16)
 
 
