@@ -122,10 +122,13 @@ def test_report_overall_per_category_and_comparison():
     assert "NoC@85" in format_table(ri) and "1/2" in format_table(ri)
     ro = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {"steps": 4, "batch_size": 8}}, 20, 0.9)
     rg = build_report(icp, "X", "m", {"icp": True, "granularity": True}, 20, 0.9)
-    table = format_ablation([rb, ri, ro, rg])
+    rk = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {
+        "steps": 4, "batch_size": 8, "iterative": 1, "accepted_only": True}}, 20, 0.9)
+    table = format_ablation([rb, ri, ro, rg, rk])
     assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
     assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
+    assert "| X | raw | yes | 4x8, 1 iterative, accepted only |  |" in table
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
 

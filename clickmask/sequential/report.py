@@ -203,7 +203,9 @@ def _opo_budget(options: dict) -> str:
     cfg = options.get("opo_config") or {}
     if "steps" not in cfg or "batch_size" not in cfg:
         return "yes"
+    iterative = int(cfg.get("iterative") or 0)
     return (f"{cfg['steps']}x{cfg['batch_size']}" + (" bf16" if cfg.get("bf16") else "")
+            + (f", {iterative} iterative" if iterative else "")
             + (", accepted only" if cfg.get("accepted_only") else ""))
 
 
