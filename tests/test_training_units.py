@@ -205,6 +205,25 @@ def test_initial_clicks_inside_and_outside():
         initial_clicks(np.zeros((5, 5), bool), np.random.default_rng(0), 1, 0)
 
 
+def test_precomputed_click_regions_give_the_same_clicks():
+    """A training sample computes the click regions once; the clicks drawn are the same as without them."""
+    from clickmask.training.loop import TrainSample
+    from clickmask.training.simulate import click_regions
+
+    gt = np.zeros((120, 160), bool)
+    gt[30:90, 40:120] = True
+    gt[50:60, 120:150] = True
+    sample = TrainSample(np.zeros((1, 256, 64, 64), np.float32), gt, gt.shape)
+    inner, band = sample.regions()
+    assert sample.regions()[0] is inner  # cached
+    assert inner.dtype == bool and band.dtype == bool and not (band & gt).any() and (inner <= gt).all()
+    assert band[28, 60] and not band[0, 0]  # the band hugs the object
+    for seed in range(5):
+        a = initial_clicks(gt, np.random.default_rng(seed), 4, 5)
+        b = initial_clicks(gt, np.random.default_rng(seed), 4, 5, regions=click_regions(gt))
+        assert a == b
+
+
 def test_iterative_click_is_the_robot_users():
     gt = np.zeros((50, 50), bool)
     gt[10:40, 10:40] = True

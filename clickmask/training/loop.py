@@ -28,6 +28,7 @@ from clickmask.errors import ClickmaskError
 from clickmask.training.adapter import EmbeddingAdapter
 from clickmask.training.losses import LOSSES, icl_weights, iterative_click_loss
 from clickmask.training.simulate import (
+    click_regions,
     initial_clicks,
     low_res_target,
     next_click,
@@ -51,6 +52,7 @@ class TrainSample:
     hw: tuple[int, int]
     name: str = ""
     _target: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _regions: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if tuple(self.gt.shape) != tuple(self.hw):
@@ -65,6 +67,12 @@ class TrainSample:
         if self._target is None:
             self._target = low_res_target(self.gt)
         return self._target
+
+    def regions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(inner, band) HxW bool maps the initial clicks are drawn from (cached, see ``click_regions``)."""
+        if self._regions is None:
+            self._regions = click_regions(self.gt)
+        return self._regions
 
 
 @dataclass
@@ -132,7 +140,8 @@ def sequence_loss(
     target_np, valid_np = sample.target()
     target, valid = torch.from_numpy(target_np), torch.from_numpy(valid_np)
     loss_fn = LOSSES[config.loss]
-    clicks: list[Click] = initial_clicks(sample.gt, rng, *random_click_counts(rng, config.max_pos, config.max_neg))
+    counts = random_click_counts(rng, config.max_pos, config.max_neg)
+    clicks: list[Click] = initial_clicks(sample.gt, rng, *counts, regions=sample.regions())
     weights = icl_weights(1 + config.iterative_clicks, config.icl)
     step_losses: list[Tensor] = []
     ious: list[float] = []

@@ -26,7 +26,7 @@ SIDE = 1024
 LOW_RES = 256
 
 __all__ = [
-    "initial_clicks", "random_click_counts", "next_click", "prompts", "low_res_target", "upsample_logits",
+    "click_regions", "initial_clicks", "random_click_counts", "next_click", "prompts", "low_res_target", "upsample_logits",
 ]
 
 
@@ -48,25 +48,45 @@ def _pick(rng: np.random.Generator, candidates: np.ndarray, n: int) -> np.ndarra
     return np.stack([rows[idx], cols[idx]], axis=1)
 
 
-def initial_clicks(gt: np.ndarray, rng: np.random.Generator, n_pos: int, n_neg: int) -> list[Click]:
-    """Random first clicks for object ``gt`` (HxW bool, not empty): positives first.
+def click_regions(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where :func:`initial_clicks` draws from, for object ``gt`` (HxW bool, not empty).
 
-    Positives are drawn uniformly from the object pixels at least ~1/4 of the
-    object's maximal inner distance from its border (so never on the edge);
-    negatives from the background, every other one from a band around the
-    object (width about a quarter of the object's size), the rest anywhere.
+    Returns (inner, band), both HxW bool: ``inner`` = object pixels at least
+    ~1/4 of the object's maximal inner distance from its border; ``band`` =
+    background within about a quarter of the object's size of it. They depend
+    on the mask only, so a training sample computes them once.
     """
     gt = np.asarray(gt, dtype=bool)
     if gt.ndim != 2 or not gt.any():
         raise ClickmaskError(f"initial clicks need a non-empty 2-D mask, got shape {gt.shape} with {int(gt.sum())} px")
     dist = distance_to_boundary(gt)
     inner = dist >= max(1.0, 0.25 * float(dist.max()))
+    size = max(3, int(0.25 * np.sqrt(gt.sum())))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
+    band = cv2.dilate(gt.astype(np.uint8), kernel).astype(bool) & ~gt
+    return inner, band
+
+
+def initial_clicks(
+    gt: np.ndarray,
+    rng: np.random.Generator,
+    n_pos: int,
+    n_neg: int,
+    regions: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[Click]:
+    """Random first clicks for object ``gt`` (HxW bool, not empty): positives first.
+
+    Positives are drawn uniformly from the object pixels at least ~1/4 of the
+    object's maximal inner distance from its border (so never on the edge);
+    negatives from the background, every other one from a band around the
+    object (width about a quarter of the object's size), the rest anywhere.
+    ``regions``: :func:`click_regions` of ``gt`` when already computed.
+    """
+    gt = np.asarray(gt, dtype=bool)
+    inner, band = regions if regions is not None else click_regions(gt)
     clicks = [Click(float(c), float(r), True) for r, c in _pick(rng, inner, n_pos)]
     background = ~gt
     if n_neg > 0 and background.any():
-        size = max(3, int(0.25 * np.sqrt(gt.sum())))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * size + 1, 2 * size + 1))
-        band = cv2.dilate(gt.astype(np.uint8), kernel).astype(bool) & background
         n_band = (n_neg + 1) // 2 if band.any() else 0
         near = _pick(rng, band, n_band)
         taken = np.zeros_like(gt)
