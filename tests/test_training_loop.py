@@ -107,6 +107,14 @@ def test_adapted_predictor_uses_the_adapter(model_spec, sam_predictor):
     adapted.set_image(sample.image)
     assert np.allclose(adapted.embedding, 0.5 * sam_predictor.embedding, atol=1e-5)
     assert not np.allclose(adapted.predict(clicks).logits, plain.logits, atol=1e-2)
+    # adapt_crops=False: the full image is adapted, a zoom-in crop's embedding is the plain model's
+    crop = np.ascontiguousarray(sample.image[50:250, 100:400])
+    full_only = AdaptedSamPredictor(model_spec, shifted, adapted.cache, threads=1, adapt_crops=False)
+    full_only.set_image(sample.image)
+    assert np.allclose(full_only.embedding, 0.5 * sam_predictor.embedding, atol=1e-5)
+    crop_raw, _ = full_only._embedding_for(crop)
+    crop_adapted, _ = adapted._embedding_for(crop)
+    assert np.allclose(crop_adapted, 0.5 * crop_raw, atol=1e-5) and np.abs(crop_raw).max() > 0.1
 
 
 def _tiny_dataset(root):

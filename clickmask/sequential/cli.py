@@ -43,6 +43,8 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="OPO learns only objects that reached --stop-iou (a user fixes the others by hand first)")
     group.add_argument("--opo-iterative", type=int, default=0, metavar="K",
                        help="OPO: K robot clicks after the random ones, previous mask fed back, ICL loss (default 0)")
+    group.add_argument("--opo-full-image-only", action="store_true",
+                       help="OPO: adapt only the full image's embedding, not zoom-in crops (trained on full images)")
     group.add_argument("--opo-bf16", action="store_true",
                        help="train OPO under bfloat16 autocast (faster on CPUs with AVX-512 BF16 / AMX)")
     group.add_argument("--compare", type=Path, default=None, metavar="BASE.json",
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
         config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
                            memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
-                           iterative=args.opo_iterative)
+                           iterative=args.opo_iterative, crops=not args.opo_full_image_only)
         adapter = OnlineAdapter.for_predictor(predictor, config)
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:

@@ -56,6 +56,7 @@ class OPOConfig:
     seed: int = 0
     bf16: bool = False  # bfloat16 autocast in training (faster on AVX-512 BF16 / AMX CPUs)
     iterative: int = 0  # robot clicks after the random ones, previous mask fed back, ICL over the steps
+    crops: bool = True  # also adapt zoom-in crop embeddings (the adapter is trained on full images only)
 
 
     def __post_init__(self) -> None:
@@ -164,7 +165,7 @@ class OnlineAdapter:
         _torch_threads()
         self.config = config
         self.decoder = load_frozen_decoder(base.spec)
-        self._adapted = AdaptedSamPredictor(base.spec, None, base.cache, name="opo")
+        self._adapted = AdaptedSamPredictor(base.spec, None, base.cache, name="opo", adapt_crops=config.crops)
         self._adapted.model_id = base.model_id
         self._active: Predictor = self._adapted
         if isinstance(predictor, RefinedPredictor):

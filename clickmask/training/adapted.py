@@ -33,6 +33,8 @@ class AdaptedSamPredictor(SamOnnxPredictor):
     ``adapter``: an :class:`EmbeddingAdapter` or its ``affine()`` pair; it can be
     swapped at any time with :meth:`set_adapter` (e.g. per category) and
     applies from the next ``set_image``. ``name`` is appended to ``model_id``.
+    ``adapt_crops=False`` adapts only the full image's embedding: zoom-in crops
+    (and the mirrored image) then use the plain model.
     """
 
     def __init__(
@@ -42,9 +44,11 @@ class AdaptedSamPredictor(SamOnnxPredictor):
         cache: EmbeddingCache | None = None,
         threads: int | None = None,
         name: str = "adapter",
+        adapt_crops: bool = True,
     ) -> None:
         super().__init__(spec, cache, threads)
         self.model_id = f"{spec.id}+{name}"
+        self.adapt_crops = adapt_crops
         self._affine: tuple[np.ndarray, np.ndarray] | None = None
         self.set_adapter(adapter)
 
@@ -52,9 +56,14 @@ class AdaptedSamPredictor(SamOnnxPredictor):
         """Use ``adapter`` (None = the plain model) for embeddings computed from now on."""
         self._affine = adapter.affine() if isinstance(adapter, EmbeddingAdapter) else adapter
 
+    def set_image(self, image: np.ndarray) -> None:
+        super().set_image(image)
+        if self._affine is not None and not self.adapt_crops:
+            self._embedding = apply_adapter(self._embedding, self._affine)
+
     def _embedding_for(self, image: np.ndarray, encoder=None) -> tuple[np.ndarray, bool]:
         emb, cached = super()._embedding_for(image, encoder)
-        if self._affine is None:
+        if self._affine is None or not self.adapt_crops:
             return emb, cached
         return apply_adapter(emb, self._affine), cached
 
