@@ -218,8 +218,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         from clickmask.sequential.cli import run as run_sequential
 
         return run_sequential(args)
-    if args.icp or args.opo or args.limit_sequences is not None or args.compare is not None:
-        raise ClickmaskError("--icp, --opo, --limit-sequences and --compare need --sequential")
+    if args.icp or args.opo or args.limit_sequences is not None or args.categories or args.compare is not None:
+        raise ClickmaskError("--icp, --opo, --limit-sequences, --categories and --compare need --sequential")
     from tqdm import tqdm
 
     from clickmask.engine.loader import load_predictor

@@ -14,7 +14,7 @@ from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError, DatasetError
 from clickmask.sequential.report import build_report, compare, format_ablation, format_table
 from clickmask.sequential.runner import InstanceResult, SequentialOptions, run_sequence
-from clickmask.sequential.sequences import ObjectSequence, SequenceOptions, build_sequences
+from clickmask.sequential.sequences import ObjectSequence, SequenceOptions, build_sequences, select_sequences
 
 
 def _disk(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:
@@ -82,6 +82,10 @@ def test_video_sequences_take_every_nth_frame_in_listed_order(tmp_path):
     assert [s.name for s in seqs[0].samples] == ["zeta/00000", "zeta/00005", "zeta/00010"]
     seqs = build_sequences(tmp_path, "Vid", SequenceOptions(min_instances=1, frame_step=5), limit=1)
     assert len(seqs) == 1
+    both = build_sequences(tmp_path, "Vid", SequenceOptions(min_instances=1, frame_step=5))
+    assert [s.category for s in select_sequences(both, ["alpha", "zeta"], "Vid")] == ["zeta", "alpha"]
+    with pytest.raises(DatasetError, match="unknown categories \\['beta'\\]"):
+        select_sequences(both, ["zeta", "beta"], "Vid")
 
 
 def test_flat_dataset_without_instances_cannot_form_sequences(tmp_path):

@@ -21,6 +21,8 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="with --sequential: a per-category memory of which mask a first click should give "
                             "(needs the refined inference)")
     group.add_argument("--limit-sequences", type=int, default=None, metavar="N", help="only the first N sequences")
+    group.add_argument("--categories", default=None, metavar="A,B",
+                       help="only these sequences (comma-separated category / video names), for experiments")
     group.add_argument("--min-instances", type=int, default=5, metavar="N",
                        help="sequences need at least N objects (default 5)")
     group.add_argument("--min-area", type=int, default=1000, metavar="PX",
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from clickmask.evaluation.report import write_json
     from clickmask.sequential.report import build_report, compare, format_comparison, format_table
     from clickmask.sequential.runner import SequentialOptions, run_sequences
-    from clickmask.sequential.sequences import SequenceOptions, build_sequences
+    from clickmask.sequential.sequences import SequenceOptions, build_sequences, select_sequences
 
     if args.max_clicks < 1:
         raise ClickmaskError(f"--max-clicks must be at least 1, got {args.max_clicks}")
@@ -78,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     root = args.data_root or default_data_root()
     seq_options = SequenceOptions(min_instances=args.min_instances, min_area=args.min_area, frame_step=args.frame_step)
     sequences = build_sequences(root, args.dataset, seq_options, limit=args.limit_sequences)
+    if args.categories is not None:
+        sequences = select_sequences(sequences, args.categories.split(","), args.dataset)
     infer = InferenceOptions.parse(args.infer)
     predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer)
     options = SequentialOptions(

@@ -109,3 +109,18 @@ def build_sequences(
             f"(min area {options.min_area} px, frame step {options.frame_step})"
         )
     return sequences if limit is None else sequences[:limit]
+
+
+def select_sequences(sequences: list[ObjectSequence], names: list[str], dataset: str) -> list[ObjectSequence]:
+    """The sequences whose category is in ``names``, in their original order.
+
+    Each sequence keeps its own click bank, adapter and random seeds, so its
+    results are the same as in a run over every sequence. Raises DatasetError
+    naming any unknown category.
+    """
+    wanted = [n.strip() for n in names if n.strip()]
+    known = {s.category for s in sequences}
+    unknown = [n for n in wanted if n not in known]
+    if not wanted or unknown:
+        raise DatasetError(f"dataset {dataset}: unknown categories {unknown or names} (known: {', '.join(sorted(known))})")
+    return [s for s in sequences if s.category in set(wanted)]
