@@ -126,13 +126,13 @@ def test_report_overall_per_category_and_comparison():
     assert "NoC@85" in format_table(ri) and "1/2" in format_table(ri)
     ro = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {"steps": 4, "batch_size": 8}}, 20, 0.9)
     rg = build_report(icp, "X", "m", {"icp": True, "granularity": True}, 20, 0.9)
-    rk = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {
+    rk = build_report(icp, "X", "m", {"icp": True, "icp_adapted": True, "opo": True, "opo_config": {
         "steps": 4, "batch_size": 8, "iterative": 1, "crops": False, "accepted_only": True}}, 20, 0.9)
     table = format_ablation([rb, ri, ro, rg, rk])
     assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
     assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
-    assert "| X | raw | yes | 4x8, 1 iterative, full image only, accepted only |  |" in table
+    assert "| X | raw | yes, adapted features | 4x8, 1 iterative, full image only, accepted only |  |" in table
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
 
@@ -199,6 +199,10 @@ class _RecordingAdapter:
     def finished(self, category, index, image, embedding, mask):
         self.masks.append(mask)
 
+    def affine_for(self, category, index):
+        self.asked = getattr(self, "asked", []) + [index]
+        return np.zeros((256, 256), np.float32), np.ones(256, np.float32)  # every pixel looks the same
+
 
 def test_opo_accepted_only_teaches_nothing_from_objects_left_below_stop_iou(sam_predictor, tmp_path):
     """Objects that never reach stop_iou give OPO an empty mask with the option, their final mask without it."""
@@ -209,3 +213,17 @@ def test_opo_accepted_only_teaches_nothing_from_objects_left_below_stop_iou(sam_
         opts = SequentialOptions(max_clicks=1, stop_iou=stop_iou, opo_accepted_only=accepted_only)
         run_sequence(sam_predictor, seq, opts, adapter)
         assert len(adapter.masks) == 3 and all(m.any() == taught for m in adapter.masks), (accepted_only, stop_iou)
+
+
+def test_icp_on_adapted_features_asks_opo_for_the_objects_map(sam_predictor, tmp_path):
+    """--icp-adapted: each proposal uses the adapter of the object being annotated (here a constant map)."""
+    _video_like(tmp_path)
+    seq = build_sequences(tmp_path, "Vid", SequenceOptions(min_instances=3, frame_step=5))[0]
+    proposals = {}
+    for adapted in (False, True):
+        adapter = _RecordingAdapter(sam_predictor)
+        opts = SequentialOptions(max_clicks=2, icp=True, icp_adapted=adapted)
+        proposals[adapted] = [r.proposal for r in run_sequence(sam_predictor, seq, opts, adapter)]
+        assert getattr(adapter, "asked", []) == ([1, 2] if adapted else [])
+    assert proposals[True][0] is None and proposals[True][1] == (0.0, 0.0)  # all tie: the first pixel
+    assert proposals[False][1] != (0.0, 0.0)

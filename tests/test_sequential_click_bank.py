@@ -212,3 +212,25 @@ def test_max_aggregate_finds_the_nearest_of_two_appearances():
         ClickBank(aggregate="median")
     with pytest.raises(ClickmaskError, match="'aggregate' must be one of"):
         ClickBank.from_dict({"features": [], "aggregate": "median"})
+
+
+def test_adapted_features_equal_a_bank_built_on_the_adapted_embedding():
+    """ICP on OPO-adapted features: raw bank + affine == bank and image both adapted first (the map commutes)."""
+    h, w = 600, 800
+    emb = _embedding({(10, 20, 10, 20): A, (30, 36, 40, 50): B}, seed=3)
+    rng = np.random.default_rng(1)
+    a = np.eye(8, dtype=np.float32) + rng.normal(0, 0.4, (8, 8)).astype(np.float32)
+    b = rng.normal(0, 0.2, 8).astype(np.float32)
+    adapted = (np.einsum("ck,bkhw->bchw", a, emb) + b[None, :, None, None]).astype(np.float32)
+    clicks = [Click(250.3, 230.0, True), Click(560.0, 420.7, True), Click(100.0, 500.0, True)]
+    raw_bank, adapted_bank = ClickBank(), ClickBank()
+    for click in clicks:
+        raw_bank.add_click(emb, click, (h, w))
+        adapted_bank.add_click(adapted, click, (h, w))
+    ignore = np.zeros((h, w), bool)
+    ignore[200:260, 200:300] = True
+    expected = adapted_bank.confidence(adapted, (h, w), ignore)
+    got = raw_bank.confidence(emb, (h, w), ignore, affine=(a, b))
+    assert np.allclose(got, expected, atol=1e-5)
+    assert not np.allclose(raw_bank.confidence(emb, (h, w), ignore), expected, atol=1e-2)  # the map matters
+    assert raw_bank.propose(emb, (h, w), ignore, affine=(a, b)) == adapted_bank.propose(adapted, (h, w), ignore)

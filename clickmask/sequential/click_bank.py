@@ -170,12 +170,17 @@ class ClickBank:
         image_hw: tuple[int, int],
         ignore_mask: np.ndarray | None = None,
         side: int = SIDE,
+        affine: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray | None:
         """HxW float32 mean (or max, see ``aggregate``) cosine similarity to the bank (smoothed); None if empty.
 
         Grid cells covered by ``ignore_mask`` (HxW bool; >= 10% of the cell) or
         mostly by padding are left out of the mean filter and set to -1 before
         upsampling, so pixels next to an annotated object score low too.
+        ``affine``: (CxC A, C b) of a per-pixel adapter (OPO): similarities are
+        then measured on the adapted features ``A f + b`` of both the image and
+        the stored (raw) bank features. Bilinear sampling commutes with it, so
+        the bank always matches the adapter in use.
         """
         if not self.features:
             return None
@@ -185,8 +190,12 @@ class ClickBank:
         if c != self.dim:
             raise ClickmaskError(f"embedding has {c} channels but the click bank holds {self.dim}-d features")
         cells = emb.reshape(c, -1)
-        cells = cells / np.maximum(np.linalg.norm(cells, axis=0, keepdims=True), 1e-6)
         bank = np.stack(self.features)
+        if affine is not None:
+            a, b = (np.asarray(v, np.float32) for v in affine)
+            cells = a @ cells + b[:, None]
+            bank = bank @ a.T + b[None, :]
+        cells = cells / np.maximum(np.linalg.norm(cells, axis=0, keepdims=True), 1e-6)
         bank = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-6)
         if self.aggregate == "max":
             sim = (bank @ cells).max(axis=0).reshape(g, g).astype(np.float32)
@@ -207,11 +216,13 @@ class ClickBank:
         image_hw: tuple[int, int],
         ignore_mask: np.ndarray | None = None,
         side: int = SIDE,
+        affine: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Click | None:
         """The proposed first click (positive), or None (empty bank, or everything ignored).
 
         embedding: 1xCxGxG of the image; image_hw: its (height, width);
-        ignore_mask: HxW bool, True where objects are already annotated.
+        ignore_mask: HxW bool, True where objects are already annotated;
+        affine: compare adapted features (see :meth:`confidence`).
         """
         h, w = _check_hw(image_hw)
         if ignore_mask is not None:
@@ -221,7 +232,7 @@ class ClickBank:
                     f"ignore mask is {ignore_mask.shape[1] if ignore_mask.ndim == 2 else '?'}x"
                     f"{ignore_mask.shape[0]} but the image is {w}x{h}"
                 )
-        score = self.confidence(embedding, (h, w), ignore_mask, side)
+        score = self.confidence(embedding, (h, w), ignore_mask, side, affine)
         if score is None:
             return None
         if ignore_mask is not None:

@@ -188,6 +188,10 @@ class OnlineAdapter:
         self._adapted.set_adapter(self.state(category).version_for(index))
         return self._active
 
+    def affine_for(self, category: str, index: int) -> Affine | None:
+        """The (A, b) map object ``index`` of ``category`` is segmented with (None = identity)."""
+        return self.state(category).version_for(index)
+
     def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray) -> None:
         """Train the category's adapter on the finished object (its raw embedding and final mask)."""
         state = self.state(category)

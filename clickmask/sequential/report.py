@@ -193,7 +193,8 @@ def _icp(options: dict) -> str:
     if not options.get("icp"):
         return ""
     aggregate, smooth = options.get("icp_aggregate", "mean"), options.get("icp_smooth", 3)
-    return "yes" if (aggregate, smooth) == ("mean", 3) else f"{aggregate}, {smooth}x{smooth}"
+    label = "yes" if (aggregate, smooth) == ("mean", 3) else f"{aggregate}, {smooth}x{smooth}"
+    return label + (", adapted features" if options.get("icp_adapted") else "")
 
 
 def _opo_budget(options: dict) -> str:

@@ -47,6 +47,7 @@ class SequentialOptions:
     icp_smooth: int = 3
     icp_aggregate: str = "mean"
     granularity: bool = False
+    icp_adapted: bool = False  # ICP compares OPO-adapted features (SIIS: the purified R4), when OPO is on
     opo_accepted_only: bool = False  # OPO learns only objects that reached stop_iou (others: an empty mask)
 
 
@@ -90,6 +91,9 @@ class Adapter(Protocol):
 
     def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray) -> None:
         """Object ``index`` is done: its image (HxWx3), raw embedding (1xCxGxG) and final mask (HxW bool)."""
+
+    def affine_for(self, category: str, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (A, b) per-pixel map used for object ``index`` (None = identity), for ICP on adapted features."""
 
 
 def predictor_embedding(predictor: Predictor) -> np.ndarray:
@@ -158,7 +162,8 @@ def run_sequence(
         if options.icp and len(bank):
             t0 = time.perf_counter()
             embedding = predictor_embedding(predictor)
-            click = bank.propose(embedding, gt.shape, annotated.get(key))
+            affine = adapter.affine_for(sequence.category, index) if options.icp_adapted and adapter else None
+            click = bank.propose(embedding, gt.shape, annotated.get(key), affine=affine)
             propose_ms = (time.perf_counter() - t0) * 1000
             if click is not None:
                 col, row = click.as_int()
