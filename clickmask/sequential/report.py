@@ -139,7 +139,7 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "opo", "opo_config", "mask_feedback", "granularity")
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "opo", "opo_config", "mask_feedback", "granularity")
 
 
 def engine_options(report: dict) -> str:
