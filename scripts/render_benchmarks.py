@@ -50,7 +50,8 @@ def sequential_section(folder: Path) -> list[str]:
         return []
     from clickmask.sequential.report import format_ablation
 
-    order = {"baseline": 0, "icp": 1, "icp_gran": 2, "icpmax_gran": 3, "opo": 4, "icp_opo": 5, "icp_opo_paper_gran": 6}
+    order = {"baseline": 0, "icp": 1, "icp_gran": 2, "icpmax_gran": 3, "opo": 4, "icp_opo": 5, "icp_opo_paper_gran": 6,
+             "icp_opo_paper_gran_accepted": 7}
     def key(path: Path) -> tuple:
         dataset, _, variant = path.stem.partition("_")
         if path.stem.startswith("DAVIS2016_dev"):
@@ -62,10 +63,33 @@ def sequential_section(folder: Path) -> list[str]:
     out = ["## Sequential annotation: ICP and OPO (issue 5)", ""]
     out += _commands(folder)
     out += [format_ablation(reports), ""]
+    out += subset_section(folder)
     notes = folder / "NOTES.md"
     if notes.is_file():
         text = notes.read_text().split("## Results")[0].strip().splitlines()
         out += [line for line in text if not line.startswith("# ")] + [""]
+    return out
+
+
+# full runs shown next to the runs restricted to a few sequences (subsets/), same sequences
+SUBSET_REFERENCES = ("baseline", "icp_gran", "icp_opo_paper_gran", "icp_opo_paper_gran_accepted")
+
+
+def subset_section(folder: Path) -> list[str]:
+    """Runs on a few sequences only (``--categories``, in ``subsets/``) next to the same sequences of full runs."""
+    from clickmask.sequential.report import format_subset
+
+    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
+    for path in sorted((folder / "subsets").glob("*.json")):
+        rep = json.loads(path.read_text())
+        groups.setdefault((rep["dataset"], tuple(rep["per_category"])), []).append(rep)
+    out = []
+    for (dataset, categories), reports in groups.items():
+        refs = [folder / f"{dataset}_default_{stem}.json" for stem in SUBSET_REFERENCES]
+        full = [json.loads(p.read_text()) for p in refs if p.is_file()]
+        out += [f"Runs on {dataset} sequences {', '.join(categories)} only (the first {len(full)} rows: the same "
+                "sequences in the full runs above; change against the first row):", ""]
+        out += [format_subset(full + reports, list(categories)), ""]
     return out
 
 

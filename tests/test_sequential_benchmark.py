@@ -227,3 +227,18 @@ def test_icp_on_adapted_features_asks_opo_for_the_objects_map(sam_predictor, tmp
         assert getattr(adapter, "asked", []) == ([1, 2] if adapted else [])
     assert proposals[True][0] is None and proposals[True][1] == (0.0, 0.0)  # all tie: the first pixel
     assert proposals[False][1] != (0.0, 0.0)
+
+
+def test_subset_table_sums_the_clicks_of_the_named_sequences():
+    """format_subset: per-sequence clicks @85 (NoC x objects), their sum and the change against the first report."""
+    from clickmask.sequential.report import format_subset
+
+    base = build_report([_result([0.5, 0.9], False, category="c", name="o1"),
+                         _result([0.5, 0.6, 0.9], False, category="c", name="o2"),
+                         _result([0.9], False, category="d", name="o3")], "X", "m", {}, 20, 0.9)
+    icp = build_report([_result([0.5, 0.9], False, category="c", name="o1"),
+                        _result([0.9], True, hit=True, category="c", name="o2")], "X", "m", {"icp": True}, 20, 0.9)
+    table = format_subset([base, icp], ["c"]).splitlines()
+    assert table[2] == "|  |  |  | 5 | 5 |  | 5 |" and table[3] == "| yes |  |  | 2 | 2 | -60.0% | 2 |"
+    with pytest.raises(ClickmaskError, match="has no sequence d"):
+        format_subset([base, icp], ["c", "d"])

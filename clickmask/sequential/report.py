@@ -188,6 +188,32 @@ def format_ablation(reports: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_subset(reports: Sequence[dict], categories: Sequence[str]) -> str:
+    """Markdown table of the clicks (NoC@85 x objects) on some sequences only, one row per report.
+
+    For runs restricted to a few sequences (``--categories``) next to full runs:
+    each sequence's results do not depend on the others, so the same sequences
+    of different runs compare directly. The change is against the first report.
+    """
+    head = " | ".join(categories)
+    lines = [f"| ICP | OPO | first-click memory | {head} | clicks @85 | change | clicks @90 |",
+             "| --- | --- | --- | " + " | ".join("---:" for _ in categories) + " | ---: | ---: | ---: |"]
+    first = None
+    for rep in reports:
+        per = rep["per_category"]
+        missing = [c for c in categories if c not in per]
+        if missing:
+            raise ClickmaskError(f"report {rep.get('dataset', '?')} has no sequence {', '.join(missing)}")
+        clicks = {k: sum(per[c]["noc"][k] * per[c]["n"] for c in categories) for k in ("85", "90")}
+        first = clicks["85"] if first is None else first
+        opts = rep.get("options", {})
+        change = f"{clicks['85'] / first - 1:+.1%}" if rep is not reports[0] and first else ""
+        cells = " | ".join(f"{per[c]['noc']['85'] * per[c]['n']:.0f}" for c in categories)
+        lines.append(f"| {_icp(opts)} | {_opo_budget(opts)} | {'yes' if opts.get('granularity') else ''} | {cells} "
+                     f"| {clicks['85']:.0f} | {change} | {clicks['90']:.0f} |")
+    return "\n".join(lines)
+
+
 def _icp(options: dict) -> str:
     """The ICP column: empty without ICP, "yes" for SIIS's (mean similarity, 3x3 filter), else "<aggregate>, <k>x<k>"."""
     if not options.get("icp"):
