@@ -242,3 +242,21 @@ def test_subset_table_sums_the_clicks_of_the_named_sequences():
     assert table[2] == "|  |  |  | 5 | 5 |  | 5 |" and table[3] == "| yes |  |  | 2 | 2 | -60.0% | 2 |"
     with pytest.raises(ClickmaskError, match="has no sequence d"):
         format_subset([base, icp], ["c", "d"])
+
+
+def test_merged_parts_equal_one_report_over_all_sequences():
+    """merge_reports: runs on disjoint sequences combine into the report of one run over all of them."""
+    from clickmask.sequential.report import merge_reports
+
+    c = [_result([0.5, 0.9], False, category="c", name="o1"), _result([0.95], True, hit=True, category="c", name="o2")]
+    d = [_result([0.1] * 20, False, hit=False, category="d", name="o3")]
+    whole = build_report(c + d, "X", "m", {"icp": True}, 20, 0.9)
+    merged = merge_reports([build_report(c, "X", "m", {"icp": True}, 20, 0.9),
+                            build_report(d, "X", "m", {"icp": True}, 20, 0.9)])
+    for key in ("n", "sequences", "noc", "failures", "icp", "per_category", "per_object"):
+        assert merged[key] == pytest.approx(whole[key]) if key == "noc" else merged[key] == whole[key], key
+    assert merged["merged_from"] == [["c"], ["d"]]
+    with pytest.raises(ClickmaskError, match="sequence c is in two reports"):
+        merge_reports([build_report(c, "X", "m", {}, 20, 0.9), build_report(c, "X", "m", {}, 20, 0.9)])
+    with pytest.raises(ClickmaskError, match="different options"):
+        merge_reports([build_report(c, "X", "m", {}, 20, 0.9), build_report(d, "X", "m", {"icp": True}, 20, 0.9)])

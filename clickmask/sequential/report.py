@@ -81,6 +81,48 @@ def build_report(
     }
 
 
+def merge_reports(parts: Sequence[dict]) -> dict:
+    """One report from runs of the same configuration on disjoint sequences (``--categories``).
+
+    Each sequence's results do not depend on the others, so the merged NoC,
+    failures and ICP counts are those of a single run over all of them. The
+    click and proposal latencies are the parts' medians averaged by object
+    count (not a true median); ``merged_from`` lists each part's sequences.
+    """
+    if not parts:
+        raise ClickmaskError("nothing to merge")
+    first = parts[0]
+    for rep in parts[1:]:
+        for key in ("dataset", "model", "options", "max_clicks", "stop_iou"):
+            if rep.get(key) != first.get(key):
+                raise ClickmaskError(f"cannot merge reports with different {key}: {first.get(key)} vs {rep.get(key)}")
+    per_category: dict[str, dict] = {}
+    per_object: dict[str, dict] = {}
+    for rep in parts:
+        overlap = set(rep["per_category"]) & set(per_category)
+        if overlap:
+            raise ClickmaskError(f"cannot merge: sequence {sorted(overlap)[0]} is in two reports")
+        per_category.update(rep["per_category"])
+        per_object.update(rep["per_object"])
+    n = sum(b["n"] for b in per_category.values())
+    keys = list(first["noc"])
+    proposals = sum(b["icp"]["proposals"] for b in per_category.values())
+    hits = sum(b["icp"]["hits"] for b in per_category.values())
+    latency = {k: float(sum(r["latency_ms"][k] * r["n"] for r in parts) / n) for k in first["latency_ms"]}
+    return {
+        **{k: first[k] for k in ("dataset", "model", "options", "max_clicks", "stop_iou")},
+        "n": n,
+        "sequences": len(per_category),
+        "noc": {k: float(sum(b["noc"][k] * b["n"] for b in per_category.values()) / n) for k in keys},
+        "failures": {k: int(sum(b["failures"][k] for b in per_category.values())) for k in keys},
+        "icp": {"proposals": proposals, "hits": hits, "hit_rate": hits / proposals if proposals else 0.0},
+        "latency_ms": latency,
+        "per_category": per_category,
+        "per_object": per_object,
+        "merged_from": [list(rep["per_category"]) for rep in parts],
+    }
+
+
 def format_table(report: dict) -> str:
     """Plain-text table: the overall NoC and ICP hit rate, then one line per category."""
     noc, fail, icp = report["noc"], report["failures"], report["icp"]
@@ -243,8 +285,16 @@ def _recommended() -> str:
     return engine_options({"options": InferenceOptions.parse("default").changed()})
 
 
-if __name__ == "__main__":  # python -m clickmask.sequential.report A.json B.json ...
+if __name__ == "__main__":  # python -m clickmask.sequential.report [--merge OUT.json] A.json B.json ...
     import sys
     from pathlib import Path
 
-    print(format_ablation([json.loads(Path(p).read_text(encoding="utf-8")) for p in sys.argv[1:]]))
+    from clickmask.evaluation.report import write_json as _write
+
+    args = sys.argv[1:]
+    if args[:1] == ["--merge"] and len(args) >= 3:
+        merged = merge_reports([json.loads(Path(p).read_text(encoding="utf-8")) for p in args[2:]])
+        _write(merged, Path(args[1]))
+        print(format_table(merged))
+    else:
+        print(format_ablation([json.loads(Path(p).read_text(encoding="utf-8")) for p in args]))
