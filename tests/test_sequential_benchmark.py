@@ -256,6 +256,8 @@ def test_merged_parts_equal_one_report_over_all_sequences():
     for key in ("n", "sequences", "noc", "failures", "icp", "per_category", "per_object"):
         assert merged[key] == pytest.approx(whole[key]) if key == "noc" else merged[key] == whole[key], key
     assert merged["merged_from"] == [["c"], ["d"]]
+    older = build_report(d, "X", "m", {"icp": True, "icp_adapted": False}, 20, 0.9)  # an off switch = absent
+    assert merge_reports([build_report(c, "X", "m", {"icp": True}, 20, 0.9), older])["n"] == 3
     with pytest.raises(ClickmaskError, match="sequence c is in two reports"):
         merge_reports([build_report(c, "X", "m", {}, 20, 0.9), build_report(c, "X", "m", {}, 20, 0.9)])
     with pytest.raises(ClickmaskError, match="different options"):

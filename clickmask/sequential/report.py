@@ -92,9 +92,14 @@ def merge_reports(parts: Sequence[dict]) -> dict:
     if not parts:
         raise ClickmaskError("nothing to merge")
     first = parts[0]
+    def same(key: str, a, b) -> bool:  # a switch that is off equals one the older code did not write
+        if key == "options":
+            a, b = ({k: v for k, v in o.items() if v is not False} for o in (a or {}, b or {}))
+        return a == b
+
     for rep in parts[1:]:
         for key in ("dataset", "model", "options", "max_clicks", "stop_iou"):
-            if rep.get(key) != first.get(key):
+            if not same(key, rep.get(key), first.get(key)):
                 raise ClickmaskError(f"cannot merge reports with different {key}: {first.get(key)} vs {rep.get(key)}")
     per_category: dict[str, dict] = {}
     per_object: dict[str, dict] = {}
