@@ -127,12 +127,12 @@ def test_report_overall_per_category_and_comparison():
     ro = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {"steps": 4, "batch_size": 8}}, 20, 0.9)
     rg = build_report(icp, "X", "m", {"icp": True, "granularity": True}, 20, 0.9)
     rk = build_report(icp, "X", "m", {"icp": True, "icp_adapted": True, "opo": True, "opo_config": {
-        "steps": 4, "batch_size": 8, "iterative": 1, "crops": False, "accepted_only": True}}, 20, 0.9)
+        "steps": 4, "batch_size": 8, "iterative": 1, "crops": False, "gate": 10, "accepted_only": True}}, 20, 0.9)
     table = format_ablation([rb, ri, ro, rg, rk])
     assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
     assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
-    assert "| X | raw | yes, adapted features | 4x8, 1 iterative, full image only, accepted only |  |" in table
+    assert "| X | raw | yes, adapted features | 4x8, 1 iterative, full image only, gate 10, accepted only |  |" in table
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
 

@@ -76,3 +76,62 @@ def test_online_adapter_serves_identity_before_delta(sam_predictor, data_root):
     online.finished("x", 0, image, sam_predictor.embedding, gt)
     with pytest.raises(ClickmaskError, match="in order"):
         online.finished("x", 5, image, sam_predictor.embedding, gt)
+
+
+def test_prequential_gate_opens_only_on_recent_held_out_gains():
+    from clickmask.sequential.opo import PrequentialGate
+
+    with pytest.raises(ClickmaskError, match="gate window must be at least 0"):
+        OPOConfig(gate=-1)
+    gate = PrequentialGate(window=2)
+    assert not gate.is_open()  # no evidence yet: the plain model
+    gate.record(0.02)
+    assert gate.is_open()
+    gate.record(-0.05)
+    assert not gate.is_open()  # mean of the last two is negative
+    gate.record(0.06)
+    assert gate.is_open()  # the window is -0.05, 0.06
+    gate.record(-0.07)
+    assert not gate.is_open()  # 0.06, -0.07
+
+
+def test_gated_adapter_serves_the_plain_model_until_it_has_helped(frozen_decoder, monkeypatch):
+    import clickmask.sequential.opo as opo
+
+    gains = iter([-0.1, 0.3, -0.5])
+    seen = []
+
+    def fake_gain(decoder, adapter, sample, seed):
+        seen.append(len(sample.gt.nonzero()[0]))
+        return next(gains)
+
+    monkeypatch.setattr(opo, "held_out_gain", fake_gain)
+    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1, gate=1))
+    for k in range(4):
+        state.learn(*embedding_and_mask(k))
+    # object 0: not tested (nothing trained yet); objects 1, 2, 3 tested before joining the memory
+    assert len(seen) == 3 and len(state.memory) == 4
+    served = [v is not None for v in state.versions[1:]]
+    assert served == [False, False, True, False]
+    assert state.gate.gains == [-0.1, 0.3, -0.5]
+
+
+def test_held_out_gain_is_zero_for_identity_and_negative_for_a_broken_adapter(frozen_decoder, sam_predictor, data_root):
+    """Real model and image: the gate's test tells a useless adapter from the plain model."""
+    import torch
+
+    from clickmask.evaluation.datasets import load_dataset
+    from clickmask.evaluation.runner import load_sample
+    from clickmask.sequential.opo import held_out_gain
+    from clickmask.training.adapter import EmbeddingAdapter
+    from clickmask.training.loop import TrainSample
+
+    image, gt, _ = load_sample(load_dataset(data_root, "GrabCut", limit=1)[0])
+    sam_predictor.set_image(image)
+    sample = TrainSample(sam_predictor.embedding, gt, gt.shape, name="grabcut")
+    identity = EmbeddingAdapter()
+    assert held_out_gain(frozen_decoder, identity, sample, seed=0) == 0.0
+    broken = EmbeddingAdapter()
+    with torch.no_grad():
+        broken.weight.copy_(-torch.eye(256))  # every pixel's feature becomes the bias (zero): no image left
+    assert held_out_gain(frozen_decoder, broken, sample, seed=0) < -0.2

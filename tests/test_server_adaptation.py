@@ -91,6 +91,29 @@ def test_objects_queued_during_training_are_learned_in_one_update(frozen_decoder
         worker.close()
 
 
+def test_gate_holds_back_an_adapter_until_it_helps_on_unseen_objects(frozen_decoder, monkeypatch):
+    """OPOConfig.gate: each new object first tests the adapter; a closed gate publishes the plain model."""
+    import clickmask.sequential.opo as opo
+    from clickmask.training.adapter import EmbeddingAdapter
+
+    gains = iter([-0.2, 0.1])
+    monkeypatch.setattr(opo, "held_out_gain", lambda decoder, adapter, sample, seed: next(gains))
+    worker = OpoWorker(lambda: frozen_decoder, OPOConfig(steps=1, batch_size=1, lr=0.05, delta=1, gate=1))
+    try:
+        served = []
+        for k in range(3):
+            worker.submit(1, *embedding_and_mask(k))
+            assert worker.wait_idle(600)
+            served.append(worker.latest(1).affine is not None)
+        # object 0: nothing to test yet; object 1: the adapter made it worse; object 2: better
+        assert served == [False, False, True]
+        assert worker.status(1)["version"] == 3 and worker.status(1)["samples"] == 3
+        worker.restore(2, EmbeddingAdapter(), version=4, samples=4, served=False)
+        assert worker.latest(2).affine is None and worker.latest(2).version == 4
+    finally:
+        worker.close()
+
+
 def test_reset_discards_queued_work_and_returns_to_identity(frozen_decoder):
     resets = []
     worker = OpoWorker(lambda: frozen_decoder, SMALL, on_reset=resets.append)

@@ -47,6 +47,9 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="OPO learns only objects that reached --stop-iou (a user fixes the others by hand first)")
     group.add_argument("--opo-iterative", type=int, default=0, metavar="K",
                        help="OPO: K robot clicks after the random ones, previous mask fed back, ICL loss (default 0)")
+    group.add_argument("--opo-gate", type=int, default=0, metavar="W",
+                       help="with --opo: serve a category's adapter only while it beat the plain model on the "
+                            "last W finished objects it had not been trained on (default 0: always serve it)")
     group.add_argument("--opo-full-image-only", action="store_true",
                        help="OPO: adapt only the full image's embedding, not zoom-in crops (trained on full images)")
     group.add_argument("--opo-bf16", action="store_true",
@@ -99,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
 
         config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
                            memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
-                           iterative=args.opo_iterative, crops=not args.opo_full_image_only)
+                           iterative=args.opo_iterative, crops=not args.opo_full_image_only,
+                           gate=args.opo_gate)
         adapter = OnlineAdapter.for_predictor(predictor, config)
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:
@@ -113,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if adapter is not None:
         described["opo_config"] = {**adapter.describe(), "accepted_only": options.opo_accepted_only}
     report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)
+    if adapter is not None and adapter.config.gate:
+        report["opo_gate"] = adapter.gate_log()
     print(format_table(report))
     if base_report is not None:
         for key in ("85", "90"):

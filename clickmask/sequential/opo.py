@@ -57,7 +57,7 @@ class OPOConfig:
     bf16: bool = False  # bfloat16 autocast in training (faster on AVX-512 BF16 / AMX CPUs)
     iterative: int = 0  # robot clicks after the random ones, previous mask fed back, ICL over the steps
     crops: bool = True  # also adapt zoom-in crop embeddings (the adapter is trained on full images only)
-
+    gate: int = 0  # > 0: serve the adapter only while it beat the plain model on the last `gate` unseen objects
 
     def __post_init__(self) -> None:
         if self.delta < 1:
@@ -66,6 +66,8 @@ class OPOConfig:
             raise ClickmaskError("OPO needs memory >= 1, steps >= 0, batch size >= 1 and a positive learning rate")
         if self.iterative < 0:
             raise ClickmaskError(f"OPO iterative clicks must be at least 0, got {self.iterative}")
+        if self.gate < 0:
+            raise ClickmaskError(f"OPO gate window must be at least 0 (0 = off), got {self.gate}")
 
 
 def opo_click_config(config: OPOConfig):
@@ -79,6 +81,56 @@ def opo_click_config(config: OPOConfig):
 
     return ClickConfig(max_pos=config.max_pos, max_neg=config.max_neg, iterative_clicks=config.iterative, loss="bce",
                        batch_size=config.batch_size, bf16=config.bf16)
+
+
+#: The gate's test of an adapter on an object: one random positive click inside it, then three
+#: robot clicks at the centre of the largest error (previous mask fed back), drawn this many times.
+GATE_DRAWS = 3
+
+
+def held_out_gain(decoder, adapter, sample, seed: int) -> float:
+    """How much ``adapter`` improves the plain decoder on ``sample``, an object it was not trained on.
+
+    Both models get the same click sequences' starts (``GATE_DRAWS`` draws of
+    one random positive click, then 3 robot clicks on each model's own
+    prediction); the result is the mean low-res IoU over all steps and draws
+    of the adapted model minus that of the plain one (in [-1, 1]; > 0 = the
+    adapter helps). The target is the user's accepted mask, never a ground truth.
+    """
+    from clickmask.training.loop import ClickConfig, evaluate_loss
+
+    clicks = ClickConfig(max_pos=1, max_neg=0, iterative_clicks=3, loss="bce", batch_size=1)
+    draws = [sample] * GATE_DRAWS
+    adapted = evaluate_loss(decoder, adapter, draws, clicks, seed)["iou_per_step"]
+    plain = evaluate_loss(decoder, None, draws, clicks, seed)["iou_per_step"]
+    return float(np.mean(adapted) - np.mean(plain))
+
+
+class PrequentialGate:
+    """Serve an adapter only while it has helped on objects it had not been trained on.
+
+    Before a finished object joins the training memory, the adapter of that
+    moment is tested on it (:func:`held_out_gain`). The gate is open when the
+    mean gain over the last ``window`` such tests is positive; with no test
+    yet it is closed (the plain model is served). This keeps a category's
+    adaptation from making it worse when its finished masks do not teach
+    anything that carries over to the next object.
+    """
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ClickmaskError(f"OPO gate window must be at least 1, got {window}")
+        self.window = window
+        self.gains: list[float] = []
+
+    def record(self, gain: float) -> None:
+        """Add one held-out test result."""
+        self.gains.append(float(gain))
+
+    def is_open(self) -> bool:
+        """True when the recent held-out gains are positive on average."""
+        recent = self.gains[-self.window:]
+        return bool(recent) and float(np.mean(recent)) > 0.0
 
 
 class CategoryAdapter:
@@ -102,6 +154,7 @@ class CategoryAdapter:
         self.rng = np.random.default_rng([config.seed, zlib.crc32(category.encode())])
         self.versions: list[Affine | None] = [None]
         self.losses: list[float] = []
+        self.gate = PrequentialGate(config.gate) if config.gate else None
 
     def learn(self, embedding: np.ndarray, mask: np.ndarray, name: str = "") -> None:
         """Add a finished object (raw 1x256x64x64 embedding, final HxW bool mask) and train.
@@ -114,12 +167,16 @@ class CategoryAdapter:
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             emb = np.asarray(embedding, dtype=np.float16)  # half the memory; training casts to float32
-            self.memory.append(TrainSample(emb, mask.copy(), mask.shape, name=name))
+            sample = TrainSample(emb, mask.copy(), mask.shape, name=name)
+            if self.gate is not None and self.memory and self.config.steps > 0:  # trained, and not on this one
+                self.gate.record(held_out_gain(self.decoder, self.adapter, sample, seed=len(self.versions)))
+            self.memory.append(sample)
         if self.memory and self.config.steps > 0:
             self.adapter.train()
             self.losses += train_steps(self.decoder, self.adapter, list(self.memory), self.config.steps,
                                        self.optimizer, self.rng, opo_click_config(self.config))
-        self.versions.append(self.adapter.affine())
+        closed = self.gate is not None and not self.gate.is_open()
+        self.versions.append(None if closed else self.adapter.affine())
 
     def version_for(self, index: int) -> Affine | None:
         """The adapter for 0-based object ``index``: trained on objects ``0 .. index - delta``."""
@@ -202,3 +259,11 @@ class OnlineAdapter:
     def describe(self) -> dict:
         """The configuration, for reports."""
         return asdict(self.config)
+
+    def gate_log(self) -> dict[str, dict]:
+        """Per category: the held-out gains the gate saw and which published versions were the adapter."""
+        return {
+            name: {"gains": [round(g, 4) for g in state.gate.gains],
+                   "served": [v is not None for v in state.versions[1:]]}
+            for name, state in self.categories.items() if state.gate is not None
+        }

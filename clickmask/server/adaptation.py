@@ -158,7 +158,7 @@ class AdaptationService:
         from clickmask.training.adapter import adapter_to_bytes
 
         data = adapter_to_bytes(adapter, {"model_id": self.model_id, "version": published.version,
-                                          "samples": published.samples})
+                                          "samples": published.samples, "served": published.affine is not None})
         self.store.put_adapter(category_id, published.version, published.samples, self.model_id, data)
 
     def _load(self) -> None:
@@ -173,9 +173,10 @@ class AdaptationService:
                 logger.warning("%s is for model %s, not %s: not used", what, row["model_id"], self.model_id)
                 continue
             try:
-                adapter, _ = adapter_from_bytes(row["data"], what)
+                adapter, meta = adapter_from_bytes(row["data"], what)
             except ClickmaskError as exc:
                 logger.warning("%s; starting that category from the unadapted model", exc)
                 continue
-            self.worker.restore(row["category_id"], adapter, row["version"], row["samples"])
+            self.worker.restore(row["category_id"], adapter, row["version"], row["samples"],
+                                served=meta.get("served", True) is not False)
 

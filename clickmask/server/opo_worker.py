@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.opo import OPOConfig
+from clickmask.sequential.opo import OPOConfig, PrequentialGate
 
 logger = logging.getLogger(__name__)
 Affine = tuple[np.ndarray, np.ndarray]  # (256x256 A, 256 b): out = A x + b per pixel
@@ -109,6 +109,9 @@ class _Bank:
         self.adapter = None  # EmbeddingAdapter, created on the first update
         self.optimizer = None
         self.rng = np.random.default_rng([config.seed, category_id])
+        self.learned = False  # the adapter has been trained or restored (so new objects are held out)
+        self.gate = PrequentialGate(config.gate) if config.gate else None
+        self.tests = 0  # held-out tests run (their click seeds)
 
 
 class _Trainer:
@@ -116,7 +119,8 @@ class _Trainer:
 
     Requests: ``("object", cat, generation, float16 embedding, mask)``, ``("restore", cat, generation,
     adapter bytes)``, ``("reset", cat, generation)``, ``("sync", token)``; ``None`` stops. Replies:
-    ``("result", cat, generation, objects taken, (adapter bytes, affine, objects learned) or None,
+    ``("result", cat, generation, objects taken, (adapter bytes, affine or None while the gate is closed,
+    objects learned) or None,
     memory size, error or None)`` and ``("synced", token)`` once everything before the sync is answered.
     A newer generation of a category drops its bank; objects of an older one are discarded.
     """
@@ -154,6 +158,7 @@ class _Trainer:
                     jobs.setdefault(key, []).append(rest)
                 elif kind == "restore" and bank is not None:
                     bank.adapter, bank.optimizer = adapter_from_bytes(rest[1], "restored OPO adapter")[0], None
+                    bank.learned = True
             for category_id, items in jobs.items():
                 self._send(self._update(category_id, items))
             for kind, key, *_ in batch:
@@ -198,6 +203,12 @@ class _Trainer:
         if self._decoder is None:
             self._decoder = self._load_decoder()
         added = [TrainSample(emb, mask, mask.shape, name=f"category {category_id}") for emb, mask in objects]
+        if bank.gate is not None and bank.learned:  # test the adapter on objects it has not seen yet
+            from clickmask.sequential.opo import held_out_gain
+
+            for sample in added:
+                bank.gate.record(held_out_gain(self._decoder, bank.adapter, sample, seed=bank.tests))
+                bank.tests += 1
         bank.memory.extend(added)
         clicks = opo_click_config(cfg)
         bank.adapter.train()
@@ -213,7 +224,9 @@ class _Trainer:
                 if bank.memory:
                     bank.memory.pop()
             raise
-        return adapter_to_bytes(bank.adapter), bank.adapter.affine(), len(added)
+        bank.learned = True
+        served = bank.gate is None or bank.gate.is_open()
+        return adapter_to_bytes(bank.adapter), bank.adapter.affine() if served else None, len(added)
 
     def _interrupted(self, category_id: int) -> bool:
         """Take the requests that arrived meanwhile: True when told to stop or the category was reset."""
@@ -408,10 +421,11 @@ class OpoWorker:
             self._pending[category_id] += 1
             self._start().outbox.put(("object", category_id, state.generation, *request))
 
-    def restore(self, category_id: int, adapter, version: int, samples: int) -> None:
+    def restore(self, category_id: int, adapter, version: int, samples: int, served: bool = True) -> None:
         """Start a category from a stored adapter (an ``EmbeddingAdapter``); it counts as learned long ago.
 
         Its weights go to the trainer (now if it runs, else when it starts): training continues from them.
+        ``served`` False: the stored version was held back by the gate (clicks keep the plain model).
         """
         from clickmask.training.adapter import adapter_to_bytes
 
@@ -419,7 +433,7 @@ class OpoWorker:
         with self._lock:
             state = self._state(category_id)
             state.weights = weights
-            state.history = (IDENTITY, Published(version, samples, adapter.affine()))
+            state.history = (IDENTITY, Published(version, samples, adapter.affine() if served else None))
             state.finished = samples + self.config.delta - 1
             if self._runner is not None:
                 self._runner.outbox.put(("restore", category_id, state.generation, weights))
@@ -569,8 +583,12 @@ class OpoWorker:
                 if self._pending[category_id] <= 0:
                     del self._pending[category_id]
 
-    def _publish(self, category_id: int, state: _Category, weights: bytes, affine: Affine, added: int) -> str | None:
-        """Publish a trained version and hand it to ``on_publish`` (``_publish_lock`` held); an error if that fails."""
+    def _publish(self, category_id: int, state: _Category, weights: bytes, affine: Affine | None,
+                 added: int) -> str | None:
+        """Publish a trained version and hand it to ``on_publish`` (``_publish_lock`` held); an error if that fails.
+
+        ``affine`` None: the gate holds the trained weights back, clicks use the plain model.
+        """
         last = state.history[-1]
         published = Published(last.version + 1, last.samples + added, affine)
         state.history = (*state.history[-(HISTORY - 1):], published)
