@@ -20,7 +20,7 @@ def test_config_is_checked():
 
 
 def test_versions_follow_delta(frozen_decoder):
-    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(delta=2, steps=1, batch_size=1))
+    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(delta=2, steps=1, batch_size=1, gate=0))
     for k in range(3):
         state.learn(*embedding_and_mask(k))
     assert len(state.versions) == 4 and state.versions[0] is None
@@ -44,7 +44,7 @@ def test_iterative_clicks_reach_the_training_step(frozen_decoder):
     assert opo_click_config(OPOConfig(iterative=2)).iterative_clicks == 2
     moved = {}
     for k in (0, 1):
-        state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1, iterative=k))
+        state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1, iterative=k, gate=0))
         state.learn(*embedding_and_mask(0))
         moved[k] = state.versions[1][0]
     # same seed and initial clicks: the extra scored step changes the gradient
@@ -52,7 +52,7 @@ def test_iterative_clicks_reach_the_training_step(frozen_decoder):
 
 
 def test_empty_mask_publishes_a_version_without_training(frozen_decoder):
-    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1))
+    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1, gate=0))
     emb, _ = embedding_and_mask(0)
     state.learn(emb, np.zeros((96, 128), bool))
     assert len(state.versions) == 2 and state.versions[1] is not None and len(state.memory) == 0

@@ -24,7 +24,7 @@ from clickmask.server.opo_worker import IDENTITY, OpoWorker
 from synthetic import embedding_and_mask, scene
 
 pytest.importorskip("torch")
-SMALL = OPOConfig(steps=1, batch_size=1, lr=0.05, delta=1)  # ~0.5 s per update on one thread
+SMALL = OPOConfig(steps=1, batch_size=1, lr=0.05, delta=1, gate=0)  # ~0.5 s per update on one thread
 
 
 @pytest.fixture()
@@ -66,7 +66,7 @@ def test_bad_input_is_refused_in_one_line(frozen_decoder):
 
 
 def test_delta_object_n_uses_objects_up_to_n_minus_delta(frozen_decoder):
-    worker = OpoWorker(lambda: frozen_decoder, OPOConfig(steps=1, batch_size=1, delta=2))
+    worker = OpoWorker(lambda: frozen_decoder, OPOConfig(steps=1, batch_size=1, delta=2, gate=0))
     try:
         worker.submit(5, *embedding_and_mask(0))
         assert worker.wait_idle(600) and worker.latest(5).samples == 1
@@ -407,7 +407,7 @@ def _runs(client, image_id: int, points, category_id=None) -> list:
 
 def test_api_finished_objects_train_the_category_and_reset_restores_the_model(project, sam_predictor):
     state = AppState(store=open_project(project), predictor=sam_predictor,
-                     opo_config=OPOConfig(steps=2, batch_size=2, lr=0.5, delta=1))
+                     opo_config=OPOConfig(steps=2, batch_size=2, lr=0.5, delta=1, gate=0))
     client = TestClient(create_app(state))
     ids = {i["path"]: i["id"] for i in client.get("/api/images").json()["images"]}
     cat = client.post("/api/categories", json={"name": "box"}).json()["id"]

@@ -11,6 +11,9 @@ from clickmask.errors import ClickmaskError
 
 def add_arguments(ev: argparse.ArgumentParser) -> None:
     """Add the sequential-benchmark options to the ``eval`` subcommand."""
+    from clickmask.sequential.opo import OPOConfig
+
+    opo_gate = OPOConfig.gate
     group = ev.add_argument_group("sequential benchmark (SIIS)")
     group.add_argument("--sequential", action="store_true",
                        help="annotate per-category sequences in order (COCO-style instances.json or per-video folders)")
@@ -47,9 +50,10 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="OPO learns only objects that reached --stop-iou (a user fixes the others by hand first)")
     group.add_argument("--opo-iterative", type=int, default=0, metavar="K",
                        help="OPO: K robot clicks after the random ones, previous mask fed back, ICL loss (default 0)")
-    group.add_argument("--opo-gate", type=int, default=0, metavar="W",
+    group.add_argument("--opo-gate", type=int, default=opo_gate, metavar="W",
                        help="with --opo: serve a category's adapter only while it beat the plain model on the "
-                            "last W finished objects it had not been trained on (default 0: always serve it)")
+                            f"last W finished objects it had not been trained on (default {opo_gate}, as in the app; "
+                            "0: always serve it)")
     group.add_argument("--opo-full-image-only", action="store_true",
                        help="OPO: adapt only the full image's embedding, not zoom-in crops (trained on full images)")
     group.add_argument("--opo-bf16", action="store_true",

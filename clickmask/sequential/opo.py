@@ -57,7 +57,7 @@ class OPOConfig:
     bf16: bool = False  # bfloat16 autocast in training (faster on AVX-512 BF16 / AMX CPUs)
     iterative: int = 0  # robot clicks after the random ones, previous mask fed back, ICL over the steps
     crops: bool = True  # also adapt zoom-in crop embeddings (the adapter is trained on full images only)
-    gate: int = 0  # > 0: serve the adapter only while it beat the plain model on the last `gate` unseen objects
+    gate: int = 10  # > 0: serve the adapter only while it beat the plain model on the last `gate` unseen objects
 
     def __post_init__(self) -> None:
         if self.delta < 1:

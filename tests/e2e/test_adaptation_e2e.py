@@ -14,7 +14,7 @@ def _page_point(page, x: float, y: float) -> tuple[float, float]:
     return p["x"], p["y"]
 
 
-@pytest.mark.parametrize("app_server", [OPOConfig(steps=1, batch_size=1)], indirect=True)
+@pytest.mark.parametrize("app_server", [OPOConfig(steps=1, batch_size=1, gate=0)], indirect=True)
 def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_server, screenshots):
     from clickmask.samples import load_samples
 
