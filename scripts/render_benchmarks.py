@@ -51,14 +51,15 @@ def sequential_section(folder: Path) -> list[str]:
     from clickmask.sequential.report import format_ablation
 
     order = {"baseline": 0, "icp": 1, "icp_gran": 2, "icpmax_gran": 3, "opo": 4, "icp_opo": 5, "icp_opo_paper_gran": 6,
-             "icp_opo_paper_gran_accepted": 7, "icp_opo_paper_gran_accepted_iter1": 8}
+             "icp_opo_paper_gran_accepted": 7, "icp_opo_paper_gran_accepted_gate10": 8,
+             "icp_opo_paper_gran_accepted_iter1": 9}
     def key(path: Path) -> tuple:
         dataset, _, variant = path.stem.partition("_")
         if path.stem.startswith("DAVIS2016_dev"):
             dataset, variant = "DAVIS2016_dev", path.stem[len("DAVIS2016_dev_"):]
         engine = 1 if variant.startswith("default_") else 0  # raw-model runs first
         variant = variant.removeprefix("default_")
-        return dataset, engine, order.get(variant.removesuffix("_paper"), 9), variant
+        return dataset, engine, order.get(variant.removesuffix("_paper"), 10), variant
     reports = [json.loads(p.read_text()) for p in sorted(files, key=key)]
     out = ["## Sequential annotation: ICP and OPO (issue 5)", ""]
     out += _commands(folder)
@@ -72,7 +73,8 @@ def sequential_section(folder: Path) -> list[str]:
 
 
 # full runs shown next to the runs restricted to a few sequences (subsets/), same sequences
-SUBSET_REFERENCES = ("baseline", "icp_gran", "icp_opo_paper_gran", "icp_opo_paper_gran_accepted")
+SUBSET_REFERENCES = ("baseline", "icp_gran", "icp_opo_paper_gran", "icp_opo_paper_gran_accepted",
+                     "icp_opo_paper_gran_accepted_gate10")
 
 
 def subset_section(folder: Path) -> list[str]:

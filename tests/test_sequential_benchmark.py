@@ -255,7 +255,11 @@ def test_merged_parts_equal_one_report_over_all_sequences():
                             build_report(d, "X", "m", {"icp": True}, 20, 0.9)])
     for key in ("n", "sequences", "noc", "failures", "icp", "per_category", "per_object"):
         assert merged[key] == pytest.approx(whole[key]) if key == "noc" else merged[key] == whole[key], key
-    assert merged["merged_from"] == [["c"], ["d"]]
+    assert merged["merged_from"] == [["c"], ["d"]] and "opo_gate" not in merged
+    gated = [build_report(part, "X", "m", {"icp": True}, 20, 0.9) for part in (c, d)]
+    gated[0]["opo_gate"] = {"c": {"gains": [0.1], "served": [False, True]}}
+    gated[1]["opo_gate"] = {"d": {"gains": [], "served": [False]}}
+    assert merge_reports(gated)["opo_gate"] == {**gated[0]["opo_gate"], **gated[1]["opo_gate"]}
     older = build_report(d, "X", "m", {"icp": True, "icp_adapted": False}, 20, 0.9)  # an off switch = absent
     assert merge_reports([build_report(c, "X", "m", {"icp": True}, 20, 0.9), older])["n"] == 3
     with pytest.raises(ClickmaskError, match="sequence c is in two reports"):

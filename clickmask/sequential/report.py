@@ -125,6 +125,7 @@ def merge_reports(parts: Sequence[dict]) -> dict:
         "per_category": per_category,
         "per_object": per_object,
         "merged_from": [list(rep["per_category"]) for rep in parts],
+        **({"opo_gate": gates} if (gates := {k: v for rep in parts for k, v in rep.get("opo_gate", {}).items()}) else {}),
     }
 
 
