@@ -44,7 +44,7 @@ def test_submit_returns_at_once_and_publishes_a_trained_version(frozen_decoder):
         assert worker.status(1)["busy"]
         assert worker.wait_idle(600)
         status = worker.status(1)
-        assert status == {"version": 1, "samples": 1, "memory": 1, "queued": 0, "busy": False}
+        assert status == {"version": 1, "samples": 1, "served": True, "memory": 1, "queued": 0, "busy": False}
         a, b = worker.latest(1).affine
         assert a.shape == (256, 256) and b.shape == (256,) and not np.allclose(a, np.eye(256))
         assert worker.latest(2) is IDENTITY
@@ -107,9 +107,11 @@ def test_gate_holds_back_an_adapter_until_it_helps_on_unseen_objects(frozen_deco
             served.append(worker.latest(1).affine is not None)
         # object 0: nothing to test yet; object 1: the adapter made it worse; object 2: better
         assert served == [False, False, True]
+        assert worker.status(1)["served"] is True
         assert worker.status(1)["version"] == 3 and worker.status(1)["samples"] == 3
         worker.restore(2, EmbeddingAdapter(), version=4, samples=4, served=False)
         assert worker.latest(2).affine is None and worker.latest(2).version == 4
+        assert worker.status(2)["served"] is False
     finally:
         worker.close()
 
@@ -184,7 +186,7 @@ def test_process_continues_from_restored_weights_publishes_and_close_stops_it(mo
         assert (time.perf_counter() - t0) < 0.5 and worker.status(1)["busy"]
         [child] = _trainers() - before
         assert worker.wait_idle(600)
-        assert worker.status(1) == {"version": 6, "samples": 4, "memory": 1, "queued": 0, "busy": False}
+        assert worker.status(1) == {"version": 6, "samples": 4, "served": True, "memory": 1, "queued": 0, "busy": False}
         a, b = worker.latest(1).affine
         assert np.allclose(b, 0.5, atol=0.1) and not np.allclose(b, 0.5)  # one step on from the restored bias
         [(category_id, published, trained)] = stored
@@ -206,7 +208,7 @@ def test_process_reset_discards_queued_work(model_spec):
         assert worker.latest(1) is IDENTITY and worker.status(1)["memory"] == 0 and worker.latest(2).version == 1
         worker.submit(1, *embedding_and_mask(2))
         assert worker.wait_idle(600)
-        assert worker.status(1) == {"version": 1, "samples": 1, "memory": 1, "queued": 0, "busy": False}
+        assert worker.status(1) == {"version": 1, "samples": 1, "served": True, "memory": 1, "queued": 0, "busy": False}
     finally:
         worker.close()
 

@@ -86,10 +86,11 @@ class AdaptationService:
         return self.available and self.store.get_setting(SETTING, True) is not False
 
     def status(self, category_id: int) -> dict[str, Any]:
-        """{category_id, enabled, reason, version, samples, memory, queued, busy, error}."""
+        """{category_id, enabled, reason, version, samples, served, memory, queued, busy, error}."""
         out: dict[str, Any] = {"category_id": category_id, "enabled": self.enabled(), "reason": self.reason}
         if self.worker is None:
-            return {**out, "version": 0, "samples": 0, "memory": 0, "queued": 0, "busy": False, "error": None}
+            return {**out, "version": 0, "samples": 0, "served": False, "memory": 0, "queued": 0, "busy": False,
+                "error": None}
         errors = self.worker.errors
         return {**out, **self.worker.status(category_id), "error": errors[-1] if errors else None}
 

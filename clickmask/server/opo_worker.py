@@ -370,11 +370,15 @@ class OpoWorker:
         return next((p for p in reversed(state.history) if p.samples <= allowed), IDENTITY)
 
     def status(self, category_id: int) -> dict:
-        """{version, samples, memory, queued, busy} of a category."""
+        """{version, samples, served, memory, queued, busy} of a category.
+
+        ``served``: the newest version's weights are used by clicks (False before
+        any training, and while the gate holds a trained version back).
+        """
         state = self._states.get(category_id)
         latest = self.latest(category_id)
         queued = self._pending[category_id]
-        return {"version": latest.version, "samples": latest.samples,
+        return {"version": latest.version, "samples": latest.samples, "served": latest.affine is not None,
                 "memory": 0 if state is None else state.memory, "queued": queued, "busy": queued > 0}
 
     @contextlib.contextmanager

@@ -384,10 +384,14 @@ function renderAdaptation() {
   $("#adaptation").hidden = !r || (!r.enabled && !r.version);
   if (!r) return;
   let text = r.version ? `adapted v${r.version} · ${r.samples} object${r.samples === 1 ? "" : "s"}` : "not adapted yet";
+  if (r.version && !r.served) text += " · held back"; // the OPO gate: not better than the plain model (yet)
   if (!r.enabled) text += " (off)";
   if (r.busy) text += " · training…";
   $("#adaptation-text").textContent = text;
-  $("#adaptation-text").title = r.error ? `last training error: ${r.error}` : "";
+  const heldBack = r.version && !r.served
+    ? "held back: clicks use the unadapted model until this category's adapter does better on its latest finished objects"
+    : "";
+  $("#adaptation-text").title = r.error ? `last training error: ${r.error}` : heldBack;
   $("#btn-adaptation-reset").disabled = !r.version && !r.busy;
 }
 
