@@ -10,7 +10,11 @@ decoder of :mod:`clickmask.training.torch_decoder`. The adapter is linear per
 pixel, so inference applies it in NumPy and keeps the ONNX decoder.
 
 Object ``n`` of a category is segmented with the adapter trained on objects
-``1 .. n - delta`` (``delta`` >= 1), so training can run behind the user:
+``1 .. n - delta`` (``delta`` >= 1), so training can run behind the user.
+With ``gate`` > 0 (the default) a trained version is served only while the
+adapter has beaten the plain model on recent finished objects it had not
+been trained on (:class:`PrequentialGate`); otherwise that version is the
+plain model. The parts:
 
 - :class:`CategoryAdapter` is the state of one category (adapter, optimizer,
   memory, one frozen ``(A, b)`` version after each trained object);
@@ -160,7 +164,9 @@ class CategoryAdapter:
         """Add a finished object (raw 1x256x64x64 embedding, final HxW bool mask) and train.
 
         An empty mask (nothing accepted) adds nothing but still publishes a
-        version, so version k always belongs to object k.
+        version, so version k always belongs to object k. With the gate, a
+        new object first tests the current adapter (it has not seen it), and
+        the version published is None (plain model) while the gate is closed.
         """
         from clickmask.training.loop import TrainSample, train_steps
 
