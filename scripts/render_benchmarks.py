@@ -73,7 +73,7 @@ def sequential_section(folder: Path) -> list[str]:
 
 
 # full runs shown next to the runs restricted to a few sequences (subsets/), same sequences
-SUBSET_REFERENCES = ("baseline", "icp_gran", "icp_opo_paper_gran", "icp_opo_paper_gran_accepted",
+SUBSET_REFERENCES = ("baseline", "icp", "icp_gran", "icp_opo_paper_gran", "icp_opo_paper_gran_accepted",
                      "icp_opo_paper_gran_accepted_gate10")
 
 
