@@ -231,13 +231,14 @@ def test_process_crash_is_reported_and_the_next_object_restarts_it(model_spec, c
         assert "stopped unexpectedly" in caplog.text
         kept = worker.latest(1)
         assert kept.version in (1, 2) and worker.wait_idle(1)  # published versions kept, nothing left to wait for
-        assert worker.status(1) == {"version": kept.version, "samples": kept.samples, "memory": 0,
+        assert worker.status(1) == {"version": kept.version, "samples": kept.samples, "served": True, "memory": 0,
                                     "queued": 0, "busy": False}
         worker.submit(1, *embedding_and_mask(2))  # a new child, from the last published weights
         assert worker.wait_idle(600)
         [again] = _trainers() - before
         assert again.pid != child.pid and not child.is_alive()
-        assert worker.status(1) == {"version": kept.version + 1, "samples": kept.samples + 1, "memory": 1,
+        assert worker.status(1) == {"version": kept.version + 1, "samples": kept.samples + 1, "served": True,
+                                    "memory": 1,
                                     "queued": 0, "busy": False}
         assert len(worker.errors) == 1
     finally:
