@@ -40,6 +40,21 @@ def test_memory_keeps_the_engine_choice_when_it_was_right():
     assert memory.gain < 0 and memory.preferred() is None
 
 
+def test_one_large_win_does_not_outvote_a_run_of_losses():
+    memory = GranularityMemory()
+    whole = READINGS[3]
+    memory.record(READINGS, default=1, final=whole)  # no proposal yet: neither win nor loss
+    memory.record(READINGS, default=1, final=whole)  # proposal 3 beats the engine's 1 by a lot
+    assert (memory.wins, memory.losses) == (1, 0) and memory.preferred() == 3
+    # two objects on which the engine's token 2 was right and token 3 a little too large: small losses
+    slightly_large = [*READINGS[:2], _box(40, 40, 5, 5, 35, 35), _box(40, 40, 5, 5, 35, 36)]
+    memory.record(slightly_large, default=2, final=slightly_large[2])
+    assert memory.losses == 1 and memory.preferred() is None  # one win, one loss: a tie is not enough
+    memory.record(slightly_large, default=2, final=slightly_large[2])
+    assert memory.gain > 0, "the summed gain alone would keep proposing the whole"
+    assert (memory.wins, memory.losses) == (1, 2) and memory.preferred() is None
+
+
 def test_memory_round_trips_and_rejects_bad_state():
     memory = GranularityMemory()
     for _ in range(3):
@@ -47,6 +62,8 @@ def test_memory_round_trips_and_rejects_bad_state():
     again = GranularityMemory.from_dict(memory.to_dict())
     assert again.preferred() == memory.preferred() == 2
     assert again.to_dict() == memory.to_dict()
+    old = {k: v for k, v in memory.to_dict().items() if k not in ("wins", "losses")}
+    assert GranularityMemory.from_dict(old).preferred() is None  # stored before the sign rule: waits for a win
     with pytest.raises(ClickmaskError, match="bad stored state"):
         GranularityMemory.from_dict({"counts": [0, 1]})
     with pytest.raises(ClickmaskError, match="first-click masks"):

@@ -49,7 +49,7 @@ def test_memory_sets_the_first_token_learns_on_finish_and_resets(project, sam_pr
     forced = 3 if own != 3 else 2
     counts = [0, 0, 0, 0]
     counts[forced] = 4
-    store.set_setting(SETTING, {str(cat): {"counts": counts, "gain": 0.5, "objects": 4, "min_objects": 2}})
+    store.set_setting(SETTING, {str(cat): {"counts": counts, "gain": 0.5, "wins": 2, "losses": 1, "objects": 4, "min_objects": 2}})
     state2 = AppState(store=store, predictor=predictor)
     client2 = TestClient(create_app(state2))
     assert client2.get(f"/api/categories/{cat}/adaptation").json()["first_click"] == {"objects": 4, "token": forced}

@@ -11,7 +11,9 @@ category are finished: their final masks say which token was right.
 best reading of a finished object's first click. It proposes the most frequent
 one for the next object's first click, but only while that proposal has done
 better than the engine's own choice on the category's finished objects (both
-are scored against every finished object's final mask). Categories whose
+are scored against every finished object's final mask): a higher summed IoU
+*and* more objects won than lost, so one large win cannot outvote a run of
+losses (the rule a sign test would ask for). Categories whose
 objects vary, or for which the engine's choice is already right, keep the
 engine's choice. Plain NumPy; masks are HxW bool.
 """
@@ -25,6 +27,8 @@ import numpy as np
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.metrics import iou
 
+TIE = 1e-6  # IoU differences at most this small count as neither a win nor a loss
+
 
 class GranularityMemory:
     """One category's first-click token statistics.
@@ -33,7 +37,9 @@ class GranularityMemory:
     ``k`` of their first click (token 0, SAM's single-mask output, is never
     counted or proposed). ``gain``: summed over finished objects, IoU of the
     token the memory proposed (or would have) minus IoU of the engine's own
-    choice. ``objects``: finished objects recorded.
+    choice. ``wins`` / ``losses``: finished objects on which that proposal
+    scored higher / lower than the engine's choice (ties, e.g. the same
+    token, count as neither). ``objects``: finished objects recorded.
     """
 
     def __init__(self, tokens: int = 4, min_objects: int = 2) -> None:
@@ -41,6 +47,8 @@ class GranularityMemory:
             raise ClickmaskError(f"granularity memory needs at least 2 mask tokens, got {tokens}")
         self.counts = np.zeros(tokens, np.int64)
         self.gain = 0.0
+        self.wins = 0
+        self.losses = 0
         self.objects = 0
         self.min_objects = min_objects
 
@@ -51,7 +59,7 @@ class GranularityMemory:
 
     def preferred(self) -> int | None:
         """The token for the next object's first click, or None to keep the engine's choice."""
-        if self.objects < self.min_objects or self.gain <= 0.0:
+        if self.objects < self.min_objects or self.gain <= 0.0 or self.wins <= self.losses:
             return None
         return self._most_frequent()
 
@@ -67,7 +75,10 @@ class GranularityMemory:
         scores = np.array([iou(final, np.asarray(m, bool), None) for m in first_masks])
         proposal = self._most_frequent()
         if proposal is not None:
-            self.gain += float(scores[proposal] - scores[default])
+            diff = float(scores[proposal] - scores[default])
+            self.gain += diff
+            self.wins += int(diff > TIE)
+            self.losses += int(diff < -TIE)
         self.objects += 1
         best = 1 + int(np.argmax(scores[1:]))
         self.counts[best] += 1
@@ -75,8 +86,8 @@ class GranularityMemory:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state (stored in the project)."""
-        return {"counts": self.counts.tolist(), "gain": self.gain, "objects": self.objects,
-                "min_objects": self.min_objects}
+        return {"counts": self.counts.tolist(), "gain": self.gain, "wins": self.wins, "losses": self.losses,
+                "objects": self.objects, "min_objects": self.min_objects}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GranularityMemory":
@@ -85,6 +96,8 @@ class GranularityMemory:
             memory = cls(len(data["counts"]), int(data.get("min_objects", 2)))
             memory.counts = np.asarray(data["counts"], np.int64)
             memory.gain, memory.objects = float(data["gain"]), int(data["objects"])
+            # memories stored before wins/losses were kept start from none (the token waits for a win)
+            memory.wins, memory.losses = int(data.get("wins", 0)), int(data.get("losses", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise ClickmaskError(f"granularity memory: bad stored state ({exc})") from exc
         return memory
