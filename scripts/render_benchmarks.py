@@ -188,6 +188,16 @@ def latency_section(results: Path) -> list[str]:
     return out
 
 
+def _timed_adapter(busy: dict) -> str:
+    """How the --opo-busy run's timed category was served (the OPO gate), when the result records it."""
+    states = [r["timed_adapter"] for r in busy.get("rounds", []) if "timed_adapter" in r]
+    if not states:
+        return ""
+    return " (the timed category's adapter: " + "; ".join(
+        f"version {a['version']}, {'served' if a['served'] else 'held back by the OPO gate, so the plain model'}"
+        for a in states) + ")"
+
+
 def app_latency_section(results: Path) -> list[str]:
     """The app latency tables, one per ``app_latency*.json`` (``python -m clickmask.server.bench``)."""
     paths = sorted(results.glob("app_latency*.json"))
@@ -207,7 +217,7 @@ def app_latency_section(results: Path) -> list[str]:
             f"(a zoom-in re-encode shows as the max), the sample images; "
             + ("clicks with an OPO-adapted category, each image's same clicks timed **with the trainer idle, "
                f"busy and idle again**, in rotating order in one server, {busy['think_s']} s of robot thinking "
-               "before each click; " if busy else "")
+               f"before each click{_timed_adapter(busy)}; " if busy else "")
             + f"load average before/after {app['machine']['load_avg_1m_before']} / "
             f"{app['machine']['load_avg_1m_after']}. Next image: opened after "
             f"{app['next_image_first_click']['prefetch_wait_s']} s of prefetch (embedding ready in "

@@ -4,7 +4,8 @@
   with the image's embedding ready; robot-user clicks on the bundled samples.
 * next image: open image k (which prefetches k+1 and k+2), wait ``--prefetch-wait`` seconds,
   then time the first click on image k+1 (embeddings not on disk: a fresh memory cache).
-* ``--opo-busy``: the click round trips with an OPO-adapted category, timed three times per
+* ``--opo-busy``: the click round trips with an OPO-adapted category (the OPO gate is off here,
+  so its clicks run on the adapter: ``rounds[].timed_adapter``), timed three times per
   image in one server, in rotating order: with the online-adaptation trainer idle, while it
   trains another category (queued right before the pass), and idle again. The adapter in use
   stays fixed, so the three passes make the same clicks and the same computations; the robot
@@ -134,6 +135,8 @@ def _time_with_trainer(client: Client, state, images: list[dict], samples: dict,
     objects = _finish_objects(client, state, images, samples, timed, min(clicks, 3))
     if not state.adaptation.wait_idle(600):
         raise ClickmaskError("--opo-busy: the OPO trainer did not finish the warm-up objects in 600 s")
+    # whether the timed clicks run on the adapter or, held back by the OPO gate, on the plain model
+    adapted = {k: state.adaptation.status(timed)[k] for k in ("version", "samples", "served")}
     trips = {c: [] for c in CONDITIONS}
     predict = {c: [] for c in CONDITIONS}
     busy_throughout: list[bool] = []
@@ -159,7 +162,8 @@ def _time_with_trainer(client: Client, state, images: list[dict], samples: dict,
             if condition == "busy":
                 busy_throughout.append(bool(state.adaptation.status(feed)["busy"]))
     state.adaptation.wait_idle(600)
-    return {"trips": trips, "predict": predict, "same_clicks": same_clicks, "busy_throughout": busy_throughout}
+    return {"trips": trips, "predict": predict, "same_clicks": same_clicks, "busy_throughout": busy_throughout,
+            "timed_adapter": adapted}
 
 
 def _paired(trips: dict[str, list[float]]) -> dict:
@@ -199,6 +203,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     from clickmask.evaluation.clicker import next_click
     from clickmask.project import open_project
     from clickmask.samples import load_samples
+    from clickmask.sequential.opo import OPOConfig
     from clickmask.server import AppState, create_app
     from clickmask.server.live import LiveServer
     from clickmask.server.sample import build_sample_project
@@ -223,7 +228,10 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
         if predictor.is_fallback:
             raise ClickmaskError("the benchmark needs the real model: run 'clickmask models pull'")
         model_id = predictor.model_id
-        state = AppState(store=store, predictor=predictor, prefetch_ahead=prefetch_ahead)
+        # --opo-busy times the adapted click path: without the gate, the timed category's first trained
+        # version is served (the gate would hold it back and the clicks would run on the plain model)
+        opo_config = OPOConfig(gate=0) if opo_busy else None
+        state = AppState(store=store, predictor=predictor, prefetch_ahead=prefetch_ahead, opo_config=opo_config)
         server = LiveServer(create_app(state)).start()
         client = Client(server.port)
         images = [i for i in store.list_images() if i["path"] in samples][:images_limit]
@@ -256,7 +264,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
             for c in CONDITIONS:
                 opo_trips[c] += passes["trips"][c]
                 opo_predict[c] += passes["predict"][c]
-            opo_info.append({"same_clicks": passes["same_clicks"], "busy_throughout": passes["busy_throughout"]})
+            opo_info.append({"same_clicks": passes["same_clicks"], "busy_throughout": passes["busy_throughout"],
+                             "timed_adapter": passes["timed_adapter"]})
         else:
             for image in images:
                 client.call("POST", f"/api/images/{image['id']}/open")
