@@ -125,13 +125,15 @@ def test_report_overall_per_category_and_comparison():
     assert cmp["per_category"]["c"]["change"] == 0.0 and cmp["worst_category"] == "c"
     assert "NoC@85" in format_table(ri) and "1/2" in format_table(ri)
     ro = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {"steps": 4, "batch_size": 8}}, 20, 0.9)
-    rg = build_report(icp, "X", "m", {"icp": True, "granularity": True}, 20, 0.9)
+    rg = build_report(icp, "X", "m", {"icp": True, "granularity": True, "granularity_rule": "sign"}, 20, 0.9)
+    old_rule = build_report(icp, "X", "m", {"icp": True, "granularity": True}, 20, 0.9)
     rk = build_report(icp, "X", "m", {"icp": True, "icp_adapted": True, "opo": True, "opo_config": {
         "steps": 4, "batch_size": 8, "iterative": 1, "crops": False, "gate": 10, "accepted_only": True}}, 20, 0.9)
-    table = format_ablation([rb, ri, ro, rg, rk])
+    table = format_ablation([rb, ri, ro, rg, rk, old_rule])
     assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
     assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
+    assert "| X | raw | yes |  | yes (summed gain) | 2 | 1.00 |" in table  # a report from before its sign rule
     assert "| X | raw | yes, adapted features | 4x8, 1 iterative, full image only, gate 10, accepted only |  |" in table
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
@@ -152,6 +154,19 @@ def test_cli_sequential_baseline_with_the_fallback_model(tmp_path, capsys):
                  "--model", "grabcut", "--max-clicks", "2", "--min-instances", "3"])
     err = capsys.readouterr().err
     assert code == 2 and "no image embedding" in err and err.count("\n") == 1
+
+
+def test_cli_granularity_run_records_the_memory_rule(model_spec, tmp_path, capsys):
+    """Real model: a --granularity report names the memory's rule (tables tell runs of older rules apart)."""
+    from clickmask.sequential.granularity import RULE
+
+    _video_like(tmp_path)
+    out = tmp_path / "r.json"
+    code = main(["eval", "--sequential", "--granularity", "--dataset", "Vid", "--data-root", str(tmp_path),
+                 "--max-clicks", "2", "--min-instances", "3", "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    options = json.loads(out.read_text())["options"]
+    assert options["granularity"] is True and options["granularity_rule"] == RULE
 
 
 def test_cli_icp_without_sequential_is_an_error(capsys):

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from clickmask.engine.loader import load_predictor
     from clickmask.evaluation.datasets import default_data_root
     from clickmask.evaluation.report import write_json
+    from clickmask.sequential.granularity import RULE as GRANULARITY_RULE
     from clickmask.sequential.report import build_report, compare, format_comparison, format_table
     from clickmask.sequential.runner import SequentialOptions, run_sequences
     from clickmask.sequential.sequences import SequenceOptions, build_sequences, select_sequences
@@ -114,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         results = run_sequences(predictor, sequences, options, adapter, on_result=lambda r: bar.update(1))
     described = {"mask_feedback": options.mask_feedback, "icp": options.icp, "opo": args.opo,
                  "granularity": options.granularity, **infer.changed()}
+    if options.granularity:
+        described["granularity_rule"] = GRANULARITY_RULE
     if options.icp:
         described["icp_smooth"] = options.icp_smooth
         described["icp_aggregate"] = options.icp_aggregate

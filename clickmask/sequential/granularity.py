@@ -28,6 +28,9 @@ from clickmask.errors import ClickmaskError
 from clickmask.evaluation.metrics import iou
 
 TIE = 1e-6  # IoU differences at most this small count as neither a win nor a loss
+#: The rule :meth:`GranularityMemory.preferred` applies, as recorded in benchmark reports
+#: (reports without it used the earlier rule: a positive summed gain alone).
+RULE = "gain and wins > losses"
 
 
 class GranularityMemory:

@@ -187,7 +187,8 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "opo", "opo_config", "mask_feedback", "granularity")
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "opo", "opo_config", "mask_feedback", "granularity",
+                   "granularity_rule")
 
 
 def engine_options(report: dict) -> str:
@@ -231,7 +232,7 @@ def format_ablation(reports: Sequence[dict]) -> str:
         label = "raw" if engine == "raw" else "default" if engine == _recommended() else f"`{engine}`"
         lines.append(
             f"| {rep['dataset']} | {label} | {_icp(opts)} | {_opo_budget(opts)} | "
-            f"{'yes' if opts.get('granularity') else ''} | {rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
+            f"{_granularity(opts)} | {rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
         )
     return "\n".join(lines)
 
@@ -257,9 +258,16 @@ def format_subset(reports: Sequence[dict], categories: Sequence[str]) -> str:
         opts = rep.get("options", {})
         change = f"{clicks['85'] / first - 1:+.1%}" if rep is not reports[0] and first else ""
         cells = " | ".join(f"{per[c]['noc']['85'] * per[c]['n']:.0f}" for c in categories)
-        lines.append(f"| {_icp(opts)} | {_opo_budget(opts)} | {'yes' if opts.get('granularity') else ''} | {cells} "
+        lines.append(f"| {_icp(opts)} | {_opo_budget(opts)} | {_granularity(opts)} | {cells} "
                      f"| {clicks['85']:.0f} | {change} | {clicks['90']:.0f} |")
     return "\n".join(lines)
+
+
+def _granularity(options: dict) -> str:
+    """The first-click memory column: "yes", or "yes (summed gain)" for runs made before its sign rule."""
+    if not options.get("granularity"):
+        return ""
+    return "yes" if options.get("granularity_rule") else "yes (summed gain)"
 
 
 def _icp(options: dict) -> str:
