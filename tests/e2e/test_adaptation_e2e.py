@@ -50,12 +50,23 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     # the app's default gate: a category's first version has not been tested on an unseen object yet
     assert text.inner_text() == "adapted v1 · 1 object · held back"
     assert "clicks use the unadapted model" in text.get_attribute("title")
-    page.screenshot(path=str(screenshots / "adaptation.png"))
     category = page.evaluate("window.cm.state.currentCategory")
     assert [row["category_id"] for row in store.list_adapters()] == [category]
 
+    # the category's first-click memory: two finished objects wanted the whole (token 3), not the engine's part (1)
+    part, whole = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    part[15:25, 15:25], whole[5:35, 5:35] = True, True
+    readings = [part, part, part, whole]
+    for _ in range(2):
+        server.state.granularity.learn(category, readings, 1, whole)
+    page.evaluate("window.cm.refreshAdaptation()")
+    page.wait_for_function("window.cm.state.adaptation.first_click.token === 3")
+    assert text.inner_text() == "adapted v1 · 1 object · held back · first click learned"
+    assert "part or whole" in text.get_attribute("title") and "unadapted model" in text.get_attribute("title")
+    page.screenshot(path=str(screenshots / "adaptation.png"))
+
     page.get_by_test_id("adaptation-reset").click()
     page.wait_for_function("window.cm.state.adaptation.version === 0")
-    assert text.inner_text() == "not adapted yet"
+    assert text.inner_text() == "not adapted yet"  # the first-click memory is reset with it
     assert store.list_adapters() == []
     assert not errors, errors

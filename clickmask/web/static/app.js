@@ -9,7 +9,7 @@ const state = {
   selected: null, clicks: [], mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
   busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
 };
-window.cm = { state }; // handle for the end-to-end test and for debugging
+window.cm = { state }; // handle for the end-to-end test and for debugging (refreshAdaptation added below)
 let proposalEpoch = 0; // bumped by every click and image change: an older proposal answer is stale
 
 function toast(msg, isError = false) {
@@ -365,6 +365,8 @@ function renderCategories() {
 // ------------------------------------------------------------ online adaptation (OPO) of the current category
 let adaptationEpoch = 0; // an older answer (another category) is stale
 
+window.cm.refreshAdaptation = () => refreshAdaptation();
+
 async function refreshAdaptation() {
   clearTimeout(refreshAdaptation.timer);
   const cat = state.currentCategory;
@@ -387,11 +389,17 @@ function renderAdaptation() {
   if (r.version && !r.served) text += " · held back"; // the OPO gate: not better than the plain model (yet)
   if (!r.enabled) text += " (off)";
   if (r.busy) text += " · training…";
+  const firstClick = r.first_click && r.first_click.token !== null && r.first_click.token !== undefined;
+  if (firstClick) text += " · first click learned"; // the granularity memory picks the first click's mask
   $("#adaptation-text").textContent = text;
-  const heldBack = r.version && !r.served
-    ? "held back: clicks use the unadapted model until this category's adapter does better on its latest finished objects"
-    : "";
-  $("#adaptation-text").title = r.error ? `last training error: ${r.error}` : heldBack;
+  const notes = [];
+  if (r.version && !r.served) {
+    notes.push("held back: clicks use the unadapted model until this category's adapter does better on its latest finished objects");
+  }
+  if (firstClick) {
+    notes.push("first click learned: a first click shows the part or whole this category's finished objects wanted");
+  }
+  $("#adaptation-text").title = r.error ? `last training error: ${r.error}` : notes.join("\n");
   $("#btn-adaptation-reset").disabled = !r.version && !r.busy;
 }
 
