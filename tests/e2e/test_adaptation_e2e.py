@@ -69,4 +69,16 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     page.wait_for_function("window.cm.state.adaptation.version === 0")
     assert text.inner_text() == "not adapted yet"  # the first-click memory is reset with it
     assert store.list_adapters() == []
+
+    # with OPO switched off the first-click memory still works: the panel stays for it, and reset clears it
+    store.set_setting("opo_enabled", False)  # what PUT /api/settings/opo_enabled {"value": false} stores
+    for _ in range(2):
+        server.state.granularity.learn(category, readings, 1, whole)
+    page.evaluate("window.cm.refreshAdaptation()")
+    page.wait_for_function("window.cm.state.adaptation.first_click.token === 3 && !window.cm.state.adaptation.enabled")
+    assert page.get_by_test_id("adaptation").is_visible()
+    assert text.inner_text() == "not adapted yet (off) · first click learned"
+    page.get_by_test_id("adaptation-reset").click()
+    page.wait_for_function("window.cm.state.adaptation.first_click.token === null")
+    assert not page.get_by_test_id("adaptation").is_visible()
     assert not errors, errors

@@ -383,13 +383,15 @@ async function refreshAdaptation() {
 
 function renderAdaptation() {
   const r = state.adaptation;
-  $("#adaptation").hidden = !r || (!r.enabled && !r.version);
+  // the first-click memory works without OPO (no PyTorch, or switched off): keep the panel for it
+  const firstClick = !!r && !!r.first_click && r.first_click.token !== null && r.first_click.token !== undefined;
+  const remembers = !!r && !!r.first_click && r.first_click.objects > 0;
+  $("#adaptation").hidden = !r || (!r.enabled && !r.version && !firstClick);
   if (!r) return;
   let text = r.version ? `adapted v${r.version} · ${r.samples} object${r.samples === 1 ? "" : "s"}` : "not adapted yet";
   if (r.version && !r.served) text += " · held back"; // the OPO gate: not better than the plain model (yet)
   if (!r.enabled) text += " (off)";
   if (r.busy) text += " · training…";
-  const firstClick = r.first_click && r.first_click.token !== null && r.first_click.token !== undefined;
   if (firstClick) text += " · first click learned"; // the granularity memory picks the first click's mask
   $("#adaptation-text").textContent = text;
   const notes = [];
@@ -400,7 +402,7 @@ function renderAdaptation() {
     notes.push("first click learned: a first click shows the part or whole this category's finished objects wanted");
   }
   $("#adaptation-text").title = r.error ? `last training error: ${r.error}` : notes.join("\n");
-  $("#btn-adaptation-reset").disabled = !r.version && !r.busy;
+  $("#btn-adaptation-reset").disabled = !r.version && !r.busy && !remembers;
 }
 
 async function resetAdaptation() {
