@@ -24,7 +24,13 @@ def _ids(client):
     return {i["path"]: i["id"] for i in client.get("/api/images").json()["images"]}
 
 
-def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predictor):
+def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predictor, monkeypatch):
+    from clickmask.server import proposals
+
+    checked = []
+    real = proposals.checked_proposal
+    monkeypatch.setattr(proposals, "checked_proposal",
+                        lambda bank, predictor, *a, **k: checked.append(predictor) or real(bank, predictor, *a, **k))
     state = AppState(store=open_project(project), predictor=sam_predictor)
     client = TestClient(create_app(state))
     ids = _ids(client)
@@ -43,6 +49,10 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
     in_right = 150 <= x < 210 and 60 <= y < 120
     in_left = 30 <= x < 80 and 100 <= y < 150
     assert in_right or in_left, body
+    # the proposal is checked at the object level with the app's model: the centre of a box's mask
+    assert len(checked) == 1 and checked[0] is state.predictor
+    cx, cy = (180, 90) if in_right else (55, 125)
+    assert abs(x - cx) <= 6 and abs(y - cy) <= 6, body
     assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={other['id']}").json()["proposal"] is None
 
     # accept the proposal (a positive click there) and finish: the next proposal is the other box
@@ -59,6 +69,7 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
     # the banks are in the project: a new server process sees them
     state2 = AppState(store=open_project(project), predictor=sam_predictor)
     assert state2.proposals.size(cat["id"]) == 2
+    assert len(state2.proposals.banks().bank(str(cat["id"])).objects) == 2
     client2 = TestClient(create_app(state2))
     assert client2.delete(f"/api/categories/{cat['id']}/click-bank").json()["bank_size"] == 0
     assert client2.get(url_b).json() == {"proposal": None, "bank_size": 0}

@@ -129,7 +129,9 @@ def test_report_overall_per_category_and_comparison():
     old_rule = build_report(icp, "X", "m", {"icp": True, "granularity": True}, 20, 0.9)
     rk = build_report(icp, "X", "m", {"icp": True, "icp_adapted": True, "opo": True, "opo_config": {
         "steps": 4, "batch_size": 8, "iterative": 1, "crops": False, "gate": 10, "accepted_only": True}}, 20, 0.9)
-    table = format_ablation([rb, ri, ro, rg, rk, old_rule])
+    rc = build_report(icp, "X", "m", {"icp": True, "icp_check": 4}, 20, 0.9)
+    table = format_ablation([rb, ri, ro, rg, rk, old_rule, rc])
+    assert "| X | raw | yes, checked (4) |  |  | 2 | 1.00 |" in table
     assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
     assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
@@ -173,6 +175,30 @@ def test_cli_icp_without_sequential_is_an_error(capsys):
     code = main(["eval", "--dataset", "GrabCut", "--icp"])
     err = capsys.readouterr().err
     assert code == 2 and "need --sequential" in err
+
+
+@pytest.mark.parametrize("extra, problem", [
+    (["--icp-check", "4"], "--icp-check needs --icp"),
+    (["--icp", "--icp-check", "-1"], "--icp-check must be at least 0"),
+    (["--icp", "--opo", "--icp-adapted", "--icp-check", "4"], "does not combine with --icp-adapted"),
+])
+def test_cli_icp_check_needs_plain_icp(tmp_path, capsys, extra, problem):
+    _video_like(tmp_path)
+    code = main(["eval", "--sequential", "--dataset", "Vid", "--data-root", str(tmp_path), "--model", "grabcut",
+                 "--min-instances", "3", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and problem in err and err.count("\n") == 1
+
+
+def test_checked_proposals_on_real_video_frames(sam_predictor, data_root):
+    """Real model, DAVIS blackswan: with the object check the bank also learns the finished masks,
+    and the checked proposals hit the swan."""
+    seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
+    swan = next(s for s in seqs if s.category == "blackswan")
+    seq = ObjectSequence("blackswan", swan.samples[:3])
+    results = run_sequence(sam_predictor, seq, SequentialOptions(icp=True, icp_check=4, max_clicks=5))
+    assert results[0].proposal is None
+    assert all(r.hit and r.free_first for r in results[1:])
 
 
 def test_icp_on_real_video_frames_gives_free_first_clicks(sam_predictor, data_root):

@@ -11,6 +11,7 @@ from clickmask.sequential.click_bank import (
     CategoryClickBanks,
     ClickBank,
     feature_at,
+    mask_feature,
     pixel_to_grid,
 )
 
@@ -234,3 +235,68 @@ def test_adapted_features_equal_a_bank_built_on_the_adapted_embedding():
     assert np.allclose(got, expected, atol=1e-5)
     assert not np.allclose(raw_bank.confidence(emb, (h, w), ignore), expected, atol=1e-2)  # the map matters
     assert raw_bank.propose(emb, (h, w), ignore, affine=(a, b)) == adapted_bank.propose(adapted, (h, w), ignore)
+
+
+def _box_mask(h: int, w: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    """HxW bool mask of grid cells rows r0..r1-1, cols c0..c1-1 (16-px cells, 1024 long side)."""
+    mask = np.zeros((h, w), bool)
+    mask[r0 * 16 : r1 * 16, c0 * 16 : c1 * 16] = True
+    return mask
+
+
+def test_mask_feature_is_the_unit_mean_over_the_mask():
+    h, w = 512, 1024
+    emb = _embedding({(4, 10, 4, 10): A, (20, 26, 40, 48): B})
+    feat = mask_feature(emb, _box_mask(h, w, 4, 10, 4, 10), (h, w))
+    assert feat == pytest.approx(A, abs=1e-5)
+    half = mask_feature(emb, _box_mask(h, w, 4, 10, 4, 10) | _box_mask(h, w, 20, 26, 40, 46), (h, w))
+    assert half == pytest.approx((A + B) / np.sqrt(2), abs=1e-5)
+    assert mask_feature(emb, np.zeros((h, w), bool), (h, w)) is None
+    with pytest.raises(ClickmaskError, match="mask is 5x5 but the image is 1024x512"):
+        mask_feature(emb, np.zeros((5, 5), bool), (h, w))
+
+
+def test_object_similarity_is_the_nearest_finished_object():
+    h, w = 512, 1024
+    emb = _embedding({(4, 10, 4, 10): A, (20, 26, 40, 48): B})
+    bank = ClickBank(max_items=2)
+    assert bank.object_similarity(A) is None
+    assert bank.add_object(emb, _box_mask(h, w, 4, 10, 4, 10), (h, w))
+    assert not bank.add_object(emb, np.zeros((h, w), bool), (h, w))  # covers no cell: nothing stored
+    assert bank.object_similarity(A) == pytest.approx(1.0, abs=1e-5)
+    assert bank.object_similarity(B) == pytest.approx(0.0, abs=1e-5)
+    bank.add_object(emb, _box_mask(h, w, 20, 26, 40, 48), (h, w))
+    bank.add_object(emb, _box_mask(h, w, 20, 26, 40, 48), (h, w))
+    assert len(bank.objects) == 2 and bank.object_similarity(A) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_peaks_are_spaced_best_first_and_skip_ignored_objects():
+    h, w = 512, 1024
+    emb = _embedding({(4, 10, 4, 10): A, (20, 28, 40, 50): A * 0.9 + B * 0.1, (2, 8, 50, 60): B})
+    bank = ClickBank()
+    bank.add_feature(A)
+    peaks = bank.peaks(emb, (h, w), count=3)
+    assert len(peaks) == 3 and peaks[0] == bank.propose(emb, (h, w))
+    col, row = peaks[1].as_int()
+    assert 20 * 16 <= row < 28 * 16 and 40 * 16 <= col < 50 * 16
+    for a, b in zip(peaks, peaks[1:]):
+        assert max(abs(a.x - b.x), abs(a.y - b.y)) > 3 * 16
+    ignore = _box_mask(h, w, 4, 10, 4, 10)
+    for click in bank.peaks(emb, (h, w), ignore, count=4):
+        assert not ignore[click.as_int()[::-1]]
+    assert ClickBank().peaks(emb, (h, w)) == []
+
+
+def test_object_features_survive_json_and_old_banks_load_without_them():
+    h, w = 512, 1024
+    emb = _embedding({(4, 10, 4, 10): A})
+    banks = CategoryClickBanks()
+    banks.bank("cat").add_feature(A)
+    banks.bank("cat").add_object(emb, _box_mask(h, w, 4, 10, 4, 10), (h, w))
+    loaded = CategoryClickBanks.from_json(banks.to_json())
+    assert loaded.bank("cat").object_similarity(A) == pytest.approx(1.0, abs=1e-4)
+    old = '{"format": "clickmask-click-bank/1", "categories": {"cat": {"features": [[0, 1, 0]]}}}'
+    assert CategoryClickBanks.from_json(old).bank("cat").objects == []
+    bad = '{"format": "clickmask-click-bank/1", "categories": {"cat": {"features": [[1]], "objects": [[0, 0]]}}}'
+    with pytest.raises(ClickmaskError, match="proj.json: category 'cat': object 0 must be finite and not all zero"):
+        CategoryClickBanks.from_json(bad, source="proj.json")

@@ -38,6 +38,9 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="mean filter size on the 64x64 similarity grid (default 3)")
     group.add_argument("--icp-aggregate", choices=("mean", "max"), default="mean",
                        help="similarity to the click bank: mean over its features (SIIS, default) or the max")
+    group.add_argument("--icp-check", type=int, default=0, metavar="K",
+                       help="with --icp: segment the K best similarity peaks and propose the centre of the mask most "
+                            "like an object already finished (0 = the bank's plain proposal)")
     group.add_argument("--icp-adapted", action="store_true",
                        help="with --icp --opo: proposals compare the OPO-adapted features (SIIS's purified R4)")
     group.add_argument("--opo-delta", type=int, default=2, metavar="D",
@@ -81,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
         raise ClickmaskError(f"--icp-smooth must be at least 1, got {args.icp_smooth}")
     if args.limit is not None:
         raise ClickmaskError("--limit does not apply to --sequential; use --limit-sequences")
+    if args.icp_check < 0:
+        raise ClickmaskError(f"--icp-check must be at least 0, got {args.icp_check}")
+    if args.icp_check and (not args.icp or args.icp_adapted):
+        raise ClickmaskError("--icp-check needs --icp and does not combine with --icp-adapted")
     if args.icp_adapted and not (args.icp and args.opo):
         raise ClickmaskError("--icp-adapted needs --icp and --opo")
     base_report = None
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     options = SequentialOptions(
         max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback, stop_iou=args.stop_iou,
         icp=args.icp, icp_smooth=args.icp_smooth, icp_aggregate=args.icp_aggregate, granularity=args.granularity,
-        opo_accepted_only=args.opo_accepted_only, icp_adapted=args.icp_adapted,
+        opo_accepted_only=args.opo_accepted_only, icp_adapted=args.icp_adapted, icp_check=args.icp_check,
     )
     adapter = None
     if args.opo:
@@ -121,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         described["icp_smooth"] = options.icp_smooth
         described["icp_aggregate"] = options.icp_aggregate
         described["icp_adapted"] = options.icp_adapted and args.opo
+        described["icp_check"] = options.icp_check
     if adapter is not None:
         described["opo_config"] = {**adapter.describe(), "accepted_only": options.opo_accepted_only}
     report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)

@@ -7,6 +7,12 @@ embedding is, on average, most cosine-similar to the bank, after a mean filter
 on the embedding grid, leaving out pixels already covered by annotated objects
 (the ignore mask) and the encoder's zero padding.
 
+The bank also keeps one object feature per finished object (the embedding
+averaged over the object's final mask, :func:`mask_feature`), so a proposal
+can be checked at the object level: :mod:`clickmask.sequential.proposal`
+segments the best few peaks and keeps the one whose mask looks most like an
+object already annotated.
+
 Conventions: pixel coordinates ``x`` = column, ``y`` = row, pixel centres at
 integers (as :class:`~clickmask.engine.clicks.Click`); masks are HxW bool. The
 embedding is 1xCxGxG (C = 256, G = 64) for the image resized so its long side
@@ -99,6 +105,25 @@ def _valid_cells(image_hw: tuple[int, int], grid: int, side: int) -> np.ndarray:
     return _cell_fraction(np.ones(image_hw, bool), image_hw, grid, side) >= 0.5
 
 
+def mask_feature(embedding: np.ndarray, mask: np.ndarray, image_hw: tuple[int, int], side: int = SIDE) -> np.ndarray | None:
+    """Unit-length C-d mean of the embedding (1xCxGxG) over an HxW bool mask, or None if it covers no cell.
+
+    Each grid cell is weighted by the fraction of it the mask covers.
+    """
+    emb = _grid(embedding)
+    h, w = _check_hw(image_hw)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (h, w):
+        raise ClickmaskError(f"mask is {mask.shape[1] if mask.ndim == 2 else '?'}x{mask.shape[0]} but the image is {w}x{h}")
+    weights = _cell_fraction(mask, (h, w), emb.shape[1], side).reshape(-1)
+    total = float(weights.sum())
+    if total <= 1e-6:
+        return None
+    feat = emb.reshape(emb.shape[0], -1) @ weights / total
+    norm = float(np.linalg.norm(feat))
+    return (feat / norm).astype(np.float32) if norm > 1e-6 else None
+
+
 def _mean_filter(values: np.ndarray, valid: np.ndarray, size: int) -> np.ndarray:
     """size x size mean of ``values`` over the ``valid`` cells only (GxG float32 both).
 
@@ -122,6 +147,20 @@ def _upsample(grid_map: np.ndarray, image_hw: tuple[int, int], side: int) -> np.
     return up
 
 
+def _vectors(items: list, what: str) -> list[np.ndarray]:
+    """Parse a list of flat number lists into float32 vectors; errors name ``what`` and the index."""
+    out = []
+    for index, item in enumerate(items):
+        try:
+            vec = np.asarray(item, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ClickmaskError(f"{what} {index} is not a list of numbers") from None
+        if vec.ndim != 1 or vec.size == 0:
+            raise ClickmaskError(f"{what} {index} is not a flat list of numbers")
+        out.append(vec)
+    return out
+
+
 @dataclass
 class ClickBank:
     """The first-click features of one category's finished objects (oldest first).
@@ -130,9 +169,12 @@ class ClickBank:
     ``max_items``: keep only the most recent N features (None = all).
     ``aggregate``: how a cell's similarities to the bank's features combine:
     ``"mean"`` (SIIS, the default) or ``"max"`` (the nearest stored first click).
+    ``objects``: unit C-d object features of the finished objects (see
+    :func:`mask_feature`), also capped at ``max_items``.
     """
 
     features: list[np.ndarray] = field(default_factory=list)
+    objects: list[np.ndarray] = field(default_factory=list)
     smooth: int = 3
     max_items: int | None = None
     aggregate: str = "mean"
@@ -164,26 +206,36 @@ class ClickBank:
         """Store the feature of the embedding (1xCxGxG) at a first click (x, y pixels)."""
         self.add_feature(feature_at(embedding, click.x, click.y, image_hw, side))
 
-    def confidence(
+    def add_object(self, embedding: np.ndarray, mask: np.ndarray, image_hw: tuple[int, int], side: int = SIDE) -> bool:
+        """Store a finished object's feature (embedding 1xCxGxG averaged over its HxW bool mask).
+
+        Returns False (nothing stored) when the mask covers no grid cell.
+        """
+        feat = mask_feature(embedding, mask, image_hw, side)
+        if feat is None:
+            return False
+        if self.objects and feat.shape[0] != self.objects[0].shape[0]:
+            raise ClickmaskError(f"click bank holds {self.objects[0].shape[0]}-d object features, got a {feat.shape[0]}-d one")
+        self.objects.append(feat)
+        if self.max_items is not None and len(self.objects) > self.max_items:
+            del self.objects[: len(self.objects) - self.max_items]
+        return True
+
+    def object_similarity(self, feature: np.ndarray) -> float | None:
+        """Highest cosine similarity of a unit object feature to the stored objects (None if there are none)."""
+        if not self.objects:
+            return None
+        return float(np.max(np.stack(self.objects) @ np.asarray(feature, np.float32)))
+
+    def _grid_confidence(
         self,
         embedding: np.ndarray,
         image_hw: tuple[int, int],
-        ignore_mask: np.ndarray | None = None,
-        side: int = SIDE,
-        affine: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> np.ndarray | None:
-        """HxW float32 mean (or max, see ``aggregate``) cosine similarity to the bank (smoothed); None if empty.
-
-        Grid cells covered by ``ignore_mask`` (HxW bool; >= 10% of the cell) or
-        mostly by padding are left out of the mean filter and set to -1 before
-        upsampling, so pixels next to an annotated object score low too.
-        ``affine``: (CxC A, C b) of a per-pixel adapter (OPO): similarities are
-        then measured on the adapted features ``A f + b`` of both the image and
-        the stored (raw) bank features. Bilinear sampling commutes with it, so
-        the bank always matches the adapter in use.
-        """
-        if not self.features:
-            return None
+        ignore_mask: np.ndarray | None,
+        side: int,
+        affine: tuple[np.ndarray, np.ndarray] | None,
+    ) -> np.ndarray:
+        """GxG float32 smoothed similarity to the bank, -1 on left-out cells (bank not empty)."""
         emb = _grid(embedding)
         h, w = _check_hw(image_hw)
         c, g, _ = emb.shape
@@ -208,7 +260,30 @@ class ClickBank:
             valid &= _cell_fraction(ignore_mask, (h, w), g, side) < IGNORE_CELL_FRACTION
         sim = _mean_filter(sim, valid, self.smooth)
         sim[~valid] = -1.0
-        return _upsample(sim, (h, w), side)
+        return sim
+
+    def confidence(
+        self,
+        embedding: np.ndarray,
+        image_hw: tuple[int, int],
+        ignore_mask: np.ndarray | None = None,
+        side: int = SIDE,
+        affine: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray | None:
+        """HxW float32 mean (or max, see ``aggregate``) cosine similarity to the bank (smoothed); None if empty.
+
+        Grid cells covered by ``ignore_mask`` (HxW bool; >= 10% of the cell) or
+        mostly by padding are left out of the mean filter and set to -1 before
+        upsampling, so pixels next to an annotated object score low too.
+        ``affine``: (CxC A, C b) of a per-pixel adapter (OPO): similarities are
+        then measured on the adapted features ``A f + b`` of both the image and
+        the stored (raw) bank features. Bilinear sampling commutes with it, so
+        the bank always matches the adapter in use.
+        """
+        if not self.features:
+            return None
+        sim = self._grid_confidence(embedding, image_hw, ignore_mask, side, affine)
+        return _upsample(sim, _check_hw(image_hw), side)
 
     def propose(
         self,
@@ -242,6 +317,47 @@ class ClickBank:
         row, col = np.unravel_index(int(np.argmax(score)), score.shape)
         return Click(x=float(col), y=float(row), positive=True)
 
+    def peaks(
+        self,
+        embedding: np.ndarray,
+        image_hw: tuple[int, int],
+        ignore_mask: np.ndarray | None = None,
+        count: int = 4,
+        spacing: int = 3,
+        side: int = SIDE,
+    ) -> list[Click]:
+        """Up to ``count`` candidate first clicks, best first: :meth:`propose`, then other local peaks.
+
+        The other peaks are the centres of the most similar grid cells that are
+        more than ``spacing`` cells (Chebyshev) from every peak already taken
+        and not on the ignore mask. Empty list when :meth:`propose` gives None.
+        """
+        first = self.propose(embedding, image_hw, ignore_mask, side)
+        if first is None:
+            return []
+        h, w = _check_hw(image_hw)
+        sim = self._grid_confidence(embedding, (h, w), ignore_mask, side, None)
+        g = sim.shape[0]
+        fx, fy = pixel_to_grid(first.x, first.y, (h, w), g, side)
+        taken = [(int(round(fy)), int(round(fx)))]
+        out = [first]
+        scale = max(h, w) / side * (side / g)  # image pixels per grid cell
+        for index in np.argsort(-sim, axis=None):
+            if len(out) >= count:
+                break
+            row, col = divmod(int(index), g)
+            if sim[row, col] <= -1.0:
+                break
+            if any(abs(row - r) <= spacing and abs(col - c) <= spacing for r, c in taken):
+                continue
+            x = min((col + 0.5) * scale - 0.5, w - 1.0)
+            y = min((row + 0.5) * scale - 0.5, h - 1.0)
+            if ignore_mask is not None and ignore_mask[int(round(y)), int(round(x))]:
+                continue
+            taken.append((row, col))
+            out.append(Click(x=float(x), y=float(y), positive=True))
+        return out
+
     # -- serialization -----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (features rounded to 6 significant digits)."""
@@ -250,6 +366,7 @@ class ClickBank:
             "max_items": self.max_items,
             "aggregate": self.aggregate,
             "features": [[float(f"{v:.6g}") for v in feat] for feat in self.features],
+            "objects": [[float(f"{v:.6g}") for v in feat] for feat in self.objects],
         }
 
     @classmethod
@@ -267,17 +384,22 @@ class ClickBank:
         if aggregate not in AGGREGATES:
             raise ClickmaskError(f"{source}: 'aggregate' must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
         bank = cls(smooth=smooth, max_items=max_items, aggregate=aggregate)
-        for index, feat in enumerate(data["features"]):
-            try:
-                vec = np.asarray(feat, dtype=np.float32)
-            except (TypeError, ValueError):
-                raise ClickmaskError(f"{source}: feature {index} is not a list of numbers") from None
-            if vec.ndim != 1 or vec.size == 0:
-                raise ClickmaskError(f"{source}: feature {index} is not a flat list of numbers")
+        for index, vec in enumerate(_vectors(data["features"], f"{source}: feature")):
             try:
                 bank.add_feature(vec)
             except ClickmaskError as exc:
                 raise ClickmaskError(f"{source}: feature {index}: {exc}") from None
+        objects = data.get("objects", [])  # absent in banks saved before object features existed
+        if not isinstance(objects, list):
+            raise ClickmaskError(f"{source}: 'objects' must be a list")
+        for index, vec in enumerate(_vectors(objects, f"{source}: object")):
+            norm = float(np.linalg.norm(vec))
+            if not np.all(np.isfinite(vec)) or norm <= 1e-6:
+                raise ClickmaskError(f"{source}: object {index} must be finite and not all zero")
+            if bank.objects and vec.shape != bank.objects[0].shape:
+                raise ClickmaskError(f"{source}: object {index} has {vec.shape[0]} values, not {bank.objects[0].shape[0]}")
+            bank.objects.append(vec / norm)
+        return bank
         return bank
 
 

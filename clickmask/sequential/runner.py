@@ -9,7 +9,9 @@ With ICP, the click bank of the sequence's category proposes a first click,
 computed with the ignore mask = union of the annotations already made on the
 same image in this sequence. It is a free click when it falls inside the
 object's ground truth; otherwise the robot's own first click is used (and
-counted). The first click of every finished object goes into the bank.
+counted). The first click of every finished object goes into the bank, and
+so does its final mask's object feature. With ``icp_check`` the proposal is
+checked at the object level (:mod:`clickmask.sequential.proposal`).
 
 With the granularity memory (:mod:`clickmask.sequential.granularity`), each
 finished object's final mask tells which mask token its first click should have
@@ -33,6 +35,7 @@ from clickmask.evaluation.metrics import iou
 from clickmask.evaluation.runner import load_sample
 from clickmask.sequential.click_bank import ClickBank
 from clickmask.sequential.granularity import GranularityMemory, first_click_masks
+from clickmask.sequential.proposal import checked_proposal
 from clickmask.sequential.sequences import ObjectSequence
 
 
@@ -46,6 +49,7 @@ class SequentialOptions:
     icp: bool = False
     icp_smooth: int = 3
     icp_aggregate: str = "mean"
+    icp_check: int = 0  # > 0: segment this many similarity peaks and propose the most familiar object's centre
     granularity: bool = False
     icp_adapted: bool = False  # ICP compares OPO-adapted features (SIIS: the purified R4), when OPO is on
     opo_accepted_only: bool = False  # OPO learns only objects that reached stop_iou (others: an empty mask)
@@ -163,7 +167,10 @@ def run_sequence(
             t0 = time.perf_counter()
             embedding = predictor_embedding(predictor)
             affine = adapter.affine_for(sequence.category, index) if options.icp_adapted and adapter else None
-            click = bank.propose(embedding, gt.shape, annotated.get(key), affine=affine)
+            if options.icp_check > 0 and affine is None:
+                click = checked_proposal(bank, predictor, embedding, gt.shape, annotated.get(key), options.icp_check)
+            else:
+                click = bank.propose(embedding, gt.shape, annotated.get(key), affine=affine)
             propose_ms = (time.perf_counter() - t0) * 1000
             if click is not None:
                 col, row = click.as_int()
@@ -180,6 +187,7 @@ def run_sequence(
             embedding = predictor_embedding(predictor)  # raw: ICP features and OPO inputs
             if options.icp:
                 bank.add_click(embedding, clicks[0], gt.shape)
+                bank.add_object(embedding, mask, gt.shape)
             if adapter is not None:
                 # an object left below stop_iou after max_clicks is one a user would have fixed by hand first
                 accepted = not options.opo_accepted_only or ious[-1] >= options.stop_iou

@@ -4,7 +4,9 @@ The banks live in the project's settings under ``icp_click_banks`` (the JSON
 of :class:`~clickmask.sequential.click_bank.CategoryClickBanks`, keyed by
 category id), so they survive a restart and travel with the project. A
 finished object's first positive click (an accepted proposal or the user's
-own) is added to its category's bank.
+own) is added to its category's bank, with the object's feature under its
+mask; proposals are checked at the object level
+(:func:`~clickmask.sequential.proposal.checked_proposal`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import threading
 import numpy as np
 
 from clickmask.engine.clicks import Click
+from clickmask.engine.predictor import Predictor
 from clickmask.errors import ClickmaskError
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
 from clickmask.sequential.click_bank import CategoryClickBanks
+from clickmask.sequential.proposal import DEFAULT_CANDIDATES, checked_proposal
 
 SETTING = "icp_click_banks"
 logger = logging.getLogger(__name__)
@@ -61,21 +65,31 @@ class ProposalService:
                     ignore |= mask
         return ignore
 
-    def propose(self, image_id: int, category_id: int, embedding: np.ndarray, hw: tuple[int, int]) -> Click | None:
-        """The proposed first click for the next object of a category on an image, or None."""
+    def propose(
+        self, image_id: int, category_id: int, embedding: np.ndarray, hw: tuple[int, int],
+        predictor: Predictor | None = None,
+    ) -> Click | None:
+        """The proposed first click for the next object of a category on an image, or None.
+
+        With ``predictor`` (its image set to this one, whose raw embedding is
+        given) the bank's best peaks are segmented and checked at the object level.
+        """
         ignore = self.ignore_mask(image_id, category_id, hw)
         with self._lock:
             bank = self.banks().banks.get(str(category_id))
             if bank is None or not len(bank):
                 return None
-            return bank.propose(embedding, hw, ignore)
+            if predictor is None:
+                return bank.propose(embedding, hw, ignore)
+            return checked_proposal(bank, predictor, embedding, hw, ignore, DEFAULT_CANDIDATES)
 
-    def learn(self, category_id: int, embedding: np.ndarray, hw: tuple[int, int], click: Click) -> None:
-        """Add a finished object's first click to its category's bank and save the banks."""
+    def learn(self, category_id: int, embedding: np.ndarray, click: Click, mask: np.ndarray) -> None:
+        """Add a finished object (its first click and HxW bool mask) to its category's bank; save the banks."""
         with self._lock:
-            banks = self.banks()
-            banks.bank(str(category_id)).add_click(embedding, click, hw)
-            self.store.set_setting(SETTING, banks.to_json())
+            bank = self.banks().bank(str(category_id))
+            bank.add_click(embedding, click, mask.shape)
+            bank.add_object(embedding, mask, mask.shape)
+            self.store.set_setting(SETTING, self.banks().to_json())
 
     def reset(self, category_id: int) -> None:
         """Empty a category's bank."""

@@ -150,7 +150,7 @@ class AppState:
                 embedding = self._embedding(image_id)
             if embedding is not None:
                 if first is not None and first.positive:
-                    self.proposals.learn(category_id, embedding, mask.shape, first)
+                    self.proposals.learn(category_id, embedding, first, mask)
                 self.adaptation.learn(category_id, embedding, mask)
             if readings is not None:
                 self.granularity.learn(category_id, readings[0], readings[1], mask)
@@ -183,7 +183,7 @@ class AppState:
             if embedding is None:
                 return {"proposal": None, "bank_size": size}
             hw = self.predictor.image_size
-            click = self.proposals.propose(image_id, category_id, embedding, hw)
+            click = self.proposals.propose(image_id, category_id, embedding, hw, self.predictor)
         return {"proposal": None if click is None else {"x": click.x, "y": click.y}, "bank_size": size}
 
     def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:

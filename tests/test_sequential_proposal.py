@@ -1,0 +1,98 @@
+"""Object-level check of ICP proposals: deepest point, peak re-ranking, real-model run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clickmask.engine.clicks import Click
+from clickmask.sequential import proposal
+from clickmask.sequential.click_bank import ClickBank
+from clickmask.sequential.proposal import checked_proposal, deepest_point
+
+G = 64
+A = np.eye(8, dtype=np.float32)[1]  # the clicked part (a face)
+B = np.eye(8, dtype=np.float32)[3]
+C = np.eye(8, dtype=np.float32)[5]  # the rest of the object (a body)
+
+
+def _cells(r0: int, r1: int, c0: int, c1: int, h: int = 512, w: int = 1024) -> np.ndarray:
+    mask = np.zeros((h, w), bool)
+    mask[r0 * 16 : r1 * 16, c0 * 16 : c1 * 16] = True
+    return mask
+
+
+def test_deepest_point_is_the_centre_of_the_clicked_part():
+    mask = np.zeros((100, 200), bool)
+    mask[10:31, 10:71] = True  # clicked part: centre (40, 20)
+    mask[50:91, 120:191] = True  # a bigger part elsewhere
+    assert deepest_point(mask, Click(12, 12, True)) == Click(40, 20, True)
+    assert deepest_point(mask, Click(150, 60, True)) == Click(155, 70, True)
+    off = Click(100, 5, True)
+    assert deepest_point(mask, off) is off
+
+
+def test_checked_proposal_prefers_the_whole_object_over_a_look_alike_patch(monkeypatch):
+    """The plain proposal is a background patch that looks exactly like the first clicks;
+    the object check segments the peaks and proposes the centre of the familiar object."""
+    h, w = 512, 1024
+    rng = np.random.default_rng(0)
+    first = rng.normal(0, 0.02, (8, G, G)).astype(np.float32)
+    first[0] += 1.0
+    first[:, 4:12, 4:12] = C[:, None, None]
+    first[:, 7:9, 7:9] = A[:, None, None]
+    bank = ClickBank(smooth=1)
+    bank.add_feature(A)
+    bank.add_object(first[None], _cells(4, 12, 4, 12), (h, w))
+
+    emb = rng.normal(0, 0.02, (8, G, G)).astype(np.float32)
+    emb[0] += 1.0
+    emb[:, 26:28, 50:52] = A[:, None, None]  # look-alike patch
+    emb[:, 14:24, 20:30] = C[:, None, None]  # the next object, its face a little different
+    emb[:, 18:20, 24:26] = (0.95 * A + 0.05 * B)[:, None, None]
+    patch, face, body = _cells(26, 28, 50, 52), _cells(18, 20, 24, 26), _cells(14, 24, 20, 30)
+
+    def fake_tokens(_predictor, click, _embedding):
+        col, row = click.as_int()
+        if patch[row, col]:
+            return [patch]
+        if body[row, col]:
+            return [face if face[row, col] else body, body]
+        return []
+
+    monkeypatch.setattr(proposal, "token_masks", fake_tokens)
+    plain = bank.propose(emb[None], (h, w))
+    assert patch[plain.as_int()[::-1]]
+    checked = checked_proposal(bank, None, emb[None], (h, w), candidates=4)
+    col, row = checked.as_int()
+    assert body[row, col] and abs(col - 25 * 16) <= 16 and abs(row - 19 * 16) <= 16
+    # one candidate: the centre of the plain proposal's mask; no finished object yet: the plain proposal
+    assert patch[checked_proposal(bank, None, emb[None], (h, w), candidates=1).as_int()[::-1]]
+    no_objects = ClickBank(smooth=1, features=list(bank.features))
+    assert checked_proposal(no_objects, None, emb[None], (h, w)) == plain
+    # annotated objects are never proposed: with the body ignored, its masks do not count
+    assert not body[checked_proposal(bank, None, emb[None], (h, w), ignore_mask=body).as_int()[::-1]]
+
+
+def test_checked_proposal_on_real_video_frames_lands_on_the_swan(sam_predictor, data_root):
+    """Real model, DAVIS blackswan: banks from frame 0's swan; the checked proposal on a later
+    frame is inside the swan and at least as deep inside it as the plain one."""
+    from clickmask.evaluation.clicker import distance_to_boundary, next_click
+    from clickmask.evaluation.runner import load_sample
+    from clickmask.sequential.sequences import SequenceOptions, build_sequences
+
+    seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
+    swan = next(s for s in seqs if s.category == "blackswan")
+    image, gt, _ = load_sample(swan.samples[0])
+    sam_predictor.set_image(image)
+    bank = ClickBank()
+    bank.add_click(sam_predictor.embedding, next_click(gt, np.zeros_like(gt), None, []), gt.shape)
+    bank.add_object(sam_predictor.embedding, gt, gt.shape)
+    image, gt, _ = load_sample(swan.samples[2])
+    sam_predictor.set_image(image)
+    plain = bank.propose(sam_predictor.embedding, gt.shape)
+    checked = checked_proposal(bank, sam_predictor, sam_predictor.embedding, gt.shape)
+    depth = distance_to_boundary(gt)
+    x, y = checked.as_int()
+    assert gt[y, x]
+    assert depth[y, x] >= depth[plain.as_int()[::-1]] - 1e-6
