@@ -52,7 +52,7 @@ def test_checked_proposal_prefers_the_whole_object_over_a_look_alike_patch(monke
     emb[:, 18:20, 24:26] = (0.95 * A + 0.05 * B)[:, None, None]
     patch, face, body = _cells(26, 28, 50, 52), _cells(18, 20, 24, 26), _cells(14, 24, 20, 30)
 
-    def fake_tokens(_predictor, click, _embedding):
+    def fake_tokens(_predictor, click, _embedding, _hw):
         col, row = click.as_int()
         if patch[row, col]:
             return [patch]

@@ -20,27 +20,30 @@ import numpy as np
 
 from clickmask.engine.clicks import Click
 from clickmask.engine.predictor import Predictor
+from clickmask.engine.preprocess import map_coords
 from clickmask.sequential.click_bank import ClickBank, mask_feature
 
 #: How many similarity peaks :func:`checked_proposal` segments by default.
 DEFAULT_CANDIDATES = 4
 
 
-def token_masks(predictor: Predictor, click: Click, embedding: np.ndarray) -> list[np.ndarray]:
+def token_masks(predictor: Predictor, click: Click, embedding: np.ndarray, image_hw: tuple[int, int]) -> list[np.ndarray]:
     """HxW bool masks of every single-click hypothesis (SAM's multimask tokens) for a positive click.
 
-    Decodes ``embedding`` (1xCxGxG, the current image's raw one: an adapter
-    selected in the app does not change the check) with the SAM decoder of
-    ``predictor`` (or of its ``base``); an empty list for backends without
-    mask tokens (GrabCut).
+    Decodes ``embedding`` (1xCxGxG of the image of size ``image_hw``, the raw
+    one: an adapter selected in the app does not change the check) with the
+    SAM decoder of ``predictor`` (or of its ``base``); the predictor's current
+    image is not used, so this may run beside clicks on another image. An
+    empty list for backends without mask tokens (GrabCut).
     """
     base = getattr(predictor, "base", predictor)
     if not hasattr(base, "decode_candidates"):
         return []
-    coords, labels = base.prompts([click])
-    low_res, scores = base.decode_candidates(coords, labels, None, embedding=embedding)
+    h, w = image_hw
+    coords = map_coords(np.array([[click.x, click.y]], np.float32), h, w, base.side)
+    low_res, scores = base.decode_candidates(coords, np.ones(1, np.float32), None, embedding=embedding)
     tokens = range(1, len(scores)) if len(scores) > 1 else range(1)
-    return [base.upsample(low_res[k]) > 0 for k in tokens]
+    return [base.upsample(low_res[k], size=(h, w)) > 0 for k in tokens]
 
 
 def deepest_point(mask: np.ndarray, click: Click) -> Click:
@@ -72,8 +75,8 @@ def checked_proposal(
 ) -> Click | None:
     """The proposal after the object-level check, or None when the bank proposes nothing.
 
-    ``predictor`` must have the image set whose plain 1xCxGxG ``embedding`` is
-    given; ``ignore_mask`` (HxW bool) marks annotated objects, which no
+    ``predictor`` provides the decoder; ``embedding`` is the image's plain
+    1xCxGxG one (the predictor's current image is not used); ``ignore_mask`` (HxW bool) marks annotated objects, which no
     proposal mask may cover. Falls back to the bank's own proposal while it
     holds no finished object, or when no peak gives a usable mask.
     """
@@ -83,7 +86,7 @@ def checked_proposal(
     best: tuple[float, Click, np.ndarray] | None = None
     for peak in peaks:
         col, row = peak.as_int()
-        for mask in token_masks(predictor, peak, embedding):
+        for mask in token_masks(predictor, peak, embedding, image_hw):
             if ignore_mask is not None:
                 mask = mask & ~ignore_mask
             if not mask[row, col]:

@@ -183,7 +183,9 @@ class AppState:
             if embedding is None:
                 return {"proposal": None, "bank_size": size}
             hw = self.predictor.image_size
-            click = self.proposals.propose(image_id, category_id, embedding, hw, self.predictor)
+        # outside the click lock: the object check runs the decoder on this image's embedding
+        # only (a few hundred ms), so a click on any image is never kept waiting by it
+        click = self.proposals.propose(image_id, category_id, embedding, hw, self.predictor)
         return {"proposal": None if click is None else {"x": click.x, "y": click.y}, "bank_size": size}
 
     def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:
