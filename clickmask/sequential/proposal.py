@@ -76,9 +76,10 @@ def checked_proposal(
     """The proposal after the object-level check, or None when the bank proposes nothing.
 
     ``predictor`` provides the decoder; ``embedding`` is the image's plain
-    1xCxGxG one (the predictor's current image is not used); ``ignore_mask`` (HxW bool) marks annotated objects, which no
-    proposal mask may cover. Falls back to the bank's own proposal while it
-    holds no finished object, or when no peak gives a usable mask.
+    1xCxGxG one (the predictor's current image is not used); ``ignore_mask``
+    (HxW bool) marks annotated objects, which are cut out of every candidate
+    mask. Falls back to the bank's own proposal while it holds no finished
+    object, or when no peak gives a usable mask.
     """
     peaks = bank.peaks(embedding, image_hw, ignore_mask, count=candidates)
     if not peaks or not bank.objects:
