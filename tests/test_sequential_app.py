@@ -83,3 +83,42 @@ def test_model_without_embedding_gives_no_proposal(project):
     client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
     assert client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]}).status_code == 200
     assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json()["proposal"] is None
+
+
+def test_a_click_does_not_wait_for_a_proposal_being_checked(project, sam_predictor, monkeypatch):
+    """The object check (several decoder runs) happens outside the click lock: a click on another
+    image is answered while a proposal is still being computed."""
+    import threading
+
+    from clickmask.server import proposals
+
+    state = AppState(store=open_project(project), predictor=sam_predictor)
+    client = TestClient(create_app(state))
+    ids = _ids(client)
+    cat = client.post("/api/categories", json={"name": "box"}).json()
+    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
+    client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
+
+    entered, release = threading.Event(), threading.Event()
+    real = proposals.checked_proposal
+
+    def slow_check(*args, **kwargs):
+        entered.set()
+        assert release.wait(30), "the test never released the proposal"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(proposals, "checked_proposal", slow_check)
+    answer = {}
+    worker = threading.Thread(target=lambda: answer.update(
+        state.proposal(ids["b.png"], cat["id"])))
+    worker.start()
+    try:
+        assert entered.wait(30)
+        done = threading.Event()
+        clicker = threading.Thread(target=lambda: (state.click(ids["a.png"], 50, 60, True), done.set()))
+        clicker.start()
+        assert done.wait(30), "the click waited for the proposal"
+    finally:
+        release.set()
+        worker.join(30)
+    assert answer["proposal"] is not None and answer["bank_size"] == 1
