@@ -71,8 +71,9 @@ class ProposalService:
     ) -> Click | None:
         """The proposed first click for the next object of a category on an image, or None.
 
-        With ``predictor`` (its image set to this one, whose raw embedding is
-        given) the bank's best peaks are segmented and checked at the object level.
+        With ``predictor`` (only its decoder is used, on the given raw embedding,
+        so its current image may be another) the bank's best peaks are
+        segmented and checked at the object level.
         """
         ignore = self.ignore_mask(image_id, category_id, hw)
         with self._lock:
