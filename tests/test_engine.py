@@ -11,7 +11,7 @@ from clickmask.engine.grabcut import GrabCutPredictor
 from clickmask.engine.predictor import Prediction, check_clicks
 from clickmask.engine.preprocess import PIXEL_MEAN, map_coords, preprocess, resized_shape
 from clickmask.engine.session import InteractiveSession
-from clickmask.errors import ClickError
+from clickmask.errors import ClickError, ClickmaskError
 from clickmask.evaluation.metrics import iou
 
 
@@ -118,6 +118,21 @@ def test_session_feeds_back_previous_logits_and_undoes():
     no_feedback.add_click(Click(5, 5, True))
     no_feedback.add_click(Click(6, 6, False))
     assert pred.calls[-1][1] is None
+
+
+def test_session_started_from_a_known_first_mask():
+    """An accepted proposal: the first click's mask is given, no predict call; the next click feeds it back."""
+    pred = _CountingPredictor()
+    pred.set_image(np.zeros((20, 20, 3), np.uint8))
+    s = InteractiveSession(pred)
+    known = Prediction(np.where(np.arange(20)[None, :] < 10, 1.0, -1.0) * np.ones((20, 1)), np.zeros((10, 10)), 0.9)
+    assert s.start_from(Click(5, 5, True), known) is known
+    assert pred.calls == [] and s.first_prediction is known and s.current_mask().sum() == 200
+    s.add_click(Click(15, 15, False))
+    assert pred.calls[0] == ([Click(5, 5, True), Click(15, 15, False)], known)
+    assert s.undo() is known and s.clicks == [Click(5, 5, True)]
+    with pytest.raises(ClickmaskError, match="without clicks"):
+        s.start_from(Click(1, 1, True), known)
 
 
 def _disk_scene(seed=0):

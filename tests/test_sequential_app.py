@@ -75,6 +75,43 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
     assert client2.get(url_b).json() == {"proposal": None, "bank_size": 0}
 
 
+def test_accepting_a_checked_proposal_shows_the_checks_mask_without_a_decoder_run(project, sam_predictor, monkeypatch):
+    """Enter on a checked proposal (a positive first click exactly there) starts the object from the
+    mask the check found; any other first click is predicted as usual."""
+    state = AppState(store=open_project(project), predictor=sam_predictor)
+    client = TestClient(create_app(state))
+    ids = _ids(client)
+    cat = client.post("/api/categories", json={"name": "box"}).json()
+    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
+    client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
+    offer = client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json()["proposal"]
+    assert offer["checked"] is True
+    checked = state._offered[(ids["b.png"], cat["id"])]
+    predicted = []
+    real_predict = state.predictor.predict
+    monkeypatch.setattr(state.predictor, "predict", lambda *a, **k: predicted.append(a) or real_predict(*a, **k))
+
+    url = f"/api/images/{ids['b.png']}/clicks?format=png"
+    body = {"x": offer["x"], "y": offer["y"], "positive": True, "category_id": cat["id"]}
+    client.post(url, json=body)
+    assert predicted == []
+    shown = state.current_mask(ids["b.png"])
+    assert np.array_equal(shown, checked.prediction().mask) and shown.sum() > 2000
+    # the next click refines it with the usual decoder run
+    client.post(url, json={"x": 5, "y": 5, "positive": False, "category_id": cat["id"]})
+    assert len(predicted) == 1 and len(state.clicks_of(ids["b.png"])) == 2
+    client.delete(f"/api/images/{ids['b.png']}/clicks")
+    # a first click a pixel away, or a negative one, is an ordinary click
+    client.post(url, json={**body, "x": offer["x"] + 1})
+    assert len(predicted) == 2
+    client.delete(f"/api/images/{ids['b.png']}/clicks")
+    # once that object is annotated, the offer's click lies on it: accepting predicts as usual
+    client.post(url, json=body)
+    client.post(f"/api/images/{ids['b.png']}/finish", json={"category_id": cat["id"]})
+    client.post(url, json=body)
+    assert len(predicted) == 3
+
+
 def test_model_without_embedding_gives_no_proposal(project):
     state = AppState(store=open_project(project), predictor=load_predictor("grabcut"))
     client = TestClient(create_app(state))

@@ -130,8 +130,10 @@ def test_report_overall_per_category_and_comparison():
     rk = build_report(icp, "X", "m", {"icp": True, "icp_adapted": True, "opo": True, "opo_config": {
         "steps": 4, "batch_size": 8, "iterative": 1, "crops": False, "gate": 10, "accepted_only": True}}, 20, 0.9)
     rc = build_report(icp, "X", "m", {"icp": True, "icp_check": 4}, 20, 0.9)
-    table = format_ablation([rb, ri, ro, rg, rk, old_rule, rc])
+    rm = build_report(icp, "X", "m", {"icp": True, "icp_check": 4, "icp_mask": True}, 20, 0.9)
+    table = format_ablation([rb, ri, ro, rg, rk, old_rule, rc, rm])
     assert "| X | raw | yes, checked (4) |  |  | 2 | 1.00 |" in table
+    assert "| X | raw | yes, checked (4), its mask |  |  | 2 | 1.00 |" in table
     assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
     assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
@@ -181,6 +183,7 @@ def test_cli_icp_without_sequential_is_an_error(capsys):
     (["--icp-check", "4"], "--icp-check needs --icp"),
     (["--icp", "--icp-check", "-1"], "--icp-check must be at least 0"),
     (["--icp", "--opo", "--icp-adapted", "--icp-check", "4"], "does not combine with --icp-adapted"),
+    (["--icp", "--icp-mask"], "--icp-mask needs --icp-check"),
 ])
 def test_cli_icp_check_needs_plain_icp(tmp_path, capsys, extra, problem):
     _video_like(tmp_path)
@@ -199,6 +202,12 @@ def test_checked_proposals_on_real_video_frames(sam_predictor, data_root):
     results = run_sequence(sam_predictor, seq, SequentialOptions(icp=True, icp_check=4, max_clicks=5))
     assert results[0].proposal is None
     assert all(r.hit and r.free_first for r in results[1:])
+    # with --icp-mask the accepted proposals start from the check's mask: the swan itself, and a
+    # first mask at least as good as predicting the proposed click afresh
+    masked = run_sequence(sam_predictor, seq, SequentialOptions(icp=True, icp_check=4, icp_mask=True, max_clicks=5))
+    assert [r.proposal for r in masked] == [r.proposal for r in results]
+    assert all(r.ious[0] > 0.8 for r in masked[1:])
+    assert sum(r.ious[0] for r in masked[1:]) >= sum(r.ious[0] for r in results[1:]) - 1e-6
 
 
 def test_icp_on_real_video_frames_gives_free_first_clicks(sam_predictor, data_root):

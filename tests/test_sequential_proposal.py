@@ -8,7 +8,7 @@ import pytest
 from clickmask.engine.clicks import Click
 from clickmask.sequential import proposal
 from clickmask.sequential.click_bank import ClickBank
-from clickmask.sequential.proposal import checked_proposal, deepest_point
+from clickmask.sequential.proposal import TokenMask, checked_proposal, deepest_point
 
 G = 64
 A = np.eye(8, dtype=np.float32)[1]  # the clicked part (a face)
@@ -52,26 +52,39 @@ def test_checked_proposal_prefers_the_whole_object_over_a_look_alike_patch(monke
     emb[:, 18:20, 24:26] = (0.95 * A + 0.05 * B)[:, None, None]
     patch, face, body = _cells(26, 28, 50, 52), _cells(18, 20, 24, 26), _cells(14, 24, 20, 30)
 
+    def hypothesis(token, mask):
+        return TokenMask(token, np.full((256, 256), float(token), np.float32), np.where(mask, 2.0, -2.0))
+
     def fake_tokens(_predictor, click, _embedding, _hw):
         col, row = click.as_int()
         if patch[row, col]:
-            return [patch]
+            return [hypothesis(1, patch)]
         if body[row, col]:
-            return [face if face[row, col] else body, body]
+            return [hypothesis(1, face if face[row, col] else body), hypothesis(2, body)]
         return []
 
     monkeypatch.setattr(proposal, "token_masks", fake_tokens)
     plain = bank.propose(emb[None], (h, w))
     assert patch[plain.as_int()[::-1]]
     checked = checked_proposal(bank, None, emb[None], (h, w), candidates=4)
-    col, row = checked.as_int()
+    col, row = checked.click.as_int()
     assert body[row, col] and abs(col - 25 * 16) <= 16 and abs(row - 19 * 16) <= 16
-    # one candidate: the centre of the plain proposal's mask; no finished object yet: the plain proposal
-    assert patch[checked_proposal(bank, None, emb[None], (h, w), candidates=1).as_int()[::-1]]
+    # the proposal carries the body's mask (token 2) as the first prediction of the object
+    assert checked.token == 2 and checked.low_res[0, 0] == 2.0
+    first = checked.prediction()
+    assert np.array_equal(first.mask, body) and first.low_res_logits is checked.low_res
+    # an object annotated since the offer is cut out; one covering the click cancels the mask
+    left = body & (np.arange(w) < col - 20)[None, :]
+    assert np.array_equal(checked.prediction(left).mask, body & ~left)
+    assert checked.prediction(body) is None
+    # one candidate: the centre of the plain proposal's mask; no finished object yet: the plain
+    # proposal, with no mask
+    assert patch[checked_proposal(bank, None, emb[None], (h, w), candidates=1).click.as_int()[::-1]]
     no_objects = ClickBank(smooth=1, features=list(bank.features))
-    assert checked_proposal(no_objects, None, emb[None], (h, w)) == plain
+    unchecked = checked_proposal(no_objects, None, emb[None], (h, w))
+    assert unchecked.click == plain and unchecked.prediction() is None
     # annotated objects are never proposed: with the body ignored, its masks do not count
-    assert not body[checked_proposal(bank, None, emb[None], (h, w), ignore_mask=body).as_int()[::-1]]
+    assert not body[checked_proposal(bank, None, emb[None], (h, w), ignore_mask=body).click.as_int()[::-1]]
 
 
 def test_checked_proposal_on_real_video_frames_lands_on_the_swan(sam_predictor, data_root):
@@ -93,6 +106,10 @@ def test_checked_proposal_on_real_video_frames_lands_on_the_swan(sam_predictor, 
     plain = bank.propose(sam_predictor.embedding, gt.shape)
     checked = checked_proposal(bank, sam_predictor, sam_predictor.embedding, gt.shape)
     depth = distance_to_boundary(gt)
-    x, y = checked.as_int()
+    x, y = checked.click.as_int()
     assert gt[y, x]
     assert depth[y, x] >= depth[plain.as_int()[::-1]] - 1e-6
+    # the mask the check recognised is the swan
+    from clickmask.evaluation.metrics import iou
+
+    assert iou(gt, checked.prediction().mask, None) > 0.8

@@ -6,6 +6,7 @@ import numpy as np
 
 from clickmask.engine.clicks import Click
 from clickmask.engine.predictor import Prediction, Predictor
+from clickmask.errors import ClickmaskError
 
 
 class InteractiveSession:
@@ -54,6 +55,19 @@ class InteractiveSession:
         self._clicks.append(click)
         self._history.append(pred)
         return pred
+
+    def start_from(self, click: Click, prediction: Prediction) -> Prediction:
+        """Begin the object with a first click whose mask is already known (an accepted proposal).
+
+        ``prediction`` stands for ``predictor.predict([click])``; later clicks
+        refine it like any other (its low-res logits are the mask feedback).
+        Raises ClickmaskError if the object already has clicks.
+        """
+        if self._clicks:
+            raise ClickmaskError("start_from needs an object without clicks")
+        self._clicks.append(click)
+        self._history.append(prediction)
+        return prediction
 
     def undo(self) -> Prediction | None:
         """Remove the last click; returns the prediction now current (or None)."""

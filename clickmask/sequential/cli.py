@@ -41,6 +41,9 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     group.add_argument("--icp-check", type=int, default=0, metavar="K",
                        help="with --icp: segment the K best similarity peaks and propose the centre of the mask most "
                             "like an object already finished (0 = the bank's plain proposal)")
+    group.add_argument("--icp-mask", action="store_true",
+                       help="with --icp-check: an accepted proposal starts from the mask the check found (as the "
+                            "app does on Enter) instead of predicting its click afresh")
     group.add_argument("--icp-adapted", action="store_true",
                        help="with --icp --opo: proposals compare the OPO-adapted features (SIIS's purified R4)")
     group.add_argument("--opo-delta", type=int, default=2, metavar="D",
@@ -88,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise ClickmaskError(f"--icp-check must be at least 0, got {args.icp_check}")
     if args.icp_check and (not args.icp or args.icp_adapted):
         raise ClickmaskError("--icp-check needs --icp and does not combine with --icp-adapted")
+    if args.icp_mask and not args.icp_check:
+        raise ClickmaskError("--icp-mask needs --icp-check")
     if args.icp_adapted and not (args.icp and args.opo):
         raise ClickmaskError("--icp-adapted needs --icp and --opo")
     base_report = None
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback, stop_iou=args.stop_iou,
         icp=args.icp, icp_smooth=args.icp_smooth, icp_aggregate=args.icp_aggregate, granularity=args.granularity,
         opo_accepted_only=args.opo_accepted_only, icp_adapted=args.icp_adapted, icp_check=args.icp_check,
+        icp_mask=args.icp_mask,
     )
     adapter = None
     if args.opo:
@@ -129,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         described["icp_aggregate"] = options.icp_aggregate
         described["icp_adapted"] = options.icp_adapted and args.opo
         described["icp_check"] = options.icp_check
+        if options.icp_mask:
+            described["icp_mask"] = True
     if adapter is not None:
         described["opo_config"] = {**adapter.describe(), "accepted_only": options.opo_accepted_only}
     report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)

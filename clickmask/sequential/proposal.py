@@ -7,7 +7,10 @@ with the model (one decoder run each, all mask tokens), scores every mask
 that contains its peak by how close its object feature is to an object the
 user already finished (:meth:`ClickBank.object_similarity`), and proposes the
 centre of the best mask (the point farthest from its boundary), where the
-robot user and most people would click.
+robot user and most people would click. The winning mask comes along
+(:class:`CheckedProposal`): when the proposal is accepted it is the first
+mask shown, so accepting costs no decoder run and shows the object the check
+recognised, with the objects already annotated cut out.
 
 Conventions: clicks use ``x`` = column, ``y`` = row in image pixels; masks are
 HxW bool; the embedding is the plain model's 1xCxGxG (no adapter).
@@ -15,11 +18,13 @@ HxW bool; the embedding is the plain model's 1xCxGxG (no adapter).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.predictor import Predictor
+from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.preprocess import map_coords
 from clickmask.sequential.click_bank import ClickBank, mask_feature
 
@@ -27,8 +32,17 @@ from clickmask.sequential.click_bank import ClickBank, mask_feature
 DEFAULT_CANDIDATES = 4
 
 
-def token_masks(predictor: Predictor, click: Click, embedding: np.ndarray, image_hw: tuple[int, int]) -> list[np.ndarray]:
-    """HxW bool masks of every single-click hypothesis (SAM's multimask tokens) for a positive click.
+@dataclass(eq=False)
+class TokenMask:
+    """One single-click hypothesis: mask token ``token``'s 256x256 low-res and HxW float32 logits (> 0: object)."""
+
+    token: int
+    low_res: np.ndarray
+    logits: np.ndarray
+
+
+def token_masks(predictor: Predictor, click: Click, embedding: np.ndarray, image_hw: tuple[int, int]) -> list[TokenMask]:
+    """Every single-click hypothesis (SAM's multimask tokens) for a positive click.
 
     Decodes ``embedding`` (1xCxGxG of the image of size ``image_hw``, the raw
     one: an adapter selected in the app does not change the check) with the
@@ -43,7 +57,49 @@ def token_masks(predictor: Predictor, click: Click, embedding: np.ndarray, image
     coords = map_coords(np.array([[click.x, click.y]], np.float32), h, w, base.side)
     low_res, scores = base.decode_candidates(coords, np.ones(1, np.float32), None, embedding=embedding)
     tokens = range(1, len(scores)) if len(scores) > 1 else range(1)
-    return [base.upsample(low_res[k], size=(h, w)) > 0 for k in tokens]
+    return [TokenMask(k, low_res[k], base.upsample(low_res[k], size=(h, w))) for k in tokens]
+
+
+@dataclass(eq=False)
+class CheckedProposal:
+    """What the object check proposes.
+
+    click: the proposed first click (positive; x = column, y = row in pixels).
+    logits: HxW float32 logits (> 0: object) of the object the check
+    recognised around it, annotated objects cut out; None when the check did
+    not run (no finished object yet, or no usable mask): the plain peak is
+    proposed then. low_res: that token's
+    256x256 logits (the decoder state for mask feedback); token: its index
+    among the decoder's outputs; similarity: its cosine similarity to the
+    nearest finished object.
+    """
+
+    click: Click
+    logits: np.ndarray | None = None
+    low_res: np.ndarray | None = None
+    token: int | None = None
+    similarity: float | None = None
+
+    def prediction(self, ignore_mask: np.ndarray | None = None) -> Prediction | None:
+        """The accepted proposal's first mask as a :class:`Prediction` (None without a checked mask).
+
+        ``ignore_mask`` (HxW bool): objects annotated since the proposal was
+        made, cut out as well. None when the cut leaves the click outside the
+        mask (the caller then predicts from the click as usual).
+        """
+        if self.logits is None or self.low_res is None:
+            return None
+        logits = self.logits if ignore_mask is None else cut_out(self.logits, ignore_mask)
+        col, row = self.click.as_int()
+        if not logits[row, col] > 0:
+            return None
+        return Prediction(logits=logits, low_res_logits=self.low_res, score=float(self.similarity or 0.0),
+                          info={"proposal_token": self.token})
+
+
+def cut_out(logits: np.ndarray, ignore_mask: np.ndarray) -> np.ndarray:
+    """HxW float32 ``logits`` with every pixel of ``ignore_mask`` (HxW bool) made background (<= -1)."""
+    return np.where(ignore_mask, np.minimum(logits, -1.0), logits).astype(np.float32)
 
 
 def deepest_point(mask: np.ndarray, click: Click) -> Click:
@@ -72,24 +128,26 @@ def checked_proposal(
     image_hw: tuple[int, int],
     ignore_mask: np.ndarray | None = None,
     candidates: int = DEFAULT_CANDIDATES,
-) -> Click | None:
+) -> CheckedProposal | None:
     """The proposal after the object-level check, or None when the bank proposes nothing.
 
     ``predictor`` provides the decoder; ``embedding`` is the image's plain
     1xCxGxG one (the predictor's current image is not used); ``ignore_mask``
     (HxW bool) marks annotated objects, which are cut out of every candidate
-    mask. Falls back to the bank's own proposal while it holds no finished
-    object, or when no peak gives a usable mask.
+    mask. Falls back to the bank's own proposal (with no mask) while it holds
+    no finished object, or when no peak gives a usable mask.
     """
     peaks = bank.peaks(embedding, image_hw, ignore_mask, count=candidates)
-    if not peaks or not bank.objects:
-        return peaks[0] if peaks else None
-    best: tuple[float, Click, np.ndarray] | None = None
+    if not peaks:
+        return None
+    if not bank.objects:
+        return CheckedProposal(peaks[0])
+    best: tuple[float, Click, TokenMask, np.ndarray] | None = None
     for peak in peaks:
         col, row = peak.as_int()
-        for mask in token_masks(predictor, peak, embedding, image_hw):
-            if ignore_mask is not None:
-                mask = mask & ~ignore_mask
+        for hypothesis in token_masks(predictor, peak, embedding, image_hw):
+            logits = hypothesis.logits if ignore_mask is None else cut_out(hypothesis.logits, ignore_mask)
+            mask = logits > 0
             if not mask[row, col]:
                 continue
             feature = mask_feature(embedding, mask, image_hw)
@@ -97,7 +155,8 @@ def checked_proposal(
                 continue
             similarity = bank.object_similarity(feature)
             if similarity is not None and (best is None or similarity > best[0]):
-                best = (similarity, peak, mask)
+                best = (similarity, peak, hypothesis, logits)
     if best is None:
-        return peaks[0]
-    return deepest_point(best[2], best[1])
+        return CheckedProposal(peaks[0])
+    similarity, peak, hypothesis, logits = best
+    return CheckedProposal(deepest_point(logits > 0, peak), logits, hypothesis.low_res, hypothesis.token, similarity)

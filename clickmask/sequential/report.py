@@ -187,7 +187,7 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "opo", "opo_config", "mask_feedback", "granularity",
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "icp_mask", "opo", "opo_config", "mask_feedback", "granularity",
                    "granularity_rule")
 
 
@@ -273,14 +273,15 @@ def _granularity(options: dict) -> str:
 def _icp(options: dict) -> str:
     """The ICP column: empty without ICP, "yes" for SIIS's (mean similarity, 3x3 filter), else "<aggregate>, <k>x<k>".
 
-    ", checked (K)" marks proposals checked at the object level on K peaks (``--icp-check``).
+    ", checked (K)" marks proposals checked at the object level on K peaks (``--icp-check``),
+    ", its mask" accepted proposals that start from the check's mask (``--icp-mask``).
     """
     if not options.get("icp"):
         return ""
     aggregate, smooth = options.get("icp_aggregate", "mean"), options.get("icp_smooth", 3)
     label = "yes" if (aggregate, smooth) == ("mean", 3) else f"{aggregate}, {smooth}x{smooth}"
     if options.get("icp_check"):
-        label += f", checked ({options['icp_check']})"
+        label += f", checked ({options['icp_check']})" + (", its mask" if options.get("icp_mask") else "")
     return label + (", adapted features" if options.get("icp_adapted") else "")
 
 

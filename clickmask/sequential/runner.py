@@ -11,7 +11,10 @@ same image in this sequence. It is a free click when it falls inside the
 object's ground truth; otherwise the robot's own first click is used (and
 counted). The first click of every finished object goes into the bank, and
 so does its final mask's object feature. With ``icp_check`` the proposal is
-checked at the object level (:mod:`clickmask.sequential.proposal`).
+checked at the object level (:mod:`clickmask.sequential.proposal`); with
+``icp_mask`` as well, an accepted checked proposal starts the object with the
+check's mask (what the app shows on Enter) instead of a fresh first-click
+prediction.
 
 With the granularity memory (:mod:`clickmask.sequential.granularity`), each
 finished object's final mask tells which mask token its first click should have
@@ -50,6 +53,7 @@ class SequentialOptions:
     icp_smooth: int = 3
     icp_aggregate: str = "mean"
     icp_check: int = 0  # > 0: segment this many similarity peaks and propose the most familiar object's centre
+    icp_mask: bool = False  # with icp_check: an accepted proposal's first mask is the check's (the app's behaviour)
     granularity: bool = False
     icp_adapted: bool = False  # ICP compares OPO-adapted features (SIIS: the purified R4), when OPO is on
     opo_accepted_only: bool = False  # OPO learns only objects that reached stop_iou (others: an empty mask)
@@ -115,10 +119,13 @@ def annotate_object(
     ignore: np.ndarray | None,
     options: SequentialOptions,
     first: Click | None = None,
+    first_mask: Prediction | None = None,
 ) -> tuple[list[float], list[Click], list[float], np.ndarray, Prediction | None]:
     """Robot annotation of one object on the predictor's current image.
 
-    gt, ignore: HxW bool. ``first``: a free first click (the accepted proposal) or None.
+    gt, ignore: HxW bool. ``first``: a free first click (the accepted proposal)
+    or None; ``first_mask``: its prediction when already known (the checked
+    proposal's mask), else ``first`` is predicted like any click.
     Stops when the IoU reaches ``options.stop_iou``, after ``max_clicks``
     counted clicks, or when the robot finds no error left. Returns (IoU after
     each prediction, clicks, per-click ms, final HxW bool mask, the first
@@ -135,7 +142,10 @@ def annotate_object(
         if click is None:
             break
         t0 = time.perf_counter()
-        session.add_click(click)
+        if first_mask is not None and not clicks:
+            session.start_from(click, first_mask)
+        else:
+            session.add_click(click)
         pred = session.current_mask()
         times.append((time.perf_counter() - t0) * 1000)
         clicks.append(click)
@@ -162,13 +172,15 @@ def run_sequence(
         if active is not predictor and (options.icp or adapter is not None):
             predictor.set_image(image)  # the raw embedding (a cache hit: the caches are shared)
         key = str(sample.image_path)
-        first, proposal, hit, propose_ms = None, None, None, 0.0
+        first, first_mask, proposal, hit, propose_ms = None, None, None, None, 0.0
         if options.icp and len(bank):
             t0 = time.perf_counter()
             embedding = predictor_embedding(predictor)
             affine = adapter.affine_for(sequence.category, index) if options.icp_adapted and adapter else None
+            checked = None
             if options.icp_check > 0 and affine is None:
-                click = checked_proposal(bank, predictor, embedding, gt.shape, annotated.get(key), options.icp_check)
+                checked = checked_proposal(bank, predictor, embedding, gt.shape, annotated.get(key), options.icp_check)
+                click = None if checked is None else checked.click
             else:
                 click = bank.propose(embedding, gt.shape, annotated.get(key), affine=affine)
             propose_ms = (time.perf_counter() - t0) * 1000
@@ -176,11 +188,13 @@ def run_sequence(
                 col, row = click.as_int()
                 proposal, hit = (click.x, click.y), bool(gt[row, col])
                 first = click if hit else None
+                if hit and options.icp_mask and checked is not None:
+                    first_mask = checked.prediction()
         if memory is not None:
             if not hasattr(active, "set_first_token"):
                 raise ClickmaskError("the granularity memory needs the refined inference (not --infer raw)")
             active.set_first_token(memory.preferred())
-        ious, clicks, times, mask, first_prediction = annotate_object(active, gt, ignore, options, first)
+        ious, clicks, times, mask, first_prediction = annotate_object(active, gt, ignore, options, first, first_mask)
         if not clicks:
             raise ClickmaskError(f"{sample.mask_path}: the robot found nothing to click (empty object?)")
         if options.icp or adapter is not None:

@@ -22,7 +22,7 @@ from clickmask.errors import ClickmaskError
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
 from clickmask.sequential.click_bank import CategoryClickBanks
-from clickmask.sequential.proposal import DEFAULT_CANDIDATES, checked_proposal
+from clickmask.sequential.proposal import DEFAULT_CANDIDATES, CheckedProposal, checked_proposal
 
 SETTING = "icp_click_banks"
 logger = logging.getLogger(__name__)
@@ -68,12 +68,13 @@ class ProposalService:
     def propose(
         self, image_id: int, category_id: int, embedding: np.ndarray, hw: tuple[int, int],
         predictor: Predictor | None = None,
-    ) -> Click | None:
+    ) -> CheckedProposal | None:
         """The proposed first click for the next object of a category on an image, or None.
 
         With ``predictor`` (only its decoder is used, on the given raw embedding,
         so its current image may be another) the bank's best peaks are
-        segmented and checked at the object level.
+        segmented and checked at the object level, and the proposal carries
+        the mask of the object the check recognised.
         """
         ignore = self.ignore_mask(image_id, category_id, hw)
         with self._lock:
@@ -81,7 +82,8 @@ class ProposalService:
             if bank is None or not len(bank):
                 return None
             if predictor is None:
-                return bank.propose(embedding, hw, ignore)
+                click = bank.propose(embedding, hw, ignore)
+                return None if click is None else CheckedProposal(click)
             return checked_proposal(bank, predictor, embedding, hw, ignore, DEFAULT_CANDIDATES)
 
     def learn(self, category_id: int, embedding: np.ndarray, click: Click, mask: np.ndarray) -> None:

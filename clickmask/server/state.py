@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from clickmask.engine.clicks import Click
+from clickmask.engine.predictor import Prediction
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.store import ProjectStore
@@ -21,6 +22,7 @@ from clickmask.server.adapted_view import raw_embedding
 from clickmask.server.granularity import GranularityService
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
+from clickmask.sequential.proposal import CheckedProposal
 
 PREFETCH_AHEAD = 2
 
@@ -40,6 +42,8 @@ class AppState:
     busy_clicks: int = 0
     opo_config: OPOConfig | None = None  # None: OPOConfig() (SIIS settings)
     _current_image: int | None = None
+    # the proposals last offered on the current image, by category: accepting one shows its checked mask
+    _offered: dict[tuple[int, int], CheckedProposal] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.predictor = adaptable_predictor(self.predictor)  # a SAM model gets per-category adapters (OPO)
@@ -93,20 +97,39 @@ class AppState:
               category_id: int | None = None) -> tuple[np.ndarray, list[Click], float]:
         """Add a click; returns the new mask, the clicks and the server time in ms.
 
-        With ``category_id`` the object is segmented with that category's OPO adapter (if any).
+        With ``category_id`` the object is segmented with that category's OPO
+        adapter (if any). A first positive click exactly on the proposal last
+        offered for this image and category (Enter) starts from the mask the
+        proposal's check found, without a decoder run.
         """
         t0 = time.perf_counter()
+        click = Click(x=float(x), y=float(y), positive=bool(positive))
         with self.click_lock:
             self.busy_clicks += 1
             try:
                 session = self._session(image_id, tab)
                 self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
-                if not session.clicks and hasattr(self.predictor, "set_first_token"):
-                    self.predictor.set_first_token(self.granularity.preferred(category_id))
-                session.add_click(Click(x=float(x), y=float(y), positive=bool(positive)))
+                accepted = None if session.clicks else self._accepted_proposal(image_id, category_id, click)
+                if accepted is not None:
+                    session.start_from(click, accepted)
+                else:
+                    if not session.clicks and hasattr(self.predictor, "set_first_token"):
+                        self.predictor.set_first_token(self.granularity.preferred(category_id))
+                    session.add_click(click)
                 return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000
             finally:
                 self.busy_clicks -= 1
+
+    def _accepted_proposal(self, image_id: int, category_id: int | None, click: Click) -> Prediction | None:
+        """The first Prediction of an accepted proposal (``click`` is the one offered), else None (lock held).
+
+        Objects of the category annotated since the offer are cut out of its mask too.
+        """
+        offered = self._offered.get((image_id, category_id)) if category_id is not None else None
+        if offered is None or not click.positive or (click.x, click.y) != (offered.click.x, offered.click.y):
+            return None
+        hw = self.predictor.image_size
+        return offered.prediction(self.proposals.ignore_mask(image_id, category_id, hw))
 
     def undo_click(self, image_id: int, tab: str = "") -> tuple[np.ndarray | None, list[Click]]:
         with self.click_lock:
@@ -172,8 +195,10 @@ class AppState:
     def proposal(self, image_id: int, category_id: int) -> dict[str, Any]:
         """The proposed first click for the next object of ``category_id`` on an image.
 
-        Returns ``{"proposal": {"x", "y"} or None, "bank_size": n}``; None when the
-        bank is empty, the model has no embedding, or every pixel is annotated.
+        Returns ``{"proposal": {"x", "y", "checked"} or None, "bank_size": n}``;
+        None when the bank is empty, the model has no embedding, or every pixel
+        is annotated. ``checked``: the proposal passed the object check, and
+        accepting it (a positive first click exactly there) shows the check's mask.
         """
         size = self.proposals.size(category_id)
         if size == 0:
@@ -185,8 +210,18 @@ class AppState:
             hw = self.predictor.image_size
         # outside the click lock: the object check runs the decoder on this image's embedding
         # only (a few hundred ms), so a click on any image is never kept waiting by it
-        click = self.proposals.propose(image_id, category_id, embedding, hw, self.predictor)
-        return {"proposal": None if click is None else {"x": click.x, "y": click.y}, "bank_size": size}
+        checked = self.proposals.propose(image_id, category_id, embedding, hw, self.predictor)
+        with self.click_lock:
+            if any(key[0] != image_id for key in self._offered):
+                self._offered.clear()  # only the image being annotated keeps its offers
+            if checked is None:
+                self._offered.pop((image_id, category_id), None)
+            else:
+                self._offered[(image_id, category_id)] = checked
+        if checked is None:
+            return {"proposal": None, "bank_size": size}
+        click = checked.click
+        return {"proposal": {"x": click.x, "y": click.y, "checked": checked.logits is not None}, "bank_size": size}
 
     def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:
         """The current clicks of an image in a tab."""
