@@ -113,3 +113,36 @@ def test_checked_proposal_on_real_video_frames_lands_on_the_swan(sam_predictor, 
     from clickmask.evaluation.metrics import iou
 
     assert iou(gt, checked.prediction().mask, None) > 0.8
+
+
+def test_accepted_prediction_is_polished_and_keeps_annotated_objects_out():
+    """The check's mask gets the predictor's image-space steps; what they add on annotated objects is cut again."""
+    from clickmask.engine.predictor import Prediction
+    from clickmask.sequential.proposal import CheckedProposal, accepted_prediction
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 10:30] = True
+    checked = CheckedProposal(Click(20, 20, True), np.where(mask, 3.0, -3.0).astype(np.float32),
+                              np.zeros((256, 256), np.float32), 2, 0.9)
+    annotated = np.zeros_like(mask)
+    annotated[:, 28:] = True
+
+    class Polishing:
+        def __init__(self):
+            self.calls = []
+
+        def polish(self, pred, clicks):
+            self.calls.append(clicks)
+            grown = np.zeros_like(mask)
+            grown[8:32, 8:36] = True  # snapping grows the mask, also onto the annotated strip
+            return Prediction(np.where(grown, 1.0, -1.0).astype(np.float32), pred.low_res_logits, pred.score,
+                              info=pred.info)
+
+    predictor = Polishing()
+    first = accepted_prediction(checked, predictor, annotated)
+    assert predictor.calls == [[checked.click]]
+    expected = np.zeros_like(mask)
+    expected[8:32, 8:28] = True
+    assert np.array_equal(first.mask, expected) and first.info["proposal_token"] == 2
+    # a backend without image-space steps: the check's mask as it is
+    assert np.array_equal(accepted_prediction(checked, object(), None).mask, mask)

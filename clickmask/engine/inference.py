@@ -254,6 +254,17 @@ class RefinedPredictor:
         until = self.options.local_until
         if self.options.local and previous is not None and 2 <= len(clicks) <= (until or len(clicks)):
             pred = self._keep_local(pred, previous, clicks[-1], full)
+        pred = self.polish(pred, clicks)
+        self.last_predict_ms = (time.perf_counter() - t0) * 1000
+        return pred
+
+    def polish(self, pred: Prediction, clicks: Sequence[Click]) -> Prediction:
+        """The image-space steps of the options (honor, boundary, components) on a decoder prediction.
+
+        ``predict`` ends with them; a first mask made elsewhere for the
+        current image (an accepted proposal's) gets them here, so it looks
+        like any click's. ``pred.logits`` HxW of the current image.
+        """
         if self.options.honor and self._image is not None:
             t1 = time.perf_counter()
             pred = self._honor(pred, clicks)
@@ -264,7 +275,6 @@ class RefinedPredictor:
             self.step_ms["boundary"].append((time.perf_counter() - t1) * 1000)
         if self.options.components:
             pred.logits = keep_clicked_components(pred.logits, clicks)
-        self.last_predict_ms = (time.perf_counter() - t0) * 1000
         return pred
 
     def _predict_in_frame(

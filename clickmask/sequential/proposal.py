@@ -97,6 +97,26 @@ class CheckedProposal:
                           info={"proposal_token": self.token})
 
 
+def accepted_prediction(
+    checked: CheckedProposal, predictor: Predictor, ignore_mask: np.ndarray | None = None
+) -> Prediction | None:
+    """The first Prediction of an accepted checked proposal on the predictor's current image, or None.
+
+    The check's mask (see :meth:`CheckedProposal.prediction`) gets the
+    predictor's image-space steps (``polish``: boundary snapping, clicked
+    pixels honoured) when it has them, like any first click's mask; the
+    annotated objects (``ignore_mask``, HxW bool) stay cut out.
+    """
+    pred = checked.prediction(ignore_mask)
+    polish = getattr(predictor, "polish", None)
+    if pred is None or polish is None:
+        return pred
+    pred = polish(pred, [checked.click])
+    if ignore_mask is not None:
+        pred.logits = cut_out(pred.logits, ignore_mask)
+    return pred
+
+
 def cut_out(logits: np.ndarray, ignore_mask: np.ndarray) -> np.ndarray:
     """HxW float32 ``logits`` with every pixel of ``ignore_mask`` (HxW bool) made background (<= -1)."""
     return np.where(ignore_mask, np.minimum(logits, -1.0), logits).astype(np.float32)

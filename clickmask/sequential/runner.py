@@ -38,7 +38,7 @@ from clickmask.evaluation.metrics import iou
 from clickmask.evaluation.runner import load_sample
 from clickmask.sequential.click_bank import ClickBank
 from clickmask.sequential.granularity import GranularityMemory, first_click_masks
-from clickmask.sequential.proposal import checked_proposal
+from clickmask.sequential.proposal import accepted_prediction, checked_proposal
 from clickmask.sequential.sequences import ObjectSequence
 
 
@@ -189,7 +189,7 @@ def run_sequence(
                 proposal, hit = (click.x, click.y), bool(gt[row, col])
                 first = click if hit else None
                 if hit and options.icp_mask and checked is not None:
-                    first_mask = checked.prediction()
+                    first_mask = accepted_prediction(checked, active, annotated.get(key))
         if memory is not None:
             if not hasattr(active, "set_first_token"):
                 raise ClickmaskError("the granularity memory needs the refined inference (not --infer raw)")

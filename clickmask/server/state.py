@@ -22,7 +22,7 @@ from clickmask.server.adapted_view import raw_embedding
 from clickmask.server.granularity import GranularityService
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
-from clickmask.sequential.proposal import CheckedProposal
+from clickmask.sequential.proposal import CheckedProposal, accepted_prediction
 
 PREFETCH_AHEAD = 2
 
@@ -129,7 +129,7 @@ class AppState:
         if offered is None or not click.positive or (click.x, click.y) != (offered.click.x, offered.click.y):
             return None
         hw = self.predictor.image_size
-        return offered.prediction(self.proposals.ignore_mask(image_id, category_id, hw))
+        return accepted_prediction(offered, self.predictor, self.proposals.ignore_mask(image_id, category_id, hw))
 
     def undo_click(self, image_id: int, tab: str = "") -> tuple[np.ndarray | None, list[Click]]:
         with self.click_lock:
