@@ -158,6 +158,10 @@ def test_a_click_does_not_wait_for_a_proposal_being_checked(project, sam_predict
         clicker = threading.Thread(target=lambda: (state.click(ids["a.png"], 50, 60, True), done.set()))
         clicker.start()
         assert done.wait(30), "the click waited for the proposal"
+        # nor does the bank: its size (and learning a finished object) is answered meanwhile
+        sized = threading.Event()
+        threading.Thread(target=lambda: (state.proposals.size(cat["id"]), sized.set()), daemon=True).start()
+        assert sized.wait(30), "the bank stayed locked during the check"
     finally:
         release.set()
         worker.join(30)

@@ -300,3 +300,13 @@ def test_object_features_survive_json_and_old_banks_load_without_them():
     bad = '{"format": "clickmask-click-bank/1", "categories": {"cat": {"features": [[1]], "objects": [[0, 0]]}}}'
     with pytest.raises(ClickmaskError, match="proj.json: category 'cat': object 0 must be finite and not all zero"):
         CategoryClickBanks.from_json(bad, source="proj.json")
+
+
+def test_snapshot_does_not_see_later_additions():
+    bank = ClickBank(smooth=1, max_items=2)
+    bank.add_feature(np.ones(4, np.float32))
+    snap = bank.snapshot()
+    bank.add_feature(np.arange(1, 5, dtype=np.float32))
+    bank.add_feature(np.full(4, 2.0, np.float32))
+    assert len(snap) == 1 and len(bank) == 2
+    assert snap.smooth == 1 and snap.max_items == 2 and snap.objects == []

@@ -25,7 +25,7 @@ A pixel ``x`` maps to the continuous grid column
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -185,6 +185,10 @@ class ClickBank:
 
     def __len__(self) -> int:
         return len(self.features)
+
+    def snapshot(self) -> "ClickBank":
+        """A copy that later additions to this bank do not change (the stored vectors are shared, never mutated)."""
+        return replace(self, features=list(self.features), objects=list(self.objects))
 
     @property
     def dim(self) -> int | None:

@@ -81,10 +81,11 @@ class ProposalService:
             bank = self.banks().banks.get(str(category_id))
             if bank is None or not len(bank):
                 return None
-            if predictor is None:
-                click = bank.propose(embedding, hw, ignore)
-                return None if click is None else CheckedProposal(click)
-            return checked_proposal(bank, predictor, embedding, hw, ignore, DEFAULT_CANDIDATES)
+            bank = bank.snapshot()  # the check takes a few hundred ms: learning and resets need not wait
+        if predictor is None:
+            click = bank.propose(embedding, hw, ignore)
+            return None if click is None else CheckedProposal(click)
+        return checked_proposal(bank, predictor, embedding, hw, ignore, DEFAULT_CANDIDATES)
 
     def learn(self, category_id: int, embedding: np.ndarray, click: Click, mask: np.ndarray) -> None:
         """Add a finished object (its first click and HxW bool mask) to its category's bank; save the banks."""
