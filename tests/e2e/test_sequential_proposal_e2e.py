@@ -44,7 +44,7 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     page.wait_for_function("window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
 
     # another image: the bank proposes a first click, drawn as a marker
-    _open(page, store, "coffee.png")
+    coffee = _open(page, store, "coffee.png")
     page.wait_for_function("window.cm.state.proposal !== null", timeout=60_000)
     assert page.evaluate("window.cm.viewer.uiLayer.find('.proposal').length") > 0
     proposal = page.evaluate("window.cm.state.proposal")
@@ -55,6 +55,11 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     click = page.evaluate("window.cm.state.clicks[0]")
     assert click["positive"] and (click["x"], click["y"]) == (proposal["x"], proposal["y"])
     assert page.evaluate("window.cm.state.proposal") is None
+    # the mask shown is the one the proposal's object check found (no decoder run for Enter)
+    first = next(s.first_prediction for (image_id, _), s in server.state.sessions.items()
+                 if image_id == coffee and s.clicks)
+    assert "proposal_token" in first.info and first.mask.any()
+    assert page.evaluate("window.cm.viewer.maskNode !== null")
     assert page.evaluate("window.cm.viewer.uiLayer.find('.proposal').length") == 0
 
     # Esc drops the clicks: the proposal is back; a normal click replaces it
