@@ -87,6 +87,10 @@ def test_accepting_a_checked_proposal_shows_the_checks_mask_without_a_decoder_ru
     offer = client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json()["proposal"]
     assert offer["checked"] is True
     checked = state._offered[(ids["b.png"], cat["id"])]
+    # the offer previews the check's mask (row-major runs, starting with background)
+    from clickmask.server.imaging import mask_runs
+
+    assert offer["mask"] == mask_runs(checked.prediction().mask) and sum(offer["mask"]["runs"][1::2]) > 2000
     predicted = []
     real_predict = state.predictor.predict
     monkeypatch.setattr(state.predictor, "predict", lambda *a, **k: predicted.append(a) or real_predict(*a, **k))

@@ -14,7 +14,7 @@ from clickmask.engine.predictor import Prediction
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.store import ProjectStore
-from clickmask.server.imaging import ImageCache
+from clickmask.server.imaging import ImageCache, mask_runs
 from clickmask.sequential.granularity import first_click_masks
 from clickmask.sequential.opo import OPOConfig
 from clickmask.server.adaptation import AdaptationService, adaptable_predictor
@@ -195,10 +195,13 @@ class AppState:
     def proposal(self, image_id: int, category_id: int) -> dict[str, Any]:
         """The proposed first click for the next object of ``category_id`` on an image.
 
-        Returns ``{"proposal": {"x", "y", "checked"} or None, "bank_size": n}``;
+        Returns ``{"proposal": {"x", "y", "checked", "mask"} or None, "bank_size": n}``;
         None when the bank is empty, the model has no embedding, or every pixel
         is annotated. ``checked``: the proposal passed the object check, and
-        accepting it (a positive first click exactly there) shows the check's mask.
+        accepting it (a positive first click exactly there) shows the check's
+        mask; ``mask`` previews it (row-major runs, see
+        :func:`~clickmask.server.imaging.mask_runs`; before the boundary
+        snapping that accepting adds), None when unchecked.
         """
         size = self.proposals.size(category_id)
         if size == 0:
@@ -220,8 +223,10 @@ class AppState:
                 self._offered[(image_id, category_id)] = checked
         if checked is None:
             return {"proposal": None, "bank_size": size}
-        click = checked.click
-        return {"proposal": {"x": click.x, "y": click.y, "checked": checked.logits is not None}, "bank_size": size}
+        click, preview = checked.click, checked.prediction()
+        return {"proposal": {"x": click.x, "y": click.y, "checked": preview is not None,
+                             "mask": None if preview is None else mask_runs(preview.mask)},
+                "bank_size": size}
 
     def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:
         """The current clicks of an image in a tab."""

@@ -48,6 +48,8 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     page.wait_for_function("window.cm.state.proposal !== null", timeout=60_000)
     assert page.evaluate("window.cm.viewer.uiLayer.find('.proposal').length") > 0
     proposal = page.evaluate("window.cm.state.proposal")
+    # the object the proposal would select is previewed under the marker
+    assert proposal["checked"] and page.evaluate("window.cm.viewer.uiLayer.find('.proposal-mask').length") == 1
 
     # Enter accepts it as the first positive click
     page.keyboard.press("Enter")
@@ -56,7 +58,7 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     assert click["positive"] and (click["x"], click["y"]) == (proposal["x"], proposal["y"])
     assert page.evaluate("window.cm.state.proposal") is None
     # the mask shown is the one the proposal's object check found (no decoder run for Enter)
-    first = next(s.first_prediction for (image_id, _), s in server.state.sessions.items()
+    first = next(s.first_prediction for (image_id, _), s in list(server.state.sessions.items())
                  if image_id == coffee and s.clicks)
     assert "proposal_token" in first.info and first.mask.any()
     assert page.evaluate("window.cm.viewer.maskNode !== null")

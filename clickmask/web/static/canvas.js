@@ -126,29 +126,44 @@ export class Viewer {
     this.maskNode = null;
     if (mask) {
       const [h, w] = mask.size;
-      const canvas = document.createElement("canvas");
-      canvas.width = w;
-      canvas.height = h;
-      const ctx = canvas.getContext("2d");
-      const img = ctx.createImageData(w, h);
-      const px = new Uint32Array(img.data.buffer);
-      const fill = new Uint8Array([255, 196, 0, 255]); // RGBA, in memory order
-      const value = new Uint32Array(fill.buffer)[0];
-      let pos = 0;
-      mask.runs.forEach((n, i) => {
-        if (i % 2 === 1) px.fill(value, pos, pos + n);
-        pos += n;
-      });
-      ctx.putImageData(img, 0, 0);
+      const canvas = Viewer.runsCanvas(mask, [255, 196, 0, 255]);
       this.maskNode = new Konva.Image({ image: canvas, x: 0, y: 0, width: w, height: h, name: "mask" });
       this.maskLayer.add(this.maskNode);
     }
     this.maskLayer.draw();
   }
 
-  /** Show the proposed first click (ICP) as a dashed purple ring, or remove it (null). */
+  /** Paint row-major mask runs {size: [h, w], runs: [bg, fg, ...]} in one RGBA colour on a canvas. */
+  static runsCanvas(mask, rgba) {
+    const [h, w] = mask.size;
+    const canvas = document.createElement("canvas");
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    const img = ctx.createImageData(w, h);
+    const px = new Uint32Array(img.data.buffer);
+    const value = new Uint32Array(new Uint8Array(rgba).buffer)[0]; // RGBA, in memory order
+    let pos = 0;
+    mask.runs.forEach((n, i) => {
+      if (i % 2 === 1) px.fill(value, pos, pos + n);
+      pos += n;
+    });
+    ctx.putImageData(img, 0, 0);
+    return canvas;
+  }
+
+  /** Show the proposed first click (ICP) as a dashed purple ring, with a faint preview of the
+   *  object it would select when the proposal carries one (p.mask: runs), or remove it (null). */
   setProposal(p) {
     this.uiLayer.find(".proposal").forEach((n) => n.destroy());
+    if (p && p.mask) {
+      const [h, w] = p.mask.size;
+      const canvas = Viewer.runsCanvas(p.mask, [192, 77, 255, 70]);
+      const node = new Konva.Image({ image: canvas, x: 0, y: 0, width: w, height: h, name: "proposal proposal-mask",
+                                     listening: false });
+      this.uiLayer.add(node);
+      node.moveToBottom();
+    }
     if (p) {
       const r = Math.max(4, 11 / this.stage.scaleX());
       this.uiLayer.add(new Konva.Circle({
