@@ -68,10 +68,9 @@ class CheckedProposal:
     logits: HxW float32 logits (> 0: object) of the object the check
     recognised around it, annotated objects cut out; None when the check did
     not run (no finished object yet, or no usable mask): the plain peak is
-    proposed then. low_res: that token's
-    256x256 logits (the decoder state for mask feedback); token: its index
-    among the decoder's outputs; similarity: its cosine similarity to the
-    nearest finished object.
+    proposed then. low_res: that token's 256x256 logits (the decoder state
+    for mask feedback); token: its index among the decoder's outputs;
+    similarity: its cosine similarity to the nearest finished object.
     """
 
     click: Click
