@@ -24,6 +24,17 @@ def _ids(client):
     return {i["path"]: i["id"] for i in client.get("/api/images").json()["images"]}
 
 
+def _one_box_finished(project, predictor):
+    """An app on the project with category "box" and one box of a.png finished: (state, client, ids, category)."""
+    state = AppState(store=open_project(project), predictor=predictor)
+    client = TestClient(create_app(state))
+    ids = _ids(client)
+    cat = client.post("/api/categories", json={"name": "box"}).json()
+    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
+    client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
+    return state, client, ids, cat
+
+
 def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predictor, monkeypatch):
     from clickmask.server import proposals
 
@@ -78,12 +89,7 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
 def test_accepting_a_checked_proposal_shows_the_checks_mask_without_a_decoder_run(project, sam_predictor, monkeypatch):
     """Enter on a checked proposal (a positive first click exactly there) starts the object from the
     mask the check found; any other first click is predicted as usual."""
-    state = AppState(store=open_project(project), predictor=sam_predictor)
-    client = TestClient(create_app(state))
-    ids = _ids(client)
-    cat = client.post("/api/categories", json={"name": "box"}).json()
-    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
-    client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
+    state, client, ids, cat = _one_box_finished(project, sam_predictor)
     offer = client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json()["proposal"]
     assert offer["checked"] is True
     checked = state._offered[(ids["b.png"], cat["id"])]
@@ -136,12 +142,7 @@ def test_a_click_does_not_wait_for_a_proposal_being_checked(project, sam_predict
 
     from clickmask.server import proposals
 
-    state = AppState(store=open_project(project), predictor=sam_predictor)
-    client = TestClient(create_app(state))
-    ids = _ids(client)
-    cat = client.post("/api/categories", json={"name": "box"}).json()
-    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
-    client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
+    state, client, ids, cat = _one_box_finished(project, sam_predictor)
 
     entered, release = threading.Event(), threading.Event()
     real = proposals.checked_proposal
