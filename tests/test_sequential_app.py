@@ -92,7 +92,7 @@ def test_accepting_a_checked_proposal_shows_the_checks_mask_without_a_decoder_ru
     state, client, ids, cat = _one_box_finished(project, sam_predictor)
     offer = client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json()["proposal"]
     assert offer["checked"] is True
-    checked = state._offered[(ids["b.png"], cat["id"])]
+    checked = state._offered[ids["b.png"]][cat["id"]]
     # the offer previews the check's mask (row-major runs, starting with background)
     from clickmask.server.imaging import mask_runs
 
@@ -123,6 +123,26 @@ def test_accepting_a_checked_proposal_shows_the_checks_mask_without_a_decoder_ru
     client.post(f"/api/images/{ids['b.png']}/finish", json={"category_id": cat["id"]})
     client.post(url, json=body)
     assert len(predicted) == 3
+
+
+def test_a_late_proposal_for_the_image_just_left_keeps_the_open_images_offer(project, sam_predictor, monkeypatch):
+    """The user moves on to b.png while a.png's proposal is still being checked: Enter on b stays instant."""
+    from clickmask.server import state as state_module
+
+    state, client, ids, cat = _one_box_finished(project, sam_predictor)
+    offer = client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json()["proposal"]
+    client.get(f"/api/images/{ids['a.png']}/proposal?category_id={cat['id']}")  # the late answer for a.png
+    assert set(state._offered) == {ids["a.png"], ids["b.png"]}
+    predicted = []
+    real_predict = state.predictor.predict
+    monkeypatch.setattr(state.predictor, "predict", lambda *a, **k: predicted.append(a) or real_predict(*a, **k))
+    body = {"x": offer["x"], "y": offer["y"], "positive": True, "category_id": cat["id"]}
+    client.post(f"/api/images/{ids['b.png']}/clicks", json=body)
+    assert predicted == []  # the offer was still there: no decoder run
+    # only the OFFER_IMAGES images asked about last keep offers (each holds an image-sized mask)
+    monkeypatch.setattr(state_module, "OFFER_IMAGES", 1)
+    client.get(f"/api/images/{ids['a.png']}/proposal?category_id={cat['id']}")
+    assert list(state._offered) == [ids["a.png"]]
 
 
 def test_model_without_embedding_gives_no_proposal(project):

@@ -240,13 +240,15 @@ def test_granularity_memory_runs_in_sequences_and_needs_refined_inference(sam_pr
 class _RecordingAdapter:
     """An OPO stand-in for the runner: plain predictor, records what each finished object teaches."""
 
+    wants_crops = False
+
     def __init__(self, predictor):
         self.predictor, self.masks = predictor, []
 
     def predictor_for(self, category, index):
         return self.predictor
 
-    def finished(self, category, index, image, embedding, mask):
+    def finished(self, category, index, image, embedding, mask, crop=None):
         self.masks.append(mask)
 
     def affine_for(self, category, index):
@@ -316,3 +318,26 @@ def test_merged_parts_equal_one_report_over_all_sequences():
         merge_reports([build_report(c, "X", "m", {}, 20, 0.9), build_report(c, "X", "m", {}, 20, 0.9)])
     with pytest.raises(ClickmaskError, match="different options"):
         merge_reports([build_report(c, "X", "m", {}, 20, 0.9), build_report(d, "X", "m", {"icp": True}, 20, 0.9)])
+
+
+def test_opo_gets_the_zoom_in_crop_view_when_it_asks(sam_predictor, data_root):
+    """Real model, DAVIS frames: with zoom-in, OPO receives the last crop's raw embedding and the mask cut to it."""
+    from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+
+    seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
+    swan = next(s for s in seqs if s.category == "blackswan")
+    seq = ObjectSequence("blackswan", swan.samples[:2])
+    refined = RefinedPredictor(sam_predictor, InferenceOptions.parse("zoom,zoom_from=1"))
+    for wants in (False, True):
+        adapter = _RecordingAdapter(refined)
+        adapter.wants_crops = wants
+        adapter.finished = lambda c, i, image, emb, mask, crop=None, a=adapter: a.masks.append((mask, crop))
+        run_sequence(refined, seq, SequentialOptions(max_clicks=1, stop_iou=0.5), adapter)
+        assert len(adapter.masks) == 2
+        for mask, crop in adapter.masks:
+            if not wants:
+                assert crop is None
+                continue
+            emb, cut = crop
+            assert emb.shape == (1, 256, 64, 64) and cut.shape[0] < mask.shape[0]
+            assert cut.sum() == mask.sum() > 0  # the crop holds the whole object

@@ -135,3 +135,44 @@ def test_held_out_gain_is_zero_for_identity_and_negative_for_a_broken_adapter(fr
     with torch.no_grad():
         broken.weight.copy_(-torch.eye(256))  # every pixel's feature becomes the bias (zero): no image left
     assert held_out_gain(frozen_decoder, broken, sample, seed=0) < -0.2
+
+
+def test_object_views_add_the_crop_only_when_it_has_the_object():
+    from clickmask.sequential.opo import object_views
+
+    emb, mask = embedding_and_mask(0)
+    crop_emb, _ = embedding_and_mask(1)
+    assert object_views(emb, np.zeros_like(mask), (crop_emb, mask[10:70, 20:100])) == []
+    only_full = object_views(emb, mask, None, name="cat#0")
+    assert [s.hw for s in only_full] == [(96, 128)]
+    views = object_views(emb, mask, (crop_emb, mask[10:70, 20:100]), name="cat#0")
+    assert [s.hw for s in views] == [(96, 128), (60, 80)]
+    assert views[1].name == "cat#0 crop" and views[1].embedding.dtype == np.float16
+    assert np.array_equal(views[1].gt, mask[10:70, 20:100])
+    assert len(object_views(emb, mask, (crop_emb, np.zeros((60, 80), bool)))) == 1  # the crop missed the object
+
+
+def test_crop_views_are_trained_on_and_gate_tested_only_when_asked(frozen_decoder, monkeypatch):
+    """--opo-crop-views: the crop joins the memory, and the gate's gain is the mean over both views."""
+    import clickmask.sequential.opo as opo
+
+    tested = []
+
+    def fake_gain(decoder, adapter, sample, seed):
+        tested.append(sample.hw)
+        return 0.1 if sample.hw == (96, 128) else -0.4
+
+    monkeypatch.setattr(opo, "held_out_gain", fake_gain)
+    crop_emb, _ = embedding_and_mask(5)
+    for crop_views in (False, True):
+        tested.clear()
+        state = CategoryAdapter("cat", frozen_decoder, OPOConfig(steps=1, batch_size=1, gate=1, crop_views=crop_views))
+        for k in range(2):
+            emb, mask = embedding_and_mask(k)
+            state.learn(emb, mask, crop=(crop_emb, mask[10:70, 20:100]))
+        if crop_views:
+            assert len(state.memory) == 4 and tested == [(96, 128), (60, 80)]
+            assert state.gate.gains == [pytest.approx(-0.15)] and state.versions[2] is None  # the crop view lost
+        else:
+            assert len(state.memory) == 2 and tested == [(96, 128)]
+            assert state.gate.gains == [pytest.approx(0.1)] and state.versions[2] is not None

@@ -468,6 +468,14 @@ class RefinedPredictor:
         nx1, ny1 = int(min(w, round(cx + bw / 2))), int(min(h, round(cy + bh / 2)))
         return nx0, ny0, nx1, ny1
 
+    def crop_embedding(self, crop: Box) -> np.ndarray:
+        """The 1x256x64x64 embedding of the current image's crop (x0, y0, x1, y1), as zoom-in encodes it.
+
+        Read from the embedding cache when the crop was used before (e.g. the
+        crop of an object's last prediction, ``Prediction.info["crop"]``).
+        """
+        return self._crop_frame(crop).embedding
+
     def _crop_frame(self, crop: Box) -> "_Frame":
         assert self._image is not None
         x0, y0, x1, y1 = crop

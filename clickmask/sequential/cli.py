@@ -60,6 +60,9 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="with --opo: serve a category's adapter only while it beat the plain model on the "
                             f"last W finished objects it had not been trained on (default {opo_gate}, as in the app; "
                             "0: always serve it)")
+    group.add_argument("--opo-crop-views", action="store_true",
+                       help="with --opo: also train on, and gate-test on, each finished object's zoom-in crop "
+                            "(the view the robot's later clicks use)")
     group.add_argument("--opo-full-image-only", action="store_true",
                        help="OPO: adapt only the full image's embedding, not zoom-in crops (trained on full images)")
     group.add_argument("--opo-bf16", action="store_true",
@@ -121,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
                            memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
                            iterative=args.opo_iterative, crops=not args.opo_full_image_only,
-                           gate=args.opo_gate)
+                           gate=args.opo_gate, crop_views=args.opo_crop_views)
         adapter = OnlineAdapter.for_predictor(predictor, config)
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:

@@ -62,6 +62,7 @@ class OPOConfig:
     iterative: int = 0  # robot clicks after the random ones, previous mask fed back, ICL over the steps
     crops: bool = True  # also adapt zoom-in crop embeddings (the adapter is trained on full images only)
     gate: int = 10  # > 0: serve the adapter only while it beat the plain model on the last `gate` unseen objects
+    crop_views: bool = False  # also train and gate-test on the zoom-in crop of each finished object (when zoomed)
 
     def __post_init__(self) -> None:
         if self.delta < 1:
@@ -160,23 +161,26 @@ class CategoryAdapter:
         self.losses: list[float] = []
         self.gate = PrequentialGate(config.gate) if config.gate else None
 
-    def learn(self, embedding: np.ndarray, mask: np.ndarray, name: str = "") -> None:
+    def learn(self, embedding: np.ndarray, mask: np.ndarray, name: str = "",
+              crop: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Add a finished object (raw 1x256x64x64 embedding, final HxW bool mask) and train.
 
-        An empty mask (nothing accepted) adds nothing but still publishes a
-        version, so version k always belongs to object k. With the gate, a
-        new object first tests the current adapter (it has not seen it), and
-        the version published is None (plain model) while the gate is closed.
+        ``crop``: the object's zoom-in view as (raw crop embedding, the mask's
+        crop), used as a second sample and gate test when
+        ``config.crop_views`` is on. An empty mask (nothing accepted) adds
+        nothing but still publishes a version, so version k always belongs to
+        object k. With the gate, a new object first tests the current adapter
+        (it has not seen it; the mean gain over its views), and the version
+        published is None (plain model) while the gate is closed.
         """
-        from clickmask.training.loop import TrainSample, train_steps
+        from clickmask.training.loop import train_steps
 
-        mask = np.asarray(mask, dtype=bool)
-        if mask.any():
-            emb = np.asarray(embedding, dtype=np.float16)  # half the memory; training casts to float32
-            sample = TrainSample(emb, mask.copy(), mask.shape, name=name)
+        samples = object_views(embedding, mask, crop if self.config.crop_views else None, name)
+        if samples:
             if self.gate is not None and self.memory and self.config.steps > 0:  # trained, and not on this one
-                self.gate.record(held_out_gain(self.decoder, self.adapter, sample, seed=len(self.versions)))
-            self.memory.append(sample)
+                seed = len(self.versions)
+                self.gate.record(float(np.mean([held_out_gain(self.decoder, self.adapter, s, seed) for s in samples])))
+            self.memory.extend(samples)
         if self.memory and self.config.steps > 0:
             self.adapter.train()
             self.losses += train_steps(self.decoder, self.adapter, list(self.memory), self.config.steps,
@@ -188,6 +192,28 @@ class CategoryAdapter:
         """The adapter for 0-based object ``index``: trained on objects ``0 .. index - delta``."""
         count = index - self.config.delta + 1
         return self.versions[max(0, min(count, len(self.versions) - 1))]
+
+
+def object_views(embedding: np.ndarray, mask: np.ndarray, crop: tuple[np.ndarray, np.ndarray] | None,
+                 name: str = "") -> list:
+    """The training samples of one finished object: the whole image, then its crop view if given and non-empty.
+
+    embedding: raw 1x256x64x64; mask: HxW bool; crop: (raw crop embedding,
+    the mask cut to the crop). Embeddings are kept as float16 (half the
+    memory; training casts to float32). An empty mask gives no sample.
+    """
+    from clickmask.training.loop import TrainSample
+
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return []
+    views = [TrainSample(np.asarray(embedding, dtype=np.float16), mask.copy(), mask.shape, name=name)]
+    if crop is not None:
+        crop_emb, crop_mask = crop[0], np.asarray(crop[1], dtype=bool)
+        if crop_mask.any():
+            views.append(TrainSample(np.asarray(crop_emb, dtype=np.float16), crop_mask.copy(), crop_mask.shape,
+                                     name=f"{name} crop"))
+    return views
 
 
 def load_frozen_decoder(spec):
@@ -251,16 +277,25 @@ class OnlineAdapter:
         self._adapted.set_adapter(self.state(category).version_for(index))
         return self._active
 
+    @property
+    def wants_crops(self) -> bool:
+        """Whether ``finished`` uses the objects' zoom-in crop views (``config.crop_views``)."""
+        return self.config.crop_views
+
     def affine_for(self, category: str, index: int) -> Affine | None:
         """The (A, b) map object ``index`` of ``category`` is segmented with (None = identity)."""
         return self.state(category).version_for(index)
 
-    def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray) -> None:
-        """Train the category's adapter on the finished object (its raw embedding and final mask)."""
+    def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray,
+                 crop: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Train the category's adapter on the finished object (its raw embedding and final mask).
+
+        ``crop``: (raw embedding, mask) of the object's zoom-in crop, or None.
+        """
         state = self.state(category)
         if len(state.versions) != index + 1:
             raise ClickmaskError(f"OPO: objects of {category!r} must be finished in order (got {index})")
-        state.learn(embedding, mask, name=f"{category}#{index}")
+        state.learn(embedding, mask, name=f"{category}#{index}", crop=crop)
 
     def describe(self) -> dict:
         """The configuration, for reports."""

@@ -296,6 +296,7 @@ def _opo_budget(options: dict) -> str:
     return (f"{cfg['steps']}x{cfg['batch_size']}" + (" bf16" if cfg.get("bf16") else "")
             + (f", {iterative} iterative" if iterative else "")
             + (", full image only" if cfg.get("crops") is False else "")
+            + (", crop views" if cfg.get("crop_views") else "")
             + (f", gate {cfg['gate']}" if cfg.get("gate") else "")
             + (", accepted only" if cfg.get("accepted_only") else ""))
 

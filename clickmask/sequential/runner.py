@@ -94,11 +94,18 @@ class InstanceResult:
 class Adapter(Protocol):
     """What the runner needs from OPO: a predictor for the current category and a hook."""
 
+    wants_crops: bool  # whether ``finished`` wants the object's zoom-in crop view
+
     def predictor_for(self, category: str, index: int) -> Predictor:
         """The predictor to use for object ``index`` (0-based) of ``category``'s sequence."""
 
-    def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray) -> None:
-        """Object ``index`` is done: its image (HxWx3), raw embedding (1xCxGxG) and final mask (HxW bool)."""
+    def finished(self, category: str, index: int, image: np.ndarray, embedding: np.ndarray, mask: np.ndarray,
+                 crop: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Object ``index`` is done: its image (HxWx3), raw embedding (1xCxGxG) and final mask (HxW bool).
+
+        ``crop``: (raw embedding, mask cut to the crop) of the zoom-in crop of
+        the object's last prediction, or None when it was not zoomed.
+        """
 
     def affine_for(self, category: str, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The (A, b) per-pixel map used for object ``index`` (None = identity), for ICP on adapted features."""
@@ -113,6 +120,18 @@ def predictor_embedding(predictor: Predictor) -> np.ndarray:
     return emb
 
 
+def crop_view(predictor: Predictor, crop: tuple[int, int, int, int] | None,
+              mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(raw 1x256x64x64 embedding, mask[y0:y1, x0:x1]) of a zoom-in crop (x0, y0, x1, y1) of the current image.
+
+    None when there is no crop or the predictor has no zoom-in (``crop_embedding``).
+    """
+    if crop is None or not hasattr(predictor, "crop_embedding"):
+        return None
+    x0, y0, x1, y1 = crop
+    return predictor.crop_embedding(crop), mask[y0:y1, x0:x1]
+
+
 def annotate_object(
     predictor: Predictor,
     gt: np.ndarray,
@@ -120,7 +139,7 @@ def annotate_object(
     options: SequentialOptions,
     first: Click | None = None,
     first_mask: Prediction | None = None,
-) -> tuple[list[float], list[Click], list[float], np.ndarray, Prediction | None]:
+) -> tuple[list[float], list[Click], list[float], np.ndarray, Prediction | None, tuple[int, int, int, int] | None]:
     """Robot annotation of one object on the predictor's current image.
 
     gt, ignore: HxW bool. ``first``: a free first click (the accepted proposal)
@@ -129,7 +148,7 @@ def annotate_object(
     Stops when the IoU reaches ``options.stop_iou``, after ``max_clicks``
     counted clicks, or when the robot finds no error left. Returns (IoU after
     each prediction, clicks, per-click ms, final HxW bool mask, the first
-    click's Prediction or None).
+    click's Prediction or None, the last prediction's zoom-in crop or None).
     """
     session = InteractiveSession(predictor, mask_feedback=options.mask_feedback)
     pred = np.zeros(gt.shape, dtype=bool)
@@ -150,7 +169,9 @@ def annotate_object(
         times.append((time.perf_counter() - t0) * 1000)
         clicks.append(click)
         ious.append(iou(gt, pred, ignore))
-    return ious, clicks, times, pred, session.first_prediction
+    last = session.prediction
+    crop = last.info.get("crop") if last is not None else None
+    return ious, clicks, times, pred, session.first_prediction, crop
 
 
 def run_sequence(
@@ -194,7 +215,7 @@ def run_sequence(
             if not hasattr(active, "set_first_token"):
                 raise ClickmaskError("the granularity memory needs the refined inference (not --infer raw)")
             active.set_first_token(memory.preferred())
-        ious, clicks, times, mask, first_prediction = annotate_object(active, gt, ignore, options, first, first_mask)
+        ious, clicks, times, mask, first_prediction, crop = annotate_object(active, gt, ignore, options, first, first_mask)
         if not clicks:
             raise ClickmaskError(f"{sample.mask_path}: the robot found nothing to click (empty object?)")
         if options.icp or adapter is not None:
@@ -205,7 +226,9 @@ def run_sequence(
             if adapter is not None:
                 # an object left below stop_iou after max_clicks is one a user would have fixed by hand first
                 accepted = not options.opo_accepted_only or ious[-1] >= options.stop_iou
-                adapter.finished(sequence.category, index, image, embedding, mask if accepted else np.zeros_like(mask))
+                learned = mask if accepted else np.zeros_like(mask)
+                view = crop_view(predictor, crop, learned) if adapter.wants_crops and learned.any() else None
+                adapter.finished(sequence.category, index, image, embedding, learned, crop=view)
         if memory is not None and (readings := first_click_masks(active, first_prediction, gt.shape)) is not None:
             memory.record(readings[0], readings[1], mask)
         annotated[key] = mask if key not in annotated else (annotated[key] | mask)

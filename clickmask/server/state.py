@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,10 @@ from clickmask.sequential.proposal import CheckedProposal, accepted_prediction
 PREFETCH_AHEAD = 2
 
 
+#: Images whose last proposals are kept for Enter (the most recently asked about).
+OFFER_IMAGES = 2
+
+
 @dataclass
 class AppState:
     """Shared server state. The predictor is used by one click at a time (``click_lock``)."""
@@ -42,8 +47,10 @@ class AppState:
     busy_clicks: int = 0
     opo_config: OPOConfig | None = None  # None: OPOConfig() (SIIS settings)
     _current_image: int | None = None
-    # the proposals last offered on the current image, by category: accepting one shows its checked mask
-    _offered: dict[tuple[int, int], CheckedProposal] = field(default_factory=dict)
+    # the proposals last offered, by image (the OFFER_IMAGES most recent) and category: accepting one
+    # shows its checked mask. More than one image, so a late answer for the image just left does not
+    # drop the offers of the image now open.
+    _offered: OrderedDict[int, dict[int, CheckedProposal]] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         self.predictor = adaptable_predictor(self.predictor)  # a SAM model gets per-category adapters (OPO)
@@ -125,7 +132,7 @@ class AppState:
 
         Objects of the category annotated since the offer are cut out of its mask too.
         """
-        offered = self._offered.get((image_id, category_id)) if category_id is not None else None
+        offered = self._offered.get(image_id, {}).get(category_id) if category_id is not None else None
         if offered is None or not click.positive or (click.x, click.y) != (offered.click.x, offered.click.y):
             return None
         hw = self.predictor.image_size
@@ -215,12 +222,14 @@ class AppState:
         # only (a few hundred ms), so a click on any image is never kept waiting by it
         checked = self.proposals.propose(image_id, category_id, embedding, hw, self.predictor)
         with self.click_lock:
-            if any(key[0] != image_id for key in self._offered):
-                self._offered.clear()  # only the image being annotated keeps its offers
+            offers = self._offered.setdefault(image_id, {})
+            self._offered.move_to_end(image_id)
+            while len(self._offered) > OFFER_IMAGES:
+                self._offered.popitem(last=False)  # each offer holds an image-sized mask
             if checked is None:
-                self._offered.pop((image_id, category_id), None)
+                offers.pop(category_id, None)
             else:
-                self._offered[(image_id, category_id)] = checked
+                offers[category_id] = checked
         if checked is None:
             return {"proposal": None, "bank_size": size}
         click, preview = checked.click, checked.prediction()
