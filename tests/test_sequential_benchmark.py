@@ -131,7 +131,10 @@ def test_report_overall_per_category_and_comparison():
         "steps": 4, "batch_size": 8, "iterative": 1, "crops": False, "gate": 10, "accepted_only": True}}, 20, 0.9)
     rc = build_report(icp, "X", "m", {"icp": True, "icp_check": 4}, 20, 0.9)
     rm = build_report(icp, "X", "m", {"icp": True, "icp_check": 4, "icp_mask": True}, 20, 0.9)
-    table = format_ablation([rb, ri, ro, rg, rk, old_rule, rc, rm])
+    rv = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {
+        "steps": 4, "batch_size": 8, "gate": 10, "gate_test": "robot", "crop_views": True}}, 20, 0.9)
+    table = format_ablation([rb, ri, ro, rg, rk, old_rule, rc, rm, rv])
+    assert "| X | raw | yes | 4x8, crop views, gate 10 (robot test) |  |" in table
     assert "| X | raw | yes, checked (4) |  |  | 2 | 1.00 |" in table
     assert "| X | raw | yes, checked (4), its mask |  |  | 2 | 1.00 |" in table
     assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
@@ -193,7 +196,7 @@ def test_cli_icp_check_needs_plain_icp(tmp_path, capsys, extra, problem):
     assert code == 2 and problem in err and err.count("\n") == 1
 
 
-def test_checked_proposals_on_real_video_frames(sam_predictor, data_root):
+def test_checked_proposals_on_real_video_frames(sam_predictor, data_root, monkeypatch):
     """Real model, DAVIS blackswan: with the object check the bank also learns the finished masks,
     and the checked proposals hit the swan."""
     seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
@@ -208,6 +211,16 @@ def test_checked_proposals_on_real_video_frames(sam_predictor, data_root):
     assert [r.proposal for r in masked] == [r.proposal for r in results]
     assert all(r.ious[0] > 0.8 for r in masked[1:])
     assert sum(r.ious[0] for r in masked[1:]) >= sum(r.ious[0] for r in results[1:]) - 1e-6
+    # the accepting click's own work (the check's mask made into the first prediction) is its click time
+    import time
+
+    import clickmask.sequential.runner as runner
+
+    real = runner.accepted_prediction
+    monkeypatch.setattr(runner, "accepted_prediction", lambda *a: time.sleep(0.2) or real(*a))
+    slow = run_sequence(sam_predictor, ObjectSequence("blackswan", swan.samples[:2]),
+                        SequentialOptions(icp=True, icp_check=4, icp_mask=True, max_clicks=1))
+    assert slow[1].free_first and slow[1].click_ms[0] >= 200
 
 
 def test_icp_on_real_video_frames_gives_free_first_clicks(sam_predictor, data_root):

@@ -176,3 +176,32 @@ def test_crop_views_are_trained_on_and_gate_tested_only_when_asked(frozen_decode
         else:
             assert len(state.memory) == 2 and tested == [(96, 128)]
             assert state.gate.gains == [pytest.approx(0.1)] and state.versions[2] is not None
+
+
+def test_robot_replay_gain_is_zero_for_identity_and_negative_for_a_broken_adapter(sam_predictor, data_root):
+    """Real model and inference (zoom-in from click 3): the robot test tells a broken adapter apart."""
+    from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+    from clickmask.evaluation.datasets import load_dataset
+    from clickmask.evaluation.runner import load_sample
+    from clickmask.sequential.gate_replay import REPLAY_CLICKS, replay_gain, replay_ious
+    from clickmask.training.adapted import AdaptedSamPredictor
+
+    image, gt, _ = load_sample(load_dataset(data_root, "GrabCut", limit=1)[0])
+    adapted = AdaptedSamPredictor(sam_predictor.spec, None, sam_predictor.cache)
+    active = RefinedPredictor(adapted, InferenceOptions.parse("default"))
+    identity = (np.eye(256, dtype=np.float32), np.zeros(256, np.float32))
+    assert replay_gain(adapted, active, image, gt, identity, seed=0) == 0.0
+    broken = (np.zeros((256, 256), np.float32), np.zeros(256, np.float32))  # no image left
+    assert replay_gain(adapted, active, image, gt, broken, seed=0) < -0.2
+    assert adapted._affine is None  # left on the plain model
+    active.set_image(image)
+    rows, cols = np.nonzero(gt)
+    from clickmask.engine.clicks import Click
+
+    ious = replay_ious(active, gt, Click(float(cols.mean()), float(rows.mean()), True))
+    assert len(ious) == REPLAY_CLICKS and ious[-1] > 0.85
+
+
+def test_gate_test_choice_is_checked():
+    with pytest.raises(ClickmaskError, match="gate test must be"):
+        OPOConfig(gate_test="oracle")

@@ -60,6 +60,10 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="with --opo: serve a category's adapter only while it beat the plain model on the "
                             f"last W finished objects it had not been trained on (default {opo_gate}, as in the app; "
                             "0: always serve it)")
+    group.add_argument("--opo-gate-test", choices=("proxy", "robot"), default="proxy",
+                       help="with --opo: how the gate tests an adapter on a finished object: 'proxy' (low-res "
+                            "PyTorch decoder on the whole image, default) or 'robot' (replay the robot with the "
+                            "real inference, zoom-in included, with and without the adapter)")
     group.add_argument("--opo-crop-views", action="store_true",
                        help="with --opo: also train on, and gate-test on, each finished object's zoom-in crop "
                             "(the view the robot's later clicks use)")
@@ -124,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
                            memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
                            iterative=args.opo_iterative, crops=not args.opo_full_image_only,
-                           gate=args.opo_gate, crop_views=args.opo_crop_views)
+                           gate=args.opo_gate, crop_views=args.opo_crop_views, gate_test=args.opo_gate_test)
         adapter = OnlineAdapter.for_predictor(predictor, config)
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:

@@ -63,6 +63,7 @@ class OPOConfig:
     crops: bool = True  # also adapt zoom-in crop embeddings (the adapter is trained on full images only)
     gate: int = 10  # > 0: serve the adapter only while it beat the plain model on the last `gate` unseen objects
     crop_views: bool = False  # also train and gate-test on the zoom-in crop of each finished object (when zoomed)
+    gate_test: str = "proxy"  # "proxy": low-res torch decoder on the whole image; "robot": replay the real inference
 
     def __post_init__(self) -> None:
         if self.delta < 1:
@@ -73,6 +74,8 @@ class OPOConfig:
             raise ClickmaskError(f"OPO iterative clicks must be at least 0, got {self.iterative}")
         if self.gate < 0:
             raise ClickmaskError(f"OPO gate window must be at least 0 (0 = off), got {self.gate}")
+        if self.gate_test not in ("proxy", "robot"):
+            raise ClickmaskError(f"OPO gate test must be 'proxy' or 'robot', got {self.gate_test!r}")
 
 
 def opo_click_config(config: OPOConfig):
@@ -162,7 +165,7 @@ class CategoryAdapter:
         self.gate = PrequentialGate(config.gate) if config.gate else None
 
     def learn(self, embedding: np.ndarray, mask: np.ndarray, name: str = "",
-              crop: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+              crop: tuple[np.ndarray, np.ndarray] | None = None, gain: float | None = None) -> None:
         """Add a finished object (raw 1x256x64x64 embedding, final HxW bool mask) and train.
 
         ``crop``: the object's zoom-in view as (raw crop embedding, the mask's
@@ -170,16 +173,19 @@ class CategoryAdapter:
         ``config.crop_views`` is on. An empty mask (nothing accepted) adds
         nothing but still publishes a version, so version k always belongs to
         object k. With the gate, a new object first tests the current adapter
-        (it has not seen it; the mean gain over its views), and the version
-        published is None (plain model) while the gate is closed.
+        (it has not seen it; the mean gain over its views, or ``gain`` when the
+        caller tested it, see :meth:`tested`), and the version published is
+        None (plain model) while the gate is closed.
         """
         from clickmask.training.loop import train_steps
 
         samples = object_views(embedding, mask, crop if self.config.crop_views else None, name)
         if samples:
-            if self.gate is not None and self.memory and self.config.steps > 0:  # trained, and not on this one
+            if self.tested():
                 seed = len(self.versions)
-                self.gate.record(float(np.mean([held_out_gain(self.decoder, self.adapter, s, seed) for s in samples])))
+                if gain is None:
+                    gain = float(np.mean([held_out_gain(self.decoder, self.adapter, s, seed) for s in samples]))
+                self.gate.record(gain)
             self.memory.extend(samples)
         if self.memory and self.config.steps > 0:
             self.adapter.train()
@@ -187,6 +193,10 @@ class CategoryAdapter:
                                        self.optimizer, self.rng, opo_click_config(self.config))
         closed = self.gate is not None and not self.gate.is_open()
         self.versions.append(None if closed else self.adapter.affine())
+
+    def tested(self) -> bool:
+        """Whether the next finished object tests the adapter for the gate (trained, and not on that object)."""
+        return self.gate is not None and bool(self.memory) and self.config.steps > 0
 
     def version_for(self, index: int) -> Affine | None:
         """The adapter for 0-based object ``index``: trained on objects ``0 .. index - delta``."""
@@ -295,7 +305,13 @@ class OnlineAdapter:
         state = self.state(category)
         if len(state.versions) != index + 1:
             raise ClickmaskError(f"OPO: objects of {category!r} must be finished in order (got {index})")
-        state.learn(embedding, mask, name=f"{category}#{index}", crop=crop)
+        gain = None
+        if self.config.gate_test == "robot" and state.tested() and np.any(mask):
+            from clickmask.sequential.gate_replay import replay_gain
+
+            gain = replay_gain(self._adapted, self._active, image, np.asarray(mask, bool), state.adapter.affine(),
+                               seed=len(state.versions))
+        state.learn(embedding, mask, name=f"{category}#{index}", crop=crop, gain=gain)
 
     def describe(self) -> dict:
         """The configuration, for reports."""

@@ -298,6 +298,7 @@ def _opo_budget(options: dict) -> str:
             + (", full image only" if cfg.get("crops") is False else "")
             + (", crop views" if cfg.get("crop_views") else "")
             + (f", gate {cfg['gate']}" if cfg.get("gate") else "")
+            + (" (robot test)" if cfg.get("gate") and cfg.get("gate_test") == "robot" else "")
             + (", accepted only" if cfg.get("accepted_only") else ""))
 
 

@@ -193,7 +193,7 @@ def run_sequence(
         if active is not predictor and (options.icp or adapter is not None):
             predictor.set_image(image)  # the raw embedding (a cache hit: the caches are shared)
         key = str(sample.image_path)
-        first, first_mask, proposal, hit, propose_ms = None, None, None, None, 0.0
+        first, first_mask, proposal, hit, propose_ms, accept_ms = None, None, None, None, 0.0, 0.0
         if options.icp and len(bank):
             t0 = time.perf_counter()
             embedding = predictor_embedding(predictor)
@@ -210,7 +210,9 @@ def run_sequence(
                 proposal, hit = (click.x, click.y), bool(gt[row, col])
                 first = click if hit else None
                 if hit and options.icp_mask and checked is not None:
+                    t0 = time.perf_counter()
                     first_mask = accepted_prediction(checked, active, annotated.get(key))
+                    accept_ms = (time.perf_counter() - t0) * 1000  # the accepting click's own work (polish)
         if memory is not None:
             if not hasattr(active, "set_first_token"):
                 raise ClickmaskError("the granularity memory needs the refined inference (not --infer raw)")
@@ -218,6 +220,8 @@ def run_sequence(
         ious, clicks, times, mask, first_prediction, crop = annotate_object(active, gt, ignore, options, first, first_mask)
         if not clicks:
             raise ClickmaskError(f"{sample.mask_path}: the robot found nothing to click (empty object?)")
+        if first_mask is not None:
+            times[0] += accept_ms
         if options.icp or adapter is not None:
             embedding = predictor_embedding(predictor)  # raw: ICP features and OPO inputs
             if options.icp:
