@@ -354,3 +354,24 @@ def test_opo_gets_the_zoom_in_crop_view_when_it_asks(sam_predictor, data_root):
             emb, cut = crop
             assert emb.shape == (1, 256, 64, 64) and cut.shape[0] < mask.shape[0]
             assert cut.sum() == mask.sum() > 0  # the crop holds the whole object
+
+
+def test_paired_difference_counts_objects_and_brackets_the_mean():
+    from clickmask.sequential.report import format_paired, paired_difference
+
+    def report(nocs, dataset="X"):
+        return {"dataset": dataset, "per_object": {f"o{i}": {"category": "c" if i < 3 else "d", "noc": {"85": v}}
+                                                   for i, v in enumerate(nocs)}}
+
+    base, other = report([5, 5, 5, 5, 20]), report([4, 4, 5, 7, 20])
+    result = paired_difference(base, other)
+    assert result["objects"] == 5 and result["total"] == -0.0 and result["better"] == 2 and result["worse"] == 1
+    low, high = result["ci"]
+    assert -1 <= low < 0 < high <= 2  # the bootstrap mean stays within the per-object differences
+    only_c = paired_difference(base, other, categories=["c"])
+    assert only_c["objects"] == 3 and only_c["total"] == -2 and only_c["ci"][1] <= 0
+    assert "-2 clicks on 3 objects" in format_paired(only_c)
+    with pytest.raises(ClickmaskError, match="cannot compare"):
+        paired_difference(base, report([1], dataset="Y"))
+    with pytest.raises(ClickmaskError, match="share no object"):
+        paired_difference(base, {"dataset": "X", "per_object": {}})

@@ -174,6 +174,42 @@ def compare(base: dict, other: dict, threshold: str = "85") -> dict:
             "per_category": per, "worst_category": worst}
 
 
+def paired_difference(base: dict, other: dict, threshold: str = "85", draws: int = 10000, seed: int = 0,
+                      categories: Sequence[str] | None = None) -> dict:
+    """Per-object NoC difference of ``other`` minus ``base`` on the objects both annotated, with a 95% interval.
+
+    The interval is a bootstrap over objects (``draws`` resamples, fixed
+    ``seed``): how much the total could move from which objects happen to be
+    in the set. It does not cover the run-to-run spread of a sequential run
+    (one changed object changes later banks and adapters), so a difference
+    inside it is no evidence either way. ``categories`` restricts the objects.
+    Returns ``{"objects", "total", "mean", "ci": [low, high] (of the mean),
+    "better", "worse"}`` (better = fewer clicks in ``other``).
+    """
+    if base.get("dataset") != other.get("dataset"):
+        raise ClickmaskError(f"cannot compare reports of {base.get('dataset')} and {other.get('dataset')}")
+    keep = None if categories is None else set(categories)
+    names = [n for n, o in base["per_object"].items()
+             if n in other["per_object"] and (keep is None or o["category"] in keep)]
+    if not names:
+        raise ClickmaskError("the two reports share no object")
+    diff = np.array([other["per_object"][n]["noc"][threshold] - base["per_object"][n]["noc"][threshold]
+                     for n in names], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(draws, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"threshold": threshold, "objects": len(diff), "total": float(diff.sum()), "mean": float(diff.mean()),
+            "ci": [float(low), float(high)], "better": int((diff < 0).sum()), "worse": int((diff > 0).sum())}
+
+
+def format_paired(result: dict) -> str:
+    """One line for :func:`paired_difference`."""
+    low, high = result["ci"]
+    return (f"  paired NoC@{result['threshold']}: {result['total']:+.0f} clicks on {result['objects']} objects "
+            f"({result['mean']:+.3f} per object, 95% interval {low:+.3f} .. {high:+.3f}); "
+            f"{result['better']} better, {result['worse']} worse")
+
+
 def format_comparison(result: dict) -> str:
     """Plain-text table of :func:`compare`."""
     t = result["threshold"]
@@ -308,14 +344,18 @@ def _recommended() -> str:
     return engine_options({"options": InferenceOptions.parse("default").changed()})
 
 
-if __name__ == "__main__":  # python -m clickmask.sequential.report [--merge OUT.json] A.json B.json ...
+if __name__ == "__main__":  # python -m clickmask.sequential.report [--merge OUT.json | --paired] A.json B.json ...
     import sys
     from pathlib import Path
 
     from clickmask.evaluation.report import write_json as _write
 
     args = sys.argv[1:]
-    if args[:1] == ["--merge"] and len(args) >= 3:
+    if args[:1] == ["--paired"] and len(args) == 3:
+        reports = [json.loads(Path(p).read_text(encoding="utf-8")) for p in args[1:]]
+        for key in ("85", "90"):
+            print(format_paired(paired_difference(reports[0], reports[1], key)))
+    elif args[:1] == ["--merge"] and len(args) >= 3:
         merged = merge_reports([json.loads(Path(p).read_text(encoding="utf-8")) for p in args[2:]])
         _write(merged, Path(args[1]))
         print(format_table(merged))
