@@ -7,7 +7,6 @@ import pytest
 from scipy import ndimage
 
 
-
 def _page_point(page, x: float, y: float) -> tuple[float, float]:
     p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [x, y])
     return p["x"], p["y"]
@@ -27,6 +26,7 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     if server.predictor.is_fallback:
         pytest.skip("proposals need the SAM model (run `clickmask models pull`)")
     page = browser.new_page()
+    page.set_default_timeout(60_000)  # the 2-core CI machine may be busy (image decode, embedding, OPO trainer)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server.url)
