@@ -137,7 +137,7 @@ def test_report_overall_per_category_and_comparison():
     assert "| X | raw | yes | 4x8, crop views, gate 10 (robot test) |  |" in table
     assert "| X | raw | yes, checked (4) |  |  | 2 | 1.00 |" in table
     assert "| X | raw | yes, checked (4), its mask |  |  | 2 | 1.00 |" in table
-    assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3%" in table and "c (+0.0%)" in table
+    assert "| X | raw | yes |  |  | 2 | 1.00 |" in table and "-33.3% [" in table and "c (+0.0%)" in table
     assert "| X | raw | yes | 4x8 |  | 2 | 1.00 |" in table  # the OPO budget: steps x samples
     assert "| X | raw | yes |  | yes | 2 | 1.00 |" in table  # the first-click memory
     assert "| X | raw | yes |  | yes (summed gain) | 2 | 1.00 |" in table  # a report from before its sign rule

@@ -240,7 +240,9 @@ def format_ablation(reports: Sequence[dict]) -> str:
     The "first-click memory" column marks runs with the per-category granularity memory.
 
     The change column is relative to the first report of the same dataset and
-    the same inference options without ICP and OPO (the baseline), when there is one.
+    the same inference options without ICP and OPO (the baseline), when there is one;
+    in brackets, the 95% bootstrap interval of the paired per-object difference
+    (:func:`paired_difference`) as a share of the baseline's NoC.
     """
     base: dict[tuple[str, str], dict] = {}
     for rep in reports:
@@ -248,7 +250,7 @@ def format_ablation(reports: Sequence[dict]) -> str:
         if not opts.get("icp") and not opts.get("opo") and not opts.get("granularity"):
             base.setdefault((rep["dataset"], engine_options(rep)), rep)
     lines = [
-        "| dataset | inference | ICP | OPO | first-click memory | objects | NoC@85 | NoC@90 | change @85 | ICP hits "
+        "| dataset | inference | ICP | OPO | first-click memory | objects | NoC@85 | NoC@90 | change @85 [95% interval] | ICP hits "
         "| worst category @85 |",
         "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
@@ -259,7 +261,7 @@ def format_ablation(reports: Sequence[dict]) -> str:
         change, worst = "", ""
         if ref is not None and ref is not rep:
             cmp = compare(ref, rep, "85")
-            change = f"{cmp['overall']['change']:+.1%}"
+            change = f"{cmp['overall']['change']:+.1%}" + _interval(ref, rep)
             if cmp["worst_category"] is not None:
                 w = cmp["worst_category"]
                 worst = f"{w} ({cmp['per_category'][w]['change']:+.1%})"
@@ -271,6 +273,18 @@ def format_ablation(reports: Sequence[dict]) -> str:
             f"{_granularity(opts)} | {rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
         )
     return "\n".join(lines)
+
+
+def _interval(base: dict, other: dict) -> str:
+    """" [low, high]": the paired NoC@85 difference's 95% interval relative to the base NoC ("" if not computable)."""
+    mean = base["noc"]["85"]
+    if mean <= 0 or "per_object" not in base or "per_object" not in other:
+        return ""
+    try:
+        low, high = paired_difference(base, other, "85")["ci"]
+    except ClickmaskError:
+        return ""
+    return f" [{low / mean:+.1%}, {high / mean:+.1%}]"
 
 
 def format_subset(reports: Sequence[dict], categories: Sequence[str]) -> str:
