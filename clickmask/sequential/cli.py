@@ -60,6 +60,9 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="with --opo: serve a category's adapter only while it beat the plain model on the "
                             f"last W finished objects it had not been trained on (default {opo_gate}, as in the app; "
                             "0: always serve it)")
+    group.add_argument("--opo-seed", type=int, default=0,
+                       help="with --opo: seed of the clicks re-simulated for training (default 0); "
+                            "another seed shows the run-to-run spread")
     group.add_argument("--opo-gate-test", choices=("proxy", "robot"), default="proxy",
                        help="with --opo: how the gate tests an adapter on a finished object: 'proxy' (low-res "
                             "PyTorch decoder on the whole image, default) or 'robot' (replay the robot with the "
@@ -128,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
                            memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
                            iterative=args.opo_iterative, crops=not args.opo_full_image_only,
-                           gate=args.opo_gate, crop_views=args.opo_crop_views, gate_test=args.opo_gate_test)
+                           gate=args.opo_gate, crop_views=args.opo_crop_views, gate_test=args.opo_gate_test,
+                           seed=args.opo_seed)
         adapter = OnlineAdapter.for_predictor(predictor, config)
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:

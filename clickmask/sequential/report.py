@@ -349,6 +349,7 @@ def _opo_budget(options: dict) -> str:
             + (", crop views" if cfg.get("crop_views") else "")
             + (f", gate {cfg['gate']}" if cfg.get("gate") else "")
             + (" (robot test)" if cfg.get("gate") and cfg.get("gate_test") == "robot" else "")
+            + (f", seed {cfg['seed']}" if cfg.get("seed") else "")
             + (", accepted only" if cfg.get("accepted_only") else ""))
 
 
