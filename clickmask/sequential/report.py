@@ -276,7 +276,7 @@ def format_ablation(reports: Sequence[dict]) -> str:
 
 
 def _interval(base: dict, other: dict) -> str:
-    """" [low, high]": the paired NoC@85 difference's 95% interval relative to the base NoC ("" if not computable)."""
+    """The paired NoC@85 difference's 95% interval relative to the base NoC, as " [low, high]" ("" if unknown)."""
     mean = base["noc"]["85"]
     if mean <= 0 or "per_object" not in base or "per_object" not in other:
         return ""
