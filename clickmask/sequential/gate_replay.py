@@ -18,9 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from clickmask.engine.predictor import Predictor
-from clickmask.engine.session import InteractiveSession
-from clickmask.evaluation.clicker import next_click
-from clickmask.evaluation.metrics import iou
+from clickmask.sequential.runner import SequentialOptions, annotate_object
 from clickmask.training.simulate import initial_clicks
 
 #: Robot clicks per replay: the first random, the rest at the centre of the largest error.
@@ -30,21 +28,15 @@ REPLAY_CLICKS = 5
 def replay_ious(predictor: Predictor, target: np.ndarray, first, clicks: int = REPLAY_CLICKS) -> list[float]:
     """IoU with ``target`` after each of ``clicks`` robot clicks on the predictor's current image.
 
-    ``first``: the first (positive) Click; later clicks go to the centre of the
-    largest error, the previous mask fed back. When the robot finds no error
-    left, the last IoU is repeated, so the list always has ``clicks`` entries.
+    ``first``: the first (positive) Click; later clicks are the sequential
+    robot's (:func:`~clickmask.sequential.runner.annotate_object`: centre of the
+    largest error, previous mask fed back, no stop on IoU). When the robot
+    finds no error left, the last IoU is repeated, so the list always has
+    ``clicks`` entries.
     """
-    session = InteractiveSession(predictor)
-    click, ious = first, []
-    while len(ious) < clicks:
-        if click is None:
-            ious.append(ious[-1])
-            continue
-        session.add_click(click)
-        pred = session.current_mask()
-        ious.append(iou(target, pred, None))
-        click = next_click(target, pred, None, session.clicks)
-    return ious
+    never_stop = SequentialOptions(max_clicks=clicks - 1, stop_iou=float("inf"))  # + the given first click
+    ious = annotate_object(predictor, np.asarray(target, bool), None, never_stop, first=first)[0]
+    return ious + ious[-1:] * (clicks - len(ious))
 
 
 def replay_gain(adapted, predictor: Predictor, image: np.ndarray, target: np.ndarray, affine, seed: int,
