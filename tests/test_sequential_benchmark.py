@@ -117,7 +117,7 @@ def test_report_overall_per_category_and_comparison():
     rb = build_report(base, "X", "m", {}, 20, 0.9)
     ri = build_report(icp, "X", "m", {"icp": True}, 20, 0.9)
     assert rb["noc"]["85"] == 1.5 and ri["noc"]["85"] == 1.0
-    assert ri["icp"] == {"proposals": 2, "hits": 1, "hit_rate": 0.5}
+    assert ri["icp"] == {"proposals": 2, "hits": 1, "hit_rate": 0.5, "siblings": 0, "followed": 0}
     assert ri["per_category"]["d"]["noc"]["90"] == 0.0
     assert ri["per_object"]["o2"]["free_first"] is True
     cmp = compare(rb, ri)
@@ -187,6 +187,7 @@ def test_cli_icp_without_sequential_is_an_error(capsys):
     (["--icp", "--icp-check", "-1"], "--icp-check must be at least 0"),
     (["--icp", "--opo", "--icp-adapted", "--icp-check", "4"], "does not combine with --icp-adapted"),
     (["--icp", "--icp-mask"], "--icp-mask needs --icp-check"),
+    (["--icp-follow"], "--icp-follow needs --icp"),
 ])
 def test_cli_icp_check_needs_plain_icp(tmp_path, capsys, extra, problem):
     _video_like(tmp_path)
@@ -375,3 +376,58 @@ def test_paired_difference_counts_objects_and_brackets_the_mean():
         paired_difference(base, report([1], dataset="Y"))
     with pytest.raises(ClickmaskError, match="share no object"):
         paired_difference(base, {"dataset": "X", "per_object": {}})
+
+
+class _TwoDiskBank:
+    """A click bank stand-in that always proposes the right disk (x=75) unless it is annotated, then the left."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __len__(self):
+        return 1
+
+    def propose(self, embedding, shape, ignore, affine=None):
+        right_done = ignore is not None and ignore[40, 75]
+        return Click(30.0 if right_done else 75.0, 40.0, True)
+
+    def add_click(self, *args):
+        pass
+
+    def add_object(self, *args):
+        pass
+
+
+def test_missed_proposal_inside_a_pending_object_is_a_sibling_and_followed_on_request(sam_predictor, tmp_path,
+                                                                                    monkeypatch):
+    """Two objects of one category per image, the left one first in dataset order; the proposal finds the
+    right one. Fixed order: a miss recorded as a sibling. --icp-follow: the right one is annotated first
+    (a free click), then the left one, whose proposal now hits; each object once, names unchanged."""
+    import clickmask.sequential.runner as runner
+
+    monkeypatch.setattr(runner, "ClickBank", _TwoDiskBank)
+    folder = tmp_path / "Two"
+    entries = []
+    for i in range(2):
+        img = np.full((80, 100, 3), 40, np.uint8)
+        for k, cx in enumerate((30, 75)):
+            disk = _disk(80, 100, cx, 40, 12)
+            img[disk] = 200
+            _save(folder / "masks" / f"im{i}_{k}.png", (disk * 255).astype(np.uint8))
+            entries.append({"image": f"images/im{i}.png", "mask": f"masks/im{i}_{k}.png", "category": "a",
+                            "iscrowd": 0, "area": int(disk.sum())})
+        _save(folder / "images" / f"im{i}.png", img)
+    (folder / "instances.json").write_text(json.dumps(entries))
+    seq = build_sequences(tmp_path, "Two", SequenceOptions(min_instances=4, min_area=100))[0]
+    fixed = run_sequence(sam_predictor, seq, SequentialOptions(icp=True, max_clicks=3))
+    assert [r.name for r in fixed] == ["im0_0", "im0_1", "im1_0", "im1_1"]
+    assert [(r.hit, r.sibling, r.followed) for r in fixed] == [(False, True, False), (True, False, False)] * 2
+    followed = run_sequence(sam_predictor, seq, SequentialOptions(icp=True, icp_follow=True, max_clicks=3))
+    assert [r.name for r in followed] == ["im0_1", "im0_0", "im1_1", "im1_0"]
+    assert [(r.hit, r.followed, r.free_first) for r in followed] == [(True, True, True), (True, False, True)] * 2
+    assert all(r.ious[0] > 0.8 for r in followed)  # each free click segmented its own disk
+    report = build_report(followed, "Two", "m", {"icp": True, "icp_follow": True}, 3, 0.9)
+    assert report["icp"] == {"proposals": 4, "hits": 4, "hit_rate": 1.0, "siblings": 2, "followed": 2}
+    assert "2 followed to another object" in format_table(report)
+    assert "2 misses inside another object" in format_table(build_report(fixed, "Two", "m", {"icp": True}, 3, 0.9))
+    assert "| Two | raw | yes, followed |" in format_ablation([report])

@@ -33,8 +33,20 @@ def _noc_block(results: Sequence[InstanceResult], max_clicks: int) -> dict:
         "n": len(results),
         "noc": noc,
         "failures": failures,
-        "icp": {"proposals": proposals, "hits": hits, "hit_rate": hits / proposals if proposals else 0.0},
+        "icp": _icp_counts(proposals, hits, sum(1 for r in results if r.sibling),
+                           sum(1 for r in results if r.followed)),
     }
+
+
+def _icp_counts(proposals: int, hits: int, siblings: int, followed: int) -> dict:
+    """The ICP block: proposals, hits (followed ones included), their rate, and where the misses went.
+
+    ``siblings``: proposals inside another object of the sequence on the same
+    image that was not annotated yet; ``followed``: of those, the ones the robot
+    annotated out of order (``icp_follow``; they count as hits).
+    """
+    return {"proposals": proposals, "hits": hits, "hit_rate": hits / proposals if proposals else 0.0,
+            "siblings": siblings, "followed": followed}
 
 
 def build_report(
@@ -74,6 +86,8 @@ def build_report(
                 "free_first": r.free_first,
                 "proposal": list(r.proposal) if r.proposal is not None else None,
                 "hit": r.hit,
+                "sibling": r.sibling,
+                "followed": r.followed,
                 "noc": {threshold_key(t): r.noc(t, max_clicks) for t in THRESHOLDS},
             }
             for r in results
@@ -113,6 +127,7 @@ def merge_reports(parts: Sequence[dict]) -> dict:
     keys = list(first["noc"])
     proposals = sum(b["icp"]["proposals"] for b in per_category.values())
     hits = sum(b["icp"]["hits"] for b in per_category.values())
+    siblings, followed = (sum(b["icp"].get(k, 0) for b in per_category.values()) for k in ("siblings", "followed"))
     latency = {k: float(sum(r["latency_ms"][k] * r["n"] for r in parts) / n) for k in first["latency_ms"]}
     return {
         **{k: first[k] for k in ("dataset", "model", "options", "max_clicks", "stop_iou")},
@@ -120,7 +135,7 @@ def merge_reports(parts: Sequence[dict]) -> dict:
         "sequences": len(per_category),
         "noc": {k: float(sum(b["noc"][k] * b["n"] for b in per_category.values()) / n) for k in keys},
         "failures": {k: int(sum(b["failures"][k] for b in per_category.values())) for k in keys},
-        "icp": {"proposals": proposals, "hits": hits, "hit_rate": hits / proposals if proposals else 0.0},
+        "icp": _icp_counts(proposals, hits, siblings, followed),
         "latency_ms": latency,
         "per_category": per_category,
         "per_object": per_object,
@@ -137,7 +152,7 @@ def format_table(report: dict) -> str:
         f"sequences {report['sequences']}  objects {report['n']}  options {json.dumps(report['options'], sort_keys=True)}",
         "  NoC@85  NoC@90   >=20@85 >=20@90   ICP hits/proposals",
         f"  {noc['85']:6.2f}  {noc['90']:6.2f}   {fail['85']:7d} {fail['90']:7d}   "
-        f"{icp['hits']}/{icp['proposals']} ({icp['hit_rate']:.0%})",
+        f"{icp['hits']}/{icp['proposals']} ({icp['hit_rate']:.0%})" + _where_misses_went(icp),
         f"  {'category':<20} {'n':>4}  NoC@85  NoC@90  ICP hits",
     ]
     for name, block in report["per_category"].items():
@@ -148,6 +163,15 @@ def format_table(report: dict) -> str:
     lines.append(f"  latency ms: click median {report['latency_ms']['click_median']:.1f}, "
                  f"proposal median {report['latency_ms']['propose_median']:.1f}")
     return "\n".join(lines)
+
+
+def _where_misses_went(icp: dict) -> str:
+    """", N followed" / ", N misses in another object of the category" for reports that count them."""
+    if icp.get("followed"):
+        return f", {icp['followed']} followed to another object of the category"
+    if icp.get("siblings"):
+        return f", {icp['siblings']} misses inside another object of the category"
+    return ""
 
 
 def compare(base: dict, other: dict, threshold: str = "85") -> dict:
@@ -223,7 +247,7 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "icp_mask", "opo", "opo_config", "mask_feedback", "granularity",
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "icp_mask", "icp_follow", "opo", "opo_config", "mask_feedback", "granularity",
                    "granularity_rule")
 
 
@@ -324,7 +348,8 @@ def _icp(options: dict) -> str:
     """The ICP column: empty without ICP, "yes" for SIIS's (mean similarity, 3x3 filter), else "<aggregate>, <k>x<k>".
 
     ", checked (K)" marks proposals checked at the object level on K peaks (``--icp-check``),
-    ", its mask" accepted proposals that start from the check's mask (``--icp-mask``).
+    ", its mask" accepted proposals that start from the check's mask (``--icp-mask``),
+    ", followed" runs whose robot follows a proposal to another object of the image (``--icp-follow``).
     """
     if not options.get("icp"):
         return ""
@@ -332,7 +357,8 @@ def _icp(options: dict) -> str:
     label = "yes" if (aggregate, smooth) == ("mean", 3) else f"{aggregate}, {smooth}x{smooth}"
     if options.get("icp_check"):
         label += f", checked ({options['icp_check']})" + (", its mask" if options.get("icp_mask") else "")
-    return label + (", adapted features" if options.get("icp_adapted") else "")
+    label += ", adapted features" if options.get("icp_adapted") else ""
+    return label + (", followed" if options.get("icp_follow") else "")
 
 
 def _opo_budget(options: dict) -> str:

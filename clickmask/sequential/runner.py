@@ -16,6 +16,15 @@ checked at the object level (:mod:`clickmask.sequential.proposal`); with
 check's mask (what the app shows on Enter) instead of a fresh first-click
 prediction.
 
+A missed proposal that falls inside another object of the sequence on the same
+image, not annotated yet, is recorded (``sibling``): the proposal found the
+category, only not the instance the fixed order asks for next. With
+``icp_follow`` the robot then does what a user following the proposals does:
+it annotates that object now (a free first click) and returns to the one the
+order asked for right after it. Every object is still annotated once; only the
+order within an image changes. This is not the issue's fixed-order protocol:
+its rows are reported apart.
+
 With the granularity memory (:mod:`clickmask.sequential.granularity`), each
 finished object's final mask tells which mask token its first click should have
 shown; the category's memory then sets the token of later first clicks.
@@ -34,6 +43,7 @@ from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.clicker import next_click
+from clickmask.evaluation.datasets import Sample
 from clickmask.evaluation.metrics import iou
 from clickmask.evaluation.runner import load_sample
 from clickmask.sequential.click_bank import ClickBank
@@ -57,6 +67,7 @@ class SequentialOptions:
     granularity: bool = False
     icp_adapted: bool = False  # ICP compares OPO-adapted features (SIIS: the purified R4), when OPO is on
     opo_accepted_only: bool = False  # OPO learns only objects that reached stop_iou (others: an empty mask)
+    icp_follow: bool = False  # a proposal inside another pending object of the image: annotate that one now
 
 
 @dataclass
@@ -67,7 +78,10 @@ class InstanceResult:
     the first entry is the IoU after the proposal alone. clicks: every click
     used (the proposal first when it was accepted). ``free_first`` says whether
     clicks[0] was a free proposal. ``proposal`` is the ICP proposal (x, y) or
-    None; ``hit`` whether it fell inside the ground truth.
+    None; ``hit`` whether it fell inside the ground truth. ``sibling``: the
+    proposal fell inside another object of the sequence on the same image that
+    was not annotated yet (None without a proposal); ``followed``: this object
+    was taken out of order because the proposal fell inside it (``icp_follow``).
     """
 
     name: str
@@ -79,6 +93,8 @@ class InstanceResult:
     hit: bool | None
     click_ms: list[float] = field(default_factory=list)
     propose_ms: float = 0.0
+    sibling: bool | None = None
+    followed: bool = False
 
     def noc(self, threshold: float, max_clicks: int) -> int:
         """Counted clicks until IoU >= threshold (0 if the free proposal alone reaches it)."""
@@ -174,6 +190,16 @@ def annotate_object(
     return ious, clicks, times, pred, session.first_prediction, crop
 
 
+def sibling_at(pending: list[Sample], sample: Sample, col: int, row: int) -> Sample | None:
+    """The first object in ``pending`` on ``sample``'s image whose mask holds pixel (col, row), or None."""
+    for other in pending:
+        if other.image_path == sample.image_path and other.mask_path != sample.mask_path:
+            gt = other.load_gt()
+            if 0 <= row < gt.shape[0] and 0 <= col < gt.shape[1] and gt[row, col]:
+                return other
+    return None
+
+
 def run_sequence(
     predictor: Predictor,
     sequence: ObjectSequence,
@@ -186,7 +212,9 @@ def run_sequence(
     memory = GranularityMemory() if options.granularity else None
     annotated: dict[str, np.ndarray] = {}  # image path -> union of the final masks made on it
     results: list[InstanceResult] = []
-    for index, sample in enumerate(sequence.samples):
+    pending = list(sequence.samples)
+    for index in range(len(pending)):
+        sample = pending.pop(0)
         active = adapter.predictor_for(sequence.category, index) if adapter is not None else predictor
         image, gt, ignore = load_sample(sample)
         active.set_image(image)
@@ -194,6 +222,7 @@ def run_sequence(
             predictor.set_image(image)  # the raw embedding (a cache hit: the caches are shared)
         key = str(sample.image_path)
         first, first_mask, proposal, hit, propose_ms, accept_ms = None, None, None, None, 0.0, 0.0
+        sibling, followed = None, False
         if options.icp and len(bank):
             t0 = time.perf_counter()
             embedding = predictor_embedding(predictor)
@@ -208,6 +237,13 @@ def run_sequence(
             if click is not None:
                 col, row = click.as_int()
                 proposal, hit = (click.x, click.y), bool(gt[row, col])
+                other = None if hit else sibling_at(pending, sample, col, row)
+                sibling = other is not None
+                if other is not None and options.icp_follow:
+                    pending.remove(other)
+                    pending.insert(0, sample)  # the object the order asked for comes right after
+                    sample, followed, hit = other, True, True
+                    _, gt, ignore = load_sample(sample)
                 first = click if hit else None
                 if hit and options.icp_mask and checked is not None:
                     t0 = time.perf_counter()
@@ -239,7 +275,7 @@ def run_sequence(
         result = InstanceResult(
             name=sample.name, category=sequence.category, ious=ious, clicks=clicks,
             free_first=first is not None, proposal=proposal, hit=hit, click_ms=times,
-            propose_ms=propose_ms,
+            propose_ms=propose_ms, sibling=sibling, followed=followed,
         )
         results.append(result)
         if on_result is not None:
