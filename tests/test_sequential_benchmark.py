@@ -188,6 +188,7 @@ def test_cli_icp_without_sequential_is_an_error(capsys):
     (["--icp", "--opo", "--icp-adapted", "--icp-check", "4"], "does not combine with --icp-adapted"),
     (["--icp", "--icp-mask"], "--icp-mask needs --icp-check"),
     (["--icp-follow"], "--icp-follow needs --icp"),
+    (["--icp-map"], "--icp-map needs --icp"),
 ])
 def test_cli_icp_check_needs_plain_icp(tmp_path, capsys, extra, problem):
     _video_like(tmp_path)
@@ -222,6 +223,18 @@ def test_checked_proposals_on_real_video_frames(sam_predictor, data_root, monkey
     slow = run_sequence(sam_predictor, ObjectSequence("blackswan", swan.samples[:2]),
                         SequentialOptions(icp=True, icp_check=4, icp_mask=True, max_clicks=1))
     assert slow[1].free_first and slow[1].click_ms[0] >= 200
+
+
+def test_object_map_proposals_on_real_video_frames(sam_predictor, data_root):
+    """Real model, DAVIS libby (a thin dog behind a fence): after the first frame the object map's
+    proposals hit the dog and start from a mask of it, made by the decoder with the map as mask input."""
+    seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=5, min_instances=3))
+    libby = next(s for s in seqs if s.category == "libby")
+    seq = ObjectSequence("libby", libby.samples[:4])
+    results = run_sequence(sam_predictor, seq, SequentialOptions(icp=True, icp_map=True, max_clicks=3))
+    assert results[0].proposal is None
+    assert all(r.hit and r.free_first for r in results[1:])
+    assert np.mean([r.ious[0] for r in results[1:]]) > 0.6, [r.ious[0] for r in results]
 
 
 def test_icp_on_real_video_frames_gives_free_first_clicks(sam_predictor, data_root):

@@ -44,6 +44,10 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     group.add_argument("--icp-mask", action="store_true",
                        help="with --icp-check: an accepted proposal starts from the mask the check found (as the "
                             "app does on Enter) instead of predicting its click afresh")
+    group.add_argument("--icp-map", action="store_true",
+                       help="with --icp: once a category has a finished object, propose the maximum of its object "
+                            "map (a linear discriminant on the embedding, fit on the finished masks) and start an "
+                            "accepted proposal from the decoder's mask shaped by that map")
     group.add_argument("--icp-follow", action="store_true",
                        help="with --icp: a proposal inside another not yet annotated object of the category on the "
                             "same image makes the robot annotate that object now, as a user following the proposals "
@@ -107,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         raise ClickmaskError("--icp-check needs --icp and does not combine with --icp-adapted")
     if args.icp_mask and not args.icp_check:
         raise ClickmaskError("--icp-mask needs --icp-check")
+    if args.icp_map and (not args.icp or args.icp_adapted):
+        raise ClickmaskError("--icp-map needs --icp and does not combine with --icp-adapted")
     if args.icp_follow and not args.icp:
         raise ClickmaskError("--icp-follow needs --icp")
     if args.icp_adapted and not (args.icp and args.opo):
@@ -128,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback, stop_iou=args.stop_iou,
         icp=args.icp, icp_smooth=args.icp_smooth, icp_aggregate=args.icp_aggregate, granularity=args.granularity,
         opo_accepted_only=args.opo_accepted_only, icp_adapted=args.icp_adapted, icp_check=args.icp_check,
-        icp_mask=args.icp_mask, icp_follow=args.icp_follow,
+        icp_mask=args.icp_mask, icp_follow=args.icp_follow, icp_map=args.icp_map,
     )
     adapter = None
     if args.opo:
@@ -154,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         described["icp_check"] = options.icp_check
         if options.icp_mask:
             described["icp_mask"] = True
+        if options.icp_map:
+            described["icp_map"] = True
         if options.icp_follow:
             described["icp_follow"] = True
     if adapter is not None:

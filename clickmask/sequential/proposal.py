@@ -12,6 +12,10 @@ robot user and most people would click. The winning mask comes along
 mask shown, so accepting costs no decoder run and shows the object the check
 recognised, with the objects already annotated cut out.
 
+:func:`map_checked_proposal` is the alternative for sequences of one object
+(video frames): the category's :class:`~clickmask.sequential.object_map.ObjectMap`
+proposes the click and shapes its mask.
+
 Conventions: clicks use ``x`` = column, ``y`` = row in image pixels; masks are
 HxW bool; the embedding is the plain model's 1xCxGxG (no adapter).
 """
@@ -27,6 +31,7 @@ from clickmask.engine.clicks import Click
 from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.preprocess import map_coords
 from clickmask.sequential.click_bank import ClickBank, mask_feature
+from clickmask.sequential.object_map import ObjectMap, map_proposal, prior_logits
 
 #: How many similarity peaks :func:`checked_proposal` segments by default.
 DEFAULT_CANDIDATES = 4
@@ -179,3 +184,43 @@ def checked_proposal(
         return CheckedProposal(peaks[0])
     similarity, peak, hypothesis, logits = best
     return CheckedProposal(deepest_point(logits > 0, peak), logits, hypothesis.low_res, hypothesis.token, similarity)
+
+
+def map_checked_proposal(
+    object_map: ObjectMap,
+    predictor: Predictor,
+    embedding: np.ndarray,
+    image_hw: tuple[int, int],
+    ignore_mask: np.ndarray | None = None,
+) -> CheckedProposal | None:
+    """The object map's proposal with its mask, or None before the map has seen an object.
+
+    The click is the map's smoothed maximum off the annotated objects
+    (``ignore_mask``, HxW bool); its mask is the decoder's answer to that click
+    with the map around it as mask input (:func:`prior_logits`), the token
+    agreeing best with the map, annotated objects cut out. ``embedding``: the
+    image's plain 1xCxGxG one (the predictor's current image is not used).
+    """
+    scores = object_map.scores(embedding)
+    base = getattr(predictor, "base", predictor)
+    if scores is None or not hasattr(base, "decode_candidates"):
+        return None
+    click = map_proposal(scores, image_hw, ignore_mask)
+    if click is None:
+        return None
+    h, w = image_hw
+    prior = prior_logits(scores, click, image_hw, ignore_mask)
+    coords = map_coords(np.array([[click.x, click.y]], np.float32), h, w, base.side)
+    low_res, _ = base.decode_candidates(coords, np.ones(1, np.float32), prior, embedding=embedding)
+    wanted = prior > 0
+
+    def agreement(k: int) -> float:
+        mask = low_res[k] > 0
+        union = np.count_nonzero(mask | wanted)
+        return np.count_nonzero(mask & wanted) / union if union else 0.0
+
+    token = max(range(len(low_res)), key=agreement)
+    logits = base.upsample(low_res[token], size=(h, w))
+    if ignore_mask is not None:
+        logits = cut_out(logits, ignore_mask)
+    return CheckedProposal(click, logits.astype(np.float32), low_res[token], token, agreement(token))

@@ -247,7 +247,7 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "icp_mask", "icp_follow", "opo", "opo_config", "mask_feedback", "granularity",
+SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "icp_mask", "icp_follow", "icp_map", "opo", "opo_config", "mask_feedback", "granularity",
                    "granularity_rule")
 
 
@@ -349,6 +349,7 @@ def _icp(options: dict) -> str:
 
     ", checked (K)" marks proposals checked at the object level on K peaks (``--icp-check``),
     ", its mask" accepted proposals that start from the check's mask (``--icp-mask``),
+    ", object map" proposals from the category's object map (``--icp-map``),
     ", followed" runs whose robot follows a proposal to another object of the image (``--icp-follow``).
     """
     if not options.get("icp"):
@@ -358,6 +359,7 @@ def _icp(options: dict) -> str:
     if options.get("icp_check"):
         label += f", checked ({options['icp_check']})" + (", its mask" if options.get("icp_mask") else "")
     label += ", adapted features" if options.get("icp_adapted") else ""
+    label += ", object map" if options.get("icp_map") else ""
     return label + (", followed" if options.get("icp_follow") else "")
 
 

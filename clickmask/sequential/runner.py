@@ -14,7 +14,10 @@ so does its final mask's object feature. With ``icp_check`` the proposal is
 checked at the object level (:mod:`clickmask.sequential.proposal`); with
 ``icp_mask`` as well, an accepted checked proposal starts the object with the
 check's mask (what the app shows on Enter) instead of a fresh first-click
-prediction.
+prediction. With ``icp_map`` the category's object map
+(:mod:`clickmask.sequential.object_map`), once it has learned a finished
+object, makes the proposal and its first mask instead (both accepted as with
+``icp_mask``).
 
 A missed proposal that falls inside another object of the sequence on the same
 image, not annotated yet, is recorded (``sibling``): the proposal found the
@@ -48,7 +51,8 @@ from clickmask.evaluation.metrics import iou
 from clickmask.evaluation.runner import load_sample
 from clickmask.sequential.click_bank import ClickBank
 from clickmask.sequential.granularity import GranularityMemory, first_click_masks
-from clickmask.sequential.proposal import accepted_prediction, checked_proposal
+from clickmask.sequential.object_map import ObjectMap
+from clickmask.sequential.proposal import accepted_prediction, checked_proposal, map_checked_proposal
 from clickmask.sequential.sequences import ObjectSequence
 
 
@@ -67,6 +71,7 @@ class SequentialOptions:
     granularity: bool = False
     icp_adapted: bool = False  # ICP compares OPO-adapted features (SIIS: the purified R4), when OPO is on
     opo_accepted_only: bool = False  # OPO learns only objects that reached stop_iou (others: an empty mask)
+    icp_map: bool = False  # proposals and their masks from the category's object map (once it has an object)
     icp_follow: bool = False  # a proposal inside another pending object of the image: annotate that one now
 
 
@@ -210,6 +215,7 @@ def run_sequence(
     """Annotate a sequence's objects in order; returns one result per object."""
     bank = ClickBank(smooth=options.icp_smooth, aggregate=options.icp_aggregate)
     memory = GranularityMemory() if options.granularity else None
+    object_map = ObjectMap() if options.icp_map else None
     annotated: dict[str, np.ndarray] = {}  # image path -> union of the final masks made on it
     results: list[InstanceResult] = []
     pending = list(sequence.samples)
@@ -228,7 +234,10 @@ def run_sequence(
             embedding = predictor_embedding(predictor)
             affine = adapter.affine_for(sequence.category, index) if options.icp_adapted and adapter else None
             checked = None
-            if options.icp_check > 0 and affine is None:
+            if object_map is not None and object_map.ready:
+                checked = map_checked_proposal(object_map, predictor, embedding, gt.shape, annotated.get(key))
+                click = None if checked is None else checked.click
+            elif options.icp_check > 0 and affine is None:
                 checked = checked_proposal(bank, predictor, embedding, gt.shape, annotated.get(key), options.icp_check)
                 click = None if checked is None else checked.click
             else:
@@ -245,7 +254,7 @@ def run_sequence(
                     sample, followed, hit = other, True, True
                     _, gt, ignore = load_sample(sample)
                 first = click if hit else None
-                if hit and options.icp_mask and checked is not None:
+                if hit and (options.icp_mask or object_map is not None) and checked is not None:
                     t0 = time.perf_counter()
                     first_mask = accepted_prediction(checked, active, annotated.get(key))
                     accept_ms = (time.perf_counter() - t0) * 1000  # the accepting click's own work (polish)
@@ -263,6 +272,8 @@ def run_sequence(
             if options.icp:
                 bank.add_click(embedding, clicks[0], gt.shape)
                 bank.add_object(embedding, mask, gt.shape)
+                if object_map is not None:
+                    object_map.add(embedding, mask, gt.shape)
             if adapter is not None:
                 # an object left below stop_iou after max_clicks is one a user would have fixed by hand first
                 accepted = not options.opo_accepted_only or ious[-1] >= options.stop_iou
