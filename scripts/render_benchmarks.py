@@ -50,11 +50,12 @@ def sequential_section(folder: Path) -> list[str]:
         return []
     from clickmask.sequential.report import format_ablation
 
-    order = {"baseline": 0, "icp": 1, "icp_gran": 2, "icpmax_gran": 3, "icp_check4": 3.1, "icp_check4_gran": 3.2, "icp_check4_mask": 3.3, "icp_check3_mask": 3.4, "icp_check4_mask_follow": 3.5,
+    order = {"baseline": 0, "icp": 1, "icp_gran": 2, "icpmax_gran": 3, "icp_check4": 3.1, "icp_check4_gran": 3.2, "icp_check4_mask": 3.3, "icp_check3_mask": 3.4, "icp_check4_mask_follow": 3.5, "icp_check4_mask_map": 3.6,
              "opo": 4, "opo_paper_accepted_gate10": 4.1, "icp_opo": 5, "icp_opo_paper_gran": 6,
              "icp_opo_paper_gran_accepted": 7, "icp_opo_paper_gran_accepted_gate10": 8,
              "icp_opo_paper_gran_accepted_iter1": 9, "icp_check4_opo_paper_gran_accepted_gate10": 9.1,
-             "icp_check4_mask_opo_paper_gran_accepted_gate10": 9.2, "icp_check4_mask_opo_paper_gran_accepted_gate10_seed1": 9.3}
+             "icp_check4_mask_opo_paper_gran_accepted_gate10": 9.2, "icp_check4_mask_opo_paper_gran_accepted_gate10_seed1": 9.3,
+             "icp_check4_mask_map_opo_paper_gran_accepted_gate10": 9.4}
     def key(path: Path) -> tuple:
         dataset, _, variant = path.stem.partition("_")
         if path.stem.startswith("DAVIS2016_dev"):
