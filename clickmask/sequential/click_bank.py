@@ -105,6 +105,19 @@ def _valid_cells(image_hw: tuple[int, int], grid: int, side: int) -> np.ndarray:
     return _cell_fraction(np.ones(image_hw, bool), image_hw, grid, side) >= 0.5
 
 
+def usable_cells(image_hw: tuple[int, int], grid: int, ignore_mask: np.ndarray | None, side: int = SIDE) -> np.ndarray:
+    """GxG bool: cells on the image (not padding) and not noticeably on an annotated object.
+
+    A cell partly on an annotated object (``ignore_mask``, HxW bool) still
+    carries its features (the encoder's receptive field): every cell it covers
+    by at least ``IGNORE_CELL_FRACTION`` is left out.
+    """
+    usable = _valid_cells(image_hw, grid, side)
+    if ignore_mask is not None:
+        usable &= _cell_fraction(ignore_mask, image_hw, grid, side) < IGNORE_CELL_FRACTION
+    return usable
+
+
 def mask_feature(embedding: np.ndarray, mask: np.ndarray, image_hw: tuple[int, int], side: int = SIDE) -> np.ndarray | None:
     """Unit-length C-d mean of the embedding (1xCxGxG) over an HxW bool mask, or None if it covers no cell.
 
@@ -257,11 +270,7 @@ class ClickBank:
             sim = (bank @ cells).max(axis=0).reshape(g, g).astype(np.float32)
         else:  # mean over the bank of cos(cell, f_i) = cell_hat . mean_i(f_i_hat)
             sim = (bank.mean(axis=0) @ cells).reshape(g, g).astype(np.float32)
-        valid = _valid_cells((h, w), g, side)
-        if ignore_mask is not None:
-            # a cell partly on an annotated object still carries its features (the
-            # encoder's receptive field): leave out every cell it covers noticeably
-            valid &= _cell_fraction(ignore_mask, (h, w), g, side) < IGNORE_CELL_FRACTION
+        valid = usable_cells((h, w), g, ignore_mask, side)
         sim = _mean_filter(sim, valid, self.smooth)
         sim[~valid] = -1.0
         return sim

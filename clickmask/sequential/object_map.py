@@ -30,7 +30,7 @@ import numpy as np
 from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError
 from clickmask.sequential.click_bank import (
-    IGNORE_CELL_FRACTION, SIDE, _cell_fraction, _check_hw, _grid, _mean_filter, _upsample, _valid_cells,
+    SIDE, _cell_fraction, _check_hw, _grid, _mean_filter, _upsample, _valid_cells, pixel_to_grid, usable_cells,
 )
 
 OBJECT_FRACTION = 0.5  # a cell the mask covers at least this much is an object cell
@@ -139,14 +139,6 @@ class ObjectMap:
         return (cells @ weights + bias).reshape(g, g).astype(np.float32)
 
 
-def _usable_cells(image_hw: tuple[int, int], g: int, ignore_mask: np.ndarray | None, side: int) -> np.ndarray:
-    """GxG bool: cells on the image (not padding) and not noticeably on an annotated object."""
-    usable = _valid_cells(image_hw, g, side)
-    if ignore_mask is not None:
-        usable &= _cell_fraction(ignore_mask, image_hw, g, side) < IGNORE_CELL_FRACTION
-    return usable
-
-
 def map_proposal(
     scores: np.ndarray, image_hw: tuple[int, int], ignore_mask: np.ndarray | None = None,
     smooth: int = 3, side: int = SIDE,
@@ -158,7 +150,7 @@ def map_proposal(
     h, w = _check_hw(image_hw)
     if ignore_mask is not None and np.asarray(ignore_mask, bool).all():
         return None
-    usable = _usable_cells((h, w), scores.shape[0], ignore_mask, side)
+    usable = usable_cells((h, w), scores.shape[0], ignore_mask, side)
     smoothed = _mean_filter(np.asarray(scores, np.float32), usable, smooth)
     smoothed[~usable] = smoothed.min() - 1.0
     full = _upsample(smoothed, (h, w), side)
@@ -181,11 +173,10 @@ def prior_logits(
     """
     h, w = _check_hw(image_hw)
     g = scores.shape[0]
-    usable = _usable_cells((h, w), g, ignore_mask, side)
+    usable = usable_cells((h, w), g, ignore_mask, side)
     grid = np.where(usable, scores, np.minimum(scores, -1.0)).astype(np.float32)
-    scale = side / max(h, w) / (side / g)  # grid cells per image pixel
-    col = min(int((click.x + 0.5) * scale), g - 1)
-    row = min(int((click.y + 0.5) * scale), g - 1)
+    gx, gy = pixel_to_grid(click.x, click.y, (h, w), g, side)
+    col, row = (min(max(int(round(v)), 0), g - 1) for v in (gx, gy))
     _, labels = cv2.connectedComponents((grid > 0).astype(np.uint8), connectivity=8)
     if labels[row, col] > 0:
         grid = np.where(labels == labels[row, col], grid, np.minimum(grid, -1.0)).astype(np.float32)

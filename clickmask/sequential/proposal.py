@@ -30,6 +30,7 @@ import numpy as np
 from clickmask.engine.clicks import Click
 from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.preprocess import map_coords
+from clickmask.evaluation.metrics import iou
 from clickmask.sequential.click_bank import ClickBank, mask_feature
 from clickmask.sequential.object_map import ObjectMap, map_proposal, prior_logits
 
@@ -212,15 +213,9 @@ def map_checked_proposal(
     prior = prior_logits(scores, click, image_hw, ignore_mask)
     coords = map_coords(np.array([[click.x, click.y]], np.float32), h, w, base.side)
     low_res, _ = base.decode_candidates(coords, np.ones(1, np.float32), prior, embedding=embedding)
-    wanted = prior > 0
-
-    def agreement(k: int) -> float:
-        mask = low_res[k] > 0
-        union = np.count_nonzero(mask | wanted)
-        return np.count_nonzero(mask & wanted) / union if union else 0.0
-
-    token = max(range(len(low_res)), key=agreement)
+    agreement = [iou(prior > 0, low_res[k] > 0) for k in range(len(low_res))]
+    token = int(np.argmax(agreement))
     logits = base.upsample(low_res[token], size=(h, w))
     if ignore_mask is not None:
         logits = cut_out(logits, ignore_mask)
-    return CheckedProposal(click, logits.astype(np.float32), low_res[token], token, agreement(token))
+    return CheckedProposal(click, logits.astype(np.float32), low_res[token], token, agreement[token])
