@@ -305,7 +305,9 @@ def main() -> None:
         "`python scripts/render_benchmarks.py benchmarks/results > BENCHMARKS.md`);",
         "the raw JSON and the mIoU plots are in `benchmarks/results/`.",
         "",
-        f"Machine: {machine()}.",
+        f"Rendered on: {machine()}. The rows were measured over several sessions on 2-core machines "
+        "(an Intel Xeon until 2026-11-22, an AMD EPYC for the rows added on 2026-11-23); NoC does not "
+        "depend on the CPU, times do.",
         "",
         *((results / "NOTES.md").read_text().strip().splitlines() + [""] if (results / "NOTES.md").is_file() else []),
         "## Number of clicks (RITM / f-BRS protocol, at most 20 clicks)",

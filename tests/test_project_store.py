@@ -156,3 +156,22 @@ def test_settings_and_bad_inputs(tmp_path):
         store.add_instance(1, np.zeros((20, 30), bool))
     with pytest.raises(ClickmaskError, match="cannot open the project database"):
         open_project(tmp_path, url="nosuchdialect://x")
+
+
+def test_object_maps_are_stored_per_category_and_go_with_it(tmp_path):
+    store = open_project(_folder(tmp_path))
+    cat = store.add_category("box")["id"]
+    assert store.get_object_map(cat) is None
+    with pytest.raises(NotFoundError):
+        store.put_object_map(999, 1, "m", b"x")
+    store.put_object_map(cat, 1, "model-a", b"first")
+    store.put_object_map(cat, 2, "model-a", b"second")
+    store.close()
+    store = open_project(tmp_path)  # survives a restart
+    assert store.get_object_map(cat) == {"category_id": cat, "objects": 2, "model_id": "model-a", "data": b"second"}
+    store.delete_object_map(cat)
+    store.delete_object_map(cat)  # no error when there is none
+    assert store.get_object_map(cat) is None
+    store.put_object_map(cat, 1, "model-a", b"again")
+    store.delete_category(cat)  # the map goes with its category
+    assert store.get_object_map(cat) is None

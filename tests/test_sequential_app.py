@@ -38,10 +38,12 @@ def _one_box_finished(project, predictor):
 def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predictor, monkeypatch):
     from clickmask.server import proposals
 
-    checked = []
-    real = proposals.checked_proposal
+    from_map, from_bank = [], []
+    real_map, real_bank = proposals.map_checked_proposal, proposals.checked_proposal
+    monkeypatch.setattr(proposals, "map_checked_proposal",
+                        lambda omap, predictor, *a, **k: from_map.append(predictor) or real_map(omap, predictor, *a, **k))
     monkeypatch.setattr(proposals, "checked_proposal",
-                        lambda bank, predictor, *a, **k: checked.append(predictor) or real(bank, predictor, *a, **k))
+                        lambda bank, predictor, *a, **k: from_bank.append(predictor) or real_bank(bank, predictor, *a, **k))
     state = AppState(store=open_project(project), predictor=sam_predictor)
     client = TestClient(create_app(state))
     ids = _ids(client)
@@ -51,19 +53,22 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
     assert client.get(url_b).json() == {"proposal": None, "bank_size": 0}
     assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id=999").status_code == 404
 
-    # the user's own first click on image a, then finish with the category: it goes into the bank
+    # the user's own first click on image a, then finish with the category: the object map and the bank learn it
     client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
     client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
     body = client.get(url_b).json()
     assert body["bank_size"] == 1
     x, y = body["proposal"]["x"], body["proposal"]["y"]
-    in_right = 150 <= x < 210 and 60 <= y < 120
-    in_left = 30 <= x < 80 and 100 <= y < 150
-    assert in_right or in_left, body
-    # the proposal is checked at the object level with the app's model: the centre of a box's mask
-    assert len(checked) == 1 and checked[0] is state.predictor
-    cx, cy = (180, 90) if in_right else (55, 125)
-    assert abs(x - cx) <= 6 and abs(y - cy) <= 6, body
+    right, left = (150, 60, 210, 120), (30, 100, 80, 150)
+    box = next((b for b in (right, left) if b[0] <= x < b[2] and b[1] <= y < b[3]), None)
+    assert box is not None, body
+    # the proposal comes from the map with the app's model, and previews that box's mask
+    assert len(from_map) == 1 and from_map[0] is state.predictor and from_bank == []
+    assert body["proposal"]["checked"] is True
+    preview = state._offered[ids["b.png"]][cat["id"]].prediction().mask
+    truth = np.zeros_like(preview)
+    truth[box[1]:box[3], box[0]:box[2]] = True
+    assert (preview & truth).sum() / (preview | truth).sum() > 0.8
     assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={other['id']}").json()["proposal"] is None
 
     # accept the proposal (a positive click there) and finish: the next proposal is the other box
@@ -72,18 +77,25 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
     body = client.get(url_b).json()
     assert body["bank_size"] == 2
     x2, y2 = body["proposal"]["x"], body["proposal"]["y"]
-    if in_right:
-        assert 30 <= x2 < 80 and 100 <= y2 < 150, body
-    else:
-        assert 150 <= x2 < 210 and 60 <= y2 < 120, body
+    other_box = left if box == right else right
+    assert other_box[0] <= x2 < other_box[2] and other_box[1] <= y2 < other_box[3], body
 
-    # the banks are in the project: a new server process sees them
+    # the banks and maps are in the project: a new server process sees them
     state2 = AppState(store=open_project(project), predictor=sam_predictor)
     assert state2.proposals.size(cat["id"]) == 2
     assert len(state2.proposals.banks().bank(str(cat["id"])).objects) == 2
+    assert state2.proposals.object_map(cat["id"]).objects == 2
+    # a map learned with another model is not used: the checked bank proposes instead
+    stored = state2.store.get_object_map(cat["id"])
+    state2.store.put_object_map(cat["id"], 2, "another-model", stored["data"])
+    state3 = AppState(store=open_project(project), predictor=sam_predictor)
+    assert not state3.proposals.object_map(cat["id"]).ready
+    assert state3.proposal(ids["b.png"], cat["id"])["proposal"] is not None
+    assert len(from_bank) == 1 and from_bank[0] is state3.predictor
     client2 = TestClient(create_app(state2))
     assert client2.delete(f"/api/categories/{cat['id']}/click-bank").json()["bank_size"] == 0
     assert client2.get(url_b).json() == {"proposal": None, "bank_size": 0}
+    assert state2.store.get_object_map(cat["id"]) is None
 
 
 def test_accepting_a_checked_proposal_shows_the_checks_mask_without_a_decoder_run(project, sam_predictor, monkeypatch):
@@ -165,14 +177,14 @@ def test_a_click_does_not_wait_for_a_proposal_being_checked(project, sam_predict
     state, client, ids, cat = _one_box_finished(project, sam_predictor)
 
     entered, release = threading.Event(), threading.Event()
-    real = proposals.checked_proposal
+    real = proposals.map_checked_proposal
 
     def slow_check(*args, **kwargs):
         entered.set()
         assert release.wait(30), "the test never released the proposal"
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(proposals, "checked_proposal", slow_check)
+    monkeypatch.setattr(proposals, "map_checked_proposal", slow_check)
     answer = {}
     worker = threading.Thread(target=lambda: answer.update(
         state.proposal(ids["b.png"], cat["id"])))
@@ -183,10 +195,13 @@ def test_a_click_does_not_wait_for_a_proposal_being_checked(project, sam_predict
         clicker = threading.Thread(target=lambda: (state.click(ids["a.png"], 50, 60, True), done.set()))
         clicker.start()
         assert done.wait(30), "the click waited for the proposal"
-        # nor does the bank: its size (and learning a finished object) is answered meanwhile
+        # nor do the bank and the map: their size (and learning a finished object) is answered meanwhile
         sized = threading.Event()
         threading.Thread(target=lambda: (state.proposals.size(cat["id"]), sized.set()), daemon=True).start()
         assert sized.wait(30), "the bank stayed locked during the check"
+        learned = threading.Event()
+        threading.Thread(target=lambda: (state.finish(ids["a.png"], cat["id"]), learned.set()), daemon=True).start()
+        assert learned.wait(30), "learning waited for the proposal"
     finally:
         release.set()
         worker.join(30)

@@ -70,3 +70,26 @@ def test_map_rejects_mismatched_shapes():
     omap.add(_embedding(seen, rng), np.kron(seen, np.ones((16, 16), bool)), (256, 256), side=256)
     with pytest.raises(ClickmaskError, match="8-d features"):
         omap.add(np.ones((1, 4, 16, 16), np.float32), np.kron(seen, np.ones((16, 16), bool)), (256, 256), side=256)
+
+
+def test_map_round_trips_through_bytes_and_rejects_garbage():
+    rng = np.random.default_rng(3)
+    omap = ObjectMap(shrink=0.2)
+    seen = _square(16, 2, 2, 4)
+    omap.add(_embedding(seen, rng), np.kron(seen, np.ones((16, 16), bool)), (256, 256), side=256)
+    back = ObjectMap.from_bytes(omap.to_bytes())
+    emb = _embedding(_square(16, 8, 8, 4), rng)
+    assert back.objects == 1 and back.shrink == 0.2
+    np.testing.assert_array_equal(back.scores(emb), omap.scores(emb))
+    # learning goes on from the stored sums exactly as from the original
+    omap.add(emb, np.kron(_square(16, 8, 8, 4), np.ones((16, 16), bool)), (256, 256), side=256)
+    back.add(emb, np.kron(_square(16, 8, 8, 4), np.ones((16, 16), bool)), (256, 256), side=256)
+    np.testing.assert_allclose(back.scores(emb), omap.scores(emb), rtol=1e-6)
+    empty = ObjectMap.from_bytes(ObjectMap().to_bytes())
+    assert empty.objects == 0 and not empty.ready
+    # a snapshot does not follow later learning
+    snap = omap.snapshot()
+    omap.add(emb, np.kron(_square(16, 1, 9, 3), np.ones((16, 16), bool)), (256, 256), side=256)
+    assert snap.objects == 2 and omap.objects == 3
+    with pytest.raises(ClickmaskError, match="^category 7: not a valid object map"):
+        ObjectMap.from_bytes(b"not an npz", source="category 7")

@@ -105,3 +105,17 @@ class AdapterRow(Base):
     model_id: Mapped[str] = mapped_column(String(200))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ObjectMapRow(Base):
+    """A category's object map for initial click proposals (``ObjectMap.to_bytes`` .npz), one row per category.
+
+    ``objects``: finished objects learned from; ``model_id``: the model whose embeddings it reads.
+    """
+
+    __tablename__ = "object_maps"
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True)
+    objects: Mapped[int] = mapped_column(Integer, default=0)
+    model_id: Mapped[str] = mapped_column(String(200))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -27,7 +27,7 @@ from clickmask.project import masks as maskutil
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.project.scan import PROJECT_DIR, scan_images
 from clickmask.project.schema import (
-    SCHEMA_VERSION, STATUSES, AdapterRow, Base, CategoryRow, HistoryRow, ImageRow, InstanceRow, SettingRow,
+    SCHEMA_VERSION, STATUSES, AdapterRow, Base, CategoryRow, HistoryRow, ImageRow, InstanceRow, ObjectMapRow, SettingRow,
     utcnow,
 )
 
@@ -148,6 +148,32 @@ class ProjectStore:
         """Forget a category's adapter (no error if there is none)."""
         with self._tx() as s:
             row = s.get(AdapterRow, category_id)
+            if row is not None:
+                s.delete(row)
+
+    # ------------------------------------------------------------------ ICP object maps
+    def get_object_map(self, category_id: int) -> dict[str, Any] | None:
+        """A category's stored object map: {category_id, objects, model_id, data (bytes)}, or None."""
+        with self._tx() as s:
+            row = s.get(ObjectMapRow, category_id)
+            return None if row is None else {"category_id": row.category_id, "objects": row.objects,
+                                             "model_id": row.model_id, "data": bytes(row.data)}
+
+    def put_object_map(self, category_id: int, objects: int, model_id: str, data: bytes) -> None:
+        """Store (replace) a category's object map in one transaction."""
+        with self._tx() as s:
+            if s.get(CategoryRow, category_id) is None:
+                raise NotFoundError(f"category {category_id} does not exist")
+            row = s.get(ObjectMapRow, category_id)
+            if row is None:
+                row = ObjectMapRow(category_id=category_id)
+                s.add(row)
+            row.objects, row.model_id, row.data, row.updated_at = objects, model_id, data, utcnow()
+
+    def delete_object_map(self, category_id: int) -> None:
+        """Forget a category's object map (no error if there is none)."""
+        with self._tx() as s:
+            row = s.get(ObjectMapRow, category_id)
             if row is not None:
                 s.delete(row)
 

@@ -22,6 +22,8 @@ bottom/right; clicks are x = column, y = row in image pixels; masks HxW bool.
 
 from __future__ import annotations
 
+import copy
+import io
 from dataclasses import dataclass, field
 
 import cv2
@@ -125,6 +127,42 @@ class ObjectMap:
             weights = np.linalg.solve(shrunk + 1e-9 * np.eye(dim), mu_f - mu_b)
             self._solved = (weights, -float(weights @ (mu_f + mu_b)) / 2.0)
         return self._solved
+
+    def snapshot(self) -> ObjectMap:
+        """An independent copy (to score an image while the original keeps learning)."""
+        return copy.deepcopy(self)
+
+    def to_bytes(self) -> bytes:
+        """The map as a NumPy .npz (its running sums; float64, about 1 MB for 256-d features)."""
+        arrays: dict[str, np.ndarray] = {"shrink": np.float64(self.shrink), "objects": np.int64(self.objects)}
+        for name, sums in (("fg", self._fg), ("bg", self._bg)):
+            arrays[f"{name}_n"] = np.int64(sums.n)
+            if sums.total is not None:
+                arrays[f"{name}_total"], arrays[f"{name}_outer"] = sums.total, sums.outer
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: str = "object map") -> ObjectMap:
+        """Inverse of :meth:`to_bytes`; ``source`` names the data in the one-line error."""
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                out = cls(shrink=float(npz["shrink"]), objects=int(npz["objects"]))
+                for name, sums in (("fg", out._fg), ("bg", out._bg)):
+                    sums.n = int(npz[f"{name}_n"])
+                    if sums.n:
+                        sums.total = np.asarray(npz[f"{name}_total"], np.float64)
+                        sums.outer = np.asarray(npz[f"{name}_outer"], np.float64)
+                        dim = sums.total.shape
+                        if len(dim) != 1 or sums.outer.shape != dim * 2:
+                            raise ValueError(f"{name} sums of shapes {sums.total.shape} and {sums.outer.shape}")
+            if out._fg.n and out._bg.n and out._fg.total.shape != out._bg.total.shape:
+                raise ValueError("object and background sums differ in size")
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ClickmaskError(f"{source}: not a valid object map ({first})") from None
+        return out
 
     def scores(self, embedding: np.ndarray) -> np.ndarray | None:
         """GxG float32 discriminant score of each cell (> 0: object-like), or None before :attr:`ready`."""

@@ -55,7 +55,7 @@ class AppState:
     def __post_init__(self) -> None:
         self.predictor = adaptable_predictor(self.predictor)  # a SAM model gets per-category adapters (OPO)
         self.prefetcher = Prefetcher(self.predictor, self.load_image)
-        self.proposals = ProposalService(self.store)
+        self.proposals = ProposalService(self.store, self.predictor.model_id)
         self.adaptation = AdaptationService(self.store, self.predictor, self.opo_config)
         self.granularity = GranularityService(self.store)
 
@@ -161,8 +161,9 @@ class AppState:
     def finish(self, image_id: int, category_id: int | None, tab: str = "") -> dict[str, Any]:
         """Store the current click mask as a new instance and start a new object.
 
-        With a category, the object's first positive click goes into that
-        category's click bank (initial click proposals), its first click's mask
+        With a category, the object teaches that category's initial click
+        proposals (its mask the object map; its first positive click the click
+        bank), its first click's mask
         readings into the category's granularity memory, and the object is
         queued for training the category's OPO adapter (in the background).
         """
@@ -179,8 +180,7 @@ class AppState:
             with self.click_lock:
                 embedding = self._embedding(image_id)
             if embedding is not None:
-                if first is not None and first.positive:
-                    self.proposals.learn(category_id, embedding, first, mask)
+                self.proposals.learn(category_id, embedding, first, mask)
                 self.adaptation.learn(category_id, embedding, mask)
             if readings is not None:
                 self.granularity.learn(category_id, readings[0], readings[1], mask)
