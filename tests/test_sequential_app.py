@@ -206,3 +206,14 @@ def test_a_click_does_not_wait_for_a_proposal_being_checked(project, sam_predict
         release.set()
         worker.join(30)
     assert answer["proposal"] is not None and answer["bank_size"] == 1
+
+
+def test_resetting_the_categorys_learning_forgets_its_proposals(project, sam_predictor):
+    """The panel's reset (DELETE .../adaptation) forgets the proposals with the adapter and first-click memory."""
+    state, client, ids, cat = _one_box_finished(project, sam_predictor)
+    assert client.get(f"/api/categories/{cat['id']}/adaptation").json()["proposals"] == 1
+    assert state.store.get_object_map(cat["id"]) is not None
+    body = client.delete(f"/api/categories/{cat['id']}/adaptation").json()
+    assert body["proposals"] == 0 and state.store.get_object_map(cat["id"]) is None
+    assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json() == {
+        "proposal": None, "bank_size": 0}

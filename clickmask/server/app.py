@@ -221,13 +221,17 @@ def create_app(state: AppState) -> FastAPI:
     @app.get("/api/categories/{category_id}/adaptation")
     def adaptation(category_id: int):
         _check_category(store, category_id)
-        return {**state.adaptation.status(category_id), "first_click": state.granularity.status(category_id)}
+        return {**state.adaptation.status(category_id), "first_click": state.granularity.status(category_id),
+                "proposals": state.proposals.size(category_id)}
 
     @app.delete("/api/categories/{category_id}/adaptation")
     def reset_adaptation(category_id: int):
+        """Forget everything the category learned: its adapter, first-click memory and proposals."""
         _check_category(store, category_id)
         state.granularity.reset(category_id)
-        return {**state.adaptation.reset(category_id), "first_click": state.granularity.status(category_id)}
+        state.proposals.reset(category_id)
+        return {**state.adaptation.reset(category_id), "first_click": state.granularity.status(category_id),
+                "proposals": state.proposals.size(category_id)}
 
     @app.post("/api/images/{image_id}/finish")
     def finish(image_id: int, body: FinishIn, tab: str = Tab):

@@ -1,4 +1,4 @@
-"""Real browser: finishing an object trains its category's adapter (OPO); the panel shows it, reset clears it."""
+"""Real browser: finishing an object trains its category's adapter (OPO) and proposals; the panel shows them, reset clears them."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     page.wait_for_function("window.cm.state.adaptation && window.cm.state.adaptation.version === 1"
                            " && !window.cm.state.adaptation.busy", timeout=300_000)
     # the app's default gate: a category's first version has not been tested on an unseen object yet
-    assert text.inner_text() == "adapted v1 · 1 object · held back"
+    assert text.inner_text() == "adapted v1 · 1 object · held back · proposals from 1 object"
     assert "clicks use the unadapted model" in text.get_attribute("title")
     category = page.evaluate("window.cm.state.currentCategory")
     assert [row["category_id"] for row in store.list_adapters()] == [category]
@@ -61,14 +61,17 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
         server.state.granularity.learn(category, readings, 1, whole)
     page.evaluate("window.cm.refreshAdaptation()")
     page.wait_for_function("window.cm.state.adaptation.first_click.token === 3")
-    assert text.inner_text() == "adapted v1 · 1 object · held back · first click learned"
+    assert text.inner_text() == "adapted v1 · 1 object · held back · first click learned · proposals from 1 object"
     assert "part or whole" in text.get_attribute("title") and "unadapted model" in text.get_attribute("title")
+    assert "purple marker" in text.get_attribute("title")
+    assert store.get_object_map(category)["objects"] == 1
     page.screenshot(path=str(screenshots / "adaptation.png"))
 
     page.get_by_test_id("adaptation-reset").click()
     page.wait_for_function("window.cm.state.adaptation.version === 0")
-    assert text.inner_text() == "not adapted yet"  # the first-click memory is reset with it
-    assert store.list_adapters() == []
+    assert text.inner_text() == "not adapted yet"  # the first-click memory and the proposals are reset with it
+    assert store.list_adapters() == [] and store.get_object_map(category) is None
+    page.wait_for_function("window.cm.state.proposal === null")
 
     # with OPO switched off the first-click memory still works: the panel stays for it, and reset clears it
     store.set_setting("opo_enabled", False)  # what PUT /api/settings/opo_enabled {"value": false} stores

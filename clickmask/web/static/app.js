@@ -385,14 +385,16 @@ function renderAdaptation() {
   const r = state.adaptation;
   // the first-click memory works without OPO (no PyTorch, or switched off): keep the panel for it
   const firstClick = !!r && !!r.first_click && r.first_click.token !== null && r.first_click.token !== undefined;
-  const remembers = !!r && !!r.first_click && r.first_click.objects > 0;
-  $("#adaptation").hidden = !r || (!r.enabled && !r.version && !firstClick);
+  const proposals = r && r.proposals ? r.proposals : 0; // objects the first-click proposals learned from
+  const remembers = !!r && ((!!r.first_click && r.first_click.objects > 0) || proposals > 0);
+  $("#adaptation").hidden = !r || (!r.enabled && !r.version && !firstClick && !proposals);
   if (!r) return;
   let text = r.version ? `adapted v${r.version} · ${r.samples} object${r.samples === 1 ? "" : "s"}` : "not adapted yet";
   if (r.version && !r.served) text += " · held back"; // the OPO gate: not better than the plain model (yet)
   if (!r.enabled) text += " (off)";
   if (r.busy) text += " · training…";
   if (firstClick) text += " · first click learned"; // the granularity memory picks the first click's mask
+  if (proposals) text += ` · proposals from ${proposals} object${proposals === 1 ? "" : "s"}`;
   $("#adaptation-text").textContent = text;
   const notes = [];
   if (r.version && !r.served) {
@@ -401,16 +403,20 @@ function renderAdaptation() {
   if (firstClick) {
     notes.push("first click learned: a first click shows the part or whole this category's finished objects wanted");
   }
+  if (proposals) {
+    notes.push("proposals: the purple marker (Enter accepts it) is learned from this category's finished objects");
+  }
   $("#adaptation-text").title = r.error ? `last training error: ${r.error}` : notes.join("\n");
   $("#btn-adaptation-reset").disabled = !r.version && !r.busy && !remembers;
 }
 
 async function resetAdaptation() {
   const cat = state.categories.find((c) => c.id === state.currentCategory);
-  if (!cat || !confirm(`Forget what "${cat.name}" learned (online adaptation)?`)) return;
+  if (!cat || !confirm(`Forget what "${cat.name}" learned (online adaptation, first-click memory, proposals)?`)) return;
   state.adaptation = await api.resetAdaptation(cat.id);
   adaptationEpoch += 1;
   renderAdaptation();
+  refreshProposal(); // the proposals were forgotten too: the marker goes
 }
 
 // ------------------------------------------------------------ busy indicator
