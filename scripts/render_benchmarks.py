@@ -65,6 +65,8 @@ def sequential_section(folder: Path) -> list[str]:
         return dataset, engine, order.get(variant.removesuffix("_paper"), 10), variant
     reports = [json.loads(p.read_text()) for p in sorted(files, key=key)]
     out = ["## Sequential annotation: ICP and OPO (issue 5)", ""]
+    out += headline_section(folder)
+    out += ["All runs (commands first, then one row per run):", ""]
     out += _commands(folder)
     out += [format_ablation(reports), ""]
     out += subset_section(folder)
@@ -73,6 +75,31 @@ def sequential_section(folder: Path) -> list[str]:
         text = notes.read_text().split("## Results")[0].strip().splitlines()
         out += [line for line in text if not line.startswith("# ")] + [""]
     return out
+
+
+# the SIIS ablation of the app's configuration: baseline, +ICP, +OPO, +both (the last: --preset app)
+HEADLINE = ("baseline", "icp_check4_mask_map", "opo_paper_accepted_gate10",
+            ("preset_app", "icp_check4_mask_map_opo_paper_gran_accepted_gate10"))
+
+
+def headline_section(folder: Path) -> list[str]:
+    """The ablation of the app's configuration per dataset (rows from the full runs named in HEADLINE)."""
+    from clickmask.sequential.report import format_ablation
+
+    reports = []
+    for dataset in ("COCO128", "DAVIS2016_dev"):
+        for stems in HEADLINE:
+            found = [folder / f"{dataset}_default_{stem}.json" for stem in ((stems,) if isinstance(stems, str) else stems)]
+            found = [p for p in found if p.is_file()]
+            if found:
+                reports.append(json.loads(found[0].read_text()))
+    if not reports:
+        return []
+    return ["The app's configuration, as the SIIS ablation (baseline, +ICP, +OPO, +both): ICP is the category's "
+            "object map (the checked click bank until the map has an object), an accepted proposal starting from "
+            "its mask; OPO is the app's (4 SGD steps x 8 samples after each object, gate 10, learning only accepted "
+            "objects); +both adds the first-click memory and is `clickmask eval --sequential --preset app`. "
+            "Commands below.", "", format_ablation(reports), ""]
 
 
 # full runs shown next to the runs restricted to a few sequences (subsets/), same sequences

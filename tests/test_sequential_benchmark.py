@@ -444,3 +444,28 @@ def test_missed_proposal_inside_a_pending_object_is_a_sibling_and_followed_on_re
     assert "2 followed to another object" in format_table(report)
     assert "2 misses inside another object" in format_table(build_report(fixed, "Two", "m", {"icp": True}, 3, 0.9))
     assert "| Two | raw | yes, followed |" in format_ablation([report])
+
+
+def test_app_preset_is_the_apps_configuration(tmp_path, capsys):
+    """--preset app turns on what the app runs: its proposals, its OPO settings, its first-click memory."""
+    from clickmask.cli import _build_parser
+    from clickmask.sequential.cli import apply_preset, opo_config
+    from clickmask.sequential.opo import OPOConfig
+    from clickmask.sequential.proposal import DEFAULT_CANDIDATES
+
+    args = _build_parser().parse_args(["eval", "--sequential", "--dataset", "Vid", "--preset", "app"])
+    apply_preset(args)
+    assert args.icp and args.icp_mask and args.icp_map and args.icp_check == DEFAULT_CANDIDATES
+    assert args.opo and args.opo_accepted_only and args.granularity and not args.icp_adapted
+    assert opo_config(args) == OPOConfig()  # what AppState trains with unless told otherwise
+    # explicit options still apply on top of the preset
+    args = _build_parser().parse_args(["eval", "--sequential", "--dataset", "Vid", "--preset", "app",
+                                       "--opo-seed", "1", "--icp-check", "3"])
+    apply_preset(args)
+    assert args.icp_check == 3 and opo_config(args).seed == 1
+    # the preset proposes: a model without an embedding is refused with one line
+    _video_like(tmp_path)
+    code = main(["eval", "--sequential", "--preset", "app", "--dataset", "Vid", "--data-root", str(tmp_path),
+                 "--model", "grabcut", "--min-instances", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err

@@ -9,6 +9,40 @@ from pathlib import Path
 from clickmask.errors import ClickmaskError
 
 
+#: What ``--preset app`` stands for: proposals, adaptation and first-click memory as the app runs them.
+APP_PRESET = ("--icp", "--icp-check 4", "--icp-mask", "--icp-map", "--opo", "--opo-accepted-only", "--opo-gate 10",
+              "--granularity")
+
+
+def apply_preset(args: argparse.Namespace) -> None:
+    """Set the options a ``--preset`` stands for on parsed ``eval`` arguments (in place).
+
+    ``app``: the app's proposals (the object map, the checked bank before it,
+    an accepted proposal starting from its mask), its OPO (gate of
+    :attr:`OPOConfig.gate` objects, learning only what the user accepted: for
+    the robot, objects that reached the stopping IoU) and its first-click
+    memory. The OPO options' defaults are the app's :class:`OPOConfig`. Kept
+    in step with :mod:`clickmask.server` by a test.
+    """
+    if args.preset != "app":
+        return
+    from clickmask.sequential.proposal import DEFAULT_CANDIDATES
+
+    args.icp = args.icp_mask = args.icp_map = args.opo = args.opo_accepted_only = args.granularity = True
+    args.icp_check = args.icp_check or DEFAULT_CANDIDATES
+
+
+def opo_config(args: argparse.Namespace):
+    """The :class:`~clickmask.sequential.opo.OPOConfig` of parsed ``eval`` arguments."""
+    from clickmask.sequential.opo import OPOConfig
+
+    return OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
+                     memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
+                     iterative=args.opo_iterative, crops=not args.opo_full_image_only,
+                     gate=args.opo_gate, crop_views=args.opo_crop_views, gate_test=args.opo_gate_test,
+                     seed=args.opo_seed)
+
+
 def add_arguments(ev: argparse.ArgumentParser) -> None:
     """Add the sequential-benchmark options to the ``eval`` subcommand."""
     from clickmask.sequential.opo import OPOConfig
@@ -17,6 +51,9 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     group = ev.add_argument_group("sequential benchmark (SIIS)")
     group.add_argument("--sequential", action="store_true",
                        help="annotate per-category sequences in order (COCO-style instances.json or per-video folders)")
+    group.add_argument("--preset", choices=("app",), default=None,
+                       help="with --sequential: 'app' = the annotation app's configuration (" + " ".join(APP_PRESET)
+                       + "); other options still apply")
     group.add_argument("--icp", action="store_true", help="with --sequential: initial click proposals from a click bank")
     group.add_argument("--opo", action="store_true",
                        help="with --sequential: online per-category adaptation on the finished masks")
@@ -99,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from clickmask.sequential.runner import SequentialOptions, run_sequences
     from clickmask.sequential.sequences import SequenceOptions, build_sequences, select_sequences
 
+    apply_preset(args)
     if args.max_clicks < 1:
         raise ClickmaskError(f"--max-clicks must be at least 1, got {args.max_clicks}")
     if args.icp_smooth < 1:
@@ -138,14 +176,9 @@ def run(args: argparse.Namespace) -> int:
     )
     adapter = None
     if args.opo:
-        from clickmask.sequential.opo import OnlineAdapter, OPOConfig
+        from clickmask.sequential.opo import OnlineAdapter
 
-        config = OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
-                           memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
-                           iterative=args.opo_iterative, crops=not args.opo_full_image_only,
-                           gate=args.opo_gate, crop_views=args.opo_crop_views, gate_test=args.opo_gate_test,
-                           seed=args.opo_seed)
-        adapter = OnlineAdapter.for_predictor(predictor, config)
+        adapter = OnlineAdapter.for_predictor(predictor, opo_config(args))
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:
         results = run_sequences(predictor, sequences, options, adapter, on_result=lambda r: bar.update(1))
@@ -164,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
             described["icp_map"] = True
         if options.icp_follow:
             described["icp_follow"] = True
+    if args.preset is not None:
+        described["preset"] = args.preset
     if adapter is not None:
         described["opo_config"] = {**adapter.describe(), "accepted_only": options.opo_accepted_only}
     report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)
