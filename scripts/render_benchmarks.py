@@ -262,7 +262,9 @@ def app_latency_section(results: Path) -> list[str]:
             rows = [((kind, cond), f"{label}, OPO trainer {cond.replace('_', ' ')}")
                     for kind, label in rows for cond in ("idle", "busy", "idle_again")]
         rows += [("next_image_first_click", "next image: first click -> mask"),
-                 ("next_image_open_plus_first_click", "next image: open + first click -> mask")]
+                 ("next_image_open_plus_first_click", "next image: open + first click -> mask"),
+                 ("proposal", "first-click proposal (object map) with its mask, after one object per image"),
+                 ("proposal_accept", "accepting the proposal (Enter) -> mask")]
         for key, label in rows:
             s = busy[key[0]][key[1]] if isinstance(key, tuple) else app.get(key)
             if s:

@@ -4,6 +4,11 @@
   with the image's embedding ready; robot-user clicks on the bundled samples.
 * next image: open image k (which prefetches k+1 and k+2), wait ``--prefetch-wait`` seconds,
   then time the first click on image k+1 (embeddings not on disk: a fresh memory cache).
+* proposals: after the click round trips, one object per image is finished with a new category
+  (the online adaptation switched off for it, so no trainer competes), then per image the
+  proposal for that category is timed (GET, what the browser asks after each finished object:
+  the object map's proposal and its mask), and accepting it (Enter: a positive first click on
+  it, which shows the proposal's mask without a decoder run).
 * ``--opo-busy``: the click round trips with an OPO-adapted category (the OPO gate is off here,
   so its clicks run on the adapter: ``rounds[].timed_adapter``), timed three times per
   image in one server, in rotating order: with the online-adaptation trainer idle, while it
@@ -188,6 +193,28 @@ def _finish_objects(client: Client, state, images: list[dict], samples: dict, ca
     return objects
 
 
+def _time_proposals(client: Client, state, images: list[dict], samples: dict, clicks: int, rnd: int,
+                    proposal_ms: list[float], accept_ms: list[float]) -> None:
+    """Teach a new category one object per image, then time each image's proposal and its acceptance (ms)."""
+    state.store.set_setting("opo_enabled", False)  # no background trainer while the proposals are timed
+    category = client.call("POST", "/api/categories", {"name": f"proposed-{rnd}"})["id"]
+    _finish_objects(client, state, images, samples, category, min(clicks, 3))
+    for image in images:
+        client.call("POST", f"/api/images/{image['id']}/open")
+        state.prefetcher.wait_idle(120)
+        t0 = time.perf_counter()
+        offer = client.call("GET", f"/api/images/{image['id']}/proposal?category_id={category}")["proposal"]
+        proposal_ms.append((time.perf_counter() - t0) * 1000)
+        if offer is None:
+            continue
+        t0 = time.perf_counter()
+        client.call("POST", f"/api/images/{image['id']}/clicks",
+                    {"x": offer["x"], "y": offer["y"], "positive": True, "category_id": category})
+        accept_ms.append((time.perf_counter() - t0) * 1000)
+        client.call("DELETE", f"/api/images/{image['id']}/clicks")
+    state.store.set_setting("opo_enabled", True)
+
+
 def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, prefetch_ahead: int = 2,
             infer: str | None = None, opo_busy: bool = False, images_limit: int | None = None,
             think: float = 0.5) -> dict:
@@ -218,6 +245,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     ready: list[bool] = []
     predict_ms: list[float] = []
     server_ms: list[float] = []
+    proposal_ms: list[float] = []
+    accept_ms: list[float] = []
     opo_info: list[dict] = []
     load_before = os.getloadavg()[0]
     model_id = None
@@ -272,6 +301,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
                 state.prefetcher.wait_idle(120)
                 round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms,
                                              server_ms)
+            _time_proposals(client, state, images, samples, clicks, r, proposal_ms, accept_ms)
         server.stop()
         state.adaptation.close()
         store.close()
@@ -299,6 +329,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
             "rounds": opo_info,
             "config": asdict(state.adaptation.config),
         },
+        "proposal": summary(proposal_ms) if not opo_busy else None,
+        "proposal_accept": summary(accept_ms) if not opo_busy else None,
         "next_image_first_click": {**summary(next_first), "prefetch_wait_s": prefetch_wait,
                                    "prefetch_ahead": prefetch_ahead,
                                    "embedding_ready_after_wait": f"{sum(ready)}/{len(ready)}"},
