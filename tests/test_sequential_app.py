@@ -217,3 +217,18 @@ def test_resetting_the_categorys_learning_forgets_its_proposals(project, sam_pre
     assert body["proposals"] == 0 and state.store.get_object_map(cat["id"]) is None
     assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}").json() == {
         "proposal": None, "bank_size": 0}
+
+
+def test_a_deleted_categorys_proposals_do_not_pass_to_a_new_one(project, sam_predictor):
+    """SQLite may give a new category the id of the one just deleted: it starts with nothing learned."""
+    state, client, ids, cat = _one_box_finished(project, sam_predictor)
+    state.granularity.learn(cat["id"], [np.ones((4, 4), bool)] * 4, 1, np.ones((4, 4), bool))
+    assert client.delete(f"/api/categories/{cat['id']}").status_code == 200
+    new = client.post("/api/categories", json={"name": "dog"}).json()
+    assert client.get(f"/api/images/{ids['b.png']}/proposal?category_id={new['id']}").json() == {
+        "proposal": None, "bank_size": 0}
+    status = client.get(f"/api/categories/{new['id']}/adaptation").json()
+    assert status["proposals"] == 0 and status["first_click"]["objects"] == 0
+    import json
+
+    assert str(cat["id"]) not in json.loads(state.store.get_setting("icp_click_banks"))["categories"]

@@ -302,7 +302,10 @@ def create_app(state: AppState) -> FastAPI:
     @app.delete("/api/categories/{category_id}")
     def delete_category(category_id: int):
         store.delete_category(category_id)
-        state.adaptation.reset(category_id)  # its stored adapter went with it
+        # what it learned goes with it (a new category may get its id again)
+        state.adaptation.reset(category_id)
+        state.granularity.reset(category_id)
+        state.proposals.reset(category_id)
         return {"deleted": category_id}
 
     @app.post("/api/categories/save")
