@@ -55,7 +55,7 @@ def sequential_section(folder: Path) -> list[str]:
              "icp_opo_paper_gran_accepted": 7, "icp_opo_paper_gran_accepted_gate10": 8,
              "icp_opo_paper_gran_accepted_iter1": 9, "icp_check4_opo_paper_gran_accepted_gate10": 9.1,
              "icp_check4_mask_opo_paper_gran_accepted_gate10": 9.2, "icp_check4_mask_opo_paper_gran_accepted_gate10_seed1": 9.3,
-             "icp_check4_mask_map_opo_paper_gran_accepted_gate10": 9.4}
+             "icp_check4_mask_map_opo_paper_gran_accepted_gate10": 9.4, "preset_app": 9.5}
     def key(path: Path) -> tuple:
         dataset, _, variant = path.stem.partition("_")
         if path.stem.startswith("DAVIS2016_dev"):

@@ -248,7 +248,7 @@ def format_comparison(result: dict) -> str:
 
 
 SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "icp_mask", "icp_follow", "icp_map", "opo", "opo_config", "mask_feedback", "granularity",
-                   "granularity_rule")
+                   "granularity_rule", "preset")
 
 
 def engine_options(report: dict) -> str:
