@@ -134,22 +134,12 @@ class ProjectStore:
 
     def put_adapter(self, category_id: int, version: int, samples: int, model_id: str, data: bytes) -> None:
         """Store (replace) a category's adapter in one transaction."""
-        with self._tx() as s:
-            if s.get(CategoryRow, category_id) is None:
-                raise NotFoundError(f"category {category_id} does not exist")
-            row = s.get(AdapterRow, category_id)
-            if row is None:
-                row = AdapterRow(category_id=category_id)
-                s.add(row)
-            row.version, row.samples, row.model_id, row.data = version, samples, model_id, data
-            row.updated_at = utcnow()
+        self._put_per_category(AdapterRow, category_id, version=version, samples=samples, model_id=model_id,
+                               data=data)
 
     def delete_adapter(self, category_id: int) -> None:
         """Forget a category's adapter (no error if there is none)."""
-        with self._tx() as s:
-            row = s.get(AdapterRow, category_id)
-            if row is not None:
-                s.delete(row)
+        self._delete_per_category(AdapterRow, category_id)
 
     # ------------------------------------------------------------------ ICP object maps
     def get_object_map(self, category_id: int) -> dict[str, Any] | None:
@@ -161,19 +151,28 @@ class ProjectStore:
 
     def put_object_map(self, category_id: int, objects: int, model_id: str, data: bytes) -> None:
         """Store (replace) a category's object map in one transaction."""
-        with self._tx() as s:
-            if s.get(CategoryRow, category_id) is None:
-                raise NotFoundError(f"category {category_id} does not exist")
-            row = s.get(ObjectMapRow, category_id)
-            if row is None:
-                row = ObjectMapRow(category_id=category_id)
-                s.add(row)
-            row.objects, row.model_id, row.data, row.updated_at = objects, model_id, data, utcnow()
+        self._put_per_category(ObjectMapRow, category_id, objects=objects, model_id=model_id, data=data)
 
     def delete_object_map(self, category_id: int) -> None:
         """Forget a category's object map (no error if there is none)."""
+        self._delete_per_category(ObjectMapRow, category_id)
+
+    def _put_per_category(self, table: type, category_id: int, **fields: Any) -> None:
+        """Insert or replace the row of a one-row-per-category table (stamped ``updated_at``) in one transaction."""
         with self._tx() as s:
-            row = s.get(ObjectMapRow, category_id)
+            if s.get(CategoryRow, category_id) is None:
+                raise NotFoundError(f"category {category_id} does not exist")
+            row = s.get(table, category_id)
+            if row is None:
+                row = table(category_id=category_id)
+                s.add(row)
+            for name, value in {**fields, "updated_at": utcnow()}.items():
+                setattr(row, name, value)
+
+    def _delete_per_category(self, table: type, category_id: int) -> None:
+        """Delete a category's row of a one-row-per-category table (no error if there is none)."""
+        with self._tx() as s:
+            row = s.get(table, category_id)
             if row is not None:
                 s.delete(row)
 
