@@ -144,6 +144,14 @@ def test_report_overall_per_category_and_comparison():
     assert "| X | raw | yes, adapted features | 4x8, 1 iterative, full image only, gate 10, accepted only |  |" in table
     with pytest.raises(ClickmaskError, match="below the highest reported threshold"):
         build_report(base, "X", "m", {}, 20, 0.8)
+    # an oracle run is labelled as one and never taken for the baseline, even when listed first
+    oracle = build_report(icp, "X", "m", {"opo_oracle": {"oracle_steps": 200, "batch_size": 8, "lr": 1e-3,
+                                                         "iterative": 1}}, 20, 0.9)
+    rows = format_ablation([oracle, rb]).splitlines()[2:]
+    assert rows[0].startswith("| X | raw |  | oracle: 200 steps x 8 on the test objects' ground truth, lr 0.001, "
+                              "1 iterative |  | 2 | 1.00 | 1.00 | -33.3% [")
+    assert rows[1].startswith("| X | raw |  |  |  | 2 | 1.50 | 1.50 |  |")
+    assert format_ablation([rb, oracle]).count("-33.3% [") == 1
 
 
 def test_cli_sequential_baseline_with_the_fallback_model(tmp_path, capsys):
@@ -189,6 +197,8 @@ def test_cli_icp_without_sequential_is_an_error(capsys):
     (["--icp", "--icp-mask"], "--icp-mask needs --icp-check"),
     (["--icp-follow"], "--icp-follow needs --icp"),
     (["--icp-map"], "--icp-map needs --icp"),
+    (["--opo", "--opo-oracle", "5"], "--opo-oracle needs a positive number of steps and does not combine with --opo"),
+    (["--opo-oracle", "-1"], "--opo-oracle needs a positive number of steps"),
 ])
 def test_cli_icp_check_needs_plain_icp(tmp_path, capsys, extra, problem):
     _video_like(tmp_path)

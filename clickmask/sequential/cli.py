@@ -119,6 +119,10 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                        help="OPO: adapt only the full image's embedding, not zoom-in crops (trained on full images)")
     group.add_argument("--opo-bf16", action="store_true",
                        help="train OPO under bfloat16 autocast (faster on CPUs with AVX-512 BF16 / AMX)")
+    group.add_argument("--opo-oracle", type=int, default=0, metavar="STEPS",
+                       help="a headroom measurement, not a method: each category's adapter is first trained for "
+                            "STEPS Adam steps on the ground truths of all its objects (those it is then tested on), "
+                            "then kept fixed; --opo-lr (Adam's rate here), --opo-batch and --opo-iterative apply")
     group.add_argument("--compare", type=Path, default=None, metavar="BASE.json",
                        help="also print the NoC change against a sequential report (e.g. the baseline)")
 
@@ -155,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         raise ClickmaskError("--icp-follow needs --icp")
     if args.icp_adapted and not (args.icp and args.opo):
         raise ClickmaskError("--icp-adapted needs --icp and --opo")
+    if args.opo_oracle < 0 or (args.opo_oracle and args.opo):
+        raise ClickmaskError("--opo-oracle needs a positive number of steps and does not combine with --opo")
     base_report = None
     if args.compare is not None:
         try:
@@ -179,6 +185,10 @@ def run(args: argparse.Namespace) -> int:
         from clickmask.sequential.opo import OnlineAdapter
 
         adapter = OnlineAdapter.for_predictor(predictor, opo_config(args))
+    elif args.opo_oracle:
+        from clickmask.sequential.oracle import OracleAdapter
+
+        adapter = OracleAdapter(predictor, sequences, args.opo_oracle, opo_config(args))
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{args.dataset} sequential", unit="obj", disable=None) as bar:
         results = run_sequences(predictor, sequences, options, adapter, on_result=lambda r: bar.update(1))
@@ -199,10 +209,12 @@ def run(args: argparse.Namespace) -> int:
             described["icp_follow"] = True
     if args.preset is not None:
         described["preset"] = args.preset
-    if adapter is not None:
+    if args.opo:
         described["opo_config"] = {**adapter.describe(), "accepted_only": options.opo_accepted_only}
+    elif adapter is not None:
+        described["opo_oracle"] = adapter.describe()
     report = build_report(results, args.dataset, predictor.model_id, described, options.max_clicks, options.stop_iou)
-    if adapter is not None and adapter.config.gate:
+    if args.opo and adapter.config.gate:
         report["opo_gate"] = adapter.gate_log()
     print(format_table(report))
     if base_report is not None:

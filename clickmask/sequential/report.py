@@ -271,7 +271,7 @@ def format_ablation(reports: Sequence[dict]) -> str:
     base: dict[tuple[str, str], dict] = {}
     for rep in reports:
         opts = rep.get("options", {})
-        if not opts.get("icp") and not opts.get("opo") and not opts.get("granularity"):
+        if not opts.get("icp") and not opts.get("opo") and not opts.get("granularity") and not opts.get("opo_oracle"):
             base.setdefault((rep["dataset"], engine_options(rep)), rep)
     lines = [
         "| dataset | inference | ICP | OPO | first-click memory | objects | NoC@85 | NoC@90 | change @85 [95% interval] | ICP hits "
@@ -364,7 +364,16 @@ def _icp(options: dict) -> str:
 
 
 def _opo_budget(options: dict) -> str:
-    """The OPO column: empty without OPO, else its SGD steps x samples after each object (e.g. "4x8")."""
+    """The OPO column: empty without OPO, else its SGD steps x samples after each object (e.g. "4x8").
+
+    An oracle run (``--opo-oracle``) is labelled as such: its adapter was fitted
+    beforehand to the ground truths of the objects it is tested on.
+    """
+    oracle = options.get("opo_oracle")
+    if oracle:
+        iterative = int(oracle.get("iterative") or 0)
+        return (f"oracle: {oracle['oracle_steps']} steps x {oracle['batch_size']} on the test objects' ground truth, "
+                f"lr {oracle['lr']:g}" + (f", {iterative} iterative" if iterative else ""))
     if not options.get("opo"):
         return ""
     cfg = options.get("opo_config") or {}
