@@ -152,6 +152,9 @@ def test_report_overall_per_category_and_comparison():
                               "1 iterative |  | 2 | 1.00 | 1.00 | -33.3% [")
     assert rows[1].startswith("| X | raw |  |  |  | 2 | 1.50 | 1.50 |  |")
     assert format_ablation([rb, oracle]).count("-33.3% [") == 1
+    adam = build_report(icp, "X", "m", {"icp": True, "opo": True, "opo_config": {
+        "steps": 8, "batch_size": 8, "optimizer": "adam", "lr": 1e-3}}, 20, 0.9)
+    assert "| X | raw | yes | 8x8, Adam lr 0.001 |  |" in format_ablation([adam])
 
 
 def test_cli_sequential_baseline_with_the_fallback_model(tmp_path, capsys):

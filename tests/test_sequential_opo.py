@@ -205,3 +205,21 @@ def test_robot_replay_gain_is_zero_for_identity_and_negative_for_a_broken_adapte
 def test_gate_test_choice_is_checked():
     with pytest.raises(ClickmaskError, match="gate test must be"):
         OPOConfig(gate_test="oracle")
+
+
+def test_optimizer_choice_is_checked_and_shared_with_the_apps_trainer(frozen_decoder):
+    """--opo-optimizer: SGD with momentum (SIIS) by default, Adam on request, the same helper in the app's trainer."""
+    import torch
+
+    from clickmask.sequential.opo import make_optimizer
+
+    with pytest.raises(ClickmaskError, match="optimizer must be 'sgd' or 'adam'"):
+        OPOConfig(optimizer="lbfgs")
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    sgd = make_optimizer(params, OPOConfig())
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9
+    assert isinstance(make_optimizer(params, OPOConfig(optimizer="adam", lr=1e-3)), torch.optim.Adam)
+    state = CategoryAdapter("cat", frozen_decoder, OPOConfig(optimizer="adam", lr=1e-3, steps=1, batch_size=1, gate=0))
+    assert isinstance(state.optimizer, torch.optim.Adam)
+    state.learn(*embedding_and_mask(0))
+    assert not np.allclose(state.versions[1][0], np.eye(256))

@@ -40,7 +40,7 @@ def opo_config(args: argparse.Namespace):
                      memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
                      iterative=args.opo_iterative, crops=not args.opo_full_image_only,
                      gate=args.opo_gate, crop_views=args.opo_crop_views, gate_test=args.opo_gate_test,
-                     seed=args.opo_seed)
+                     seed=args.opo_seed, optimizer=args.opo_optimizer)
 
 
 def add_arguments(ev: argparse.ArgumentParser) -> None:
@@ -97,6 +97,8 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
     group.add_argument("--opo-batch", type=int, default=8, help="samples per SGD step (default 8)")
     group.add_argument("--opo-memory", type=int, default=32, help="recent finished objects trained on (default 32)")
     group.add_argument("--opo-lr", type=float, default=5e-3, help="SGD learning rate (default 5e-3)")
+    group.add_argument("--opo-optimizer", choices=("sgd", "adam"), default="sgd",
+                       help="OPO's optimizer: 'sgd' (SIIS, with momentum 0.9; default) or 'adam' (set --opo-lr too)")
     group.add_argument("--opo-accepted-only", action="store_true",
                        help="OPO learns only objects that reached --stop-iou (a user fixes the others by hand first)")
     group.add_argument("--opo-iterative", type=int, default=0, metavar="K",

@@ -64,6 +64,7 @@ class OPOConfig:
     gate: int = 10  # > 0: serve the adapter only while it beat the plain model on the last `gate` unseen objects
     crop_views: bool = False  # also train and gate-test on the zoom-in crop of each finished object (when zoomed)
     gate_test: str = "proxy"  # "proxy": low-res torch decoder on the whole image; "robot": replay the real inference
+    optimizer: str = "sgd"  # "sgd" (SIIS: lr, momentum) or "adam" (lr only)
 
     def __post_init__(self) -> None:
         if self.delta < 1:
@@ -76,6 +77,17 @@ class OPOConfig:
             raise ClickmaskError(f"OPO gate window must be at least 0 (0 = off), got {self.gate}")
         if self.gate_test not in ("proxy", "robot"):
             raise ClickmaskError(f"OPO gate test must be 'proxy' or 'robot', got {self.gate_test!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ClickmaskError(f"OPO optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+
+
+def make_optimizer(params, config: OPOConfig):
+    """The optimizer of an OPO adapter's parameters (shared by the benchmark and the app's trainer)."""
+    import torch
+
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
 
 
 def opo_click_config(config: OPOConfig):
@@ -149,15 +161,13 @@ class CategoryAdapter:
     """
 
     def __init__(self, category: str, decoder, config: OPOConfig) -> None:
-        import torch
-
         from clickmask.training.adapter import EmbeddingAdapter
 
         self.category = category
         self.config = config
         self.decoder = decoder
         self.adapter = EmbeddingAdapter(rank=config.rank, seed=config.seed)
-        self.optimizer = torch.optim.SGD(self.adapter.parameters(), lr=config.lr, momentum=config.momentum)
+        self.optimizer = make_optimizer(self.adapter.parameters(), config)
         self.memory: deque = deque(maxlen=config.memory)
         self.rng = np.random.default_rng([config.seed, zlib.crc32(category.encode())])
         self.versions: list[Affine | None] = [None]

@@ -387,6 +387,7 @@ def _opo_budget(options: dict) -> str:
             + (f", gate {cfg['gate']}" if cfg.get("gate") else "")
             + (" (robot test)" if cfg.get("gate") and cfg.get("gate_test") == "robot" else "")
             + (f", seed {cfg['seed']}" if cfg.get("seed") else "")
+            + (f", Adam lr {cfg['lr']:g}" if cfg.get("optimizer") == "adam" else "")
             + (", accepted only" if cfg.get("accepted_only") else ""))
 
 

@@ -199,7 +199,9 @@ class _Trainer:
         if bank.adapter is None:
             bank.adapter = EmbeddingAdapter(rank=cfg.rank, seed=cfg.seed)
         if bank.optimizer is None:
-            bank.optimizer = torch.optim.SGD(bank.adapter.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+            from clickmask.sequential.opo import make_optimizer
+
+            bank.optimizer = make_optimizer(bank.adapter.parameters(), cfg)
         if self._decoder is None:
             self._decoder = self._load_decoder()
         added = [TrainSample(emb, mask, mask.shape, name=f"category {category_id}") for emb, mask in objects]
