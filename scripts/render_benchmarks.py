@@ -70,6 +70,7 @@ def sequential_section(folder: Path) -> list[str]:
     out += _commands(folder)
     out += [format_ablation(reports), ""]
     out += subset_section(folder)
+    out += headroom_section(folder)
     notes = folder / "NOTES.md"
     if notes.is_file():
         text = notes.read_text().split("## Results")[0].strip().splitlines()
@@ -121,6 +122,31 @@ def subset_section(folder: Path) -> list[str]:
         full = [json.loads(p.read_text()) for p in refs if p.is_file()]
         out += [f"Runs on {dataset} sequences {', '.join(categories)} only (the first {len(full)} rows: the same "
                 "sequences in the full runs above; change against the first row):", ""]
+        out += [format_subset(full + reports, list(categories)), ""]
+    return out
+
+
+# full runs shown next to the headroom runs (headroom/): baseline, the app's ICP, the app's configuration
+HEADROOM_REFERENCES = ("baseline", "icp_check4_mask_map", "preset_app",
+                       "icp_check4_mask_map_opo_paper_gran_accepted_gate10")
+
+
+def headroom_section(folder: Path) -> list[str]:
+    """The oracle adapter (``--opo-oracle``) and causal OPO variants next to the same sequences of full runs."""
+    from clickmask.sequential.report import format_subset
+
+    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
+    for path in sorted((folder / "headroom").glob("*.json")):
+        rep = json.loads(path.read_text())
+        groups.setdefault((rep["dataset"], tuple(rep["per_category"])), []).append(rep)
+    if not groups:
+        return []
+    out = ["### How much a per-category adapter could save (oracle) and what OPO gets of it", ""]
+    for (dataset, categories), reports in groups.items():
+        refs = [folder / f"{dataset}_default_{stem}.json" for stem in HEADROOM_REFERENCES]
+        full = [json.loads(p.read_text()) for p in refs if p.is_file()][:3]
+        out += [f"{dataset}, sequences {', '.join(categories)} (the first {len(full)} rows: the same sequences in "
+                "the full runs: baseline, the app's ICP, the app's configuration; change against the first row):", ""]
         out += [format_subset(full + reports, list(categories)), ""]
     return out
 
