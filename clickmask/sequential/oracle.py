@@ -5,11 +5,13 @@ category's :class:`~clickmask.training.adapter.EmbeddingAdapter` (the module
 OPO trains online) *before* the sequence is annotated, on the **ground-truth
 masks of all the sequence's objects** -- the very objects it is then tested on
 -- with the same click simulation and loss as OPO, but Adam and many more
-steps, so that it fits those answers as closely as the module allows. No
-online adapter of this form can know more than that: it sees only the
-user's earlier masks of the category, a few steps each. So the oracle's NoC
-change against the baseline bounds, from below, what OPO can do with this
-module and this frozen decoder (up to the noise of the robot's click paths).
+steps, so that it fits those answers as closely as the module allows. An
+online adapter of this form knows less: only the user's earlier masks of the
+category, a few steps each. So the oracle's NoC change is a reference for what
+OPO could reach with this module and this frozen decoder, not a proof (fitting
+the answers is not the same as minimising clicks, and the robot's click paths
+add noise); the gap between the two is what OPO fails to carry over from one
+object to the next.
 
 Run with ``clickmask eval --sequential --opo-oracle STEPS``; it plugs into the
 runner as an :class:`~clickmask.sequential.runner.Adapter` that never learns

@@ -189,9 +189,7 @@ class _Trainer:
 
     def _train(self, category_id: int, bank: _Bank, objects: list) -> tuple | None:
         """Add objects to the bank and run the steps: (adapter bytes, affine, objects added); None if interrupted."""
-        import torch
-
-        from clickmask.sequential.opo import opo_click_config
+        from clickmask.sequential.opo import make_optimizer, opo_click_config
         from clickmask.training.adapter import EmbeddingAdapter, adapter_to_bytes
         from clickmask.training.loop import TrainSample, train_steps
 
@@ -199,8 +197,6 @@ class _Trainer:
         if bank.adapter is None:
             bank.adapter = EmbeddingAdapter(rank=cfg.rank, seed=cfg.seed)
         if bank.optimizer is None:
-            from clickmask.sequential.opo import make_optimizer
-
             bank.optimizer = make_optimizer(bank.adapter.parameters(), cfg)
         if self._decoder is None:
             self._decoder = self._load_decoder()
