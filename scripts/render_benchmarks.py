@@ -108,14 +108,20 @@ SUBSET_REFERENCES = ("baseline", "icp", "icp_gran", "icp_opo_paper_gran", "icp_o
                      "icp_opo_paper_gran_accepted_gate10")
 
 
+def _by_sequences(folder: Path) -> dict[tuple[str, tuple[str, ...]], list[dict]]:
+    """The sequential reports in ``folder``, grouped by (dataset, the sequences they ran)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
+    for path in sorted(folder.glob("*.json")):
+        rep = json.loads(path.read_text())
+        groups.setdefault((rep["dataset"], tuple(rep["per_category"])), []).append(rep)
+    return groups
+
+
 def subset_section(folder: Path) -> list[str]:
     """Runs on a few sequences only (``--categories``, in ``subsets/``) next to the same sequences of full runs."""
     from clickmask.sequential.report import format_subset
 
-    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
-    for path in sorted((folder / "subsets").glob("*.json")):
-        rep = json.loads(path.read_text())
-        groups.setdefault((rep["dataset"], tuple(rep["per_category"])), []).append(rep)
+    groups = _by_sequences(folder / "subsets")
     out = []
     for (dataset, categories), reports in groups.items():
         refs = [folder / f"{dataset}_default_{stem}.json" for stem in SUBSET_REFERENCES]
@@ -135,10 +141,7 @@ def headroom_section(folder: Path) -> list[str]:
     """The oracle adapter (``--opo-oracle``) and causal OPO variants next to the same sequences of full runs."""
     from clickmask.sequential.report import format_subset
 
-    groups: dict[tuple[str, tuple[str, ...]], list[dict]] = {}
-    for path in sorted((folder / "headroom").glob("*.json")):
-        rep = json.loads(path.read_text())
-        groups.setdefault((rep["dataset"], tuple(rep["per_category"])), []).append(rep)
+    groups = _by_sequences(folder / "headroom")
     if not groups:
         return []
     out = ["### How much a per-category adapter could save (oracle) and what OPO gets of it", ""]

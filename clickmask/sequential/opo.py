@@ -255,6 +255,27 @@ def _torch_threads() -> None:
         torch.set_num_threads(threads)
 
 
+def adapted_twin(predictor: Predictor, name: str, crops: bool, what: str):
+    """(frozen torch decoder, AdaptedSamPredictor, the predictor to click with) around a plain SAM predictor.
+
+    The adapted predictor shares the plain one's embedding cache and, for a
+    ``RefinedPredictor``, its inference options; it starts with no adapter.
+    ``what`` names the feature in the error for a model that is not SAM-style.
+    """
+    from clickmask.engine.inference import RefinedPredictor
+    from clickmask.engine.sam_onnx import SamOnnxPredictor
+    from clickmask.training.adapted import AdaptedSamPredictor
+
+    base = getattr(predictor, "base", predictor)
+    if not isinstance(base, SamOnnxPredictor):
+        raise ClickmaskError(f"model {predictor.model_id}: {what} needs a SAM-style ONNX model")
+    _torch_threads()
+    adapted = AdaptedSamPredictor(base.spec, None, base.cache, name=name, adapt_crops=crops)
+    adapted.model_id = base.model_id
+    active: Predictor = RefinedPredictor(adapted, predictor.options) if isinstance(predictor, RefinedPredictor) else adapted
+    return load_frozen_decoder(base.spec), adapted, active
+
+
 class OnlineAdapter:
     """OPO for the sequential benchmark (the runner's ``Adapter``), deterministic.
 
@@ -264,21 +285,8 @@ class OnlineAdapter:
     """
 
     def __init__(self, predictor: Predictor, config: OPOConfig = OPOConfig()) -> None:
-        from clickmask.engine.inference import RefinedPredictor
-        from clickmask.engine.sam_onnx import SamOnnxPredictor
-        from clickmask.training.adapted import AdaptedSamPredictor
-
-        base = getattr(predictor, "base", predictor)
-        if not isinstance(base, SamOnnxPredictor):
-            raise ClickmaskError(f"model {predictor.model_id}: OPO needs a SAM-style ONNX model")
-        _torch_threads()
         self.config = config
-        self.decoder = load_frozen_decoder(base.spec)
-        self._adapted = AdaptedSamPredictor(base.spec, None, base.cache, name="opo", adapt_crops=config.crops)
-        self._adapted.model_id = base.model_id
-        self._active: Predictor = self._adapted
-        if isinstance(predictor, RefinedPredictor):
-            self._active = RefinedPredictor(self._adapted, predictor.options)
+        self.decoder, self._adapted, self._active = adapted_twin(predictor, "opo", config.crops, "OPO")
         self.categories: dict[str, CategoryAdapter] = {}
 
     @classmethod

@@ -27,7 +27,7 @@ import numpy as np
 from clickmask.engine.predictor import Predictor
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.runner import load_sample
-from clickmask.sequential.opo import OPOConfig, load_frozen_decoder, opo_click_config
+from clickmask.sequential.opo import OPOConfig, adapted_twin, opo_click_config
 from clickmask.sequential.sequences import ObjectSequence
 
 Affine = tuple[np.ndarray, np.ndarray]
@@ -69,25 +69,11 @@ class OracleAdapter:
 
     def __init__(self, predictor: Predictor, sequences: list[ObjectSequence], steps: int,
                  config: OPOConfig = OPOConfig()) -> None:
-        from clickmask.engine.inference import RefinedPredictor
-        from clickmask.engine.sam_onnx import SamOnnxPredictor
-        from clickmask.sequential.opo import _torch_threads
-        from clickmask.training.adapted import AdaptedSamPredictor
-
-        base = getattr(predictor, "base", predictor)
-        if not isinstance(base, SamOnnxPredictor):
-            raise ClickmaskError(f"model {predictor.model_id}: the oracle adapter needs a SAM-style ONNX model")
-        _torch_threads()
         self.steps = steps
         self.config = config
         self.plain = predictor
         self.sequences = {s.category: s for s in sequences}
-        self.decoder = load_frozen_decoder(base.spec)
-        self._adapted = AdaptedSamPredictor(base.spec, None, base.cache, name="oracle", adapt_crops=config.crops)
-        self._adapted.model_id = base.model_id
-        self._active: Predictor = self._adapted
-        if isinstance(predictor, RefinedPredictor):
-            self._active = RefinedPredictor(self._adapted, predictor.options)
+        self.decoder, self._adapted, self._active = adapted_twin(predictor, "oracle", config.crops, "the oracle adapter")
         self.affines: dict[str, Affine] = {}
         self.losses: dict[str, list[float]] = {}
 
