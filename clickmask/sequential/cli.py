@@ -37,7 +37,7 @@ def opo_config(args: argparse.Namespace):
     from clickmask.sequential.opo import OPOConfig
 
     return OPOConfig(delta=args.opo_delta, steps=args.opo_steps, batch_size=args.opo_batch,
-                     memory=args.opo_memory, lr=args.opo_lr, bf16=args.opo_bf16,
+                     memory=args.opo_memory, lr=args.opo_lr,
                      iterative=args.opo_iterative, crops=not args.opo_full_image_only,
                      gate=args.opo_gate, crop_views=args.opo_crop_views, gate_test=args.opo_gate_test,
                      seed=args.opo_seed, optimizer=args.opo_optimizer)
@@ -119,8 +119,6 @@ def add_arguments(ev: argparse.ArgumentParser) -> None:
                             "(the view the robot's later clicks use)")
     group.add_argument("--opo-full-image-only", action="store_true",
                        help="OPO: adapt only the full image's embedding, not zoom-in crops (trained on full images)")
-    group.add_argument("--opo-bf16", action="store_true",
-                       help="train OPO under bfloat16 autocast (faster on CPUs with AVX-512 BF16 / AMX)")
     group.add_argument("--opo-oracle", type=int, default=0, metavar="STEPS",
                        help="a headroom measurement, not a method: each category's adapter is first trained for "
                             "STEPS Adam steps on the ground truths of all its objects (those it is then tested on), "

@@ -58,7 +58,6 @@ class OPOConfig:
     max_neg: int = 5
     rank: int | None = None
     seed: int = 0
-    bf16: bool = False  # bfloat16 autocast in training (faster on AVX-512 BF16 / AMX CPUs)
     iterative: int = 0  # robot clicks after the random ones, previous mask fed back, ICL over the steps
     crops: bool = True  # also adapt zoom-in crop embeddings (the adapter is trained on full images only)
     gate: int = 10  # > 0: serve the adapter only while it beat the plain model on the last `gate` unseen objects
@@ -100,7 +99,7 @@ def opo_click_config(config: OPOConfig):
     from clickmask.training.loop import ClickConfig
 
     return ClickConfig(max_pos=config.max_pos, max_neg=config.max_neg, iterative_clicks=config.iterative, loss="bce",
-                       batch_size=config.batch_size, bf16=config.bf16)
+                       batch_size=config.batch_size)
 
 
 #: The gate's test of an adapter on an object: one random positive click inside it, then three

@@ -380,7 +380,7 @@ def _opo_budget(options: dict) -> str:
     if "steps" not in cfg or "batch_size" not in cfg:
         return "yes"
     iterative = int(cfg.get("iterative") or 0)
-    return (f"{cfg['steps']}x{cfg['batch_size']}" + (" bf16" if cfg.get("bf16") else "")
+    return (f"{cfg['steps']}x{cfg['batch_size']}"
             + (f", {iterative} iterative" if iterative else "")
             + (", full image only" if cfg.get("crops") is False else "")
             + (", crop views" if cfg.get("crop_views") else "")
