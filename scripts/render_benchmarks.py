@@ -48,7 +48,7 @@ def sequential_section(folder: Path) -> list[str]:
     files = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not files:
         return []
-    from clickmask.sequential.report import format_ablation
+    from clickmask.evaluation.sequential.report import format_ablation
 
     order = {"baseline": 0, "icp": 1, "icp_gran": 2, "icpmax_gran": 3, "icp_check4": 3.1, "icp_check4_gran": 3.2, "icp_check4_mask": 3.3, "icp_check3_mask": 3.4, "icp_check4_mask_follow": 3.5, "icp_check4_mask_map": 3.6,
              "opo": 4, "opo_paper_accepted_gate10": 4.1, "icp_opo": 5, "icp_opo_paper_gran": 6,
@@ -85,7 +85,7 @@ HEADLINE = ("baseline", "icp_check4_mask_map", "opo_paper_accepted_gate10",
 
 def headline_section(folder: Path) -> list[str]:
     """The ablation of the app's configuration per dataset (rows from the full runs named in HEADLINE)."""
-    from clickmask.sequential.report import format_ablation
+    from clickmask.evaluation.sequential.report import format_ablation
 
     reports = []
     for dataset in ("COCO128", "DAVIS2016_dev"):
@@ -119,7 +119,7 @@ def _by_sequences(folder: Path) -> dict[tuple[str, tuple[str, ...]], list[dict]]
 
 def subset_section(folder: Path) -> list[str]:
     """Runs on a few sequences only (``--categories``, in ``subsets/``) next to the same sequences of full runs."""
-    from clickmask.sequential.report import format_subset
+    from clickmask.evaluation.sequential.report import format_subset
 
     groups = _by_sequences(folder / "subsets")
     out = []
@@ -139,7 +139,7 @@ HEADROOM_REFERENCES = ("baseline", "icp_check4_mask_map", "preset_app",
 
 def headroom_section(folder: Path) -> list[str]:
     """The oracle adapter (``--opo-oracle``) and causal OPO variants next to the same sequences of full runs."""
-    from clickmask.sequential.report import format_subset
+    from clickmask.evaluation.sequential.report import format_subset
 
     groups = _by_sequences(folder / "headroom")
     if not groups:

@@ -57,6 +57,6 @@ def data_root() -> Path:
 def frozen_decoder(model_spec):
     """The PyTorch twin of the default model's decoder, frozen (OPO trains adapters only)."""
     pytest.importorskip("torch")
-    from clickmask.sequential.opo import load_frozen_decoder
+    from clickmask.learning.trainer import load_frozen_decoder
 
     return load_frozen_decoder(model_spec)

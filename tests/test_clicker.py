@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from clickmask.errors import ClickmaskError
-from clickmask.evaluation.clicker import Clicker, distance_to_boundary, next_click
+from clickmask.evaluation.clicker import Clicker
+from clickmask.geometry.masks import distance_to_boundary, next_click
 from clickmask.engine.clicks import Click
 
 

@@ -1,4 +1,4 @@
-"""Tests for clickmask.evaluation.datasets."""
+"""Tests for clickmask.io.datasets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from clickmask.errors import DatasetError, ImageReadError
-from clickmask.evaluation.datasets import (
+from clickmask.io.datasets import (
     Sample,
     check_sample_sizes,
     default_data_root,

@@ -12,7 +12,7 @@ from clickmask.engine.predictor import Prediction, check_clicks
 from clickmask.engine.preprocess import PIXEL_MEAN, map_coords, preprocess, resized_shape
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickError, ClickmaskError
-from clickmask.evaluation.metrics import iou
+from clickmask.geometry.masks import iou
 
 
 def test_resized_shape_and_coords():

@@ -8,7 +8,7 @@ import pytest
 from clickmask.engine.clicks import Click
 from clickmask.engine.inference import InferenceOptions, RefinedPredictor
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.granularity import GranularityMemory, first_click_masks
+from clickmask.learning.granularity import GranularityMemory, first_click_masks
 
 
 def _box(h: int, w: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

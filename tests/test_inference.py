@@ -7,10 +7,10 @@ import pytest
 
 from clickmask.engine.boundary import fast_guided_filter, guided_filter, refine_boundary
 from clickmask.engine.clicks import Click
-from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.engine.inference import InferenceOptions, InferenceStats, RefinedPredictor
 from clickmask.engine.predictor import Prediction
 from clickmask.errors import ClickmaskError
-from clickmask.evaluation.metrics import iou
+from clickmask.geometry.masks import iou
 from clickmask.evaluation.runner import EvalOptions, evaluate_object
 from clickmask.samples import load_samples
 
@@ -83,9 +83,10 @@ def test_cfr_runs_extra_passes_and_acfr_stops_early(base):
 def test_zoom_in_crops_small_objects_and_reuses_the_crop(base):
     sam, sample = base
     zoom = RefinedPredictor(sam, InferenceOptions(zoom=True, zoom_from=2))
+    zoom.stats = InferenceStats()
     zoom.set_image(sample.image)
     result = evaluate_object(zoom, sample.mask, None, EvalOptions(max_clicks=4), keep_masks=True)
-    assert zoom.zoom_encodes == 1  # one crop for the whole object
+    assert zoom.stats.zoom_encodes == 1  # one crop for the whole object
     assert result.ious[-1] >= 0.9
     assert all(m.shape == sample.mask.shape for m in result.masks)
 
@@ -178,11 +179,12 @@ def test_honor_adds_ignored_positive_click_regions_and_times_the_step(base):
     plain = RefinedPredictor(sam, InferenceOptions())
     honor = RefinedPredictor(sam, InferenceOptions(honor=True))
     for p in (plain, honor):
+        p.stats = InferenceStats()
         p.set_image(sample.image)
     clicks = [Click(320, 200, True)]
     a, b = plain.predict(clicks), honor.predict(clicks)
     assert np.array_equal(a.mask, b.mask)  # a satisfied click changes nothing
-    assert len(honor.step_ms["honor"]) == 1 and not plain.step_ms["honor"]
+    assert len(honor.stats.step_ms["honor"]) == 1 and not plain.stats.step_ms["honor"]
     # the decoder's answer ignores a positive click on a thin dark bar: the bar is added
     image = np.full((200, 300, 3), 210, np.uint8)
     image[99:102, 40:260] = (30, 30, 40)
@@ -255,5 +257,5 @@ def test_flip_prefetch_caches_the_mirrored_embedding(model_spec):
     flip = RefinedPredictor(sam, InferenceOptions(flip=True))
     image = load_samples(["coffee"])[0].image
     assert flip.prefetch(image)
-    _, cached = sam._embedding_for(np.ascontiguousarray(image[:, ::-1]))
+    _, cached = sam.image_embedding(np.ascontiguousarray(image[:, ::-1]))
     assert cached

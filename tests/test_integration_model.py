@@ -11,8 +11,8 @@ from clickmask.engine.embedding_cache import EmbeddingCache
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickError
-from clickmask.evaluation.datasets import load_dataset
-from clickmask.evaluation.metrics import iou
+from clickmask.io.datasets import load_dataset
+from clickmask.geometry.masks import iou
 from clickmask.evaluation.runner import EvalOptions, evaluate_object, load_sample
 from clickmask.io.images import load_image
 from clickmask.samples import load_samples

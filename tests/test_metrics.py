@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from clickmask.errors import ClickmaskError
-from clickmask.evaluation.metrics import iou, noc, reached, summarize
+from clickmask.evaluation.metrics import noc, reached, summarize
+from clickmask.geometry.masks import iou
 
 
 def test_iou_basic() -> None:

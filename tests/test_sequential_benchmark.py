@@ -12,9 +12,9 @@ from PIL import Image
 from clickmask.cli import main
 from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError, DatasetError
-from clickmask.sequential.report import build_report, compare, format_ablation, format_table
-from clickmask.sequential.runner import InstanceResult, SequentialOptions, run_sequence
-from clickmask.sequential.sequences import ObjectSequence, SequenceOptions, build_sequences, select_sequences
+from clickmask.evaluation.sequential.report import build_report, compare, format_ablation, format_table
+from clickmask.evaluation.sequential.runner import InstanceResult, SequentialOptions, run_sequence
+from clickmask.evaluation.sequential.sequences import ObjectSequence, SequenceOptions, build_sequences, select_sequences
 
 
 def _disk(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:
@@ -176,7 +176,7 @@ def test_cli_sequential_baseline_with_the_fallback_model(tmp_path, capsys):
 
 def test_cli_granularity_run_records_the_memory_rule(model_spec, tmp_path, capsys):
     """Real model: a --granularity report names the memory's rule (tables tell runs of older rules apart)."""
-    from clickmask.sequential.granularity import RULE
+    from clickmask.learning.granularity import RULE
 
     _video_like(tmp_path)
     out = tmp_path / "r.json"
@@ -229,7 +229,7 @@ def test_checked_proposals_on_real_video_frames(sam_predictor, data_root, monkey
     # the accepting click's own work (the check's mask made into the first prediction) is its click time
     import time
 
-    import clickmask.sequential.runner as runner
+    import clickmask.evaluation.sequential.runner as runner
 
     real = runner.accepted_prediction
     monkeypatch.setattr(runner, "accepted_prediction", lambda *a: time.sleep(0.2) or real(*a))
@@ -323,7 +323,7 @@ def test_icp_on_adapted_features_asks_opo_for_the_objects_map(sam_predictor, tmp
 
 def test_subset_table_sums_the_clicks_of_the_named_sequences():
     """format_subset: per-sequence clicks @85 (NoC x objects), their sum and the change against the first report."""
-    from clickmask.sequential.report import format_subset
+    from clickmask.evaluation.sequential.report import format_subset
 
     base = build_report([_result([0.5, 0.9], False, category="c", name="o1"),
                          _result([0.5, 0.6, 0.9], False, category="c", name="o2"),
@@ -338,7 +338,7 @@ def test_subset_table_sums_the_clicks_of_the_named_sequences():
 
 def test_merged_parts_equal_one_report_over_all_sequences():
     """merge_reports: runs on disjoint sequences combine into the report of one run over all of them."""
-    from clickmask.sequential.report import merge_reports
+    from clickmask.evaluation.sequential.report import merge_reports
 
     c = [_result([0.5, 0.9], False, category="c", name="o1"), _result([0.95], True, hit=True, category="c", name="o2")]
     d = [_result([0.1] * 20, False, hit=False, category="d", name="o3")]
@@ -384,7 +384,7 @@ def test_opo_gets_the_zoom_in_crop_view_when_it_asks(sam_predictor, data_root):
 
 
 def test_paired_difference_counts_objects_and_brackets_the_mean():
-    from clickmask.sequential.report import format_paired, paired_difference
+    from clickmask.evaluation.sequential.report import format_paired, paired_difference
 
     def report(nocs, dataset="X"):
         return {"dataset": dataset, "per_object": {f"o{i}": {"category": "c" if i < 3 else "d", "noc": {"85": v}}
@@ -429,7 +429,7 @@ def test_missed_proposal_inside_a_pending_object_is_a_sibling_and_followed_on_re
     """Two objects of one category per image, the left one first in dataset order; the proposal finds the
     right one. Fixed order: a miss recorded as a sibling. --icp-follow: the right one is annotated first
     (a free click), then the left one, whose proposal now hits; each object once, names unchanged."""
-    import clickmask.sequential.runner as runner
+    import clickmask.evaluation.sequential.runner as runner
 
     monkeypatch.setattr(runner, "ClickBank", _TwoDiskBank)
     folder = tmp_path / "Two"
@@ -462,9 +462,9 @@ def test_missed_proposal_inside_a_pending_object_is_a_sibling_and_followed_on_re
 def test_app_preset_is_the_apps_configuration(tmp_path, capsys):
     """--preset app turns on what the app runs: its proposals, its OPO settings, its first-click memory."""
     from clickmask.cli import _build_parser
-    from clickmask.sequential.cli import apply_preset, opo_config
-    from clickmask.sequential.opo import OPOConfig
-    from clickmask.sequential.proposal import DEFAULT_CANDIDATES
+    from clickmask.evaluation.sequential.cli import apply_preset, opo_config
+    from clickmask.learning.trainer import OPOConfig
+    from clickmask.learning.proposal import DEFAULT_CANDIDATES
 
     args = _build_parser().parse_args(["eval", "--sequential", "--dataset", "Vid", "--preset", "app"])
     apply_preset(args)

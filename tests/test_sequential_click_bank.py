@@ -7,7 +7,7 @@ import pytest
 
 from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.click_bank import (
+from clickmask.learning.click_bank import (
     CategoryClickBanks,
     ClickBank,
     feature_at,
@@ -172,8 +172,8 @@ def test_bad_json_gives_one_line_error_naming_the_source(text, problem):
 def test_proposals_walk_through_the_instances_of_a_real_image(sam_predictor, data_root):
     """COCO128 image 143 (8 birds): a bank from one bird's centre, then each proposal
     with the birds found so far ignored lands on a new bird."""
-    from clickmask.evaluation.clicker import distance_to_boundary
-    from clickmask.evaluation.datasets import load_dataset
+    from clickmask.geometry.masks import distance_to_boundary
+    from clickmask.io.datasets import load_dataset
     from clickmask.io.images import load_image
 
     birds = [s for s in load_dataset(data_root, "COCO128") if s.name.startswith("000000000143_")]

@@ -7,7 +7,7 @@ import pytest
 
 from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.object_map import ObjectMap, map_proposal, prior_logits
+from clickmask.learning.object_map import ObjectMap, map_proposal, prior_logits
 
 
 def _embedding(object_cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.opo import CategoryAdapter, OnlineAdapter, OPOConfig
+from clickmask.learning.trainer import CategoryAdapter, OnlineAdapter, OPOConfig
 from synthetic import embedding_and_mask
 
 
@@ -36,7 +36,7 @@ def test_versions_follow_delta(frozen_decoder):
 
 def test_iterative_clicks_reach_the_training_step(frozen_decoder):
     """--opo-iterative K: K robot clicks with mask feedback are simulated and scored (ICL) in each OPO step."""
-    from clickmask.sequential.opo import opo_click_config
+    from clickmask.learning.trainer import opo_click_config
 
     with pytest.raises(ClickmaskError, match="iterative clicks must be at least 0"):
         OPOConfig(iterative=-1)
@@ -62,7 +62,7 @@ def test_empty_mask_publishes_a_version_without_training(frozen_decoder):
 def test_online_adapter_serves_identity_before_delta(sam_predictor, data_root):
     """Real model: with no training yet, the adapted predictor predicts exactly like the plain one."""
     from clickmask.engine.clicks import Click
-    from clickmask.evaluation.datasets import load_dataset
+    from clickmask.io.datasets import load_dataset
     from clickmask.evaluation.runner import load_sample
 
     online = OnlineAdapter(sam_predictor, OPOConfig(delta=2, steps=0))
@@ -79,7 +79,7 @@ def test_online_adapter_serves_identity_before_delta(sam_predictor, data_root):
 
 
 def test_prequential_gate_opens_only_on_recent_held_out_gains():
-    from clickmask.sequential.opo import PrequentialGate
+    from clickmask.learning.trainer import PrequentialGate
 
     with pytest.raises(ClickmaskError, match="gate window must be at least 0"):
         OPOConfig(gate=-1)
@@ -96,7 +96,7 @@ def test_prequential_gate_opens_only_on_recent_held_out_gains():
 
 
 def test_gated_adapter_serves_the_plain_model_until_it_has_helped(frozen_decoder, monkeypatch):
-    import clickmask.sequential.opo as opo
+    import clickmask.learning.trainer as opo
 
     gains = iter([-0.1, 0.3, -0.5])
     seen = []
@@ -120,10 +120,10 @@ def test_held_out_gain_is_zero_for_identity_and_negative_for_a_broken_adapter(fr
     """Real model and image: the gate's test tells a useless adapter from the plain model."""
     import torch
 
-    from clickmask.evaluation.datasets import load_dataset
+    from clickmask.io.datasets import load_dataset
     from clickmask.evaluation.runner import load_sample
-    from clickmask.sequential.opo import held_out_gain
-    from clickmask.training.adapter import EmbeddingAdapter
+    from clickmask.learning.trainer import held_out_gain
+    from clickmask.learning.adapter import EmbeddingAdapter
     from clickmask.training.loop import TrainSample
 
     image, gt, _ = load_sample(load_dataset(data_root, "GrabCut", limit=1)[0])
@@ -138,7 +138,7 @@ def test_held_out_gain_is_zero_for_identity_and_negative_for_a_broken_adapter(fr
 
 
 def test_object_views_add_the_crop_only_when_it_has_the_object():
-    from clickmask.sequential.opo import object_views
+    from clickmask.learning.trainer import object_views
 
     emb, mask = embedding_and_mask(0)
     crop_emb, _ = embedding_and_mask(1)
@@ -154,7 +154,7 @@ def test_object_views_add_the_crop_only_when_it_has_the_object():
 
 def test_crop_views_are_trained_on_and_gate_tested_only_when_asked(frozen_decoder, monkeypatch):
     """--opo-crop-views: the crop joins the memory, and the gate's gain is the mean over both views."""
-    import clickmask.sequential.opo as opo
+    import clickmask.learning.trainer as opo
 
     tested = []
 
@@ -181,10 +181,10 @@ def test_crop_views_are_trained_on_and_gate_tested_only_when_asked(frozen_decode
 def test_robot_replay_gain_is_zero_for_identity_and_negative_for_a_broken_adapter(sam_predictor, data_root):
     """Real model and inference (zoom-in from click 3): the robot test tells a broken adapter apart."""
     from clickmask.engine.inference import InferenceOptions, RefinedPredictor
-    from clickmask.evaluation.datasets import load_dataset
+    from clickmask.io.datasets import load_dataset
     from clickmask.evaluation.runner import load_sample
     from clickmask.sequential.gate_replay import REPLAY_CLICKS, replay_gain, replay_ious
-    from clickmask.training.adapted import AdaptedSamPredictor
+    from clickmask.learning.adapted import AdaptedSamPredictor
 
     image, gt, _ = load_sample(load_dataset(data_root, "GrabCut", limit=1)[0])
     adapted = AdaptedSamPredictor(sam_predictor.spec, None, sam_predictor.cache)
@@ -211,7 +211,7 @@ def test_optimizer_choice_is_checked_and_shared_with_the_apps_trainer(frozen_dec
     """--opo-optimizer: SGD with momentum (SIIS) by default, Adam on request, the same helper in the app's trainer."""
     import torch
 
-    from clickmask.sequential.opo import make_optimizer
+    from clickmask.learning.trainer import make_optimizer
 
     with pytest.raises(ClickmaskError, match="optimizer must be 'sgd' or 'adam'"):
         OPOConfig(optimizer="lbfgs")

@@ -7,8 +7,8 @@ import pytest
 
 from clickmask.engine.clicks import Click
 from clickmask.sequential import proposal
-from clickmask.sequential.click_bank import ClickBank
-from clickmask.sequential.proposal import TokenMask, checked_proposal, deepest_point
+from clickmask.learning.click_bank import ClickBank
+from clickmask.learning.proposal import TokenMask, checked_proposal, deepest_point
 
 G = 64
 A = np.eye(8, dtype=np.float32)[1]  # the clicked part (a face)
@@ -90,9 +90,9 @@ def test_checked_proposal_prefers_the_whole_object_over_a_look_alike_patch(monke
 def test_checked_proposal_on_real_video_frames_lands_on_the_swan(sam_predictor, data_root):
     """Real model, DAVIS blackswan: banks from frame 0's swan; the checked proposal on a later
     frame is inside the swan and at least as deep inside it as the plain one."""
-    from clickmask.evaluation.clicker import distance_to_boundary, next_click
+    from clickmask.geometry.masks import distance_to_boundary, next_click
     from clickmask.evaluation.runner import load_sample
-    from clickmask.sequential.sequences import SequenceOptions, build_sequences
+    from clickmask.evaluation.sequential.sequences import SequenceOptions, build_sequences
 
     seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
     swan = next(s for s in seqs if s.category == "blackswan")
@@ -110,7 +110,7 @@ def test_checked_proposal_on_real_video_frames_lands_on_the_swan(sam_predictor, 
     assert gt[y, x]
     assert depth[y, x] >= depth[plain.as_int()[::-1]] - 1e-6
     # the mask the check recognised is the swan
-    from clickmask.evaluation.metrics import iou
+    from clickmask.geometry.masks import iou
 
     assert iou(gt, checked.prediction().mask, None) > 0.8
 
@@ -118,7 +118,7 @@ def test_checked_proposal_on_real_video_frames_lands_on_the_swan(sam_predictor, 
 def test_accepted_prediction_is_polished_and_keeps_annotated_objects_out():
     """The check's mask gets the predictor's image-space steps; what they add on annotated objects is cut again."""
     from clickmask.engine.predictor import Prediction
-    from clickmask.sequential.proposal import CheckedProposal, accepted_prediction
+    from clickmask.learning.proposal import CheckedProposal, accepted_prediction
 
     mask = np.zeros((40, 60), bool)
     mask[10:30, 10:30] = True

@@ -17,10 +17,10 @@ from PIL import Image
 
 from clickmask.errors import ClickmaskError
 from clickmask.project import open_project
-from clickmask.sequential.opo import OPOConfig, load_frozen_decoder
+from clickmask.learning.trainer import OPOConfig, load_frozen_decoder
 from clickmask.server import AppState, create_app
 from clickmask.server.adaptation import SETTING, AdaptationService
-from clickmask.server.adapted_view import AdaptablePredictor
+from clickmask.learning.adapted import AdaptablePredictor
 from clickmask.server.opo_worker import IDENTITY, OpoWorker
 from synthetic import embedding_and_mask, scene
 
@@ -100,8 +100,8 @@ def test_objects_queued_during_training_are_learned_in_one_update(frozen_decoder
 
 def test_gate_holds_back_an_adapter_until_it_helps_on_unseen_objects(frozen_decoder, monkeypatch):
     """OPOConfig.gate: each new object first tests the adapter; a closed gate publishes the plain model."""
-    import clickmask.sequential.opo as opo
-    from clickmask.training.adapter import EmbeddingAdapter
+    import clickmask.learning.trainer as opo
+    from clickmask.learning.adapter import EmbeddingAdapter
 
     gains = iter([-0.2, 0.1])
     monkeypatch.setattr(opo, "held_out_gain", lambda decoder, adapter, sample, seed: next(gains))
@@ -177,7 +177,7 @@ def _trainers() -> set:
 def test_process_continues_from_restored_weights_publishes_and_close_stops_it(model_spec):
     import torch
 
-    from clickmask.training.adapter import EmbeddingAdapter
+    from clickmask.learning.adapter import EmbeddingAdapter
 
     before = _trainers()
     stored = []

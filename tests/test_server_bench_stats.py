@@ -1,8 +1,12 @@
 """The app benchmark's click-by-click comparison of trainer conditions (pure statistics)."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from clickmask.server.bench import _bootstrap_median, _paired
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from app_latency import _bootstrap_median, _paired  # noqa: E402 - the benchmark scripts are not a package
 
 
 def test_paired_ratios_compare_each_click_with_its_idle_twin():

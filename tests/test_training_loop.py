@@ -15,8 +15,8 @@ from clickmask.engine.embedding_cache import EmbeddingCache
 from clickmask.errors import ClickmaskError
 from clickmask.models.registry import ModelSpec
 from clickmask.samples import load_samples
-from clickmask.training.adapted import AdaptedSamPredictor
-from clickmask.training.adapter import EmbeddingAdapter
+from clickmask.learning.adapted import AdaptedSamPredictor
+from clickmask.learning.adapter import EmbeddingAdapter
 from clickmask.training.checkpoint import load_checkpoint, save_checkpoint
 from clickmask.training.loop import ClickConfig, TrainSample, evaluate_loss, sequence_loss, train_steps
 from clickmask.training.torch_decoder import TorchSamDecoder
@@ -112,8 +112,8 @@ def test_adapted_predictor_uses_the_adapter(model_spec, sam_predictor):
     full_only = AdaptedSamPredictor(model_spec, shifted, adapted.cache, threads=1, adapt_crops=False)
     full_only.set_image(sample.image)
     assert np.allclose(full_only.embedding, 0.5 * sam_predictor.embedding, atol=1e-5)
-    crop_raw, _ = full_only._embedding_for(crop)
-    crop_adapted, _ = adapted._embedding_for(crop)
+    crop_raw, _ = full_only.image_embedding(crop)
+    crop_adapted, _ = adapted.image_embedding(crop)
     assert np.allclose(crop_adapted, 0.5 * crop_raw, atol=1e-5) and np.abs(crop_raw).max() > 0.1
 
 

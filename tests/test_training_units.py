@@ -8,7 +8,7 @@ import torch
 
 from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError
-from clickmask.training.adapter import (
+from clickmask.learning.adapter import (
     EmbeddingAdapter,
     adapter_from_bytes,
     adapter_to_bytes,

@@ -49,7 +49,7 @@ session and ``clickmask eval`` use it unchanged. Options (all off by default,
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Sequence
 
 import cv2
@@ -167,6 +167,20 @@ def _bbox(mask: np.ndarray) -> Box | None:
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
 
 
+@dataclass
+class InferenceStats:
+    """Counters a benchmark attaches to a :class:`RefinedPredictor` (``predictor.stats = InferenceStats()``).
+
+    zoom_encodes: new zoom-in crops (an encoder pass unless cached);
+    zoom_encode_ms: the crop encodes that missed the cache; step_ms: ms per
+    call of the image-space steps.
+    """
+
+    zoom_encodes: int = 0
+    zoom_encode_ms: list[float] = field(default_factory=list)
+    step_ms: dict[str, list[float]] = field(default_factory=lambda: {"honor": [], "boundary": []})
+
+
 class RefinedPredictor:
     """A SAM ONNX predictor with the refinements of :class:`InferenceOptions`."""
 
@@ -179,17 +193,14 @@ class RefinedPredictor:
         self._image: np.ndarray | None = None
         self._lab: np.ndarray | None = None
         self.last_predict_ms = 0.0
-        self.zoom_encodes = 0
-        self.zoom_encode_ms: list[float] = []
-        # ms per call of the image-space steps, for the latency benchmark
-        self.step_ms: dict[str, list[float]] = {"honor": [], "boundary": []}
+        self.stats: InferenceStats | None = None  # a benchmark's counters; None (off) in the app
         self.first_token: int | None = None
 
     def set_first_token(self, token: int | None) -> None:
         """Decode the next objects' first click with mask token ``token`` (None: the options' own choice).
 
         A per-category preference learned from finished objects
-        (:class:`clickmask.sequential.granularity.GranularityMemory`); it stays
+        (:class:`clickmask.learning.granularity.GranularityMemory`); it stays
         until changed. Only single-click predictions are affected.
         """
         self.first_token = token
@@ -238,8 +249,8 @@ class RefinedPredictor:
             pred = self._with_flip(pred, clicks, previous)
         crop = self._choose_crop(clicks, pred, previous)
         if crop is not None:
-            if previous is None or previous.info.get("crop") != crop:
-                self.zoom_encodes += 1  # a new crop: an encoder pass unless cached
+            if self.stats is not None and (previous is None or previous.info.get("crop") != crop):
+                self.stats.zoom_encodes += 1  # a new crop: an encoder pass unless cached
             frame = self._crop_frame(crop)
             prior = previous if previous is not None and previous.info.get("crop") == crop else pred
             zoomed = self._predict_in_frame(frame, clicks, self._mask_input(frame, prior))
@@ -268,14 +279,19 @@ class RefinedPredictor:
         if self.options.honor and self._image is not None:
             t1 = time.perf_counter()
             pred = self._honor(pred, clicks)
-            self.step_ms["honor"].append((time.perf_counter() - t1) * 1000)
+            self._count("honor", t1)
         if self.options.boundary and self._image is not None:
             t1 = time.perf_counter()
             pred.logits = refine_boundary(self._image, pred.logits)
-            self.step_ms["boundary"].append((time.perf_counter() - t1) * 1000)
+            self._count("boundary", t1)
         if self.options.components:
             pred.logits = keep_clicked_components(pred.logits, clicks)
         return pred
+
+    def _count(self, step: str, t0: float) -> None:
+        """Record the ms since ``t0`` of an image-space step when a benchmark attached ``stats``."""
+        if self.stats is not None:
+            self.stats.step_ms[step].append((time.perf_counter() - t0) * 1000)
 
     def _predict_in_frame(
         self, frame: "_Frame", clicks: Sequence[Click], mask_input: np.ndarray | None
@@ -408,7 +424,7 @@ class RefinedPredictor:
         """``flip`` option: average with the prediction on the mirrored image."""
         assert self._image is not None
         h, w = self.image_size
-        embedding, _ = self.base._embedding_for(np.ascontiguousarray(self._image[:, ::-1]))
+        embedding, _ = self.base.image_embedding(np.ascontiguousarray(self._image[:, ::-1]))
         frame = _Frame(self.base, (h, w), embedding)
         mirrored = [Click(w - 1 - c.x, c.y, c.positive) for c in clicks]
         mask_input = previous.info.get("flip_low_res") if previous is not None else None
@@ -481,9 +497,9 @@ class RefinedPredictor:
         x0, y0, x1, y1 = crop
         image = np.ascontiguousarray(self._image[y0:y1, x0:x1])
         t0 = time.perf_counter()
-        embedding, cached = self.base._embedding_for(image)
-        if not cached:
-            self.zoom_encode_ms.append((time.perf_counter() - t0) * 1000)
+        embedding, cached = self.base.image_embedding(image)
+        if not cached and self.stats is not None:
+            self.stats.zoom_encode_ms.append((time.perf_counter() - t0) * 1000)
         return _Frame(self.base, (y1 - y0, x1 - x0), embedding, (x0, y0))
 
     def _mask_input(self, frame: "_Frame", previous: Prediction | None) -> np.ndarray | None:

@@ -77,7 +77,7 @@ class SamOnnxPredictor:
         """Set an HxWx3 uint8 RGB image; computes or loads its embedding."""
         check_image(image)
         t0 = time.perf_counter()
-        emb, self.last_embed_cached = self._embedding_for(image)
+        emb, self.last_embed_cached = self.image_embedding(image)
         self._embedding = emb
         self._hw = image.shape[:2]
         self.last_embed_ms = (time.perf_counter() - t0) * 1000
@@ -92,11 +92,16 @@ class SamOnnxPredictor:
         """
         if self._background_encoder is None:
             self._background_encoder = _session(self.spec.encoder, 1)
-        _, cached = self._embedding_for(image, self._background_encoder)
+        _, cached = self.image_embedding(image, self._background_encoder)
         return not cached
 
-    def _embedding_for(self, image: np.ndarray, encoder=None) -> tuple[np.ndarray, bool]:
-        """(embedding, came_from_cache) for an image, computing and caching it if needed."""
+    def image_embedding(self, image: np.ndarray, encoder=None) -> tuple[np.ndarray, bool]:
+        """(1x256x64x64 float32 embedding, came_from_cache) of any HxWx3 uint8 image (the current one, a crop).
+
+        Every embedding the predictor decodes with comes from here, computed
+        and cached if needed (``encoder``: another session, for prefetching);
+        a subclass that transforms embeddings (an adapter) overrides this.
+        """
         key = f"{self.spec.fingerprint}-{image_key(image)}"
         emb = self.cache.get(key)
         if emb is not None:

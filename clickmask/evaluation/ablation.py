@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.engine.inference import InferenceOptions, InferenceStats, RefinedPredictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
-from clickmask.evaluation.datasets import Sample
+from clickmask.io.datasets import Sample
 from clickmask.evaluation.report import build_report
 from clickmask.evaluation.runner import EvalOptions, SampleResult, evaluate_object, load_sample, peak_rss_mb
 
@@ -27,6 +27,8 @@ def run_ablation(
 ) -> dict[str, dict]:
     """Evaluate every configuration on every sample; returns name -> report."""
     predictors = {name: RefinedPredictor(base, opts) for name, opts in configs.items()}
+    for predictor in predictors.values():
+        predictor.stats = InferenceStats()
     results: dict[str, list[SampleResult]] = {name: [] for name in configs}
     embed_ms: list[tuple[float, bool]] = []
     for sample in samples:
@@ -48,8 +50,8 @@ def run_ablation(
             {"mask_feedback": eval_options.mask_feedback, **opts.changed()},
             eval_options.max_clicks, peak_rss_mb(),
         )
-        zoom = predictors[name].zoom_encode_ms
-        crops = predictors[name].zoom_encodes
+        zoom = predictors[name].stats.zoom_encode_ms
+        crops = predictors[name].stats.zoom_encodes
         rep["zoom"] = {
             "encodes": crops,
             "encodes_per_object": crops / max(1, rep["n"]),

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from clickmask.engine.embedding_cache import EmbeddingCache
-from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.engine.inference import InferenceOptions, InferenceStats, RefinedPredictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.evaluation.runner import EvalOptions, evaluate_object
 from clickmask.models.registry import ModelSpec
@@ -64,11 +64,14 @@ def measure_latency(
                 warm.set_image(image)
                 disk_hit.append((time.perf_counter() - t0) * 1000)
                 predictor = RefinedPredictor(warm, options) if options.changed() else warm
+                if isinstance(predictor, RefinedPredictor):
+                    predictor.stats = InferenceStats()
                 predictor.set_image(image)  # a memory-cache hit: the refinements need the image
                 result = evaluate_object(predictor, mask, None, EvalOptions(max_clicks=clicks))
                 click.extend(result.click_ms)
-                for name, values in getattr(predictor, "step_ms", {}).items():
-                    steps.setdefault(name, []).extend(values)
+                if isinstance(predictor, RefinedPredictor):
+                    for name, values in predictor.stats.step_ms.items():
+                        steps.setdefault(name, []).extend(values)
 
     def stats(values: list[float]) -> dict:
         a = np.asarray(values, dtype=np.float64)

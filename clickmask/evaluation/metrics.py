@@ -10,37 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from clickmask.errors import ClickmaskError
+from clickmask.geometry.masks import iou
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.85, 0.9, 0.95)
-
-
-def iou(gt: np.ndarray, pred: np.ndarray, ignore: np.ndarray | None = None) -> float:
-    """Intersection over union of HxW bool masks, leaving out ``ignore`` pixels.
-
-    Returns 1.0 when both masks are empty outside ``ignore``.
-    """
-    gt_b = np.asarray(gt, dtype=bool)
-    pred_b = np.asarray(pred, dtype=bool)
-    shapes = [gt_b.shape, pred_b.shape]
-    names = ["gt", "pred"]
-    if ignore is not None:
-        valid = ~np.asarray(ignore, dtype=bool)
-        shapes.append(valid.shape)
-        names.append("ignore")
-    else:
-        valid = None
-    if len(set(shapes)) > 1:
-        listed = ", ".join(f"{n} {tuple(s)}" for n, s in zip(names, shapes))
-        raise ClickmaskError(f"mask shapes differ: {listed}")
-    inter = gt_b & pred_b
-    union = gt_b | pred_b
-    if valid is not None:
-        inter &= valid
-        union &= valid
-    n_union = int(np.count_nonzero(union))
-    if n_union == 0:
-        return 1.0
-    return int(np.count_nonzero(inter)) / n_union
 
 
 def noc(ious: Sequence[float], threshold: float, max_clicks: int = 20) -> int:

@@ -18,8 +18,8 @@ from clickmask.engine.predictor import Predictor
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import DatasetError
 from clickmask.evaluation.clicker import Clicker
-from clickmask.evaluation.datasets import Sample
-from clickmask.evaluation.metrics import iou
+from clickmask.io.datasets import Sample
+from clickmask.geometry.masks import iou
 from clickmask.io.images import load_image
 
 

@@ -4,7 +4,7 @@ Finishing an object with a category queues (the image's raw 1x256x64x64
 embedding, the final HxW bool mask) for the :class:`~clickmask.server.opo_worker.OpoWorker`,
 which trains in a child process (started with the first finished object);
 a click with a category decodes with that category's adapter applied to the
-embedding (whole image and zoom crops, see :mod:`clickmask.server.adapted_view`).
+embedding (whole image and zoom crops, see :mod:`clickmask.learning.adapted`).
 The adapter is chosen at an object's first click and kept until the object
 is finished or cancelled (a reset of the category drops it at once), so an
 object never changes model halfway; with the default ``delta`` = 2, object n
@@ -30,8 +30,8 @@ import numpy as np
 
 from clickmask.errors import ClickmaskError
 from clickmask.project.store import ProjectStore
-from clickmask.sequential.opo import OPOConfig, load_frozen_decoder
-from clickmask.server.adapted_view import AdaptablePredictor, adaptable_base, make_adaptable
+from clickmask.learning.adapted import AdaptedPredictor, adapted_base, make_adapted, sam_base
+from clickmask.learning.opo import OPOConfig
 from clickmask.server.opo_worker import IDENTITY, OpoWorker, Published
 
 SETTING = "opo_enabled"
@@ -43,16 +43,16 @@ def opo_unavailable(predictor) -> str | None:
     """Why OPO cannot run with this predictor (None = it can)."""
     if importlib.util.find_spec("torch") is None:
         return "PyTorch is not installed"
-    if adaptable_base(predictor) is None:
+    if adapted_base(predictor) is None:
         return f"model {predictor.model_id} has no plain SAM ONNX image embedding"
     return None
 
 
 def adaptable_predictor(predictor):
     """The predictor the app clicks with: a SAM model made adaptable when PyTorch is there, else unchanged."""
-    if importlib.util.find_spec("torch") is None:
+    if importlib.util.find_spec("torch") is None or sam_base(predictor) is None:
         return predictor
-    return make_adaptable(predictor)
+    return make_adapted(predictor)[0]
 
 
 class AdaptationService:
@@ -62,7 +62,7 @@ class AdaptationService:
         self.store = store
         self.config = config or OPOConfig()
         self.reason = opo_unavailable(predictor)
-        self.view: AdaptablePredictor | None = None
+        self.view: AdaptedPredictor | None = None
         self.worker: OpoWorker | None = None
         self._pins: dict[Hashable, tuple[int, Published]] = {}
         self._pins_lock = threading.Lock()
@@ -70,7 +70,9 @@ class AdaptationService:
             log = logger.warning if "PyTorch" in self.reason else logger.info
             log("online adaptation (OPO) is off: %s", self.reason)
             return
-        self.view = adaptable_base(predictor)
+        from clickmask.learning.trainer import load_frozen_decoder  # PyTorch: only when OPO can run
+
+        self.view = adapted_base(predictor)
         self.model_id = self.view.model_id
         self.worker = OpoWorker(partial(load_frozen_decoder, self.view.spec), self.config, self._store_adapter,
                                 self.store.delete_adapter, pause, process=True)  # a child process: no shared GIL
@@ -115,7 +117,7 @@ class AdaptationService:
             chosen = pin[1]
         else:
             self.release(key)
-        self.view.use(None if chosen is IDENTITY else chosen)
+        self.view.set_adapter(None if chosen is None else chosen.affine)
 
     def release(self, key: Hashable) -> None:
         """The object ``key`` is finished or cancelled: its next click starts a new object."""
@@ -156,7 +158,7 @@ class AdaptationService:
 
     # ------------------------------------------------------------ storage
     def _store_adapter(self, category_id: int, published: Published, adapter) -> None:
-        from clickmask.training.adapter import adapter_to_bytes
+        from clickmask.learning.adapter import adapter_to_bytes
 
         data = adapter_to_bytes(adapter, {"model_id": self.model_id, "version": published.version,
                                           "samples": published.samples, "served": published.affine is not None})
@@ -166,7 +168,7 @@ class AdaptationService:
         rows = self.store.list_adapters()
         if not rows:
             return
-        from clickmask.training.adapter import adapter_from_bytes
+        from clickmask.learning.adapter import adapter_from_bytes
 
         for row in rows:
             what = f"stored OPO adapter of category {row['category_id']}"

@@ -1,7 +1,7 @@
 """First-click granularity in the app: one memory per category, stored in the project.
 
 Each finished object with a category records which mask token of its first
-click matched the finished mask best (:class:`~clickmask.sequential.granularity.GranularityMemory`);
+click matched the finished mask best (:class:`~clickmask.learning.granularity.GranularityMemory`);
 the next object's first click of that category is decoded with the token the
 memory prefers, once that has proven better than the engine's own choice. The
 memories live in the project's settings under ``first_click_granularity`` (JSON
@@ -18,7 +18,7 @@ import numpy as np
 
 from clickmask.errors import ClickmaskError
 from clickmask.project.store import ProjectStore
-from clickmask.sequential.granularity import GranularityMemory
+from clickmask.learning.granularity import GranularityMemory
 
 SETTING = "first_click_granularity"
 logger = logging.getLogger(__name__)

@@ -1,11 +1,11 @@
 """OPO training for the app: per-category adapters trained in a child process, never in a click's way.
 
 ``submit`` only validates and enqueues a finished object (raw 1x256x64x64
-embedding, final HxW bool mask). The trainer (:class:`_Trainer`) adds queued
-objects to their category's memory bank (the ``memory`` most recent), runs
-``steps`` SGD steps with clicks re-simulated from the masks (1-``max_pos``
-positive, 0-``max_neg`` negative, BCE) and sends the new weights back; the
-worker publishes them as an immutable :class:`Published`. Objects that queued
+embedding, final HxW bool mask). The trainer (:class:`_Trainer`) hands queued
+objects to their category's :class:`~clickmask.learning.trainer.CategoryTrainer`
+(the class the sequential benchmark runs too: gate test, memory of the
+``memory`` most recent objects, ``steps`` SGD steps) and sends the new
+weights back; the worker publishes them as an immutable :class:`Published`. Objects that queued
 up while it trained are learned in one update, so the trainer never falls
 further behind than one update.
 
@@ -17,9 +17,8 @@ submitted objects since the last reset (object n uses objects up to n - delta).
 Where the trainer runs: with ``process=True`` (the app) in a child process
 started with "spawn" on the first ``submit``, at nice 19 with one torch thread
 and ``pause`` seconds between SGD steps. A sender thread forwards requests
-through a pipe, a receiver thread publishes the replies (cheap work only). A
-niced trainer *thread* still slowed clicks down (round-trip medians 84 -> 92
-and 94 -> 121 ms while it trained): it shares the server's GIL. With
+through a pipe, a receiver thread publishes the replies (cheap work only); a
+trainer *thread* would share the server's GIL and slow clicks down. With
 ``process=False`` the same trainer runs in a thread (tests: an in-memory
 decoder, monkeypatching). While the app answers a click it stops the child
 (:meth:`OpoWorker.frozen`, SIGSTOP/SIGCONT): on two cores even a niced
@@ -30,7 +29,8 @@ process dies, the worker records it in ``errors``, keeps the published
 versions, drops the queued objects (``status`` is no longer busy, memory 0)
 and starts a new child with the next ``submit``; that one continues from
 each category's last published (or restored) weights, but with empty memory
-banks and fresh optimizers. ``close`` does the same on purpose.
+banks and fresh optimizers. ``close`` does the same on purpose. PyTorch is
+imported on the training side only, so the app runs without it.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.opo import OPOConfig, PrequentialGate
+from clickmask.learning.opo import OPOConfig
 
 logger = logging.getLogger(__name__)
 Affine = tuple[np.ndarray, np.ndarray]  # (256x256 A, 256 b): out = A x + b per pixel
@@ -100,20 +100,6 @@ def _lower_priority(thread_ids) -> None:
 
 
 # ---------------------------------------------------------------- training side (child process or thread)
-class _Bank:
-    """A category on the training side: recent objects, adapter, optimizer, click RNG."""
-
-    def __init__(self, category_id: int, generation: int, config: OPOConfig) -> None:
-        self.generation = generation
-        self.memory: deque = deque(maxlen=config.memory)
-        self.adapter = None  # EmbeddingAdapter, created on the first update
-        self.optimizer = None
-        self.rng = np.random.default_rng([config.seed, category_id])
-        self.learned = False  # the adapter has been trained or restored (so new objects are held out)
-        self.gate = PrequentialGate(config.gate) if config.gate else None
-        self.tests = 0  # held-out tests run (their click seeds)
-
-
 class _Trainer:
     """Learns queued objects per category and replies with new weights; one update per category and batch.
 
@@ -133,14 +119,14 @@ class _Trainer:
         self._pause = pause
         self._receive = receive  # receive(block) -> request, or _EMPTY when not blocking and none waits
         self._send = send
-        self._banks: dict[int, _Bank] = {}
+        self._banks: dict[int, tuple[int, Any]] = {}  # category -> (generation, CategoryTrainer)
         self._backlog: deque = deque()  # requests taken while training
 
     def run(self) -> None:
         """Serve requests until ``None``."""
         import torch
 
-        from clickmask.training.adapter import adapter_from_bytes
+        from clickmask.learning.adapter import adapter_from_bytes
 
         torch.set_num_threads(1)
         while True:
@@ -153,12 +139,11 @@ class _Trainer:
             for kind, key, *rest in batch:
                 if kind == "sync":
                     continue
-                bank = self._bank(key, rest[0])
+                trainer = self._trainer(key, rest[0])
                 if kind == "object":
                     jobs.setdefault(key, []).append(rest)
-                elif kind == "restore" and bank is not None:
-                    bank.adapter, bank.optimizer = adapter_from_bytes(rest[1], "restored OPO adapter")[0], None
-                    bank.learned = True
+                elif kind == "restore" and trainer is not None:
+                    trainer.restore(adapter_from_bytes(rest[1], "restored OPO adapter")[0])
             for category_id, items in jobs.items():
                 self._send(self._update(category_id, items))
             for kind, key, *_ in batch:
@@ -168,63 +153,42 @@ class _Trainer:
     def _take(self, block: bool) -> Any:
         return self._backlog.popleft() if self._backlog else self._receive(block)
 
-    def _bank(self, category_id: int, generation: int) -> _Bank | None:
-        """The category's bank of this generation (a newer one replaces it); None for an outdated generation."""
-        bank = self._banks.get(category_id)
-        if bank is None or bank.generation < generation:
-            bank = self._banks[category_id] = _Bank(category_id, generation, self.config)
-        return bank if bank.generation == generation else None
+    def _trainer(self, category_id: int, generation: int):
+        """The category's trainer of this generation (a newer one replaces it); None for an outdated generation."""
+        from clickmask.learning.trainer import CategoryTrainer
+
+        current = self._banks.get(category_id)
+        if current is None or current[0] < generation:
+            current = self._banks[category_id] = (generation, CategoryTrainer(self.config, category_id))
+        return current[1] if current[0] == generation else None
 
     def _update(self, category_id: int, items: list) -> tuple:
         """Learn a category's queued objects of its current generation: the reply."""
-        bank = self._banks[category_id]
-        objects = [(emb, mask) for generation, emb, mask in items if generation == bank.generation]
+        generation, trainer = self._banks[category_id]
+        objects = [(emb, mask) for gen, emb, mask in items if gen == generation]
         result = error = None
         if objects:
             try:
-                result = self._train(category_id, bank, objects)
+                result = self._train(category_id, trainer, objects)
             except Exception as exc:  # noqa: BLE001 - a failed update keeps the last version
                 error = f"OPO update of category {category_id} failed: {_one_line(exc)}"
-        return ("result", category_id, bank.generation, len(items), result, len(bank.memory), error)
+        return ("result", category_id, generation, len(items), result, len(trainer.memory), error)
 
-    def _train(self, category_id: int, bank: _Bank, objects: list) -> tuple | None:
-        """Add objects to the bank and run the steps: (adapter bytes, affine, objects added); None if interrupted."""
-        from clickmask.sequential.opo import make_optimizer, opo_click_config
-        from clickmask.training.adapter import EmbeddingAdapter, adapter_to_bytes
-        from clickmask.training.loop import TrainSample, train_steps
+    def _train(self, category_id: int, trainer, objects: list) -> tuple | None:
+        """Add objects and run the steps: (adapter bytes, affine, objects added); None if interrupted."""
+        from clickmask.learning.adapter import adapter_to_bytes
 
-        cfg = self.config
-        if bank.adapter is None:
-            bank.adapter = EmbeddingAdapter(rank=cfg.rank, seed=cfg.seed)
-        if bank.optimizer is None:
-            bank.optimizer = make_optimizer(bank.adapter.parameters(), cfg)
         if self._decoder is None:
             self._decoder = self._load_decoder()
-        added = [TrainSample(emb, mask, mask.shape, name=f"category {category_id}") for emb, mask in objects]
-        if bank.gate is not None and bank.learned:  # test the adapter on objects it has not seen yet
-            from clickmask.sequential.opo import held_out_gain
-
-            for sample in added:
-                bank.gate.record(held_out_gain(self._decoder, bank.adapter, sample, seed=bank.tests))
-                bank.tests += 1
-        bank.memory.extend(added)
-        clicks = opo_click_config(cfg)
-        bank.adapter.train()
+        added = sum(trainer.add(self._decoder, emb, mask, name=f"category {category_id}") for emb, mask in objects)
         try:
-            for _ in range(cfg.steps):
-                if self._interrupted(category_id):
-                    return None  # reset meanwhile, or stopping
-                train_steps(self._decoder, bank.adapter, list(bank.memory), 1, bank.optimizer, bank.rng, clicks)
-                if self._pause:
-                    time.sleep(self._pause)  # let a waiting click have the CPU
+            done = trainer.train(self._decoder, lambda: self._interrupted(category_id), self._pause)
         except Exception:
-            for _ in added:  # do not keep objects that break training
-                if bank.memory:
-                    bank.memory.pop()
+            trainer.forget_last(added)  # do not keep objects that break training
             raise
-        bank.learned = True
-        served = bank.gate is None or bank.gate.is_open()
-        return adapter_to_bytes(bank.adapter), bank.adapter.affine() if served else None, len(added)
+        if not done:
+            return None  # reset meanwhile, or stopping
+        return adapter_to_bytes(trainer.adapter), trainer.published(), len(objects)
 
     def _interrupted(self, category_id: int) -> bool:
         """Take the requests that arrived meanwhile: True when told to stop or the category was reset."""
@@ -429,7 +393,7 @@ class OpoWorker:
         Its weights go to the trainer (now if it runs, else when it starts): training continues from them.
         ``served`` False: the stored version was held back by the gate (clicks keep the plain model).
         """
-        from clickmask.training.adapter import adapter_to_bytes
+        from clickmask.learning.adapter import adapter_to_bytes
 
         weights = adapter_to_bytes(adapter)
         with self._lock:
@@ -597,7 +561,7 @@ class OpoWorker:
         state.weights = weights
         if self._on_publish is None:
             return None
-        from clickmask.training.adapter import adapter_from_bytes
+        from clickmask.learning.adapter import adapter_from_bytes
 
         try:
             self._on_publish(category_id, published, adapter_from_bytes(weights, "trained OPO adapter")[0])

@@ -1,21 +1,21 @@
 """Initial click proposals (ICP) in the app: a click bank and an object map per category, stored in the project.
 
 Every finished object of a category teaches its category's
-:class:`~clickmask.sequential.object_map.ObjectMap` (its final mask), and
+:class:`~clickmask.learning.object_map.ObjectMap` (its final mask), and
 its first positive click (an accepted proposal or the user's own) goes into
 the category's click bank, with the object's feature under its mask.
 
 Proposals come from the object map once it has learned an object
-(:func:`~clickmask.sequential.proposal.map_checked_proposal`: the map's
+(:func:`~clickmask.learning.proposal.map_checked_proposal`: the map's
 maximum off the annotated objects, with the decoder's mask shaped by the
 map), otherwise from the bank, checked at the object level
-(:func:`~clickmask.sequential.proposal.checked_proposal`). On the sequential
+(:func:`~clickmask.learning.proposal.checked_proposal`). On the sequential
 benchmarks the map was the better proposal (DAVIS2016_dev 4.54 against 4.68
 NoC@85, COCO128 8.66 against 8.73) at about 2.5x less time; see
 benchmarks/results/sequential/NOTES.md.
 
 The banks live in the project's settings under ``icp_click_banks`` (the JSON
-of :class:`~clickmask.sequential.click_bank.CategoryClickBanks`, keyed by
+of :class:`~clickmask.learning.click_bank.CategoryClickBanks`, keyed by
 category id), the maps in the ``object_maps`` table with the id of the model
 whose embeddings they read (a map of another model is not used), so both
 survive a restart and travel with the project.
@@ -33,9 +33,9 @@ from clickmask.engine.predictor import Predictor
 from clickmask.errors import ClickmaskError
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
-from clickmask.sequential.click_bank import CategoryClickBanks
-from clickmask.sequential.object_map import ObjectMap
-from clickmask.sequential.proposal import DEFAULT_CANDIDATES, CheckedProposal, checked_proposal, map_checked_proposal
+from clickmask.learning.click_bank import CategoryClickBanks
+from clickmask.learning.object_map import ObjectMap
+from clickmask.learning.proposal import DEFAULT_CANDIDATES, CheckedProposal, checked_proposal, map_checked_proposal
 
 SETTING = "icp_click_banks"
 logger = logging.getLogger(__name__)

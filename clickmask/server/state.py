@@ -14,16 +14,16 @@ from clickmask.engine.clicks import Click
 from clickmask.engine.predictor import Prediction
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError
+from clickmask.learning.adapted import raw_embedding
+from clickmask.learning.granularity import first_click_masks
+from clickmask.learning.opo import OPOConfig
+from clickmask.learning.proposal import CheckedProposal, accepted_prediction
 from clickmask.project.store import ProjectStore
-from clickmask.server.imaging import ImageCache, mask_runs
-from clickmask.sequential.granularity import first_click_masks
-from clickmask.sequential.opo import OPOConfig
 from clickmask.server.adaptation import AdaptationService, adaptable_predictor
-from clickmask.server.adapted_view import raw_embedding
 from clickmask.server.granularity import GranularityService
+from clickmask.server.imaging import ImageCache, mask_runs
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
-from clickmask.sequential.proposal import CheckedProposal, accepted_prediction
 
 PREFETCH_AHEAD = 2
 

@@ -1,6 +1,6 @@
 """Adapter checkpoints: only the trained module, plus the base model it belongs to.
 
-A checkpoint is the ``.npz`` of :func:`clickmask.training.adapter.adapter_to_bytes`
+A checkpoint is the ``.npz`` of :func:`clickmask.learning.adapter.adapter_to_bytes`
 whose metadata records the format, the base model's id and the sha256 of its
 encoder and decoder, and how it was trained. Loading against a model checks
 that the checkpoint was trained for exactly those weights.
@@ -13,7 +13,7 @@ from pathlib import Path
 from clickmask.errors import ClickmaskError
 from clickmask.io.atomic import atomic_write_bytes
 from clickmask.models.registry import ModelSpec
-from clickmask.training.adapter import EmbeddingAdapter, adapter_from_bytes, adapter_to_bytes
+from clickmask.learning.adapter import EmbeddingAdapter, adapter_from_bytes, adapter_to_bytes
 
 FORMAT = "clickmask-adapter-1"
 

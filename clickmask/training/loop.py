@@ -25,7 +25,7 @@ from torch import Tensor
 
 from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError
-from clickmask.training.adapter import EmbeddingAdapter
+from clickmask.learning.adapter import EmbeddingAdapter
 from clickmask.training.losses import LOSSES, icl_weights, iterative_click_loss
 from clickmask.training.simulate import (
     click_regions,

@@ -28,12 +28,12 @@ import torch
 from clickmask.engine.embedding_cache import EmbeddingCache
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.errors import ClickmaskError
-from clickmask.evaluation.datasets import Sample, default_data_root, load_dataset
+from clickmask.io.datasets import Sample, default_data_root, load_dataset
 from clickmask.io.atomic import atomic_write_bytes, atomic_write_text
 from clickmask.io.images import load_image
 from clickmask.models.registry import resolve_model
 from clickmask.paths import embeddings_dir
-from clickmask.training.adapter import EmbeddingAdapter
+from clickmask.learning.adapter import EmbeddingAdapter
 from clickmask.training.checkpoint import save_checkpoint
 from clickmask.training.loop import ClickConfig, TrainSample, evaluate_loss, train_steps
 from clickmask.training.suem import MODES, suem_augment
@@ -119,7 +119,7 @@ def build_samples(
         masks = [(s, m) for s, m in masks if m.sum() >= min_area]
         if masks:
             image = load_image(path)
-            emb, _ = predictor._embedding_for(image)
+            emb, _ = predictor.image_embedding(image)
             emb16 = emb.astype(np.float16)
             images[path] = image
             for s, m in masks:
@@ -152,7 +152,7 @@ def suem_samples(
         extra = others[int(rng.integers(len(others)))]
         aug = suem_augment(mode, images[image_of[src.name]], src.gt, images[image_of[extra.name]], extra.gt, rng)
         if aug.gt.sum() >= 64:
-            emb, _ = predictor._embedding_for(aug.image)
+            emb, _ = predictor.image_embedding(aug.image)
             out.append(TrainSample(emb.astype(np.float16), aug.gt, aug.gt.shape, f"suem-{mode}-{src.name}+{extra.name}"))
         if progress is not None:
             progress()

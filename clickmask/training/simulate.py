@@ -20,7 +20,7 @@ import numpy as np
 from clickmask.engine.clicks import Click
 from clickmask.engine.preprocess import map_coords, resized_shape
 from clickmask.errors import ClickmaskError
-from clickmask.evaluation.clicker import distance_to_boundary, next_click
+from clickmask.geometry.masks import distance_to_boundary, next_click
 
 SIDE = 1024
 LOW_RES = 256

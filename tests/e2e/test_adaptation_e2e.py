@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from clickmask.sequential.opo import OPOConfig
+from clickmask.learning.trainer import OPOConfig
 
 
 def _page_point(page, x: float, y: float) -> tuple[float, float]:

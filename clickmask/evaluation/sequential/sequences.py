@@ -1,6 +1,6 @@
 """The sequences of the sequential benchmark: objects of one category, in a fixed order.
 
-Two dataset layouts (see :mod:`clickmask.evaluation.datasets`):
+Two dataset layouts (see :mod:`clickmask.io.datasets`):
 
 - with ``instances.json`` (COCO128): one sequence per category with at least
   ``min_instances`` instances that are not ``iscrowd`` and have ``area >=
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clickmask.errors import DatasetError
-from clickmask.evaluation.datasets import Sample, load_dataset
+from clickmask.io.datasets import Sample, load_dataset
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The demo: segment the bundled sample images with the robot user.
+"""``clickmask demo``: segment the bundled sample images with the robot user.
 
 Writes, into the output folder: one overlay PNG per sample and click count
 (clicks 1, 3 and the first click reaching 90% IoU), ``report.json`` (the same
@@ -7,9 +7,11 @@ schema as ``clickmask eval --json``), ``report.md`` and ``miou.png``.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
+from clickmask.cli.options import add_model
 from clickmask.engine.loader import load_predictor
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.metrics import noc
@@ -21,6 +23,19 @@ from clickmask.samples import load_samples
 from clickmask.visualize import overlay
 
 logger = logging.getLogger(__name__)
+
+
+def add_parser(sub) -> None:
+    demo = sub.add_parser("demo", help="segment the bundled samples with simulated clicks")
+    demo.set_defaults(run=run)
+    demo.add_argument("--out", type=Path, default=Path("clickmask-demo"))
+    add_model(demo)
+    demo.add_argument("--max-clicks", type=int, default=5)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_demo(args.out, model=args.model, max_clicks=args.max_clicks)
+    return 0
 
 
 def run_demo(out: Path, model: str | None = None, max_clicks: int = 20) -> dict:

@@ -13,7 +13,7 @@ mask shown, so accepting costs no decoder run and shows the object the check
 recognised, with the objects already annotated cut out.
 
 :func:`map_checked_proposal` is the alternative for sequences of one object
-(video frames): the category's :class:`~clickmask.sequential.object_map.ObjectMap`
+(video frames): the category's :class:`~clickmask.learning.object_map.ObjectMap`
 proposes the click and shapes its mask.
 
 Conventions: clicks use ``x`` = column, ``y`` = row in image pixels; masks are
@@ -30,9 +30,9 @@ import numpy as np
 from clickmask.engine.clicks import Click
 from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.preprocess import map_coords
-from clickmask.evaluation.metrics import iou
-from clickmask.sequential.click_bank import ClickBank, mask_feature
-from clickmask.sequential.object_map import ObjectMap, map_proposal, prior_logits
+from clickmask.geometry.masks import iou
+from clickmask.learning.click_bank import ClickBank, mask_feature
+from clickmask.learning.object_map import ObjectMap, map_proposal, prior_logits
 
 #: How many similarity peaks :func:`checked_proposal` segments by default.
 DEFAULT_CANDIDATES = 4

@@ -9,7 +9,7 @@ on the embedding grid, leaving out pixels already covered by annotated objects
 
 The bank also keeps one object feature per finished object (the embedding
 averaged over the object's final mask, :func:`mask_feature`), so a proposal
-can be checked at the object level: :mod:`clickmask.sequential.proposal`
+can be checked at the object level: :mod:`clickmask.learning.proposal`
 segments the best few peaks and keeps the one whose mask looks most like an
 object already annotated.
 
@@ -37,7 +37,6 @@ from clickmask.errors import ClickmaskError
 
 SIDE = 1024
 BANK_FORMAT = "clickmask-click-bank/1"
-AGGREGATES = ("mean", "max")
 IGNORE_CELL_FRACTION = 0.1  # grid cells covered this much by the ignore mask are left out
 
 
@@ -180,8 +179,6 @@ class ClickBank:
 
     ``smooth``: side of the mean filter on the GxG similarity grid (1 = none).
     ``max_items``: keep only the most recent N features (None = all).
-    ``aggregate``: how a cell's similarities to the bank's features combine:
-    ``"mean"`` (SIIS, the default) or ``"max"`` (the nearest stored first click).
     ``objects``: unit C-d object features of the finished objects (see
     :func:`mask_feature`), also capped at ``max_items``.
     """
@@ -190,11 +187,6 @@ class ClickBank:
     objects: list[np.ndarray] = field(default_factory=list)
     smooth: int = 3
     max_items: int | None = None
-    aggregate: str = "mean"
-
-    def __post_init__(self) -> None:
-        if self.aggregate not in AGGREGATES:
-            raise ClickmaskError(f"click bank aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
 
     def __len__(self) -> int:
         return len(self.features)
@@ -250,7 +242,6 @@ class ClickBank:
         image_hw: tuple[int, int],
         ignore_mask: np.ndarray | None,
         side: int,
-        affine: tuple[np.ndarray, np.ndarray] | None,
     ) -> np.ndarray:
         """GxG float32 smoothed similarity to the bank, -1 on left-out cells (bank not empty)."""
         emb = _grid(embedding)
@@ -260,16 +251,10 @@ class ClickBank:
             raise ClickmaskError(f"embedding has {c} channels but the click bank holds {self.dim}-d features")
         cells = emb.reshape(c, -1)
         bank = np.stack(self.features)
-        if affine is not None:
-            a, b = (np.asarray(v, np.float32) for v in affine)
-            cells = a @ cells + b[:, None]
-            bank = bank @ a.T + b[None, :]
         cells = cells / np.maximum(np.linalg.norm(cells, axis=0, keepdims=True), 1e-6)
         bank = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-6)
-        if self.aggregate == "max":
-            sim = (bank @ cells).max(axis=0).reshape(g, g).astype(np.float32)
-        else:  # mean over the bank of cos(cell, f_i) = cell_hat . mean_i(f_i_hat)
-            sim = (bank.mean(axis=0) @ cells).reshape(g, g).astype(np.float32)
+        # mean over the bank of cos(cell, f_i) = cell_hat . mean_i(f_i_hat) (SIIS)
+        sim = (bank.mean(axis=0) @ cells).reshape(g, g).astype(np.float32)
         valid = usable_cells((h, w), g, ignore_mask, side)
         sim = _mean_filter(sim, valid, self.smooth)
         sim[~valid] = -1.0
@@ -281,21 +266,16 @@ class ClickBank:
         image_hw: tuple[int, int],
         ignore_mask: np.ndarray | None = None,
         side: int = SIDE,
-        affine: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray | None:
-        """HxW float32 mean (or max, see ``aggregate``) cosine similarity to the bank (smoothed); None if empty.
+        """HxW float32 mean cosine similarity to the bank (smoothed); None if empty.
 
         Grid cells covered by ``ignore_mask`` (HxW bool; >= 10% of the cell) or
         mostly by padding are left out of the mean filter and set to -1 before
         upsampling, so pixels next to an annotated object score low too.
-        ``affine``: (CxC A, C b) of a per-pixel adapter (OPO): similarities are
-        then measured on the adapted features ``A f + b`` of both the image and
-        the stored (raw) bank features. Bilinear sampling commutes with it, so
-        the bank always matches the adapter in use.
         """
         if not self.features:
             return None
-        sim = self._grid_confidence(embedding, image_hw, ignore_mask, side, affine)
+        sim = self._grid_confidence(embedding, image_hw, ignore_mask, side)
         return _upsample(sim, _check_hw(image_hw), side)
 
     def propose(
@@ -304,13 +284,11 @@ class ClickBank:
         image_hw: tuple[int, int],
         ignore_mask: np.ndarray | None = None,
         side: int = SIDE,
-        affine: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Click | None:
         """The proposed first click (positive), or None (empty bank, or everything ignored).
 
         embedding: 1xCxGxG of the image; image_hw: its (height, width);
-        ignore_mask: HxW bool, True where objects are already annotated;
-        affine: compare adapted features (see :meth:`confidence`).
+        ignore_mask: HxW bool, True where objects are already annotated.
         """
         h, w = _check_hw(image_hw)
         if ignore_mask is not None:
@@ -320,7 +298,7 @@ class ClickBank:
                     f"ignore mask is {ignore_mask.shape[1] if ignore_mask.ndim == 2 else '?'}x"
                     f"{ignore_mask.shape[0]} but the image is {w}x{h}"
                 )
-        score = self.confidence(embedding, (h, w), ignore_mask, side, affine)
+        score = self.confidence(embedding, (h, w), ignore_mask, side)
         if score is None:
             return None
         if ignore_mask is not None:
@@ -349,7 +327,7 @@ class ClickBank:
         if first is None:
             return []
         h, w = _check_hw(image_hw)
-        sim = self._grid_confidence(embedding, (h, w), ignore_mask, side, None)
+        sim = self._grid_confidence(embedding, (h, w), ignore_mask, side)
         g = sim.shape[0]
         fx, fy = pixel_to_grid(first.x, first.y, (h, w), g, side)
         taken = [(int(round(fy)), int(round(fx)))]
@@ -377,7 +355,6 @@ class ClickBank:
         return {
             "smooth": self.smooth,
             "max_items": self.max_items,
-            "aggregate": self.aggregate,
             "features": [[float(f"{v:.6g}") for v in feat] for feat in self.features],
             "objects": [[float(f"{v:.6g}") for v in feat] for feat in self.objects],
         }
@@ -393,10 +370,7 @@ class ClickBank:
             raise ClickmaskError(f"{source}: 'smooth' must be a positive integer, got {smooth!r}")
         if max_items is not None and (not isinstance(max_items, int) or max_items < 1):
             raise ClickmaskError(f"{source}: 'max_items' must be a positive integer or null, got {max_items!r}")
-        aggregate = data.get("aggregate", "mean")
-        if aggregate not in AGGREGATES:
-            raise ClickmaskError(f"{source}: 'aggregate' must be one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-        bank = cls(smooth=smooth, max_items=max_items, aggregate=aggregate)
+        bank = cls(smooth=smooth, max_items=max_items)
         for index, vec in enumerate(_vectors(data["features"], f"{source}: feature")):
             try:
                 bank.add_feature(vec)
@@ -412,7 +386,6 @@ class ClickBank:
             if bank.objects and vec.shape != bank.objects[0].shape:
                 raise ClickmaskError(f"{source}: object {index} has {vec.shape[0]} values, not {bank.objects[0].shape[0]}")
             bank.objects.append(vec / norm)
-        return bank
         return bank
 
 

@@ -15,7 +15,7 @@ For the next image, :meth:`ObjectMap.scores` gives every GxG cell a score
 objects as the first click, and :func:`prior_logits` turns the map around a
 click into SAM's 256x256 mask input.
 
-Conventions as in :mod:`clickmask.sequential.click_bank`: the embedding is
+Conventions as in :mod:`clickmask.learning.click_bank`: the embedding is
 1xCxGxG for the image resized to long side ``side`` (1024) and zero-padded
 bottom/right; clicks are x = column, y = row in image pixels; masks HxW bool.
 """
@@ -31,7 +31,7 @@ import numpy as np
 
 from clickmask.engine.clicks import Click
 from clickmask.errors import ClickmaskError
-from clickmask.sequential.click_bank import (
+from clickmask.learning.click_bank import (
     SIDE, _cell_fraction, _check_hw, _grid, _mean_filter, _upsample, _valid_cells, pixel_to_grid, usable_cells,
 )
 

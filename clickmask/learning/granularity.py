@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from clickmask.errors import ClickmaskError
-from clickmask.evaluation.metrics import iou
+from clickmask.geometry.masks import iou
 
 TIE = 1e-6  # IoU differences at most this small count as neither a win nor a loss
 #: The rule :meth:`GranularityMemory.preferred` applies, as recorded in benchmark reports

@@ -18,7 +18,7 @@
   click is answered). ``paired_round_trip_ratio`` compares each click with its idle twin:
   busy/idle against idle-again/idle, the run-to-run noise of the same server.
 
-Run: ``python -m clickmask.server.bench --json out.json``.
+Run: ``python benchmarks/app_latency.py --json out.json``.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, pred
     ``think``: seconds waited (untimed) before each click, as a user looks at the mask; ``record``
     gets the clicks made.
     """
-    from clickmask.evaluation.clicker import next_click
+    from clickmask.geometry.masks import next_click
 
     pred = np.zeros_like(truth)
     clicked = []
@@ -227,10 +227,10 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     """
     from clickmask.engine.inference import InferenceOptions
     from clickmask.engine.loader import load_predictor
-    from clickmask.evaluation.clicker import next_click
+    from clickmask.geometry.masks import next_click
     from clickmask.project import open_project
     from clickmask.samples import load_samples
-    from clickmask.sequential.opo import OPOConfig
+    from clickmask.learning.opo import OPOConfig
     from clickmask.server import AppState, create_app
     from clickmask.server.live import LiveServer
     from clickmask.server.sample import build_sample_project

@@ -13,7 +13,7 @@ import numpy as np
 
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.metrics import threshold_key
-from clickmask.sequential.runner import InstanceResult
+from clickmask.evaluation.sequential.runner import InstanceResult
 
 THRESHOLDS = (0.85, 0.90)
 
@@ -397,7 +397,7 @@ def _recommended() -> str:
     return engine_options({"options": InferenceOptions.parse("default").changed()})
 
 
-if __name__ == "__main__":  # python -m clickmask.sequential.report [--merge OUT.json | --paired] A.json B.json ...
+if __name__ == "__main__":  # python -m clickmask.evaluation.sequential.report [--merge OUT.json | --paired] A.json B.json ...
     import sys
     from pathlib import Path
 

@@ -6,8 +6,8 @@ embedding, ``out = x + W x + b`` per pixel, initialised to ``W = 0, b = 0``
 With ``rank=r`` the residual is low-rank, ``W = up @ down`` (``up`` starts at
 zero, ``down`` random), which keeps a per-category copy small (2*256*r + 256
 numbers). The map is linear per pixel, so inference needs no torch:
-:func:`apply_adapter` applies the equivalent 256x256 matrix in NumPy before
-the ONNX decoder.
+:func:`clickmask.engine.embedding_affine.apply_affine` applies the equivalent
+256x256 matrix in NumPy before the ONNX decoder.
 
 Serialisation is plain ``.npz`` (no pickle): :func:`adapter_to_bytes` /
 :func:`adapter_from_bytes` for storing one adapter per category in a project,
@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from clickmask.engine.embedding_affine import apply_affine
 from clickmask.errors import ClickmaskError
 
 CHANNELS = 256
@@ -64,15 +63,6 @@ class EmbeddingAdapter(nn.Module):
     def config(self) -> dict:
         """Constructor arguments, for rebuilding the module."""
         return {"channels": self.channels, "rank": self.rank}
-
-
-def apply_adapter(embedding: np.ndarray, adapter: "EmbeddingAdapter | tuple[np.ndarray, np.ndarray]") -> np.ndarray:
-    """Adapt a 1x256x64x64 (or BxCxHxW) float32 embedding in NumPy.
-
-    ``adapter``: an :class:`EmbeddingAdapter` or its ``affine()`` pair (A, b).
-    Returns a new float32 array of the same shape.
-    """
-    return apply_affine(embedding, adapter.affine() if isinstance(adapter, EmbeddingAdapter) else adapter)
 
 
 def adapter_arrays(adapter: EmbeddingAdapter) -> dict[str, np.ndarray]:

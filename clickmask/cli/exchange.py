@@ -1,0 +1,41 @@
+"""``clickmask export`` and ``clickmask import``: a project's annotations to and from standard formats."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from clickmask.project import open_project
+from clickmask.project.exchange import export_project, import_annotations
+
+
+def add_parser(sub) -> None:
+    exp = sub.add_parser("export", help="export a project's annotations")
+    exp.set_defaults(run=run_export)
+    exp.add_argument("project", type=Path, help="the project's image folder")
+    exp.add_argument("--format", required=True,
+                     choices=["coco", "voc", "voc-color", "instance-png", "labelme", "yolo-seg"])
+    exp.add_argument("--out", type=Path, required=True, help="output folder")
+    exp.add_argument("--tolerance", type=float, default=0.0, help="polygon simplification in pixels")
+    exp.add_argument("--db", default=None, help="SQLAlchemy database URL")
+
+    imp = sub.add_parser("import", help="import COCO or LabelMe annotations into a project")
+    imp.set_defaults(run=run_import)
+    imp.add_argument("project", type=Path, help="the project's image folder")
+    imp.add_argument("--format", required=True, choices=["coco", "labelme"])
+    imp.add_argument("source", type=Path, help="COCO JSON file, or LabelMe folder / JSON file")
+    imp.add_argument("--db", default=None, help="SQLAlchemy database URL")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    store = open_project(args.project, url=args.db)
+    files = export_project(store, args.format, args.out, tolerance=args.tolerance)
+    print(f"wrote {len(files)} files to {args.out}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    store = open_project(args.project, url=args.db)
+    result = import_annotations(store, args.source, args.format)
+    print(f"imported {result['added']} instances ({result['skipped']} for images not in the project)")
+    return 0
