@@ -17,10 +17,11 @@ from PIL import Image
 
 from clickmask.errors import ClickmaskError
 from clickmask.project import open_project
-from clickmask.learning.trainer import OPOConfig, load_frozen_decoder
+from clickmask.learning.opo import OPOConfig
+from clickmask.learning.trainer import load_frozen_decoder
 from clickmask.server import AppState, create_app
 from clickmask.server.adaptation import SETTING, AdaptationService
-from clickmask.learning.adapted import AdaptablePredictor
+from clickmask.learning.adapted import AdaptedPredictor
 from clickmask.server.opo_worker import IDENTITY, OpoWorker
 from synthetic import embedding_and_mask, scene
 
@@ -138,9 +139,9 @@ def test_reset_discards_queued_work_and_returns_to_identity(frozen_decoder):
 
 
 def test_a_failing_update_is_logged_and_the_worker_keeps_going(frozen_decoder, monkeypatch, caplog):
-    import clickmask.training.loop as loop
+    import clickmask.learning.trainer as trainer
 
-    real = loop.train_steps
+    real = trainer.train_steps
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -149,7 +150,7 @@ def test_a_failing_update_is_logged_and_the_worker_keeps_going(frozen_decoder, m
             raise RuntimeError("simulated failure\nsecond line")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "train_steps", flaky)
+    monkeypatch.setattr(trainer, "train_steps", flaky)
     worker = OpoWorker(lambda: frozen_decoder, SMALL)
     try:
         with caplog.at_level(logging.WARNING, logger="clickmask.server.opo_worker"):
@@ -291,7 +292,7 @@ def test_process_is_frozen_while_a_click_runs_and_close_resumes_it(model_spec):
 def test_adapter_stored_and_restored_when_the_project_reopens(project, sam_predictor):
     store = open_project(project)
     cat = store.add_category("box")["id"]
-    service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    service = AdaptationService(store, AdaptedPredictor.sharing(sam_predictor), SMALL)
     assert service.available and service.enabled()
     assert service.learn(cat, *embedding_and_mask(0)) and service.wait_idle(600)
     rows = store.list_adapters()
@@ -302,7 +303,7 @@ def test_adapter_stored_and_restored_when_the_project_reopens(project, sam_predi
     store.close()
 
     store = open_project(project)  # reopen: the adapter is back, usable at once
-    again = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    again = AdaptationService(store, AdaptedPredictor.sharing(sam_predictor), SMALL)
     restored = again.worker.for_next_object(cat)
     assert (restored.version, restored.samples) == (1, 1)
     assert all(np.array_equal(r, t) for r, t in zip(restored.affine, trained.affine))
@@ -318,10 +319,10 @@ def test_stored_adapter_of_another_model_is_ignored(project, sam_predictor, capl
     cat = store.add_category("box")["id"]
     store.put_adapter(cat, 3, 3, "some-other-model", b"junk")
     with caplog.at_level(logging.WARNING, logger="clickmask.server.adaptation"):
-        service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+        service = AdaptationService(store, AdaptedPredictor.sharing(sam_predictor), SMALL)
     assert service.status(cat)["version"] == 0 and "not used" in caplog.text
     store.put_adapter(cat, 3, 3, sam_predictor.model_id, b"junk")
-    service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    service = AdaptationService(store, AdaptedPredictor.sharing(sam_predictor), SMALL)
     assert service.status(cat)["version"] == 0 and "not a valid adapter" in caplog.text
     store.close()
 
@@ -329,7 +330,7 @@ def test_stored_adapter_of_another_model_is_ignored(project, sam_predictor, capl
 def test_adapter_is_pinned_per_object_and_adapted_embeddings_are_cached(project, sam_predictor):
     store = open_project(project)
     cat = store.add_category("box")["id"]
-    view = AdaptablePredictor.sharing(sam_predictor)
+    view = AdaptedPredictor.sharing(sam_predictor)
     view.set_image(scene([(20, 30, 80, 90)]))
     raw = view.raw_embedding
     service = AdaptationService(store, view, SMALL)
@@ -359,7 +360,7 @@ def test_setting_switches_opo_off(project, sam_predictor):
     store = open_project(project)
     cat = store.add_category("box")["id"]
     store.set_setting(SETTING, False)
-    service = AdaptationService(store, AdaptablePredictor.sharing(sam_predictor), SMALL)
+    service = AdaptationService(store, AdaptedPredictor.sharing(sam_predictor), SMALL)
     assert not service.enabled() and not service.learn(cat, *embedding_and_mask(0))
     assert service.status(cat)["enabled"] is False
     store.close()
@@ -395,7 +396,7 @@ def test_unadapted_view_predicts_exactly_like_the_model(sam_predictor):
     from clickmask.engine.clicks import Click
 
     image = scene([(20, 30, 80, 90)])
-    view = AdaptablePredictor.sharing(sam_predictor)
+    view = AdaptedPredictor.sharing(sam_predictor)
     view.set_image(image)
     sam_predictor.set_image(image)
     clicks = [Click(50, 60, True)]

@@ -11,11 +11,10 @@ from PIL import Image
 
 from clickmask.cli import main
 from clickmask.engine.clicks import Click
-from clickmask.engine.embedding_cache import EmbeddingCache
 from clickmask.errors import ClickmaskError
 from clickmask.models.registry import ModelSpec
 from clickmask.samples import load_samples
-from clickmask.learning.adapted import AdaptedSamPredictor
+from clickmask.learning.adapted import AdaptedPredictor
 from clickmask.learning.adapter import EmbeddingAdapter
 from clickmask.training.checkpoint import load_checkpoint, save_checkpoint
 from clickmask.training.loop import ClickConfig, TrainSample, evaluate_loss, sequence_loss, train_steps
@@ -95,26 +94,25 @@ def test_adapted_predictor_uses_the_adapter(model_spec, sam_predictor):
     clicks = [Click(300, 200, True)]
     sam_predictor.set_image(sample.image)
     plain = sam_predictor.predict(clicks)
-    adapted = AdaptedSamPredictor(model_spec, EmbeddingAdapter(), EmbeddingCache(None), threads=1)
-    adapted.set_image(sample.image)
-    same = adapted.predict(clicks)
+    adapted = AdaptedPredictor.sharing(sam_predictor, "adapter")
+    adapted.set_adapter(EmbeddingAdapter().affine())
+    same = adapted.predict(clicks)  # the view shares the current image
     assert np.allclose(same.logits, plain.logits, atol=1e-4)  # identity adapter = plain model
-    assert adapted.model_id == f"{model_spec.id}+adapter"
+    assert adapted.model_id == f"{model_spec.id}+adapter" and sam_predictor.model_id == model_spec.id
     shifted = EmbeddingAdapter()
     with torch.no_grad():
         shifted.weight.copy_(-0.5 * torch.eye(256))  # halves the embedding
-    adapted.set_adapter(shifted)
-    adapted.set_image(sample.image)
+    adapted.set_adapter(shifted.affine())  # applies at once, to the current image too
     assert np.allclose(adapted.embedding, 0.5 * sam_predictor.embedding, atol=1e-5)
+    assert adapted.raw_embedding is sam_predictor.embedding
     assert not np.allclose(adapted.predict(clicks).logits, plain.logits, atol=1e-2)
-    # adapt_crops=False: the full image is adapted, a zoom-in crop's embedding is the plain model's
+    # zoom-in crops are adapted too; the shared cache keeps raw embeddings
     crop = np.ascontiguousarray(sample.image[50:250, 100:400])
-    full_only = AdaptedSamPredictor(model_spec, shifted, adapted.cache, threads=1, adapt_crops=False)
-    full_only.set_image(sample.image)
-    assert np.allclose(full_only.embedding, 0.5 * sam_predictor.embedding, atol=1e-5)
-    crop_raw, _ = full_only.image_embedding(crop)
-    crop_adapted, _ = adapted.image_embedding(crop)
-    assert np.allclose(crop_adapted, 0.5 * crop_raw, atol=1e-5) and np.abs(crop_raw).max() > 0.1
+    crop_raw, _ = sam_predictor.image_embedding(crop)
+    crop_adapted, cached = adapted.image_embedding(crop)
+    assert cached and np.allclose(crop_adapted, 0.5 * crop_raw, atol=1e-5) and np.abs(crop_raw).max() > 0.1
+    adapted.set_adapter(None)
+    assert adapted.embedding is sam_predictor.embedding
 
 
 def _tiny_dataset(root):

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from clickmask.engine.clicks import Click
+from clickmask.engine.embedding_affine import apply_affine
 from clickmask.errors import ClickmaskError
 from clickmask.learning.adapter import (
     EmbeddingAdapter,
     adapter_from_bytes,
     adapter_to_bytes,
-    apply_adapter,
 )
 from clickmask.training.losses import (
     bce_loss,
@@ -259,8 +259,7 @@ def test_adapter_starts_as_identity_and_numpy_matches(rank):
             p.add_(torch.randn_like(p) * 0.05)
     y = adapter(x).detach().numpy()
     assert not np.allclose(y, x.numpy())
-    assert np.allclose(apply_adapter(x.numpy(), adapter), y, atol=1e-4)
-    assert np.allclose(apply_adapter(x.numpy(), adapter.affine()), y, atol=1e-4)
+    assert np.allclose(apply_affine(x.numpy(), adapter.affine()), y, atol=1e-4)
     n = sum(p.numel() for p in adapter.parameters())
     assert n == (256 * 256 + 256 if rank is None else 2 * 256 * rank + 256)
 
@@ -278,4 +277,4 @@ def test_adapter_bytes_round_trip_and_errors():
     with pytest.raises(ClickmaskError, match="rank"):
         EmbeddingAdapter(rank=0)
     with pytest.raises(ClickmaskError, match="embedding must be"):
-        apply_adapter(np.zeros((256, 64, 64), np.float32), adapter)
+        apply_affine(np.zeros((256, 64, 64), np.float32), adapter.affine())

@@ -65,13 +65,10 @@ from clickmask.errors import ClickmaskError
 
 PICK_RULES = ("sam", "guard")
 
-# The configuration the app and `clickmask eval` use by default, chosen from the
-# ablation in BENCHMARKS.md (GrabCut and Berkeley only).
-# first=central picks the first mask; local at click 2 stops SAM's single-mask
-# token from wiping out a good first mask (the mIoU curve then never drops by
-# more than 0.005 on either set); zoom from click 3 refines in a crop; boundary
-# snaps the mask edge to image edges and honor makes ignored clicks count (both
-# pay off most at the 95% threshold). See the ablation rows "combo" and "combo_bh".
+# The configuration the app and `clickmask eval` use by default: a better first mask
+# (first=central), the second click cannot wipe it out (local until click 2), a crop
+# refines from click 3 (zoom), the edge follows the image (boundary) and ignored clicks
+# count (honor). Why: docs/decisions/0001-default-inference-options.md.
 RECOMMENDED = "first=central,local,local_until=2,zoom,zoom_expand=1.8,zoom_from=3,boundary,honor"
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
@@ -165,6 +162,12 @@ def _bbox(mask: np.ndarray) -> Box | None:
     if ys.size == 0:
         return None
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def sam_model(predictor) -> SamOnnxPredictor | None:
+    """The SAM ONNX model a predictor decodes with (itself, or a refined predictor's base); None for GrabCut."""
+    base = predictor.base if isinstance(predictor, RefinedPredictor) else predictor
+    return base if isinstance(base, SamOnnxPredictor) else None
 
 
 @dataclass

@@ -20,7 +20,7 @@ from collections import deque
 import numpy as np
 
 from clickmask.engine.embedding_affine import apply_affine
-from clickmask.engine.inference import RefinedPredictor
+from clickmask.engine.inference import RefinedPredictor, sam_model
 from clickmask.engine.predictor import Predictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.errors import ClickmaskError
@@ -95,15 +95,9 @@ class AdaptedPredictor(SamOnnxPredictor):
         return adapted
 
 
-def sam_base(predictor: Predictor) -> SamOnnxPredictor | None:
-    """The SAM ONNX model inside ``predictor`` (plain or refined), or None for another backend."""
-    base = predictor.base if isinstance(predictor, RefinedPredictor) else predictor
-    return base if isinstance(base, SamOnnxPredictor) else None
-
-
 def adapted_base(predictor: Predictor) -> AdaptedPredictor | None:
     """The :class:`AdaptedPredictor` inside ``predictor`` (plain or refined), or None."""
-    base = sam_base(predictor)
+    base = sam_model(predictor)
     return base if isinstance(base, AdaptedPredictor) else None
 
 
@@ -114,7 +108,7 @@ def make_adapted(predictor: Predictor, name: str | None = None) -> tuple[Predict
     A new object; ``predictor`` is unchanged. ClickmaskError for a model that
     is not a SAM-style ONNX pair (GrabCut).
     """
-    base = sam_base(predictor)
+    base = sam_model(predictor)
     if base is None:
         raise ClickmaskError(f"model {predictor.model_id}: an embedding adapter needs a SAM-style ONNX model")
     view = AdaptedPredictor.sharing(base, name)
@@ -128,7 +122,7 @@ def raw_embedding(predictor: Predictor) -> np.ndarray:
     view = adapted_base(predictor)
     if view is not None:
         return view.raw_embedding
-    base = sam_base(predictor)
+    base = sam_model(predictor)
     if base is None:
         raise ClickmaskError(f"model {predictor.model_id} has no image embedding: proposals and OPO need a "
                              "SAM-style model")

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from clickmask.engine.inference import sam_model
 from clickmask.errors import ClickmaskError
 from clickmask.geometry.masks import iou
 
@@ -114,7 +115,7 @@ def first_click_masks(predictor: Any, first: Any, shape: tuple[int, int]) -> tup
     every token's low-res reading); ``predictor`` upsamples them to ``shape``.
     """
     low_res = first.info.get("first_low_res") if first is not None else None
-    base = getattr(predictor, "base", None)
+    base = sam_model(predictor)
     if low_res is None or base is None:
         return None
     return [base.upsample(lr, shape) > 0 for lr in low_res], int(first.info["first_default"])

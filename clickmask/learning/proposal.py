@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from clickmask.engine.clicks import Click
+from clickmask.engine.inference import sam_model
 from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.preprocess import map_coords
 from clickmask.geometry.masks import iou
@@ -56,8 +57,8 @@ def token_masks(predictor: Predictor, click: Click, embedding: np.ndarray, image
     image is not used, so this may run beside clicks on another image. An
     empty list for backends without mask tokens (GrabCut).
     """
-    base = getattr(predictor, "base", predictor)
-    if not hasattr(base, "decode_candidates"):
+    base = sam_model(predictor)
+    if base is None:
         return []
     h, w = image_hw
     coords = map_coords(np.array([[click.x, click.y]], np.float32), h, w, base.side)
@@ -203,8 +204,8 @@ def map_checked_proposal(
     image's plain 1xCxGxG one (the predictor's current image is not used).
     """
     scores = object_map.scores(embedding)
-    base = getattr(predictor, "base", predictor)
-    if scores is None or not hasattr(base, "decode_candidates"):
+    base = sam_model(predictor)
+    if scores is None or base is None:
         return None
     click = map_proposal(scores, image_hw, ignore_mask)
     if click is None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from clickmask.errors import ClickmaskError, ImageReadError
+from clickmask.formats import FORMATS, AnnotationSet, Category, ImageAnnotation, Instance, export, import_coco, import_labelme
 from clickmask.io.images import load_image
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
@@ -25,8 +27,6 @@ def ensure_size(store: ProjectStore, image: dict[str, Any]) -> dict[str, Any]:
 
 def annotation_set(store: ProjectStore, only_annotated: bool = False) -> Any:
     """The project as a :class:`clickmask.formats.AnnotationSet` (unreadable images left out)."""
-    from clickmask.formats import AnnotationSet, Category, ImageAnnotation, Instance
-
     cats = [Category(id=c["id"], name=c["name"], color=c["color"]) for c in store.list_categories()]
     images = []
     for image in store.list_images():
@@ -47,8 +47,6 @@ def annotation_set(store: ProjectStore, only_annotated: bool = False) -> Any:
 
 def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float = 0.0) -> list[Path]:
     """Write the project in format ``fmt`` to ``out_dir``; returns the written files."""
-    from clickmask.formats import FORMATS, export
-
     if fmt not in FORMATS:
         raise ClickmaskError(f"unknown export format {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
     return export(annotation_set(store), fmt, Path(out_dir), image_root=store.root, tolerance=tolerance)
@@ -56,8 +54,6 @@ def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: floa
 
 def guess_format(source: Path) -> str:
     """``coco`` for a JSON file with ``annotations`` and ``images``, else ``labelme``."""
-    import json
-
     if source.is_file() and source.suffix.lower() == ".json":
         try:
             data = json.loads(source.read_text(encoding="utf-8"))
@@ -70,8 +66,6 @@ def guess_format(source: Path) -> str:
 
 def import_annotations(store: ProjectStore, source: Path, fmt: str) -> dict[str, int]:
     """Add the instances of a COCO JSON or LabelMe folder/file to the matching project images."""
-    from clickmask.formats import import_coco, import_labelme
-
     if fmt == "coco":
         data = import_coco(Path(source))
     elif fmt == "labelme":

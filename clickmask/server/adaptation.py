@@ -30,7 +30,8 @@ import numpy as np
 
 from clickmask.errors import ClickmaskError
 from clickmask.project.store import ProjectStore
-from clickmask.learning.adapted import AdaptedPredictor, adapted_base, make_adapted, sam_base
+from clickmask.engine.inference import sam_model
+from clickmask.learning.adapted import AdaptedPredictor, adapted_base, make_adapted
 from clickmask.learning.opo import OPOConfig
 from clickmask.server.opo_worker import IDENTITY, OpoWorker, Published
 
@@ -50,7 +51,7 @@ def opo_unavailable(predictor) -> str | None:
 
 def adaptable_predictor(predictor):
     """The predictor the app clicks with: a SAM model made adaptable when PyTorch is there, else unchanged."""
-    if importlib.util.find_spec("torch") is None or sam_base(predictor) is None:
+    if importlib.util.find_spec("torch") is None or sam_model(predictor) is None:
         return predictor
     return make_adapted(predictor)[0]
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from clickmask.errors import ClickmaskError
+from clickmask.io.images import load_image
 
 
 class ImageCache:
@@ -24,8 +25,6 @@ class ImageCache:
 
     def get(self, image_id: int, path: Path) -> np.ndarray:
         """The decoded image (raises ImageReadError for an unreadable file)."""
-        from clickmask.io.images import load_image
-
         with self._lock:
             if image_id in self._items:
                 self._items.move_to_end(image_id)

@@ -9,10 +9,8 @@ Proposals come from the object map once it has learned an object
 (:func:`~clickmask.learning.proposal.map_checked_proposal`: the map's
 maximum off the annotated objects, with the decoder's mask shaped by the
 map), otherwise from the bank, checked at the object level
-(:func:`~clickmask.learning.proposal.checked_proposal`). On the sequential
-benchmarks the map was the better proposal (DAVIS2016_dev 4.54 against 4.68
-NoC@85, COCO128 8.66 against 8.73) at about 2.5x less time; see
-benchmarks/results/sequential/NOTES.md.
+(:func:`~clickmask.learning.proposal.checked_proposal`). Why the map comes
+first: docs/decisions/0005-icp-object-map-proposals.md.
 
 The banks live in the project's settings under ``icp_click_banks`` (the JSON
 of :class:`~clickmask.learning.click_bank.CategoryClickBanks`, keyed by

@@ -12,8 +12,17 @@ import threading
 import webbrowser
 from pathlib import Path
 
+import uvicorn
+
+from clickmask.engine.inference import InferenceOptions
+from clickmask.engine.loader import load_predictor
 from clickmask.errors import ClickmaskError
-from clickmask.server.security import check_bind
+from clickmask.project import open_project
+from clickmask.server.app import create_app
+from clickmask.server.checker import start_checker
+from clickmask.server.sample import add_sample_categories, build_sample_project
+from clickmask.server.security import check_bind, is_localhost
+from clickmask.server.state import AppState
 
 logger = logging.getLogger(__name__)
 DEFAULT_PORT = 8765
@@ -44,12 +53,6 @@ def build_state(path: Path | None, *, sample: bool = False, model: str | None = 
 
     ``infer``: inference options text (see clickmask.engine.inference), e.g. "zoom,cfr=1".
     """
-    from clickmask.engine.inference import InferenceOptions
-    from clickmask.engine.loader import load_predictor
-    from clickmask.project import open_project
-    from clickmask.server.sample import add_sample_categories, build_sample_project
-    from clickmask.server.state import AppState
-
     if sample:
         path = build_sample_project(path)
     if path is None:
@@ -59,8 +62,6 @@ def build_state(path: Path | None, *, sample: bool = False, model: str | None = 
         add_sample_categories(store)
     if not store.list_images():
         raise ClickmaskError(f"{store.root}: no images found (looked for .jpg, .png, .tif, ... files)")
-    from clickmask.server.checker import start_checker
-
     start_checker(store)
     options = InferenceOptions.parse(infer)
     predictor = load_predictor(model, allow_fallback=model is None, options=options)
@@ -75,10 +76,6 @@ def serve(path: Path | None, *, host: str = "127.0.0.1", port: int | None = None
           model: str | None = None, open_browser: bool = True, sample: bool = False, url: str | None = None,
           infer: str | None = None) -> None:
     """Run the app until interrupted; ``port=None`` = 8765, or a free port if that one is taken."""
-    import uvicorn
-
-    from clickmask.server.app import create_app
-
     check_bind(host, token)
     if port is None:  # the default port, or any free one when it is taken (a second app, an old run)
         try:
@@ -88,8 +85,6 @@ def serve(path: Path | None, *, host: str = "127.0.0.1", port: int | None = None
     else:
         sock = bind_socket(host, port)
     state = build_state(path, sample=sample, model=model, token=token, url=url, infer=infer)
-    from clickmask.server.security import is_localhost
-
     state.local_only = is_localhost(host) and not token
     app = create_app(state)
     actual = sock.getsockname()[1]

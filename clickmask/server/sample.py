@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import skimage.data
+
+from clickmask.io.images import save_png
 from clickmask.paths import clickmask_home
 
 SAMPLE_IMAGES = ("coffee", "chelsea", "astronaut", "rocket")
@@ -17,11 +21,6 @@ def default_sample_dir() -> Path:
 
 def build_sample_project(dest: Path | None = None) -> Path:
     """Write the sample images (if missing) and return the folder."""
-    import numpy as np
-    import skimage.data
-
-    from clickmask.io.images import save_png
-
     dest = Path(dest) if dest is not None else default_sample_dir()
     dest.mkdir(parents=True, exist_ok=True)
     for name in SAMPLE_IMAGES:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from clickmask.engine.clicks import Click
+from clickmask.engine.inference import RefinedPredictor
 from clickmask.engine.predictor import Prediction
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError
@@ -120,7 +121,7 @@ class AppState:
                 if accepted is not None:
                     session.start_from(click, accepted)
                 else:
-                    if not session.clicks and hasattr(self.predictor, "set_first_token"):
+                    if not session.clicks and isinstance(self.predictor, RefinedPredictor):
                         self.predictor.set_first_token(self.granularity.preferred(category_id))
                     session.add_click(click)
                 return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000

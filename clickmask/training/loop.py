@@ -83,10 +83,7 @@ class ClickConfig:
     (OPO in SIIS: 1-5 / 0-5). Then ``iterative_clicks`` robot clicks (CFR-ICL
     uses 3). ``loss``: "bce" or "nfl" (normalized focal loss, CFR-ICL's
     choice); ``icl``: the weight scheme of :func:`icl_weights` ("linear",
-    "uniform", "last"). BCE is the default: trained with NFL, an adapter that
-    cannot fix the hard pixels learned to lower the loss by making every
-    logit less confident (COCO128 run: validation NFL 2.27 -> 0.35 while the
-    low-res IoU fell from 0.61 to 0.56 after the first clicks).
+    "uniform", "last"). BCE is the default (docs/decisions/0009-offline-adapter-opt-in.md).
     """
 
     max_pos: int = 3

@@ -5,7 +5,7 @@ truth (:func:`initial_clicks`: positives inside the object, away from its
 border; negatives in the background, half of them in a band around the
 object), then grows one click at a time at the centre of the largest error of
 the model's own prediction. That second part is exactly the benchmark's robot
-user, :func:`clickmask.evaluation.clicker.next_click`.
+user, :func:`clickmask.geometry.masks.next_click`.
 
 Conventions: masks are HxW bool; clicks are :class:`Click` (x = column,
 y = row, original image pixels); the decoder works in the 1024 frame

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from clickmask.learning.trainer import OPOConfig
+from clickmask.learning.opo import OPOConfig
 
 
 def _page_point(page, x: float, y: float) -> tuple[float, float]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from clickmask.engine.predictor import Predictor
+from clickmask.errors import ClickmaskError
 from clickmask.evaluation.sequential.report import build_report
 from clickmask.evaluation.sequential.runner import SequentialOptions, run_sequences
 from clickmask.evaluation.sequential.sequences import SequenceOptions, build_sequences, select_sequences
@@ -46,8 +47,11 @@ def run_benchmark(
                                 icp="icp" in learn, granularity="granularity" in learn)
     adapter = None
     if "opo" in learn:
-        from clickmask.evaluation.sequential.online import OnlineAdapter  # PyTorch: only with OPO
-
+        try:
+            from clickmask.evaluation.sequential.online import OnlineAdapter  # PyTorch: only with OPO
+        except ImportError as exc:
+            raise ClickmaskError(f"OPO needs PyTorch: pip install 'clickmask[learn]', or leave opo out of "
+                                 f"--learn ({exc})") from None
         adapter = OnlineAdapter(predictor, opo_config)
     total = sum(len(s.samples) for s in sequences)
     with tqdm(total=total, desc=f"{dataset} sequential", unit="obj", disable=None) as bar:

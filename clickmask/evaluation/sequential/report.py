@@ -33,20 +33,18 @@ def _noc_block(results: Sequence[InstanceResult], max_clicks: int) -> dict:
         "n": len(results),
         "noc": noc,
         "failures": failures,
-        "icp": _icp_counts(proposals, hits, sum(1 for r in results if r.sibling),
-                           sum(1 for r in results if r.followed)),
+        "icp": _icp_counts(proposals, hits, sum(1 for r in results if r.sibling)),
     }
 
 
-def _icp_counts(proposals: int, hits: int, siblings: int, followed: int) -> dict:
-    """The ICP block: proposals, hits (followed ones included), their rate, and where the misses went.
+def _icp_counts(proposals: int, hits: int, siblings: int) -> dict:
+    """The ICP block: proposals, hits, their rate, and the misses inside another object of the category.
 
     ``siblings``: proposals inside another object of the sequence on the same
-    image that was not annotated yet; ``followed``: of those, the ones the robot
-    annotated out of order (``icp_follow``; they count as hits).
+    image that was not annotated yet.
     """
     return {"proposals": proposals, "hits": hits, "hit_rate": hits / proposals if proposals else 0.0,
-            "siblings": siblings, "followed": followed}
+            "siblings": siblings}
 
 
 def build_report(
@@ -87,7 +85,6 @@ def build_report(
                 "proposal": list(r.proposal) if r.proposal is not None else None,
                 "hit": r.hit,
                 "sibling": r.sibling,
-                "followed": r.followed,
                 "noc": {threshold_key(t): r.noc(t, max_clicks) for t in THRESHOLDS},
             }
             for r in results
@@ -127,7 +124,7 @@ def merge_reports(parts: Sequence[dict]) -> dict:
     keys = list(first["noc"])
     proposals = sum(b["icp"]["proposals"] for b in per_category.values())
     hits = sum(b["icp"]["hits"] for b in per_category.values())
-    siblings, followed = (sum(b["icp"].get(k, 0) for b in per_category.values()) for k in ("siblings", "followed"))
+    siblings = sum(b["icp"].get("siblings", 0) for b in per_category.values())
     latency = {k: float(sum(r["latency_ms"][k] * r["n"] for r in parts) / n) for k in first["latency_ms"]}
     return {
         **{k: first[k] for k in ("dataset", "model", "options", "max_clicks", "stop_iou")},
@@ -135,7 +132,7 @@ def merge_reports(parts: Sequence[dict]) -> dict:
         "sequences": len(per_category),
         "noc": {k: float(sum(b["noc"][k] * b["n"] for b in per_category.values()) / n) for k in keys},
         "failures": {k: int(sum(b["failures"][k] for b in per_category.values())) for k in keys},
-        "icp": _icp_counts(proposals, hits, siblings, followed),
+        "icp": _icp_counts(proposals, hits, siblings),
         "latency_ms": latency,
         "per_category": per_category,
         "per_object": per_object,
@@ -152,7 +149,8 @@ def format_table(report: dict) -> str:
         f"sequences {report['sequences']}  objects {report['n']}  options {json.dumps(report['options'], sort_keys=True)}",
         "  NoC@85  NoC@90   >=20@85 >=20@90   ICP hits/proposals",
         f"  {noc['85']:6.2f}  {noc['90']:6.2f}   {fail['85']:7d} {fail['90']:7d}   "
-        f"{icp['hits']}/{icp['proposals']} ({icp['hit_rate']:.0%})" + _where_misses_went(icp),
+        f"{icp['hits']}/{icp['proposals']} ({icp['hit_rate']:.0%})"
+        + (f", {icp['siblings']} misses inside another object of the category" if icp.get("siblings") else ""),
         f"  {'category':<20} {'n':>4}  NoC@85  NoC@90  ICP hits",
     ]
     for name, block in report["per_category"].items():
@@ -163,15 +161,6 @@ def format_table(report: dict) -> str:
     lines.append(f"  latency ms: click median {report['latency_ms']['click_median']:.1f}, "
                  f"proposal median {report['latency_ms']['propose_median']:.1f}")
     return "\n".join(lines)
-
-
-def _where_misses_went(icp: dict) -> str:
-    """", N followed" / ", N misses in another object of the category" for reports that count them."""
-    if icp.get("followed"):
-        return f", {icp['followed']} followed to another object of the category"
-    if icp.get("siblings"):
-        return f", {icp['siblings']} misses inside another object of the category"
-    return ""
 
 
 def compare(base: dict, other: dict, threshold: str = "85") -> dict:
@@ -234,169 +223,6 @@ def format_paired(result: dict) -> str:
             f"{result['better']} better, {result['worse']} worse")
 
 
-def format_comparison(result: dict) -> str:
-    """Plain-text table of :func:`compare`."""
-    t = result["threshold"]
-    o = result["overall"]
-    lines = [f"  NoC@{t}: {o['base']:.2f} -> {o['other']:.2f} ({o['change']:+.1%})"]
-    for name, row in result["per_category"].items():
-        lines.append(f"    {name:<20} {row['base']:6.2f} -> {row['other']:6.2f} ({row['change']:+.1%})")
-    if result["worst_category"] is not None:
-        w = result["worst_category"]
-        lines.append(f"  worst category: {w} ({result['per_category'][w]['change']:+.1%})")
-    return "\n".join(lines)
-
-
-SEQUENTIAL_KEYS = ("icp", "icp_smooth", "icp_aggregate", "icp_adapted", "icp_check", "icp_mask", "icp_follow", "icp_map", "opo", "opo_config", "mask_feedback", "granularity",
-                   "granularity_rule", "preset")
-
-
-def engine_options(report: dict) -> str:
-    """The report's inference options without the sequential switches ("raw" when none)."""
-    opts = {k: v for k, v in report.get("options", {}).items() if k not in SEQUENTIAL_KEYS and not k.startswith("opo")}
-    return ",".join(k if v is True else f"{k}={v}" for k, v in sorted(opts.items())) or "raw"
-
-
-def format_ablation(reports: Sequence[dict]) -> str:
-    """Markdown table like the SIIS ablation: one row per report (dataset, engine, ICP, OPO, NoC@85/90, hit rate).
-
-    The OPO column gives the online budget: SGD steps x samples per step after each finished object.
-    The "first-click memory" column marks runs with the per-category granularity memory.
-
-    The change column is relative to the first report of the same dataset and
-    the same inference options without ICP and OPO (the baseline), when there is one;
-    in brackets, the 95% bootstrap interval of the paired per-object difference
-    (:func:`paired_difference`) as a share of the baseline's NoC.
-    """
-    base: dict[tuple[str, str], dict] = {}
-    for rep in reports:
-        opts = rep.get("options", {})
-        if not opts.get("icp") and not opts.get("opo") and not opts.get("granularity") and not opts.get("opo_oracle"):
-            base.setdefault((rep["dataset"], engine_options(rep)), rep)
-    lines = [
-        "| dataset | inference | ICP | OPO | first-click memory | objects | NoC@85 | NoC@90 | change @85 [95% interval] | ICP hits "
-        "| worst category @85 |",
-        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for rep in reports:
-        opts = rep.get("options", {})
-        engine = engine_options(rep)
-        ref = base.get((rep["dataset"], engine))
-        change, worst = "", ""
-        if ref is not None and ref is not rep:
-            cmp = compare(ref, rep, "85")
-            change = f"{cmp['overall']['change']:+.1%}" + _interval(ref, rep)
-            if cmp["worst_category"] is not None:
-                w = cmp["worst_category"]
-                worst = f"{w} ({cmp['per_category'][w]['change']:+.1%})"
-        icp = rep["icp"]
-        hits = f"{icp['hits']}/{icp['proposals']}" if opts.get("icp") else ""
-        label = "raw" if engine == "raw" else "default" if engine == _recommended() else f"`{engine}`"
-        lines.append(
-            f"| {rep['dataset']} | {label} | {_icp(opts)} | {_opo_budget(opts)} | "
-            f"{_granularity(opts)} | {rep['n']} | {rep['noc']['85']:.2f} | {rep['noc']['90']:.2f} | {change} | {hits} | {worst} |"
-        )
-    return "\n".join(lines)
-
-
-def _interval(base: dict, other: dict) -> str:
-    """The paired NoC@85 difference's 95% interval relative to the base NoC, as " [low, high]" ("" if unknown)."""
-    mean = base["noc"]["85"]
-    if mean <= 0 or "per_object" not in base or "per_object" not in other:
-        return ""
-    try:
-        low, high = paired_difference(base, other, "85")["ci"]
-    except ClickmaskError:
-        return ""
-    return f" [{low / mean:+.1%}, {high / mean:+.1%}]"
-
-
-def format_subset(reports: Sequence[dict], categories: Sequence[str]) -> str:
-    """Markdown table of the clicks (NoC@85 x objects) on some sequences only, one row per report.
-
-    For runs restricted to a few sequences (``--categories``) next to full runs:
-    each sequence's results do not depend on the others, so the same sequences
-    of different runs compare directly. The change is against the first report.
-    """
-    head = " | ".join(categories)
-    lines = [f"| ICP | OPO | first-click memory | {head} | clicks @85 | change | clicks @90 |",
-             "| --- | --- | --- | " + " | ".join("---:" for _ in categories) + " | ---: | ---: | ---: |"]
-    first = None
-    for rep in reports:
-        per = rep["per_category"]
-        missing = [c for c in categories if c not in per]
-        if missing:
-            raise ClickmaskError(f"report {rep.get('dataset', '?')} has no sequence {', '.join(missing)}")
-        clicks = {k: sum(per[c]["noc"][k] * per[c]["n"] for c in categories) for k in ("85", "90")}
-        first = clicks["85"] if first is None else first
-        opts = rep.get("options", {})
-        change = f"{clicks['85'] / first - 1:+.1%}" if rep is not reports[0] and first else ""
-        cells = " | ".join(f"{per[c]['noc']['85'] * per[c]['n']:.0f}" for c in categories)
-        lines.append(f"| {_icp(opts)} | {_opo_budget(opts)} | {_granularity(opts)} | {cells} "
-                     f"| {clicks['85']:.0f} | {change} | {clicks['90']:.0f} |")
-    return "\n".join(lines)
-
-
-def _granularity(options: dict) -> str:
-    """The first-click memory column: "yes", or "yes (summed gain)" for runs made before its sign rule."""
-    if not options.get("granularity"):
-        return ""
-    return "yes" if options.get("granularity_rule") else "yes (summed gain)"
-
-
-def _icp(options: dict) -> str:
-    """The ICP column: empty without ICP, "yes" for SIIS's (mean similarity, 3x3 filter), else "<aggregate>, <k>x<k>".
-
-    ", checked (K)" marks proposals checked at the object level on K peaks (``--icp-check``),
-    ", its mask" accepted proposals that start from the check's mask (``--icp-mask``),
-    ", object map" proposals from the category's object map (``--icp-map``),
-    ", followed" runs whose robot follows a proposal to another object of the image (``--icp-follow``).
-    """
-    if not options.get("icp"):
-        return ""
-    aggregate, smooth = options.get("icp_aggregate", "mean"), options.get("icp_smooth", 3)
-    label = "yes" if (aggregate, smooth) == ("mean", 3) else f"{aggregate}, {smooth}x{smooth}"
-    if options.get("icp_check"):
-        label += f", checked ({options['icp_check']})" + (", its mask" if options.get("icp_mask") else "")
-    label += ", adapted features" if options.get("icp_adapted") else ""
-    label += ", object map" if options.get("icp_map") else ""
-    return label + (", followed" if options.get("icp_follow") else "")
-
-
-def _opo_budget(options: dict) -> str:
-    """The OPO column: empty without OPO, else its SGD steps x samples after each object (e.g. "4x8").
-
-    An oracle run (``--opo-oracle``) is labelled as such: its adapter was fitted
-    beforehand to the ground truths of the objects it is tested on.
-    """
-    oracle = options.get("opo_oracle")
-    if oracle:
-        iterative = int(oracle.get("iterative") or 0)
-        return (f"oracle: {oracle['oracle_steps']} steps x {oracle['batch_size']} on the test objects' ground truth, "
-                f"lr {oracle['lr']:g}" + (f", {iterative} iterative" if iterative else ""))
-    if not options.get("opo"):
-        return ""
-    cfg = options.get("opo_config") or {}
-    if "steps" not in cfg or "batch_size" not in cfg:
-        return "yes"
-    iterative = int(cfg.get("iterative") or 0)
-    return (f"{cfg['steps']}x{cfg['batch_size']}"
-            + (f", {iterative} iterative" if iterative else "")
-            + (", full image only" if cfg.get("crops") is False else "")
-            + (", crop views" if cfg.get("crop_views") else "")
-            + (f", gate {cfg['gate']}" if cfg.get("gate") else "")
-            + (" (robot test)" if cfg.get("gate") and cfg.get("gate_test") == "robot" else "")
-            + (f", seed {cfg['seed']}" if cfg.get("seed") else "")
-            + (f", Adam lr {cfg['lr']:g}" if cfg.get("optimizer") == "adam" else "")
-            + (", accepted only" if cfg.get("accepted_only") else ""))
-
-
-def _recommended() -> str:
-    from clickmask.engine.inference import InferenceOptions
-
-    return engine_options({"options": InferenceOptions.parse("default").changed()})
-
-
 if __name__ == "__main__":  # python -m clickmask.evaluation.sequential.report [--merge OUT.json | --paired] A.json B.json ...
     import sys
     from pathlib import Path
@@ -413,4 +239,5 @@ if __name__ == "__main__":  # python -m clickmask.evaluation.sequential.report [
         _write(merged, Path(args[1]))
         print(format_table(merged))
     else:
-        print(format_ablation([json.loads(Path(p).read_text(encoding="utf-8")) for p in args]))
+        print("usage: python -m clickmask.evaluation.sequential.report --paired A.json B.json | --merge OUT.json A.json B.json ...")
+        sys.exit(2)

@@ -1,0 +1,620 @@
+#!/usr/bin/env python3
+"""Render BENCHMARKS.md (or the command list) from the JSON results in ``benchmarks/results``.
+
+Usage::
+
+    python benchmarks/render.py benchmarks/results > BENCHMARKS.md
+    python benchmarks/render.py --commands benchmarks/results > benchmarks/COMMANDS.md
+
+Every number in the output is read from the JSON files; nothing is typed in.
+The command shown for a result is derived from what the file records (its
+inference options, what was learned, its adapter), written in today's command
+line. Self-contained: the standard library and NumPy (for the bootstrap
+interval), onnxruntime only for its version on the "rendered on" line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+#: Keys of a report's ``options`` that are not inference options of the engine.
+NOT_ENGINE = ("mask_feedback", "adapter", "preset", "learn")
+#: Prefixes of the sequential benchmark's switches (what is learned and how).
+SEQUENTIAL_PREFIXES = ("icp", "opo", "granularity")
+#: The parts ``clickmask eval --sequential --learn`` can switch on, in the order of the option.
+LEARN_PARTS = ("icp", "opo", "granularity")
+#: Row order of the Berkeley ablation (config names; others follow alphabetically).
+ABLATION_ORDER = ("raw", "cfr1", "cons", "zoom", "first_all", "central", "localr", "centralg5", "comp",
+                  "boundary", "honor", "combo_bhf", "combo_bh")
+#: Bootstrap of the paired per-object difference: resamples and seed.
+DRAWS, SEED = 10000, 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def machine() -> str:
+    """The machine this page is rendered on (CPU, cores, RAM, OS, Python, onnxruntime)."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = f"{int(Path('/proc/meminfo').read_text().split()[1]) / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        mem = "unknown RAM"
+    try:
+        import onnxruntime
+
+        ort = f", onnxruntime {onnxruntime.__version__}"
+    except ImportError:
+        ort = ""
+    return (f"{cpu}, {os.cpu_count()} cores, {mem}; {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}{ort}")
+
+
+def not_recorded(what: str, host: str) -> str:
+    return f"Machine: not recorded in {what}; this page was rendered on {host}."
+
+
+def engine_options(options: dict) -> dict:
+    """The inference options of a report (without mask feedback, adapter and the sequential switches)."""
+    return {k: v for k, v in options.items()
+            if k not in NOT_ENGINE and not k.startswith(SEQUENTIAL_PREFIXES)}
+
+
+def option_text(options: dict) -> str:
+    """Inference options as the command line writes them (``first=central,local,...``)."""
+    return ",".join(k if v is True else f"{k}={v}" for k, v in options.items())
+
+
+def infer_label(options: dict, default: dict | None) -> str:
+    """``raw``, ``default`` or the option string."""
+    if not options:
+        return "raw"
+    if default is not None and options == default:
+        return "default"
+    return option_text(options)
+
+
+def eval_infer_flag(options: dict, default: dict | None) -> str:
+    """``--infer`` for ``clickmask eval`` (whose default is the recommended set)."""
+    label = infer_label(options, default)
+    return "" if label == "default" else f" --infer {label}" if label == "raw" else f' --infer "{label}"'
+
+
+def pct(x: float) -> str:
+    return f"{x:+.1%}"
+
+
+def change(base: float, other: float) -> float:
+    return (other - base) / base if base > 0 else 0.0
+
+
+def paired_interval(base: dict, other: dict, threshold: str) -> tuple[float, float, float] | None:
+    """Total paired per-object NoC difference (other - base) and the 95% bootstrap interval of its mean."""
+    if "per_object" not in base or "per_object" not in other:
+        return None
+    names = [n for n in base["per_object"] if n in other["per_object"]]
+    if not names:
+        return None
+    diff = np.array([other["per_object"][n]["noc"][threshold] - base["per_object"][n]["noc"][threshold]
+                     for n in names], dtype=np.float64)
+    rng = np.random.default_rng(SEED)
+    means = diff[rng.integers(0, len(diff), size=(DRAWS, len(diff)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diff.sum()), float(low), float(high)
+
+
+def code_block(lines: list[str]) -> list[str]:
+    return ["```bash", *lines, "```", ""]
+
+
+# ---------------------------------------------------------------- (1) NoC on GrabCut and Berkeley
+
+NOC_RUNS = (("minisam_default", "default inference"), ("minisam", "raw model"),
+            ("grabcut", "GrabCut fallback (no weights)"))
+
+
+def noc_files(results: Path) -> list[Path]:
+    return [results / f"{ds}_{key}.json" for ds in ("GrabCut", "Berkeley") for key, _ in NOC_RUNS
+            if (results / f"{ds}_{key}.json").is_file()]
+
+
+def noc_command(path: Path, default: dict | None) -> str:
+    r = load(path)
+    model = " --model grabcut" if r["model"] == "grabcut" else ""
+    plot = path.with_suffix(".png")
+    return (f"clickmask eval --dataset {r['dataset']}{model}{eval_infer_flag(engine_options(r['options']), default)}"
+            f" --json {path.as_posix()}" + (f" --plot {plot.as_posix()}" if plot.is_file() else ""))
+
+
+def noc_section(results: Path, default: dict | None, host: str) -> list[str]:
+    paths = noc_files(results)
+    if not paths:
+        return []
+    reports = {p.stem: load(p) for p in paths}
+    max_clicks = len(next(iter(reports.values()))["miou"])
+    out = ["## Number of clicks on GrabCut and Berkeley", "",
+           f"The standard robot user (RITM / f-BRS protocol, at most {max_clicks} clicks per object, "
+           "mask feedback). `>=N` counts the objects that never reach the threshold.", ""]
+    out += code_block([noc_command(p, default) for p in paths])
+    out += [not_recorded("these JSON files (NoC and mIoU do not depend on it)", host), "",
+            "| dataset | engine | objects | NoC@85 | NoC@90 | NoC@95 "
+            f"| >={max_clicks} @85/90/95 | mIoU @1/5/{max_clicks} clicks |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    labels = dict(NOC_RUNS)
+    for path in paths:
+        r = reports[path.stem]
+        noc, fail, miou = r["noc"], r["failures"], r["miou"]
+        engine = labels[path.stem.split("_", 1)[1]]
+        model = "" if r["model"] == "grabcut" else f"{r['model']}, "
+        out.append(f"| {r['dataset']} | {model}{engine} | {r['n']} | {noc['85']:.2f} | {noc['90']:.2f} "
+                   f"| {noc['95']:.2f} | {fail['85']} / {fail['90']} / {fail['95']} "
+                   f"| {miou[0]:.3f} / {miou[4]:.3f} / {miou[-1]:.3f} |")
+    out.append("")
+    said = []
+    for ds in ("GrabCut", "Berkeley"):
+        d, raw, gc = (reports.get(f"{ds}_{k}") for k in ("minisam_default", "minisam", "grabcut"))
+        if d and raw:
+            said.append(f"on {ds} the default inference changes NoC@85 by {pct(change(raw['noc']['85'], d['noc']['85']))} "
+                        f"and NoC@95 by {pct(change(raw['noc']['95'], d['noc']['95']))} against the raw model"
+                        + (f", and the weight-free fallback needs {gc['noc']['85'] / d['noc']['85']:.1f}x "
+                           "the default's NoC@85" if gc else ""))
+    if said:
+        out += ["What the table shows: " + "; ".join(said) + ". The default inference is the engine's recommended "
+                "set of refinements (section *Inference refinements*); the fallback is what the app uses when no "
+                "model is installed.", ""]
+    return out
+
+
+# ---------------------------------------------------------------- (2) engine latency
+
+
+def bench_command(path: Path, default: dict | None) -> str:
+    lat = load(path)
+    label = infer_label(lat.get("inference") or {}, default)
+    n = lat["embed_ms"]["n"]
+    repeats = lat.get("repeats", n // max(len(lat["image_sizes"]), 1))
+    return (f"clickmask bench --megapixels {lat['megapixels']} --repeats {repeats} --infer "
+            + (label if label in ("raw", "default") else f'"{label}"') + f" --json {path.as_posix()}")
+
+
+def latency_section(results: Path, default: dict | None, host: str) -> list[str]:
+    paths = sorted(results.glob("latency*.json"))
+    if not paths:
+        return []
+    out = ["## Engine latency", "", "`clickmask bench` on the bundled sample images, resized; the robot user's "
+           "clicks with mask feedback (a zoom-in crop's encode counts in its click's time).", ""]
+    out += code_block([bench_command(p, default) for p in paths])
+    out += [not_recorded("these JSON files", host), ""]
+    said = []
+    for path in paths:
+        lat = load(path)
+        label = infer_label(lat.get("inference") or {}, default)
+        out += [f"`{path.name}`: model {lat['model']}, inference `{label}`, about {lat['megapixels']} MP "
+                f"({', '.join(lat['image_sizes'])}).", "",
+                "| what | median ms | p95 ms | samples |", "| --- | ---: | ---: | ---: |"]
+        for key, what in (("embed_ms", "embedding (encoder, empty cache)"),
+                          ("cache_hit_disk_ms", "`set_image` with a disk-cache hit"),
+                          ("cache_hit_memory_ms", "`set_image` with a memory-cache hit"),
+                          ("click_ms", "per click once the embedding is set (all inference steps)")):
+            s = lat[key]
+            out.append(f"| {what} | {s['median']:.1f} | {s['p95']:.1f} | {s['n']} |")
+        for name, s in lat.get("steps_ms", {}).items():
+            out.append(f"| of which `{name}` | {s['median']:.1f} | {s['p95']:.1f} | {s['n']} |")
+        out.append("")
+        said.append(f"at {lat['megapixels']} MP with the {label} inference a click takes a median "
+                    f"{lat['click_ms']['median']:.0f} ms and an image's encoding {lat['embed_ms']['median']:.0f} ms")
+    out += ["What the tables show: " + "; ".join(said) + ". The encoding is done once per image and cached "
+            "(a cache hit costs milliseconds); the per-click time is what the user waits for.", ""]
+    return out
+
+
+# ---------------------------------------------------------------- (3) annotation app latency
+
+
+def app_command(path: Path, default: dict | None) -> str:
+    app = load(path)
+    label = infer_label(app.get("inference") or {}, default)
+    infer = "" if label == "default" else f' --infer "{label}"'
+    return f"python benchmarks/app_latency.py{' --opo-busy' if app.get('opo_busy') else ''}{infer} --json {path.as_posix()}"
+
+
+def _timed_adapter(busy: dict) -> str:
+    states = [r["timed_adapter"] for r in busy.get("rounds", []) if "timed_adapter" in r]
+    if not states:
+        return ""
+    return " (the timed category's adapter: " + "; ".join(
+        f"version {a['version']}, {'served' if a['served'] else 'held back, so the plain model'}"
+        for a in states) + ")"
+
+
+def app_latency_section(results: Path, default: dict | None) -> list[str]:
+    paths = sorted(results.glob("app_latency*.json"))
+    if not paths:
+        return []
+    out = ["## Annotation app latency (through the HTTP server)", "",
+           "A real server on localhost with the real model; the robot user's clicks on the sample images.", ""]
+    out += code_block([app_command(p, default) for p in paths])
+    said = []
+    for path in paths:
+        app = load(path)
+        busy, m = app.get("opo_busy"), app["machine"]
+        nxt = app["next_image_first_click"]
+        out += [f"`{path.name}`: model {app['model']}, inference "
+                f"`{infer_label(app.get('inference') or {}, default)}`"
+                + (f"; the clicks of an OPO-adapted category, each image's same clicks timed with the trainer "
+                   f"idle, busy and idle again in rotating order, {busy['think_s']} s of robot thinking before "
+                   f"each click{_timed_adapter(busy)}" if busy else "")
+                + f". Next image: opened after {nxt['prefetch_wait_s']} s of prefetch (embedding ready in "
+                f"{nxt['embedding_ready_after_wait']} cases).",
+                f"Machine (from the JSON): {m['cpus']} CPUs, {m['platform']}, Python {m['python']}; "
+                f"load average (1 min) before/after {m['load_avg_1m_before']} / {m['load_avg_1m_after']}.", "",
+                "| what | median ms | p90 ms | max ms | n |", "| --- | ---: | ---: | ---: | ---: |"]
+        rows = [("click_round_trip", "click -> mask round trip (embedding ready)"),
+                ("click_predict_in_server", "of which the model's prediction")]
+        if busy:
+            rows = [((key, cond), f"{what}, trainer {cond.replace('_', ' ')}")
+                    for key, what in rows for cond in ("idle", "busy", "idle_again")]
+        rows += [("next_image_first_click", "next image: first click -> mask"),
+                 ("next_image_open_plus_first_click", "next image: open + first click -> mask"),
+                 ("proposal", "first-click proposal (object map) with its mask"),
+                 ("proposal_accept", "accepting the proposal (Enter) -> mask")]
+        for key, what in rows:
+            s = busy[key[0]][key[1]] if isinstance(key, tuple) else app.get(key)
+            if s:
+                out.append(f"| {what} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} | {s['n']} |")
+        out.append("")
+        targets = app.get("targets", {})
+        if app.get("click_round_trip"):
+            said.append(f"a click takes a median {app['click_round_trip']['median_ms']:.0f} ms through HTTP "
+                        f"(target {targets.get('click_round_trip_median_ms', '?')} ms), the first click on the "
+                        f"next image {nxt['median_ms']:.0f} ms (target {targets.get('next_image_first_mask_ms', '?')} ms)"
+                        + (f", a proposal {app['proposal']['median_ms']:.0f} ms and accepting it "
+                           f"{app['proposal_accept']['median_ms']:.0f} ms" if app.get("proposal") else ""))
+        if busy:
+            out += ["| same click, ratio to its idle-pass twin | median | 95% interval (bootstrap) | clicks |",
+                    "| --- | ---: | ---: | ---: |"]
+            ratios = busy["paired_round_trip_ratio"]
+            for key, what in (("busy_vs_idle", "trainer busy / idle"), ("idle_again_vs_idle", "idle again / idle (noise)")):
+                r = ratios[key]
+                out.append(f"| {what} | {r['median']:.3f} | {r['ci95'][0]:.3f}-{r['ci95'][1]:.3f} | {r['n']} |")
+            rounds = busy["rounds"]
+            out += ["", f"Same clicks in all passes: {all(r['same_clicks'] for r in rounds)}; trainer still busy "
+                    f"at the end of {sum(sum(r['busy_throughout']) for r in rounds)} of "
+                    f"{sum(len(r['busy_throughout']) for r in rounds)} busy passes.", ""]
+            b = ratios["busy_vs_idle"]
+            said.append(f"while the OPO trainer trains, the same click takes {b['median']:.3f} times as long as its "
+                        f"idle twin, an interval that " + ("contains" if b["ci95"][0] <= 1 <= b["ci95"][1] else
+                                                            "does not contain")
+                        + " 1 (repeating the idle pass: "
+                        f"{ratios['idle_again_vs_idle']['median']:.3f})")
+    out += ["What the tables show: " + "; ".join(said) + ". The trainer runs in a niced child process that is "
+            "stopped while a click is answered (`docs/decisions/0002-opo-trainer-process.md`).", ""]
+    return out
+
+
+# ---------------------------------------------------------------- (4) inference refinements (Berkeley)
+
+
+def ablation_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("Berkeley_*.json")) if folder.is_dir() else []
+    rank = {name: i for i, name in enumerate(ABLATION_ORDER)}
+    return sorted(files, key=lambda p: (rank.get(p.stem.split("_", 1)[1], len(rank)), p.stem))
+
+
+def ablation_label(options: dict, default: dict | None) -> str:
+    label = infer_label(options, default)
+    if label not in ("raw", "default") and default and all(options.get(k) == v for k, v in default.items()):
+        return "default + " + option_text({k: v for k, v in options.items() if k not in default})
+    return {"raw": "raw model", "default": "default (recommended)"}.get(label, label)
+
+
+def ablation_command(paths: list[Path], folder: Path) -> list[str]:
+    configs = []
+    for p in paths:
+        r = load(p)
+        configs.append(f"{r.get('config', p.stem.split('_', 1)[1])}:{option_text(engine_options(r['options']))}")
+    return ([f"clickmask ablate --dataset Berkeley --out {folder.as_posix()} --configs \"\\"]
+            + [f"{c};\\" for c in configs[:-1]] + [f'{configs[-1]}"'])
+
+
+def ablation_section(folder: Path, default: dict | None, host: str) -> list[str]:
+    paths = ablation_files(folder)
+    if not paths:
+        return []
+    reports = [load(p) for p in paths]
+    out = ["## Inference refinements (Berkeley)", "",
+           "Each row switches one refinement of `clickmask.engine.inference.InferenceOptions` on the raw model "
+           "(the option string is the same for `--infer`), plus the default set and the default with `flip`. "
+           "`max drop` is the largest fall of the mIoU curve from one click to the next.", ""]
+    out += code_block(ablation_command(paths, folder))
+    out += [not_recorded("these JSON files", host) + " The click times were taken with other jobs sharing the "
+            "cores: compare them between rows only (clean times: *Engine latency*).", "",
+            "| refinement | objects | NoC@85 | NoC@90 | NoC@95 | >=20 @85/90/95 | mIoU @1/2/5/20 | max drop "
+            "| click ms median |",
+            "| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
+    for r in reports:
+        m, noc, fail = r["miou"], r["noc"], r["failures"]
+        drop = max([m[i] - m[i + 1] for i in range(len(m) - 1)] + [0.0])
+        out.append(f"| {ablation_label(engine_options(r['options']), default)} | {r['n']} | {noc['85']:.2f} "
+                   f"| {noc['90']:.2f} | {noc['95']:.2f} | {fail['85']} / {fail['90']} / {fail['95']} "
+                   f"| {m[0]:.3f} / {m[1]:.3f} / {m[4]:.3f} / {m[19]:.3f} | {drop:.4f} "
+                   f"| {r['latency_ms']['click_median']:.0f} |")
+    out.append("")
+    by_label = {infer_label(engine_options(r["options"]), default): r for r in reports}
+    raw, best = by_label.get("raw"), by_label.get("default")
+    if raw and best:
+        singles = [r for r in reports if r is not raw and r is not best
+                   and not (default and all(r["options"].get(k) == v for k, v in default.items()))]
+        beats = all(best["noc"][t] < min(r["noc"][t] for r in singles) for t in ("85", "90", "95")) if singles else False
+        out += [f"What the table shows: the default set takes NoC@85/90/95 from {raw['noc']['85']:.2f} / "
+                f"{raw['noc']['90']:.2f} / {raw['noc']['95']:.2f} (raw) to {best['noc']['85']:.2f} / "
+                f"{best['noc']['90']:.2f} / {best['noc']['95']:.2f}"
+                + (", lower at every threshold than any single refinement" if beats else "")
+                + ". Why each refinement is in the default or not: "
+                "`docs/decisions/0001-default-inference-options.md`.", ""]
+    return out
+
+
+# ---------------------------------------------------------------- (5) sequential annotation (SIIS)
+
+
+def learned(options: dict) -> tuple[str, ...]:
+    """What a sequential run learned (``--learn`` parts), from its options."""
+    if isinstance(options.get("learn"), (list, tuple)):
+        return tuple(p for p in LEARN_PARTS if p in options["learn"])
+    return tuple(p for p in LEARN_PARTS if options.get(p))
+
+
+SEQUENTIAL_LABELS = {
+    (): "baseline: nothing learned",
+    ("icp",): "ICP alone: first-click proposals",
+    ("icp", "granularity"): "app configuration without OPO",
+    ("icp", "opo"): "app configuration without the first-click memory",
+    ("icp", "opo", "granularity"): "app configuration: ICP + OPO + first-click memory",
+}
+
+
+def learn_flag(parts: tuple[str, ...]) -> str:
+    if parts == LEARN_PARTS:
+        return ""
+    return " --learn " + (",".join(parts) if parts else "none")
+
+
+def sequential_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    order = {parts: i for i, parts in enumerate(SEQUENTIAL_LABELS)}
+    return sorted(files, key=lambda p: (load(p)["dataset"], order.get(learned(load(p)["options"]), len(order))))
+
+
+def sequential_command(path: Path, default: dict | None) -> str:
+    r = load(path)
+    return (f"clickmask eval --sequential --dataset {r['dataset']}"
+            f"{eval_infer_flag(engine_options(r['options']), default)}{learn_flag(learned(r['options']))}"
+            f" --disk-cache --json {path.as_posix()}")
+
+
+def sequential_section(folder: Path, default: dict | None, host: str) -> list[str]:
+    paths = sequential_files(folder)
+    if not paths:
+        return []
+    reports = [load(p) for p in paths]
+    first = reports[0]
+    out = ["## Sequential annotation (SIIS protocol)", "",
+           "`clickmask eval --sequential` annotates each category's objects in a row (DAVIS2016_dev: one sequence "
+           "per video; COCO128: one per category) with the standard robot user, at most "
+           f"{first['max_clicks']} counted clicks per object, an object finishing at IoU {first['stop_iou']}; "
+           "`--learn` picks what the app learns from finished objects: ICP (first-click proposals), OPO (a "
+           "per-category embedding adapter behind a gate) and the first-click memory. Protocol: "
+           "`docs/decisions/0010-sequential-benchmark-protocol.md`.", ""]
+    out += code_block(["export CLICKMASK_THREADS=1   # the recorded runs used one thread per job"]
+                      + [sequential_command(p, default) for p in paths])
+    out += [not_recorded("these JSON files (NoC does not depend on it)", host), "",
+            "| dataset | configuration | `--learn` | objects | NoC@85 | NoC@90 | change @85 [95% interval] "
+            "| change @90 | ICP hits | worst category @85 |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    base: dict[tuple[str, str], dict] = {}
+    for r in reports:
+        if not learned(r["options"]):
+            base.setdefault((r["dataset"], option_text(engine_options(r["options"]))), r)
+    said = []
+    for r in reports:
+        parts = learned(r["options"])
+        ref = base.get((r["dataset"], option_text(engine_options(r["options"]))))
+        ch85 = ch90 = worst = ""
+        if ref is not None and ref is not r:
+            ch85 = pct(change(ref["noc"]["85"], r["noc"]["85"]))
+            ci = paired_interval(ref, r, "85")
+            if ci is not None and ref["noc"]["85"] > 0:
+                ch85 += f" [{pct(ci[1] / ref['noc']['85'])}, {pct(ci[2] / ref['noc']['85'])}]"
+            ch90 = pct(change(ref["noc"]["90"], r["noc"]["90"]))
+            per = {name: change(block["noc"]["85"], r["per_category"][name]["noc"]["85"])
+                   for name, block in ref["per_category"].items() if name in r["per_category"]}
+            if per:
+                name = max(per, key=per.get)
+                worst = f"{name} ({pct(per[name])})"
+            said.append((r["dataset"], parts, ch85.split(" ")[0]))
+        icp = r["icp"]
+        hits = f"{icp['hits']}/{icp['proposals']}" if "icp" in parts else ""
+        out.append(f"| {r['dataset']} | {SEQUENTIAL_LABELS.get(parts, ' + '.join(parts))} "
+                   f"| `{','.join(parts) or 'none'}` | {r['n']} | {r['noc']['85']:.2f} | {r['noc']['90']:.2f} "
+                   f"| {ch85} | {ch90} | {hits} | {worst} |")
+    out.append("")
+    opo = next((r["options"]["opo_config"] for r in reports if "opo_config" in r["options"]), None)
+    text = "; ".join(f"{ds} {SEQUENTIAL_LABELS.get(parts, '+'.join(parts)).split(':')[0]} {c}"
+                     for ds, parts, c in said)
+    pairs = []
+    for ds in dict.fromkeys(r["dataset"] for r in reports):
+        icp_only = next((r for r in reports if r["dataset"] == ds and learned(r["options"]) == ("icp",)), None)
+        full = next((r for r in reports if r["dataset"] == ds and learned(r["options"]) == LEARN_PARTS), None)
+        ci = paired_interval(icp_only, full, "85") if icp_only and full else None
+        if ci is not None:
+            pairs.append(f"{ds} {ci[0]:+.0f} clicks (per object {ci[1]:+.2f} .. {ci[2]:+.2f})")
+    out += ["What the table shows: NoC@85 against the baseline (" + text + "; in brackets the 95% bootstrap "
+            "interval over objects of the paired difference, which leaves out the run-to-run spread of a sequential "
+            "run). ICP proposes from the category's object map (the checked click bank until the map has an "
+            "object), and an accepted proposal on the target starts from its mask and costs no click."
+            + (f" OPO and the first-click memory on top of ICP alone, paired at NoC@85: {'; '.join(pairs)}."
+               if pairs else "")
+            + (f" OPO runs {opo['steps']} SGD steps x {opo['batch_size']} samples after each finished object, "
+               f"its gate over the last {opo['gate']} held-out tests." if opo else "")
+            + " What was tried and dropped: `docs/decisions/`.", ""]
+    return out
+
+
+# ---------------------------------------------------------------- (6) offline adapter training
+
+
+def _summary_for(folder: Path, adapter: str) -> dict | None:
+    for path in sorted(folder.glob("*summary.json")):
+        s = load(path)
+        if f"{s['config']['out']}/adapter.npz" == adapter:
+            return s
+    return None
+
+
+def train_command(summary: dict) -> str:
+    c, k = summary["config"], summary["config"]["clicks"]
+    return (f"clickmask train --dataset {summary['dataset']} --out {c['out']} --steps {c['steps']} "
+            f"--batch {k['batch_size']} --lr {c['lr']} --suem {c['suem']} --iterative-clicks {k['iterative_clicks']} "
+            f"--loss {k['loss']}")
+
+
+def training_section(folder: Path, default: dict | None, host: str) -> list[str]:
+    paths = sorted(p for p in folder.glob("*.json") if not p.name.endswith("summary.json")) if folder.is_dir() else []
+    if not paths:
+        return []
+    reports = sorted(((p, load(p)) for p in paths), key=lambda pr: (pr[1]["dataset"] != "GrabCut", bool(pr[1]["options"].get("adapter"))))
+    summaries = {}
+    for _, r in reports:
+        a = r["options"].get("adapter")
+        if a and a not in summaries and (s := _summary_for(folder, a)) is not None:
+            summaries[a] = s
+    out = ["## Offline adapter training on COCO128", "",
+           "`clickmask train` fits a residual 1x1-conv adapter on the image embedding through the PyTorch twin of "
+           "the decoder (decoder frozen; iterative clicks, Iterative Click Loss, SUEM copy-paste); "
+           "`clickmask eval --adapter` measures it on GrabCut and Berkeley with the raw model.", ""]
+    out += code_block([train_command(s) for s in summaries.values()]
+                      + [f"clickmask eval --dataset {r['dataset']}{eval_infer_flag(engine_options(r['options']), default)}"
+                         + (f" --adapter {r['options']['adapter']}" if r["options"].get("adapter") else "")
+                         + f" --json {p.as_posix()}" for p, r in reports])
+    out += [not_recorded("these JSON files (NoC does not depend on it)", host), "",
+            "| dataset | model | NoC@85 | NoC@90 | NoC@95 | >=20 @85/90/95 | mIoU @1/5/20 |",
+            "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+    plain = {}
+    for _, r in reports:
+        a = r["options"].get("adapter")
+        if not a:
+            plain[r["dataset"]] = r
+        loss = summaries[a]["config"]["clicks"]["loss"].upper() if a in summaries else ""
+        label = f"with the adapter ({loss}, `{a}`)" if a else "plain model"
+        noc, fail, m = r["noc"], r["failures"], r["miou"]
+        out.append(f"| {r['dataset']} | {label} | {noc['85']:.2f} | {noc['90']:.2f} | {noc['95']:.2f} "
+                   f"| {fail['85']} / {fail['90']} / {fail['95']} | {m[0]:.3f} / {m[4]:.3f} / {m[-1]:.3f} |")
+    out.append("")
+    said = [f"{r['dataset']} NoC@85 {pct(change(plain[r['dataset']]['noc']['85'], r['noc']['85']))}, "
+            f"NoC@90 {pct(change(plain[r['dataset']]['noc']['90'], r['noc']['90']))}"
+            for _, r in reports if r["options"].get("adapter") and r["dataset"] in plain]
+    held = []
+    for s in summaries.values():
+        before, after = s["val_before"]["iou_per_step"], s["val_after"]["iou_per_step"]
+        held.append(f"on {s['val_before']['n']} held-out {s['dataset']} objects its mean IoU after the initial clicks "
+                    f"and each of {len(before) - 1} robot clicks went from {' / '.join(f'{x:.3f}' for x in before)} "
+                    f"to {' / '.join(f'{x:.3f}' for x in after)}")
+    out += ["What the table shows: against the plain model, " + "; ".join(said) + "; " + "; ".join(held)
+            + ". The adapter stays opt-in (`docs/decisions/0009-offline-adapter-opt-in.md`).", ""]
+    return out
+
+
+# ---------------------------------------------------------------- (7) plots, page
+
+
+def plots_section(results: Path) -> list[str]:
+    plots = sorted(results.glob("*.png"))
+    if not plots:
+        return []
+    return ["## mIoU vs clicks", "", *[f"![{p.stem}]({p.as_posix()})" for p in plots], ""]
+
+
+def default_options(results: Path) -> dict | None:
+    """The engine's default inference options, as the ``*_minisam_default.json`` runs recorded them."""
+    for path in sorted(results.glob("*_minisam_default.json")):
+        return engine_options(load(path)["options"])
+    return None
+
+
+def page(results: Path) -> list[str]:
+    default, host = default_options(results), machine()
+    out = ["# Benchmarks", "",
+           f"Rendered by `python benchmarks/render.py {results.as_posix()} > BENCHMARKS.md` from the JSON files in "
+           f"`{results.as_posix()}/`: every number below is read from them. Each table's command is above it (all of "
+           "them: `benchmarks/COMMANDS.md`); why the defaults are what they are, and what was tried and dropped: "
+           "`docs/decisions/`.", "",
+           f"Rendered on: {host}.", ""]
+    out += noc_section(results, default, host)
+    out += latency_section(results, default, host)
+    out += app_latency_section(results, default)
+    out += ablation_section(results / "ablation", default, host)
+    out += sequential_section(results / "sequential", default, host)
+    out += training_section(results / "training", default, host)
+    out += plots_section(results)
+    return out
+
+
+def commands(results: Path) -> list[str]:
+    """Every command of the runs the page shows, by section."""
+    default = default_options(results)
+    out = ["# Benchmark commands", "",
+           f"Generated by `python benchmarks/render.py --commands {results.as_posix()} > benchmarks/COMMANDS.md`: "
+           "the command of every result file `BENCHMARKS.md` shows. Run from the repository root after "
+           "`make setup model`, with nothing else running for the latency ones; datasets are read from "
+           "`--data-root`, else `$CLICKMASK_DATA`, else `../shared/data`. Then render the page with "
+           f"`python benchmarks/render.py {results.as_posix()} > BENCHMARKS.md`.", ""]
+    sections = [
+        ("Number of clicks on GrabCut and Berkeley", [noc_command(p, default) for p in noc_files(results)]),
+        ("Engine latency", [bench_command(p, default) for p in sorted(results.glob("latency*.json"))]),
+        ("Annotation app latency", [app_command(p, default) for p in sorted(results.glob("app_latency*.json"))]),
+    ]
+    ablation = ablation_files(results / "ablation")
+    if ablation:
+        sections.append(("Inference refinements (Berkeley)", ablation_command(ablation, results / "ablation")))
+    seq = sequential_files(results / "sequential")
+    if seq:
+        sections.append(("Sequential annotation", ["export CLICKMASK_THREADS=1"]
+                         + [sequential_command(p, default) for p in seq]))
+    training = training_section(results / "training", default, "")
+    if training:
+        start = training.index("```bash") + 1
+        sections.append(("Offline adapter training", training[start:training.index("```", start)]))
+    for title, lines in sections:
+        if lines:
+            out += [f"## {title}", ""] + code_block(lines)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Render BENCHMARKS.md (or the command list) from the results.")
+    parser.add_argument("results", nargs="?", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--commands", action="store_true", help="print the commands of every result shown instead")
+    args = parser.parse_args()
+    print("\n".join(commands(args.results) if args.commands else page(args.results)).rstrip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The JSON API, one module per resource; each has ``router(state) -> APIRouter``."""

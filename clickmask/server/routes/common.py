@@ -1,0 +1,84 @@
+"""What several route modules share: the tab header, mask payloads, category and path checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import Header, HTTPException
+from pydantic import BaseModel, Field
+
+from clickmask.errors import ClickmaskError
+from clickmask.project.errors import NotFoundError
+from clickmask.project.masks import mask_fields
+from clickmask.server.imaging import mask_png_b64, mask_runs
+from clickmask.server.state import AppState
+
+# Each browser tab sends its own id, so two tabs on one image do not share (and mix up) their clicks.
+Tab = Header("", alias="x-clickmask-tab", max_length=64)
+
+
+class StrokeIn(BaseModel):
+    points: list[list[float]] = Field(min_length=1)
+    radius: float
+    erase: bool = False
+    version: int | None = None
+    category_id: int | None = None
+
+
+def mask_payload(mask, fmt: str) -> dict[str, Any]:
+    """A mask as JSON in the asked format (``runs``, ``png`` or ``rle``), with its area."""
+    if fmt not in ("runs", "png", "rle"):
+        raise ClickmaskError(f"unknown mask format {fmt!r}: use runs, png or rle")
+    if mask is None or not mask.any():
+        return {"empty": True, "png": None, "runs": None, "area": 0}
+    out: dict[str, Any] = {"empty": False}
+    if fmt == "runs":
+        out["runs"] = mask_runs(mask)
+    if fmt == "png":
+        out["png"] = mask_png_b64(mask)
+    if fmt == "rle":
+        out.update(mask_fields(mask, 1.0))
+    out["area"] = int(mask.sum())
+    return out
+
+
+def click_json(c) -> dict[str, Any]:
+    return {"x": c.x, "y": c.y, "positive": c.positive}
+
+
+def clicks_json(state: AppState, image_id: int, tab: str) -> list[dict[str, Any]]:
+    return [click_json(c) for c in state.clicks_of(image_id, tab)]
+
+
+def check_category(store, category_id: int) -> None:
+    """404 unless the category exists."""
+    if not any(c["id"] == category_id for c in store.list_categories()):
+        raise NotFoundError(f"category {category_id} does not exist")
+
+
+def _resolve(root: Path, rel: str) -> tuple[Path, Path]:
+    """(absolute target, its path relative to the project); 403 outside the project."""
+    target = (root / rel).resolve()
+    try:
+        return target, target.relative_to(root)
+    except ValueError:
+        raise HTTPException(403, "path outside the project") from None
+
+
+def inside(root: Path, rel: str) -> Path:
+    """An existing file or folder inside the project (403 outside or in .clickmask, 404 if missing)."""
+    target, within = _resolve(root, rel)
+    if within.parts and within.parts[0] == ".clickmask" and "exports" not in within.parts[:2]:
+        raise HTTPException(403, "the project database is not readable")
+    if not target.exists():
+        raise HTTPException(404, f"{rel}: no such file or folder in the project")
+    return target
+
+
+def writable_path(root: Path, rel: str) -> Path:
+    """A file path inside the project (not in .clickmask) for saving."""
+    target, within = _resolve(root, rel)
+    if not within.parts or within.parts[0] == ".clickmask" or target.suffix.lower() not in (".json", ".txt"):
+        raise HTTPException(403, "category files are .json or .txt files inside the project")
+    return target

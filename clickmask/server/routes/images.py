@@ -1,0 +1,87 @@
+"""The project's images: list, open, files, review status, the per-image history (undo / redo) and z-order."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel
+
+from clickmask.project.masks import apply_stroke
+from clickmask.server.routes.common import StrokeIn, Tab, clicks_json
+from clickmask.server.security import project_file
+from clickmask.server.state import AppState
+
+
+class StatusIn(BaseModel):
+    status: str
+
+
+class OrderIn(BaseModel):
+    order: list[int]
+
+
+def router(state: AppState) -> APIRouter:
+    """The routes, bound to the server's state."""
+    api = APIRouter()
+    store = state.store
+
+    @api.get("/api/status")
+    def status():
+        return state.status()
+
+    @api.get("/api/images")
+    def images():
+        return {"images": store.list_images(), "counts": store.counts()}
+
+    @api.get("/api/images/{image_id}")
+    def image(image_id: int, tab: str = Tab):
+        return {**store.image(image_id), "annotations": store.list_instances(image_id),
+                "history": store.history_state(image_id), "clicks": clicks_json(state, image_id, tab)}
+
+    @api.post("/api/images/{image_id}/open")
+    def open_image(image_id: int):
+        return state.open_image(image_id)
+
+    @api.get("/api/images/{image_id}/file")
+    def image_file(image_id: int):
+        path = store.image_path(image_id)
+        data = state.images.jpeg(image_id, path)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @api.get("/api/files/{rel:path}")
+    def project_files(rel: str):
+        return FileResponse(project_file(store.root, rel))
+
+    @api.put("/api/images/{image_id}/status")
+    def set_status(image_id: int, body: StatusIn):
+        return store.set_status(image_id, body.status)
+
+    @api.get("/api/images/{image_id}/instances")
+    def instances(image_id: int):
+        return store.list_instances(image_id)
+
+    @api.post("/api/images/{image_id}/stroke")
+    def stroke_new(image_id: int, body: StrokeIn):
+        info = store.image(image_id)
+        if info["width"] is None:
+            state.load_image(image_id)
+            info = store.image(image_id)
+        mask = apply_stroke(np.zeros((info["height"], info["width"]), bool), body.points, body.radius, False)
+        return store.add_instance(image_id, mask, body.category_id)
+
+    @api.put("/api/images/{image_id}/order")
+    def reorder(image_id: int, body: OrderIn):
+        return store.reorder(image_id, body.order)
+
+    @api.post("/api/images/{image_id}/undo")
+    def undo(image_id: int):
+        return {"undone": store.undo(image_id), "annotations": store.list_instances(image_id),
+                "history": store.history_state(image_id)}
+
+    @api.post("/api/images/{image_id}/redo")
+    def redo(image_id: int):
+        return {"redone": store.redo(image_id), "annotations": store.list_instances(image_id),
+                "history": store.history_state(image_id)}
+
+    return api

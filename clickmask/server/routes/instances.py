@@ -1,0 +1,50 @@
+"""Finished objects: edit (polygons, category, visibility), brush strokes, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from clickmask.errors import ClickmaskError
+from clickmask.project.masks import apply_stroke, decode_mask
+from clickmask.server.routes.common import StrokeIn
+from clickmask.server.state import AppState
+
+
+class InstancePatch(BaseModel):
+    version: int
+    category_id: int | None = None
+    set_category: bool = False
+    hidden: bool | None = None
+    polygons: list[dict[str, Any]] | None = None
+
+
+def router(state: AppState) -> APIRouter:
+    """The routes, bound to the server's state."""
+    api = APIRouter()
+    store = state.store
+
+    @api.patch("/api/instances/{instance_id}")
+    def patch_instance(instance_id: int, body: InstancePatch):
+        category = body.category_id if body.set_category else ...
+        return store.update_instance(instance_id, body.version, polygons=body.polygons,
+                                     category_id=category, hidden=body.hidden)
+
+    @api.post("/api/instances/{instance_id}/stroke")
+    def stroke_instance(instance_id: int, body: StrokeIn):
+        if body.version is None:
+            raise ClickmaskError("a stroke on an instance needs its version")
+        mask = apply_stroke(decode_mask(store.instance(instance_id)["rle"]), body.points, body.radius, body.erase)
+        if not mask.any():
+            store.delete_instance(instance_id, body.version)
+            return {"deleted": instance_id}
+        return store.update_instance(instance_id, body.version, mask=mask)
+
+    @api.delete("/api/instances/{instance_id}")
+    def delete_instance(instance_id: int, version: int):
+        store.delete_instance(instance_id, version)
+        return {"deleted": instance_id}
+
+    return api
