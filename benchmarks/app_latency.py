@@ -225,7 +225,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     ``images_limit``: use only the first N sample images (quick checks).
     ``think``: with ``opo_busy``, seconds the robot waits before each click (the trainer runs meanwhile).
     """
-    from clickmask.engine.inference import InferenceOptions
+    from clickmask.engine.refine import InferenceOptions
     from clickmask.engine.loader import load_predictor
     from clickmask.geometry.masks import next_click
     from clickmask.project import open_project

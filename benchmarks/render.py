@@ -30,8 +30,7 @@ SEQUENTIAL_PREFIXES = ("icp", "opo", "granularity")
 #: The parts ``clickmask eval --sequential --learn`` can switch on, in the order of the option.
 LEARN_PARTS = ("icp", "opo", "granularity")
 #: Row order of the Berkeley ablation (config names; others follow alphabetically).
-ABLATION_ORDER = ("raw", "cfr1", "cons", "zoom", "first_all", "central", "localr", "centralg5", "comp",
-                  "boundary", "honor", "combo_bhf", "combo_bh")
+ABLATION_ORDER = ("raw", "cfr1", "zoom", "central", "localr", "boundary", "honor", "combo_bhf", "combo_bh")
 #: Bootstrap of the paired per-object difference: resamples and seed.
 DRAWS, SEED = 10000, 0
 
@@ -340,7 +339,7 @@ def ablation_section(folder: Path, default: dict | None, host: str) -> list[str]
         return []
     reports = [load(p) for p in paths]
     out = ["## Inference refinements (Berkeley)", "",
-           "Each row switches one refinement of `clickmask.engine.inference.InferenceOptions` on the raw model "
+           "Each row switches one refinement of `clickmask.engine.refine.InferenceOptions` on the raw model "
            "(the option string is the same for `--infer`), plus the default set and the default with `flip`. "
            "`max drop` is the largest fall of the mIoU curve from one click to the next.", ""]
     out += code_block(ablation_command(paths, folder))

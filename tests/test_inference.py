@@ -7,7 +7,7 @@ import pytest
 
 from clickmask.engine.boundary import fast_guided_filter, guided_filter, refine_boundary
 from clickmask.engine.clicks import Click
-from clickmask.engine.inference import InferenceOptions, InferenceStats, RefinedPredictor
+from clickmask.engine.refine import InferenceOptions, InferenceStats, RefinedPredictor
 from clickmask.engine.predictor import Prediction
 from clickmask.errors import ClickmaskError
 from clickmask.geometry.masks import iou
@@ -16,9 +16,9 @@ from clickmask.samples import load_samples
 
 
 def test_parse_options():
-    opts = InferenceOptions.parse("cfr=4, acfr=20,consistency,zoom_expand=1.6,first=all")
-    assert opts.cfr == 4 and opts.acfr == 20 and opts.consistency and opts.zoom_expand == 1.6
-    assert opts.changed() == {"cfr": 4, "acfr": 20, "consistency": True, "zoom_expand": 1.6, "first": "all"}
+    opts = InferenceOptions.parse("cfr=4, acfr=20,zoom_expand=1.6,first=central")
+    assert opts.cfr == 4 and opts.acfr == 20 and opts.zoom_expand == 1.6
+    assert opts.changed() == {"cfr": 4, "acfr": 20, "zoom_expand": 1.6, "first": "central"}
     assert InferenceOptions.parse("zoom=off").zoom is False
     assert InferenceOptions.parse("").changed() == {}
     with pytest.raises(ClickmaskError, match="unknown inference option 'cfx'"):
@@ -26,7 +26,9 @@ def test_parse_options():
     with pytest.raises(ClickmaskError, match="expected a int"):
         InferenceOptions.parse("cfr=many")
     with pytest.raises(ClickmaskError, match="first="):
-        InferenceOptions.parse("first=best")
+        InferenceOptions.parse("first=all")  # a rejected rule (docs/decisions/0001), no longer an option
+    with pytest.raises(ClickmaskError, match="unknown inference option 'consistency'"):
+        InferenceOptions.parse("consistency")
 
 
 def test_guided_filter_keeps_constant_and_follows_edges():
@@ -92,37 +94,6 @@ def test_zoom_in_crops_small_objects_and_reuses_the_crop(base):
 
 
 @pytest.mark.model
-def test_consistency_never_satisfies_fewer_clicks(base):
-    sam, sample = base
-    plain = RefinedPredictor(sam, InferenceOptions(cfr=1))
-    checked = RefinedPredictor(sam, InferenceOptions(cfr=1, consistency=True))
-    for p in (plain, checked):
-        p.set_image(sample.image)
-    clicks = [Click(320, 200, True), Click(330, 120, False), Click(322, 260, True)]
-    def count(pred):
-        return sum((pred.mask[int(c.y), int(c.x)]) == c.positive for c in clicks)
-    prev_a = prev_b = None
-    for k in range(1, len(clicks) + 1):
-        prev_a = plain.predict(clicks[:k], prev_a)
-        prev_b = checked.predict(clicks[:k], prev_b)
-    assert count(prev_b) >= count(prev_a)
-    assert iou(sample.mask, prev_b.mask) >= 0.8
-
-
-def test_keep_clicked_components():
-    from clickmask.engine.inference import keep_clicked_components
-
-    logits = -np.ones((20, 30), np.float32)
-    logits[2:6, 2:6] = 2.0   # clicked blob
-    logits[10:15, 20:25] = 3.0  # stray blob
-    out = keep_clicked_components(logits, [Click(3, 3, True), Click(22, 12, False)])
-    assert (out[2:6, 2:6] > 0).all() and (out[10:15, 20:25] <= 0).all()
-    # no positive click on any component: unchanged
-    same = keep_clicked_components(logits, [Click(0, 19, True)])
-    assert np.array_equal(same, logits)
-
-
-@pytest.mark.model
 def test_app_uses_the_inference_options(model_spec, tmp_path):
     from clickmask.server.run import build_state
 
@@ -139,7 +110,7 @@ def _disk(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
 
 
 def test_click_centrality_is_one_at_the_centre_and_zero_outside():
-    from clickmask.engine.inference import click_centrality
+    from clickmask.engine.refine.first_click import click_centrality
 
     disk = _disk(64, 64, 32, 32, 20)
     assert click_centrality(disk, 32, 32) == pytest.approx(1.0)
@@ -148,7 +119,7 @@ def test_click_centrality_is_one_at_the_centre_and_zero_outside():
 
 
 def test_pick_central_prefers_the_candidate_the_click_is_inside_of():
-    from clickmask.engine.inference import pick_central
+    from clickmask.engine.refine.first_click import pick_central
 
     low_res = np.full((4, 256, 256), -5.0, np.float32)
     low_res[1][_disk(256, 256, 60, 60, 30)] = 5.0     # click at its border, best predicted IoU
@@ -158,7 +129,7 @@ def test_pick_central_prefers_the_candidate_the_click_is_inside_of():
 
 
 def test_keep_local_undoes_a_collapse_but_not_a_local_correction():
-    from clickmask.engine.inference import keep_local
+    from clickmask.engine.refine.local import keep_local
 
     prev = np.where(_disk(200, 200, 100, 100, 60), 5.0, -5.0).astype(np.float32)
     click = Click(x=150, y=100, positive=False)  # near the border: a small error

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.engine.refine import InferenceOptions, RefinedPredictor
 from clickmask.errors import ClickmaskError
 from clickmask.learning.granularity import GranularityMemory, first_click_masks
 

@@ -227,7 +227,7 @@ def test_object_map_proposals_on_real_video_frames(sam_predictor, data_root):
 
 def test_granularity_memory_runs_in_sequences_and_needs_refined_inference(sam_predictor, data_root):
     """Real model, DAVIS frames: the memory is fed by every finished object; the raw engine is refused."""
-    from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+    from clickmask.engine.refine import InferenceOptions, RefinedPredictor
 
     seqs = build_sequences(data_root, "DAVIS2016_dev", SequenceOptions(frame_step=10, min_instances=3))
     horse = next(s for s in seqs if s.category == "horsejump-high")

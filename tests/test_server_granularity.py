@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.engine.refine import InferenceOptions, RefinedPredictor
 from clickmask.project import open_project
 from clickmask.server import AppState, create_app
 from clickmask.server.granularity import SETTING

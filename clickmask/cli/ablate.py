@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from clickmask.cli.options import add_data_root, add_model
 from clickmask.engine.embedding_cache import EmbeddingCache
-from clickmask.engine.inference import InferenceOptions
+from clickmask.engine.refine import InferenceOptions
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.ablation import run_ablation

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from clickmask.cli.options import add_infer, add_model
-from clickmask.engine.inference import InferenceOptions
+from clickmask.engine.refine import InferenceOptions
 from clickmask.evaluation.latency import format_latency, measure_latency
 from clickmask.io.atomic import atomic_write_text
 from clickmask.models.registry import resolve_model

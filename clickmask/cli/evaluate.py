@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clickmask.cli.options import add_data_root, add_infer, add_model
-from clickmask.engine.inference import InferenceOptions, InferenceStats, RefinedPredictor
+from clickmask.engine.refine import InferenceOptions, InferenceStats, RefinedPredictor
 from clickmask.engine.loader import load_predictor
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.report import build_report, format_table, plot_miou, write_json

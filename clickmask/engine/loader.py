@@ -7,7 +7,7 @@ from pathlib import Path
 
 from clickmask.engine.embedding_cache import EmbeddingCache
 from clickmask.engine.grabcut import FALLBACK_MODEL_ID, GrabCutPredictor
-from clickmask.engine.inference import InferenceOptions, RefinedPredictor
+from clickmask.engine.refine import InferenceOptions, RefinedPredictor
 from clickmask.engine.predictor import Predictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.errors import ModelError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from clickmask.engine.inference import InferenceOptions, InferenceStats, RefinedPredictor
+from clickmask.engine.refine import InferenceOptions, InferenceStats, RefinedPredictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.io.datasets import Sample
 from clickmask.evaluation.report import build_report

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from clickmask.engine.embedding_cache import EmbeddingCache
-from clickmask.engine.inference import InferenceOptions, InferenceStats, RefinedPredictor
+from clickmask.engine.refine import InferenceOptions, InferenceStats, RefinedPredictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.evaluation.runner import EvalOptions, evaluate_object
 from clickmask.models.registry import ModelSpec

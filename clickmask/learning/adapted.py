@@ -20,7 +20,7 @@ from collections import deque
 import numpy as np
 
 from clickmask.engine.embedding_affine import apply_affine
-from clickmask.engine.inference import RefinedPredictor, sam_model
+from clickmask.engine.refine import RefinedPredictor, sam_model
 from clickmask.engine.predictor import Predictor
 from clickmask.engine.sam_onnx import SamOnnxPredictor
 from clickmask.errors import ClickmaskError

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from clickmask.engine.inference import sam_model
+from clickmask.engine.refine import sam_model
 from clickmask.errors import ClickmaskError
 from clickmask.geometry.masks import iou
 
@@ -111,7 +111,7 @@ def first_click_masks(predictor: Any, first: Any, shape: tuple[int, int]) -> tup
     """(K HxW bool token masks, engine's own token) from a first-click Prediction, or None.
 
     ``first``: the Prediction of an object's first click by a
-    :class:`~clickmask.engine.inference.RefinedPredictor` (its ``info`` holds
+    :class:`~clickmask.engine.refine.RefinedPredictor` (its ``info`` holds
     every token's low-res reading); ``predictor`` upsamples them to ``shape``.
     """
     low_res = first.info.get("first_low_res") if first is not None else None

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.inference import sam_model
+from clickmask.engine.refine import sam_model
 from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.preprocess import map_coords
 from clickmask.geometry.masks import iou

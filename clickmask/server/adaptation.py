@@ -30,7 +30,7 @@ import numpy as np
 
 from clickmask.errors import ClickmaskError
 from clickmask.project.store import ProjectStore
-from clickmask.engine.inference import sam_model
+from clickmask.engine.refine import sam_model
 from clickmask.learning.adapted import AdaptedPredictor, adapted_base, make_adapted
 from clickmask.learning.opo import OPOConfig
 from clickmask.server.opo_worker import IDENTITY, OpoWorker, Published

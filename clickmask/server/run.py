@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
-from clickmask.engine.inference import InferenceOptions
+from clickmask.engine.refine import InferenceOptions
 from clickmask.engine.loader import load_predictor
 from clickmask.errors import ClickmaskError
 from clickmask.project import open_project
@@ -51,7 +51,7 @@ def build_state(path: Path | None, *, sample: bool = False, model: str | None = 
                 url: str | None = None, infer: str | None = None):
     """Open the project (building the sample one if asked) and load the predictor.
 
-    ``infer``: inference options text (see clickmask.engine.inference), e.g. "zoom,cfr=1".
+    ``infer``: inference options text (see clickmask.engine.refine), e.g. "zoom,cfr=1".
     """
     if sample:
         path = build_sample_project(path)

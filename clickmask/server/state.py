@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.inference import RefinedPredictor
+from clickmask.engine.refine import RefinedPredictor
 from clickmask.engine.predictor import Prediction
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, ImageReadError

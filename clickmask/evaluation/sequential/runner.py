@@ -33,7 +33,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.inference import RefinedPredictor
+from clickmask.engine.refine import RefinedPredictor
 from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError
