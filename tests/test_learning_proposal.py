@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from clickmask.engine.clicks import Click
 from clickmask.learning import proposal

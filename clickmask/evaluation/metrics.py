@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from clickmask.errors import ClickmaskError
-from clickmask.geometry.masks import iou
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.85, 0.9, 0.95)
 

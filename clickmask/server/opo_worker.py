@@ -45,7 +45,6 @@ import pickle
 import queue
 import signal
 import threading
-import time
 import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
