@@ -50,13 +50,13 @@ class Client:
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         try:
-            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json", "X-Clickmask-Tab": ""})
             res = self.conn.getresponse()
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
             # the server closed an idle keep-alive connection: reconnect once
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json", "X-Clickmask-Tab": ""})
             res = self.conn.getresponse()
         payload = json.loads(res.read() or b"null")
         if res.status != 200:

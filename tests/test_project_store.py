@@ -76,6 +76,46 @@ def test_version_conflict_and_not_found(tmp_path):
         store.add_instance(99, _mask())
 
 
+def test_ids_are_never_reused_and_undo_stays_on_its_image(tmp_path):
+    store = open_project(_folder(tmp_path))
+    x = store.add_instance(1, _mask())
+    store.delete_instance(x["id"], x["version"])
+    y = store.add_instance(2, _mask(0, 3, 0, 3))
+    assert y["id"] > x["id"]
+    with pytest.raises(NotFoundError):  # a stale tab's edit of the deleted object
+        store.update_instance(x["id"], 1, hidden=True)
+    assert store.undo(1)["action"] == "delete"  # brings x back on image 1, leaves image 2 alone
+    assert [i["id"] for i in store.list_instances(1)] == [x["id"]]
+    assert np.array_equal(store.instance_mask(y["id"]), _mask(0, 3, 0, 3))
+    assert store.instance(y["id"])["image_id"] == 2
+
+
+def test_a_schema_1_database_gets_ids_above_every_id_its_history_used(tmp_path):
+    """Projects made before AUTOINCREMENT: the table is rebuilt; deleted ids stay unused."""
+    from sqlalchemy import text
+
+    folder = _folder(tmp_path)
+    store = open_project(folder)
+    keep = store.add_instance(1, _mask())
+    gone = store.add_instance(1, _mask(0, 3, 0, 3))
+    store.delete_instance(gone["id"], gone["version"])
+    with store.engine.begin() as conn:  # turn the table back into what schema 1 created
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name='instances'")).scalar()
+        conn.execute(text("ALTER TABLE instances RENAME TO old"))
+        conn.execute(text(sql.replace("AUTOINCREMENT", "")))
+        conn.execute(text("INSERT INTO instances SELECT * FROM old"))
+        conn.execute(text("DROP TABLE old"))
+        conn.execute(text("DELETE FROM sqlite_sequence"))
+        conn.execute(text("UPDATE settings SET value = '1' WHERE key = 'schema_version'"))
+    store.close()
+    store = open_project(folder)
+    assert store.get_setting("schema_version") == 2
+    assert store.instance(keep["id"])["version"] == keep["version"]
+    assert store.add_instance(2, _mask())["id"] > gone["id"]
+    assert store.undo(1)["action"] == "delete" and len(store.list_instances(1)) == 2
+    assert store.integrity_ok()
+
+
 def test_polygon_edit_and_brush(tmp_path):
     store = open_project(_folder(tmp_path))
     inst = store.add_instance(1, _mask())

@@ -12,18 +12,18 @@ from functools import partial
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from clickmask.errors import ClickmaskError
 from clickmask.project import open_project
 from clickmask.learning.opo import OPOConfig
 from clickmask.learning.trainer import load_frozen_decoder
-from clickmask.server import AppState, create_app
+from clickmask.server import AppState
 from clickmask.server.adaptation import SETTING, AdaptationService
 from clickmask.learning.adapted import AdaptedPredictor
 from clickmask.server.opo_worker import IDENTITY, OpoWorker
 from synthetic import embedding_and_mask, scene
+from page_client import page_client
 
 pytest.importorskip("torch")
 SMALL = OPOConfig(steps=1, batch_size=1, lr=0.05, delta=1, gate=0)  # ~0.5 s per update on one thread
@@ -383,7 +383,7 @@ def test_without_torch_opo_is_off_and_clicks_work(project, sam_predictor, monkey
         state = AppState(store=open_project(project), predictor=sam_predictor)
     assert state.predictor is sam_predictor and not state.adaptation.available
     assert caplog.text.count("online adaptation (OPO) is off: PyTorch is not installed") == 1
-    client = TestClient(create_app(state))
+    client = page_client(state)
     image_id = client.get("/api/images").json()["images"][0]["id"]
     cat = client.post("/api/categories", json={"name": "box"}).json()["id"]
     body = client.post(f"/api/images/{image_id}/clicks", json={"x": 50, "y": 60, "category_id": cat}).json()
@@ -418,7 +418,7 @@ def _runs(client, image_id: int, points, category_id=None) -> list:
 def test_api_finished_objects_train_the_category_and_reset_restores_the_model(project, sam_predictor):
     state = AppState(store=open_project(project), predictor=sam_predictor,
                      opo_config=OPOConfig(steps=2, batch_size=2, lr=0.5, delta=1, gate=0))
-    client = TestClient(create_app(state))
+    client = page_client(state)
     ids = {i["path"]: i["id"] for i in client.get("/api/images").json()["images"]}
     cat = client.post("/api/categories", json={"name": "box"}).json()["id"]
     url = f"/api/categories/{cat}/adaptation"

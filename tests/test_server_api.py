@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from clickmask.engine.loader import load_predictor
 from clickmask.project import open_project
-from clickmask.server import AppState, create_app
+from clickmask.server import AppState
 from clickmask.server.security import check_bind, is_localhost
 from clickmask.errors import ClickmaskError
+from page_client import page_client
 
 
 def _image() -> np.ndarray:
@@ -32,9 +32,9 @@ def project(tmp_path):
     return tmp_path
 
 
-def _client(project, token=None) -> TestClient:
+def _client(project, token=None):
     state = AppState(store=open_project(project), predictor=load_predictor("grabcut"), token=token)
-    return TestClient(create_app(state))
+    return page_client(state)
 
 
 def _ids(client):

@@ -8,7 +8,9 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -16,11 +18,38 @@ from PIL import Image
 from clickmask.project import open_project
 
 
+def _send(method: str, url: str, body: dict) -> tuple[int, dict]:
+    """(status, JSON body) of a request as the clickmask page makes it."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method=method,
+                                 headers={"Content-Type": "application/json", "X-Clickmask-Tab": ""})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as res:
+            return res.status, json.loads(res.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
 def _post(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as res:
-        return json.loads(res.read())
+    status, data = _send("POST", url, body)
+    assert status == 200, (status, data)
+    return data
+
+
+def _url(proc: subprocess.Popen, pattern: str = r"(http://127\.0\.0\.1:\d+/)") -> str:
+    """The URL a starting ``serve`` prints."""
+    for _ in range(5):
+        match = re.search(pattern, proc.stdout.readline())
+        if match:
+            return match.group(1)
+    raise AssertionError(proc.stderr.read() if proc.poll() is not None else "no URL printed")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    proc.stdout.close()
+    proc.stderr.close()
 
 
 def _start(args: list[str]) -> subprocess.Popen:
@@ -43,14 +72,7 @@ def test_serve_prints_url_and_sigkill_keeps_finished_objects(tmp_path):
     Image.fromarray(img).save(tmp_path / "a.png")
     proc = _start([str(tmp_path), "--port", "0", "--no-browser", "--model", "grabcut", "--token", "tok"])
     try:
-        url = None
-        for _ in range(5):
-            line = proc.stdout.readline()
-            match = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=tok", line)
-            if match:
-                url = match.group(1)
-                break
-        assert url, proc.stderr.read() if proc.poll() is not None else "no URL printed"
+        url = _url(proc, r"(http://127\.0\.0\.1:\d+/)\?token=tok")
         try:
             urllib.request.urlopen(url + "api/images", timeout=10)
             raise AssertionError("a request without the token was served")
@@ -64,13 +86,32 @@ def test_serve_prints_url_and_sigkill_keeps_finished_objects(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-        proc.stderr.close()
+        _stop(proc)
     store = open_project(tmp_path)
     assert store.integrity_ok()
     assert [i["id"] for i in store.list_instances(1)] == ids
+
+
+def test_version_check_holds_across_two_server_processes(tmp_path):
+    """Two ``serve`` processes on one project: of two concurrent edits of the same version, one wins."""
+    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    open_project(tmp_path).close()
+    procs = [_start([str(tmp_path), "--port", "0", "--no-browser", "--model", "grabcut"]) for _ in range(2)]
+    try:
+        urls = [_url(p) for p in procs]
+        outcomes = []
+        with ThreadPoolExecutor(2) as pool:
+            for i in range(30):
+                made = _post(f"{urls[i % 2]}api/images/1/stroke", {"points": [[40, 30]], "radius": 5})
+                edits = [pool.submit(_send, "PATCH", f"{url}api/instances/{made['id']}",
+                                     {"version": made["version"], "hidden": bool(k)}) for k, url in enumerate(urls)]
+                outcomes.append(sorted(e.result()[0] for e in edits))
+    finally:
+        for proc in procs:
+            _stop(proc)
+    assert outcomes == [[200, 409]] * 30
+    store = open_project(tmp_path)
+    assert all(i["version"] == 2 for i in store.list_instances(1))
 
 
 def test_sample_project_is_built_from_skimage(tmp_path):

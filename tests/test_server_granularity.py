@@ -4,14 +4,14 @@ finish, is stored in the project and is reset with the category's adaptation."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from clickmask.engine.refine import InferenceOptions, RefinedPredictor
 from clickmask.project import open_project
-from clickmask.server import AppState, create_app
+from clickmask.server import AppState
 from clickmask.server.granularity import SETTING
 from synthetic import scene
+from page_client import page_client
 
 
 @pytest.fixture()
@@ -29,7 +29,7 @@ def test_memory_sets_the_first_token_learns_on_finish_and_resets(project, sam_pr
     store = open_project(project)
     predictor = RefinedPredictor(sam_predictor, InferenceOptions.parse("first=central"))
     state = AppState(store=store, predictor=predictor)
-    client = TestClient(create_app(state))
+    client = page_client(state)
     ids = {i["path"]: i["id"] for i in client.get("/api/images").json()["images"]}
     a, b = ids["a.png"], ids["b.png"]
     cat = client.post("/api/categories", json={"name": "box"}).json()["id"]
@@ -51,7 +51,7 @@ def test_memory_sets_the_first_token_learns_on_finish_and_resets(project, sam_pr
     counts[forced] = 4
     store.set_setting(SETTING, {str(cat): {"counts": counts, "gain": 0.5, "wins": 2, "losses": 1, "objects": 4, "min_objects": 2}})
     state2 = AppState(store=store, predictor=predictor)
-    client2 = TestClient(create_app(state2))
+    client2 = page_client(state2)
     assert client2.get(f"/api/categories/{cat}/adaptation").json()["first_click"] == {"objects": 4, "token": forced}
     client2.post(f"/api/images/{b}/clicks", json={"x": 180, "y": 90, "positive": True, "category_id": cat})
     assert _first_token(state2, b)["first_token"] == forced

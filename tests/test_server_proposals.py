@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
 
 from clickmask.engine.loader import load_predictor
 from clickmask.project import open_project
-from clickmask.server import AppState, create_app
+from clickmask.server import AppState
 from synthetic import scene
+from page_client import page_client
 
 
 @pytest.fixture()
@@ -27,7 +27,7 @@ def _ids(client):
 def _one_box_finished(project, predictor):
     """An app on the project with category "box" and one box of a.png finished: (state, client, ids, category)."""
     state = AppState(store=open_project(project), predictor=predictor)
-    client = TestClient(create_app(state))
+    client = page_client(state)
     ids = _ids(client)
     cat = client.post("/api/categories", json={"name": "box"}).json()
     client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})
@@ -45,7 +45,7 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
     monkeypatch.setattr(proposals, "checked_proposal",
                         lambda bank, predictor, *a, **k: from_bank.append(predictor) or real_bank(bank, predictor, *a, **k))
     state = AppState(store=open_project(project), predictor=sam_predictor)
-    client = TestClient(create_app(state))
+    client = page_client(state)
     ids = _ids(client)
     cat = client.post("/api/categories", json={"name": "box"}).json()
     other = client.post("/api/categories", json={"name": "other"}).json()
@@ -92,7 +92,7 @@ def test_proposal_learned_from_a_finished_object_and_stored(project, sam_predict
     assert not state3.proposals.object_map(cat["id"]).ready
     assert state3.proposal(ids["b.png"], cat["id"])["proposal"] is not None
     assert len(from_bank) == 1 and from_bank[0] is state3.predictor
-    client2 = TestClient(create_app(state2))
+    client2 = page_client(state2)
     assert client2.delete(f"/api/categories/{cat['id']}/click-bank").json()["bank_size"] == 0
     assert client2.get(url_b).json() == {"proposal": None, "bank_size": 0}
     assert state2.store.get_object_map(cat["id"]) is None
@@ -159,7 +159,7 @@ def test_a_late_proposal_for_the_image_just_left_keeps_the_open_images_offer(pro
 
 def test_model_without_embedding_gives_no_proposal(project):
     state = AppState(store=open_project(project), predictor=load_predictor("grabcut"))
-    client = TestClient(create_app(state))
+    client = page_client(state)
     ids = _ids(client)
     cat = client.post("/api/categories", json={"name": "box"}).json()
     client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 50, "y": 60, "positive": True})

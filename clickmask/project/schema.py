@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: instance ids AUTOINCREMENT (never reused)
 STATUSES = ("new", "in_progress", "done")
 
 
@@ -49,6 +49,8 @@ class InstanceRow(Base):
     """One annotated object: exact mask (COCO RLE) and editable polygons."""
 
     __tablename__ = "instances"
+    # AUTOINCREMENT: a deleted object's id is never given to a new one (undo and stale tabs address ids)
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     category_id: Mapped[int | None] = mapped_column(
@@ -65,6 +67,9 @@ class InstanceRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # Every UPDATE and DELETE is conditioned on the version read ("... WHERE id = ? AND version = ?")
+    # and its row count checked, so a version check holds across processes, not only inside one.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class HistoryRow(Base):

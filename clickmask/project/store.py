@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from clickmask.errors import ClickmaskError
 from clickmask.io.atomic import atomic_write_text
@@ -89,16 +90,28 @@ class ProjectStore:
             raise ClickmaskError(f"{url}: cannot open the project database ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock = threading.RLock()
+        if self.url.startswith("sqlite"):
+            _autoincrement_instances(self.engine)
         with self._tx() as s:
-            if s.get(SettingRow, "schema_version") is None:
+            row = s.get(SettingRow, "schema_version")
+            if row is None:
                 s.add(SettingRow(key="schema_version", value=SCHEMA_VERSION))
+            elif row.value < SCHEMA_VERSION:
+                row.value = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ basics
     @contextmanager
     def _tx(self) -> Iterator[Session]:
-        """One transaction (committed on success, rolled back on any error)."""
-        with self._lock, self._sessions() as session, session.begin():
-            yield session
+        """One transaction (committed on success, rolled back on any error).
+
+        A write whose version condition matched no row (another process changed
+        or deleted the object since it was read) becomes a ConflictError.
+        """
+        try:
+            with self._lock, self._sessions() as session, session.begin():
+                yield session
+        except StaleDataError:
+            raise ConflictError("the object was changed or deleted elsewhere: reload the image") from None
 
     def close(self) -> None:
         """Release the database connections."""
@@ -405,7 +418,7 @@ class ProjectStore:
                              .order_by(HistoryRow.seq.desc()).limit(1))
             if entry is None:
                 return None
-            self._apply(s, entry.before)
+            self._apply(s, image_id, entry.before)
             entry.undone = True
             self._touch_image(s.get(ImageRow, image_id))
             return {"action": entry.action, "seq": entry.seq}
@@ -418,7 +431,7 @@ class ProjectStore:
                              .order_by(HistoryRow.seq).limit(1))
             if entry is None:
                 return None
-            self._apply(s, entry.after)
+            self._apply(s, image_id, entry.after)
             entry.undone = False
             self._touch_image(s.get(ImageRow, image_id))
             return {"action": entry.action, "seq": entry.seq}
@@ -443,16 +456,20 @@ class ProjectStore:
         s.add(HistoryRow(image_id=image_id, seq=(seq or 0) + 1, action=action, before=before, after=after,
                          author=self.author))
 
-    def _apply(self, s: Session, states: list[dict[str, Any]]) -> None:
+    def _apply(self, s: Session, image_id: int, states: list[dict[str, Any]]) -> None:
+        """Put the image's instances named in ``states`` back into those states (None = absent)."""
         for item in states:
             row = s.get(InstanceRow, item["id"])
             state = item["state"]
+            if row is not None and row.image_id != image_id:
+                raise ConflictError(f"instance {item['id']} now belongs to image {row.image_id}, not {image_id}: "
+                                    "this edit cannot be undone or redone")
             if state is None:
                 if row is not None:
                     s.delete(row)
                 continue
             if row is None:
-                row = InstanceRow(id=item["id"], image_id=state["image_id"], version=0)
+                row = InstanceRow(id=item["id"], image_id=image_id, version=0)
                 s.add(row)
             _set(row, {k: state[k] for k in _INSTANCE_FIELDS})
             if row.category_id is not None and s.get(CategoryRow, row.category_id) is None:
@@ -510,6 +527,29 @@ def _instance_dict(row: InstanceRow) -> dict[str, Any]:
                created_at=row.created_at.isoformat() if row.created_at else None,
                updated_at=row.updated_at.isoformat() if row.updated_at else None)
     return out
+
+
+def _autoincrement_instances(engine: Engine) -> None:
+    """Rebuild a SQLite ``instances`` table made before ids were AUTOINCREMENT (schema 1).
+
+    Its id counter starts above every id the table or the undo history has ever
+    used, so no new object takes the id of a deleted one.
+    """
+    with engine.begin() as conn:
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE type='table' AND name='instances'")).scalar()
+        if sql is None or "AUTOINCREMENT" in sql.upper():
+            return
+        used = [conn.execute(text("SELECT COALESCE(MAX(id), 0) FROM instances")).scalar() or 0]
+        for before, after in conn.execute(text("SELECT before, after FROM history")):
+            used += [int(item["id"]) for part in (before, after) for item in json.loads(part or "[]")]
+        conn.execute(text("ALTER TABLE instances RENAME TO instances_schema1"))
+        conn.execute(text("DROP INDEX IF EXISTS ix_instances_image_id"))
+        InstanceRow.__table__.create(conn)
+        columns = ", ".join(c.name for c in InstanceRow.__table__.columns)
+        conn.execute(text(f"INSERT INTO instances ({columns}) SELECT {columns} FROM instances_schema1"))
+        conn.execute(text("DROP TABLE instances_schema1"))
+        conn.execute(text("DELETE FROM sqlite_sequence WHERE name = 'instances'"))
+        conn.execute(text("INSERT INTO sqlite_sequence (name, seq) VALUES ('instances', :seq)"), {"seq": max(used)})
 
 
 def _user() -> str:

@@ -2,7 +2,8 @@
 
 The routes live in :mod:`clickmask.server.routes`, one module per resource
 (images, clicks, instances, categories, project); this module adds the
-access checks (localhost only without a token, the token otherwise) and
+access checks (localhost only without a token, the token otherwise, a
+same-origin proof on every state-changing request: see docs/security.md) and
 turns :class:`~clickmask.errors.ClickmaskError` into one-line JSON errors.
 """
 
@@ -15,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.server.routes import categories, clicks, images, instances, project
-from clickmask.server.security import TOKEN_COOKIE, is_localhost, token_ok
+from clickmask.server.security import TOKEN_COOKIE, cross_origin_refusal, is_localhost, token_ok
 from clickmask.server.state import AppState
 from clickmask.web import static_dir
 
@@ -33,6 +34,9 @@ def create_app(state: AppState) -> FastAPI:
             return JSONResponse({"detail": "this server only answers requests to localhost"}, status_code=403)
         if not token_ok(request, state.token):
             return JSONResponse({"detail": "missing or wrong access token"}, status_code=401)
+        refusal = cross_origin_refusal(request)
+        if refusal:
+            return JSONResponse({"detail": refusal}, status_code=403)
         response = await call_next(request)
         if state.token and request.query_params.get("token") == state.token:
             response.set_cookie(TOKEN_COOKIE, state.token, httponly=True, samesite="strict")

@@ -13,6 +13,11 @@ from clickmask.project.scan import PROJECT_DIR
 
 TOKEN_COOKIE = "clickmask_token"
 TOKEN_HEADER = "x-clickmask-token"
+#: Sent by the clickmask page with every request. A page of another origin cannot add a custom
+#: header without a CORS preflight, which this server never grants, so its presence on a
+#: state-changing request proves that the request comes from the clickmask page itself.
+TAB_HEADER = "x-clickmask-tab"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def is_localhost(host: str) -> bool:
@@ -43,6 +48,23 @@ def token_ok(request: Request, token: str | None) -> bool:
         return True
     given = request_token(request)
     return given is not None and secrets.compare_digest(given.encode(), token.encode())
+
+
+def cross_origin_refusal(request: Request) -> str | None:
+    """Why a state-changing request is refused as possibly cross-site, or None when it is same-origin.
+
+    With or without a token: a POST/PUT/PATCH/DELETE needs the ``X-Clickmask-Tab``
+    header, and an ``Origin`` header, when the browser sends one, must be this
+    server's own origin (another port of the same host is another origin).
+    """
+    if request.method not in UNSAFE_METHODS:
+        return None
+    if TAB_HEADER not in request.headers:
+        return "state-changing requests must come from the clickmask page (X-Clickmask-Tab header missing)"
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
+        return f"cross-origin request from {origin[:100]} refused"
+    return None
 
 
 def project_file(root: Path, rel: str) -> Path:

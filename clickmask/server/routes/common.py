@@ -12,10 +12,11 @@ from clickmask.errors import ClickmaskError
 from clickmask.project.errors import NotFoundError
 from clickmask.project.masks import mask_fields
 from clickmask.server.imaging import mask_png_b64, mask_runs
+from clickmask.server.security import TAB_HEADER
 from clickmask.server.state import AppState
 
 # Each browser tab sends its own id, so two tabs on one image do not share (and mix up) their clicks.
-Tab = Header("", alias="x-clickmask-tab", max_length=64)
+Tab = Header("", alias=TAB_HEADER, max_length=64)
 
 
 class StrokeIn(BaseModel):
