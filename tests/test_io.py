@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -475,6 +477,22 @@ def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "too large" in _assert_one_line_naming(error, path)
     with pytest.raises(ImageReadError):
         image_size(path)
+
+
+def test_opencv_fallback_refuses_bombs_from_the_header(tmp_path: Path) -> None:
+    """A 3 KB Radiance header claiming 15000 x 15000 pixels, named .png: refused before decoding."""
+    path = tmp_path / "hdr.png"
+    path.write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 15000 +X 15000\n" + bytes(3000))
+    for read in (load_image, image_size):
+        with pytest.raises(ImageReadError) as error:
+            read(path)
+        assert "too large" in _assert_one_line_naming(error, path)
+    # every other format OpenCV decodes gets the same pixel limit (it reads it on its first decode)
+    code = ("import os, clickmask.io.images as m; "
+            "print(os.environ['OPENCV_IO_MAX_IMAGE_PIXELS'] == str(m.MAX_IMAGE_PIXELS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"})
+    assert out.stdout.strip() == "True", out.stderr
 
 
 def test_errors_are_clickmask_errors() -> None:

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from clickmask.cli import main
+from clickmask.errors import ClickmaskError
 from clickmask.project import open_project
 from clickmask.project.exchange import export_project, import_annotations
 
@@ -60,3 +61,46 @@ def test_cli_export_and_errors(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope"), "--format", "coco", "--out", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nope" in err
+
+
+def _coco(path, images, polygon=(5, 5, 30, 5, 30, 30)):
+    """A COCO file with one polygon object on each of ``images`` [(file, width, height)]."""
+    path.write_text(json.dumps({
+        "images": [{"id": k + 1, "file_name": f, "width": w, "height": h} for k, (f, w, h) in enumerate(images)],
+        "categories": [{"id": 1, "name": "thing"}],
+        "annotations": [{"id": k + 1, "image_id": k + 1, "category_id": 1, "segmentation": [list(polygon)]}
+                        for k in range(len(images))]}))
+    return path
+
+
+def test_import_refuses_a_declared_size_that_is_not_the_image_and_writes_nothing(tmp_path):
+    store, _ = _project(tmp_path / "p")
+    before = [len(store.list_instances(i)) for i in (1, 2)]
+    wrong_second = _coco(tmp_path / "c.json", [("b.png", 50, 40), ("a.png", 60, 40)])
+    with pytest.raises(ClickmaskError, match=r"a\.png is 50x40 but the annotations say 60x40.*nothing was imported"):
+        import_annotations(store, wrong_second, "coco")
+    assert [len(store.list_instances(i)) for i in (1, 2)] == before  # the first image was not committed either
+    right = _coco(tmp_path / "ok.json", [("b.png", 50, 40), ("a.png", 50, 40)])
+    assert import_annotations(store, right, "coco") == {"added": 2, "skipped": 0}
+    assert export_project(store, "coco", tmp_path / "out")  # every export still works
+
+
+@pytest.mark.parametrize("case", ["coco-size", "labelme-size", "coco-far", "labelme-circle"])
+def test_absurd_sizes_and_coordinates_are_one_line_errors(tmp_path, case):
+    store, _ = _project(tmp_path / "p")
+    if case.startswith("coco"):
+        source = _coco(tmp_path / "c.json", [("b.png", 1_000_000, 1_000_000) if case == "coco-size"
+                                             else ("b.png", 50, 40)],
+                       polygon=(5, 5, 1e308, 5, 30, 30))
+    else:
+        source = tmp_path / "p" / "b.json"
+        shape = {"label": "thing", "shape_type": "circle", "points": [[10, 10], [1e12, 10]]}
+        if case == "labelme-size":
+            shape = {"label": "thing", "shape_type": "polygon", "points": [[5, 5], [30, 5], [30, 30]]}
+        size = 1_000_000 if case == "labelme-size" else 40
+        source.write_text(json.dumps({"shapes": [shape], "imagePath": "b.png", "imageData": None,
+                                      "imageHeight": size, "imageWidth": size if case == "labelme-size" else 50}))
+    with pytest.raises(ClickmaskError) as err:
+        import_annotations(store, source, case.split("-")[0])
+    assert str(err.value).count("\n") == 0 and ("larger than any image" in str(err.value) or "far outside" in str(err.value))
+    assert len(store.list_instances(2)) == 0

@@ -20,6 +20,31 @@ from clickmask.io.images import image_size
 
 logger = logging.getLogger("clickmask.formats")
 
+#: The largest image size an annotation file may declare: what Pillow agrees to decode
+#: (twice its decompression-bomb warning limit). Masks are rasterised at the declared size.
+MAX_DECLARED_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+#: Coordinates beyond this many image sizes from the image are a corrupt file, not a sloppy outline.
+FAR_OUTSIDE = 10
+
+
+def declared_size_problem(width: int, height: int) -> str | None:
+    """Why a declared image size cannot be right, or None."""
+    if width * height > MAX_DECLARED_PIXELS:
+        return (f"declared image size {width}x{height} is larger than any image clickmask reads "
+                f"({MAX_DECLARED_PIXELS:,} pixels)")
+    return None
+
+
+def far_outside_problem(points: np.ndarray, width: int, height: int) -> str | None:
+    """Why (N, 2) x/y coordinates cannot belong to a ``width`` x ``height`` image, or None."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    bound = np.array([width, height], np.float64) * FAR_OUTSIDE
+    bad = np.abs(pts) > bound
+    if bad.any():
+        x, y = pts[np.argmax(bad.any(axis=1))]
+        return f"point ({x:.6g}, {y:.6g}) lies far outside the {width}x{height} image"
+    return None
+
 
 @dataclass
 class ExportResult:

@@ -37,7 +37,9 @@ from clickmask.errors import ClickmaskError
 from clickmask.formats._common import (
     ExportResult,
     as_int,
+    declared_size_problem,
     exportable,
+    far_outside_problem,
     new_image,
     instance_polygons,
     number,
@@ -162,6 +164,9 @@ def _polygon_mask(segmentation: list, h: int, w: int, where: str, fail) -> np.nd
         ring = np.asarray(flat, dtype=np.float64).reshape(-1, 2)
         if not np.all(np.isfinite(ring)):
             raise fail(f"{where}: segmentation[{k}] has non-finite coordinates")
+        far = far_outside_problem(ring, w, h)
+        if far:
+            raise fail(f"{where}: segmentation[{k}]: {far}")
         polys.append(Polygon(ring))
     return polygons_to_mask(polys, (h, w))
 
@@ -249,6 +254,9 @@ def import_coco(json_path: Path) -> AnnotationSet:
             raise fail(f"{where}: file name {name!r} is listed twice")
         width = _field_int(im, "width", where, fail, minimum=1)
         height = _field_int(im, "height", where, fail, minimum=1)
+        too_big = declared_size_problem(width, height)
+        if too_big:
+            raise fail(f"{where} ({name}): {too_big}")
         by_id[iid] = len(result.images)
         files.add(name)
         result.images.append(new_image(name, width, height))

@@ -58,7 +58,9 @@ from clickmask.errors import ClickmaskError
 from clickmask.formats._common import (
     ExportResult,
     as_int,
+    declared_size_problem,
     exportable,
+    far_outside_problem,
     new_image,
     instance_polygons,
     logger,
@@ -303,6 +305,9 @@ def _read_file(
     if h is None or w is None or h < 1 or w < 1:
         size = f"{data.get('imageWidth')!r}x{data.get('imageHeight')!r}"
         raise fail(f"image size (imageWidth x imageHeight) must be positive integers, got {size}")
+    too_big = declared_size_problem(w, h)
+    if too_big:
+        raise fail(too_big)
     image_path = data.get("imagePath")
     if not isinstance(image_path, str) or not image_path.strip():
         raise fail("missing or empty 'imagePath'")
@@ -329,6 +334,9 @@ def _read_file(
         if not isinstance(kind, str):
             raise fail(f"{where}: 'shape_type' must be a string")
         pts = _points(shape, where, fail)
+        far = far_outside_problem(pts, w, h)
+        if far:
+            raise fail(f"{where} ({label!r}): {far}")
         if kind == "rectangle" and len(pts) == 4:
             kind = "polygon"
         if kind not in _MIN_POINTS:

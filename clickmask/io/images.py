@@ -17,7 +17,8 @@ Conventions for every image a user may have:
   Pillow (embedded ICC profiles are not applied).
 * Multi-frame files (GIF, APNG, multi-page TIFF, MPO) give their first frame.
 * Files Pillow cannot identify are tried with OpenCV (``IMREAD_UNCHANGED``), e.g.
-  Radiance HDR; EXIF orientation is not applied on that path.
+  Radiance HDR; EXIF orientation is not applied on that path. Both decoders
+  refuse images of more than :data:`MAX_IMAGE_PIXELS` pixels.
 
 Every failure raises :class:`~clickmask.errors.ImageReadError` with one line
 naming the file and the problem.
@@ -31,9 +32,14 @@ import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+#: The most pixels any decoder may produce: Pillow's decompression-bomb limit, which OpenCV
+#: (the fallback decoder) is given too; it reads the variable on its first decode.
+MAX_IMAGE_PIXELS = 2 * (Image.MAX_IMAGE_PIXELS or 89_478_485)
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+import cv2  # noqa: E402 - after the limit is set
 
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.io.atomic import atomic_path
@@ -305,8 +311,28 @@ def _open_pil(path: Path) -> Image.Image | None:
         return None
 
 
+def _radiance_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a Radiance HDR header, None for other files."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head.startswith((b"#?RADIANCE", b"#?RGBE")) or b"\n\n" not in head:
+        return None
+    line = head.split(b"\n\n", 1)[1].split(b"\n", 1)[0].split()
+    if len(line) != 4 or line[0][1:] not in (b"Y", b"X") or line[2][1:] not in (b"Y", b"X"):
+        return None
+    try:
+        a, b = int(line[1]), int(line[3])
+    except ValueError:
+        return None
+    return (b, a) if line[0][1:] == b"Y" else (a, b)
+
+
 def _decode_cv2(kind: str, path: Path) -> np.ndarray:
     """Decode with OpenCV (the fallback for formats Pillow cannot identify)."""
+    size = _radiance_size(path)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise _read_error(kind, path, f"image is too large to decode safely ({size[0]}x{size[1]} pixels, "
+                                      f"more than {MAX_IMAGE_PIXELS:,})")
     encoded = np.fromfile(path, dtype=np.uint8)
     try:
         array = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
@@ -387,7 +413,7 @@ def image_size(path: PathLike) -> tuple[int, int]:
     with _reading(kind, file):
         img = _open_pil(file)
         if img is None:
-            array = _decode_cv2(kind, file)
+            array = _decode_cv2(kind, file)  # the only way to learn the size; refuses bombs first
             return int(array.shape[1]), int(array.shape[0])
         with img:
             width, height = img.size

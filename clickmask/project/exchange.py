@@ -8,7 +8,7 @@ from typing import Any
 
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.formats import FORMATS, AnnotationSet, Category, ImageAnnotation, Instance, export, import_coco, import_labelme
-from clickmask.io.images import load_image
+from clickmask.io.images import image_size, load_image
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
 
@@ -65,32 +65,48 @@ def guess_format(source: Path) -> str:
 
 
 def import_annotations(store: ProjectStore, source: Path, fmt: str) -> dict[str, int]:
-    """Add the instances of a COCO JSON or LabelMe folder/file to the matching project images."""
+    """Add the instances of a COCO JSON or LabelMe folder/file to the matching project images.
+
+    All or nothing: a declared image size that is not the real one is an error
+    before anything is written, and the instances are added in one transaction.
+    """
     if fmt == "coco":
         data = import_coco(Path(source))
     elif fmt == "labelme":
         data = import_labelme(Path(source), image_root=store.root)
     else:
         raise ClickmaskError(f"unknown import format {fmt!r}: use coco or labelme")
+    by_path = {i["path"]: i for i in store.list_images()}
+    items, skipped = [], 0
+    for ann in data.images:  # every size is checked before anything is written
+        image = by_path.get(ann.file_name)
+        if image is None:
+            skipped += len(ann.instances)
+            continue
+        width, height = _real_size(store, image)
+        if (width, height) != (ann.width, ann.height):
+            raise ClickmaskError(f"{source}: {ann.file_name} is {width}x{height} but the annotations say "
+                                 f"{ann.width}x{ann.height} (WxH); nothing was imported")
+        for inst in sorted(ann.instances, key=lambda i: i.z_order):
+            if inst.mask.any():
+                items.append((image["id"], inst.mask, inst.category_id, dict(inst.attributes or {})))
     cat_ids: dict[int, int] = {}
     existing = {c["name"]: c["id"] for c in store.list_categories()}
     for cat in data.categories:
         if cat.name not in existing:
             existing[cat.name] = store.add_category(cat.name, cat.color or None)["id"]
         cat_ids[cat.id] = existing[cat.name]
-    by_path = {i["path"]: i for i in store.list_images()}
-    added = skipped = 0
-    for ann in data.images:
-        image = by_path.get(ann.file_name)
-        if image is None:
-            skipped += len(ann.instances)
-            continue
-        if image["width"] is None:
-            store.set_image_info(image["id"], ann.width, ann.height, None)
-        for inst in sorted(ann.instances, key=lambda i: i.z_order):
-            if not inst.mask.any():
-                continue
-            cat = cat_ids.get(inst.category_id) if inst.category_id is not None else None
-            store.add_instance(image["id"], inst.mask, cat, attributes=dict(inst.attributes or {}))
-            added += 1
-    return {"added": added, "skipped": skipped}
+    store.add_instances([(i, m, cat_ids.get(c) if c is not None else None, a) for i, m, c, a in items])
+    return {"added": len(items), "skipped": skipped}
+
+
+def _real_size(store: ProjectStore, image: dict[str, Any]) -> tuple[int, int]:
+    """(width, height) of a project image, read from its header when not known yet."""
+    if image["width"] is None:
+        try:
+            width, height = image_size(store.root / image["path"])
+        except ImageReadError as exc:
+            raise ClickmaskError(f"cannot import onto {image['path']}: {exc}") from None
+        store.set_image_info(image["id"], width, height, None)
+        return width, height
+    return image["width"], image["height"]

@@ -326,24 +326,37 @@ class ProjectStore:
         attributes: dict[str, Any] | None = None, tolerance: float | None = None,
     ) -> dict[str, Any]:
         """Store a finished object (HxW bool mask) on top of the others."""
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            raise ClickmaskError("the mask is empty: nothing to save")
-        fields = maskutil.mask_fields(mask, self._tolerance(tolerance))
+        return self.add_instances([(image_id, mask, category_id, attributes)], tolerance)[0]
+
+    def add_instances(
+        self, items: list[tuple[int, np.ndarray, int | None, dict[str, Any] | None]], tolerance: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Store several objects ``(image_id, mask, category_id, attributes)`` in one transaction: all or none."""
+        tol = self._tolerance(tolerance)
+        prepared = []
+        for image_id, mask, category_id, attributes in items:
+            mask = np.asarray(mask, dtype=bool)
+            if not mask.any():
+                raise ClickmaskError("the mask is empty: nothing to save")
+            prepared.append((image_id, mask, category_id, attributes, maskutil.mask_fields(mask, tol)))
         with self._tx() as s:
-            image = self._get_image(s, image_id)
-            if image.width is not None and (image.height, image.width) != mask.shape:
-                raise ClickmaskError(
-                    f"{image.path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {image.width}x{image.height}")
-            self._check_category(s, category_id)
-            top = s.scalar(select(func.max(InstanceRow.z_order)).where(InstanceRow.image_id == image_id))
-            row = InstanceRow(image_id=image_id, category_id=category_id, z_order=(top if top is not None else -1) + 1,
-                              hidden=False, attributes=attributes or {}, author=self.author, **fields)
-            s.add(row)
-            s.flush()
-            self._touch_image(image)
-            self._record(s, image_id, "add", [{"id": row.id, "state": None}], [{"id": row.id, "state": _state(row)}])
-            return _instance_dict(row)
+            return [self._add(s, *item) for item in prepared]
+
+    def _add(self, s: Session, image_id: int, mask: np.ndarray, category_id: int | None,
+             attributes: dict[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
+        image = self._get_image(s, image_id)
+        if image.width is not None and (image.height, image.width) != mask.shape:
+            raise ClickmaskError(
+                f"{image.path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {image.width}x{image.height}")
+        self._check_category(s, category_id)
+        top = s.scalar(select(func.max(InstanceRow.z_order)).where(InstanceRow.image_id == image_id))
+        row = InstanceRow(image_id=image_id, category_id=category_id, z_order=(top if top is not None else -1) + 1,
+                          hidden=False, attributes=attributes or {}, author=self.author, **fields)
+        s.add(row)
+        s.flush()
+        self._touch_image(image)
+        self._record(s, image_id, "add", [{"id": row.id, "state": None}], [{"id": row.id, "state": _state(row)}])
+        return _instance_dict(row)
 
     def update_instance(
         self, instance_id: int, version: int, *, mask: np.ndarray | None = None,
