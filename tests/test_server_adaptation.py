@@ -6,6 +6,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from functools import partial
@@ -173,6 +175,75 @@ def _process_worker(model_spec, **kwargs) -> OpoWorker:
 def _trainers() -> set:
     """The live OPO trainer processes of this process."""
     return {p for p in multiprocessing.active_children() if p.name == "clickmask-opo"}
+
+
+SPIN = """
+from pathlib import Path
+
+def spin(marker):  # a decoder load that never ends: a long stretch without a look at the pipe
+    Path(marker).touch()
+    while True:
+        pass
+"""
+
+PARENT = """
+import functools, multiprocessing, sys, time
+from clickmask.learning.opo import OPOConfig
+from clickmask.server.opo_worker import OpoWorker
+from synthetic import embedding_and_mask
+import spin
+
+worker = OpoWorker(functools.partial(spin.spin, sys.argv[1]), OPOConfig(), process=True)
+worker.submit(1, *embedding_and_mask(0))
+print([p.pid for p in multiprocessing.active_children() if p.name == "clickmask-opo"][0], flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_trainer_process_ends_when_the_server_is_killed(tmp_path):
+    """SIGKILL (or a signal uvicorn re-raises after its shutdown) runs no exit handler: the child must notice."""
+    (tmp_path / "spin.py").write_text(SPIN)
+    marker = tmp_path / "spinning"
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), tests, os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(marker)], stdout=subprocess.PIPE, text=True, env=env)
+    child = None
+    try:
+        child = int(parent.stdout.readline())
+        end = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert marker.exists(), "the trainer never started"
+        parent.kill()
+        parent.wait(10)
+        end = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not _alive(child), "the trainer outlived the server"
+    finally:
+        parent.kill()
+        parent.stdout.close()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_app_shutdown_stops_the_trainer(project, sam_predictor):
+    state = AppState(store=open_project(project), predictor=sam_predictor, opo_config=SMALL)
+    with page_client(state) as client:  # the context runs the app's lifespan, as uvicorn does
+        assert client.get("/api/status").status_code == 200
+        state.adaptation.worker.submit(1, *embedding_and_mask(0))
+        [child] = _trainers()
+    child.join(30)
+    assert child.exitcode == 0 and not _trainers()  # it ended by itself: not killed after close's timeout
 
 
 def test_process_continues_from_restored_weights_publishes_and_close_stops_it(model_spec):

@@ -9,6 +9,8 @@ turns :class:`~clickmask.errors.ClickmaskError` into one-line JSON errors.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -25,7 +27,12 @@ ROUTES = (images, clicks, instances, categories, project)
 
 def create_app(state: AppState) -> FastAPI:
     """Build the app around a prepared :class:`AppState`."""
-    app = FastAPI(title="clickmask", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        state.close()  # uvicorn's graceful shutdown (Ctrl+C, SIGTERM): stop the trainer before the process ends
+
+    app = FastAPI(title="clickmask", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.cm = state
 
     @app.middleware("http")

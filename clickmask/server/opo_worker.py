@@ -130,8 +130,8 @@ class _Trainer:
         torch.set_num_threads(1)
         while True:
             batch = [self._take(True)]
-            while (request := self._take(False)) is not _EMPTY:  # all queued meanwhile: one update
-                batch.append(request)
+            while batch[-1] is not None and (request := self._take(False)) is not _EMPTY:
+                batch.append(request)  # all queued meanwhile: one update; nothing after a stop (None, or EOF)
             if any(request is None for request in batch):
                 return
             jobs: dict[int, list] = {}
@@ -198,10 +198,25 @@ class _Trainer:
         return any(r is None or (r[0] == "reset" and r[1] == category_id) for r in self._backlog)
 
 
+def _exit_with(parent: int, every: float = 0.5) -> None:
+    """Watchdog thread of the child: end the process as soon as ``parent`` is gone.
+
+    The pipe's end-of-file is noticed only between SGD steps, and a server
+    killed, or ended by a signal that uvicorn re-raises after its shutdown,
+    runs no exit handler: without this the trainer would keep a core busy,
+    orphaned, until its queue ran dry.
+    """
+    while os.getppid() == parent:
+        threading.Event().wait(every)
+    os._exit(0)
+
+
 def _child_main(load_decoder: Callable[[], Any], config: OPOConfig, pause: float,
-                requests: Connection, replies: Connection) -> None:
+                requests: Connection, replies: Connection, parent: int | None = None) -> None:
     """The trainer process: lowest CPU priority, one torch thread; ends on ``None`` or when the parent is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which then stops us
+    threading.Thread(target=_exit_with, args=(parent or os.getppid(),), name="clickmask-opo-watchdog",
+                     daemon=True).start()
     try:
         _lower_priority([int(tid) for tid in os.listdir("/proc/self/task")])  # Linux: every thread so far
     except OSError:
@@ -450,7 +465,8 @@ class OpoWorker:
             requests, to_child = ctx.Pipe(duplex=False)
             from_child, replies = ctx.Pipe(duplex=False)
             runner.process = ctx.Process(target=_child_main, name="clickmask-opo", daemon=True,
-                                         args=(self._load_decoder, self.config, self.pause, requests, replies))
+                                         args=(self._load_decoder, self.config, self.pause, requests, replies,
+                                               os.getpid()))
             runner.process.start()
             _lower_priority([runner.process.pid])  # already while it imports; it lowers its own threads too
             requests.close()  # the child's ends: the parent sees EOF when the child is gone

@@ -243,6 +243,10 @@ class AppState:
         session = self.sessions.get((image_id, tab))
         return [] if session is None else session.clicks
 
+    def close(self) -> None:
+        """Stop the background work (the OPO trainer); the store stays usable."""
+        self.adaptation.close()
+
     def status(self) -> dict[str, Any]:
         return {
             "model_id": self.predictor.model_id,
