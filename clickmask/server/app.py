@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.server.routes import categories, clicks, images, instances, project
-from clickmask.server.security import TOKEN_COOKIE, cross_origin_refusal, is_localhost, token_ok
+from clickmask.server.security import TOKEN_COOKIE, BodyLimit, cross_origin_refusal, is_localhost, token_ok
 from clickmask.server.state import AppState
 from clickmask.web import static_dir
 
@@ -34,6 +34,7 @@ def create_app(state: AppState) -> FastAPI:
 
     app = FastAPI(title="clickmask", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.cm = state
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):

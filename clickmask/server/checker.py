@@ -19,7 +19,7 @@ def check_images(store: ProjectStore) -> int:
         if image["width"] is not None or image["error"] is not None:
             continue
         try:
-            w, h = image_size(store.root / image["path"])
+            w, h = image_size(store.image_path(image["id"]))
             store.set_image_info(image["id"], w, h, None)
         except ImageReadError as exc:
             store.set_image_info(image["id"], None, None, str(exc))

@@ -64,9 +64,8 @@ class AppState:
     def load_image(self, image_id: int) -> np.ndarray:
         """Decode an image (cached); records its size, or its error, in the store."""
         info = self.store.image(image_id)
-        path = self.store.root / info["path"]
         try:
-            image = self.images.get(image_id, path)
+            image = self.images.get(image_id, self.store.image_path(image_id))
         except ImageReadError as exc:
             if info["error"] != str(exc):
                 self.store.set_image_info(image_id, None, None, str(exc))

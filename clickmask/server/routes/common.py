@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from typing import Annotated
+
+import annotated_types
 from fastapi import Header, HTTPException
 from pydantic import BaseModel, Field
 
@@ -15,16 +18,22 @@ from clickmask.server.imaging import mask_png_b64, mask_runs
 from clickmask.server.security import TAB_HEADER
 from clickmask.server.state import AppState
 
+#: An id or version as the database holds it (a 64-bit integer): others are refused with 422, not a 500.
+DbInt = Annotated[int, annotated_types.Ge(0), annotated_types.Le(2**63 - 1)]
+#: Points of one brush stroke (a long drag sends a few thousand).
+MAX_STROKE_POINTS = 20_000
+
 # Each browser tab sends its own id, so two tabs on one image do not share (and mix up) their clicks.
 Tab = Header("", alias=TAB_HEADER, max_length=64)
 
 
 class StrokeIn(BaseModel):
-    points: list[list[float]] = Field(min_length=1)
-    radius: float
+    points: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(min_length=1,
+                                                                                  max_length=MAX_STROKE_POINTS)
+    radius: float = Field(gt=0, le=10_000)
     erase: bool = False
-    version: int | None = None
-    category_id: int | None = None
+    version: DbInt | None = None
+    category_id: DbInt | None = None
 
 
 def mask_payload(mask, fmt: str) -> dict[str, Any]:

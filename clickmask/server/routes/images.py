@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from clickmask.project.masks import apply_stroke
-from clickmask.server.routes.common import StrokeIn, Tab, clicks_json
+from clickmask.server.routes.common import DbInt, StrokeIn, Tab, clicks_json
 from clickmask.server.security import project_file
 from clickmask.server.state import AppState
 
@@ -18,7 +18,7 @@ class StatusIn(BaseModel):
 
 
 class OrderIn(BaseModel):
-    order: list[int]
+    order: list[DbInt]
 
 
 def router(state: AppState) -> APIRouter:
@@ -35,16 +35,16 @@ def router(state: AppState) -> APIRouter:
         return {"images": store.list_images(), "counts": store.counts()}
 
     @api.get("/api/images/{image_id}")
-    def image(image_id: int, tab: str = Tab):
+    def image(image_id: DbInt, tab: str = Tab):
         return {**store.image(image_id), "annotations": store.list_instances(image_id),
                 "history": store.history_state(image_id), "clicks": clicks_json(state, image_id, tab)}
 
     @api.post("/api/images/{image_id}/open")
-    def open_image(image_id: int):
+    def open_image(image_id: DbInt):
         return state.open_image(image_id)
 
     @api.get("/api/images/{image_id}/file")
-    def image_file(image_id: int):
+    def image_file(image_id: DbInt):
         path = store.image_path(image_id)
         data = state.images.jpeg(image_id, path)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
@@ -54,15 +54,15 @@ def router(state: AppState) -> APIRouter:
         return FileResponse(project_file(store.root, rel))
 
     @api.put("/api/images/{image_id}/status")
-    def set_status(image_id: int, body: StatusIn):
+    def set_status(image_id: DbInt, body: StatusIn):
         return store.set_status(image_id, body.status)
 
     @api.get("/api/images/{image_id}/instances")
-    def instances(image_id: int):
+    def instances(image_id: DbInt):
         return store.list_instances(image_id)
 
     @api.post("/api/images/{image_id}/stroke")
-    def stroke_new(image_id: int, body: StrokeIn):
+    def stroke_new(image_id: DbInt, body: StrokeIn):
         info = store.image(image_id)
         if info["width"] is None:
             state.load_image(image_id)
@@ -71,16 +71,16 @@ def router(state: AppState) -> APIRouter:
         return store.add_instance(image_id, mask, body.category_id)
 
     @api.put("/api/images/{image_id}/order")
-    def reorder(image_id: int, body: OrderIn):
+    def reorder(image_id: DbInt, body: OrderIn):
         return store.reorder(image_id, body.order)
 
     @api.post("/api/images/{image_id}/undo")
-    def undo(image_id: int):
+    def undo(image_id: DbInt):
         return {"undone": store.undo(image_id), "annotations": store.list_instances(image_id),
                 "history": store.history_state(image_id)}
 
     @api.post("/api/images/{image_id}/redo")
-    def redo(image_id: int):
+    def redo(image_id: DbInt):
         return {"redone": store.redo(image_id), "annotations": store.list_instances(image_id),
                 "history": store.history_state(image_id)}
 

@@ -9,13 +9,13 @@ from pydantic import BaseModel
 
 from clickmask.errors import ClickmaskError
 from clickmask.project.masks import apply_stroke, decode_mask
-from clickmask.server.routes.common import StrokeIn
+from clickmask.server.routes.common import DbInt, StrokeIn
 from clickmask.server.state import AppState
 
 
 class InstancePatch(BaseModel):
-    version: int
-    category_id: int | None = None
+    version: DbInt
+    category_id: DbInt | None = None
     set_category: bool = False
     hidden: bool | None = None
     polygons: list[dict[str, Any]] | None = None
@@ -27,13 +27,13 @@ def router(state: AppState) -> APIRouter:
     store = state.store
 
     @api.patch("/api/instances/{instance_id}")
-    def patch_instance(instance_id: int, body: InstancePatch):
+    def patch_instance(instance_id: DbInt, body: InstancePatch):
         category = body.category_id if body.set_category else ...
         return store.update_instance(instance_id, body.version, polygons=body.polygons,
                                      category_id=category, hidden=body.hidden)
 
     @api.post("/api/instances/{instance_id}/stroke")
-    def stroke_instance(instance_id: int, body: StrokeIn):
+    def stroke_instance(instance_id: DbInt, body: StrokeIn):
         if body.version is None:
             raise ClickmaskError("a stroke on an instance needs its version")
         mask = apply_stroke(decode_mask(store.instance(instance_id)["rle"]), body.points, body.radius, body.erase)
@@ -43,7 +43,7 @@ def router(state: AppState) -> APIRouter:
         return store.update_instance(instance_id, body.version, mask=mask)
 
     @api.delete("/api/instances/{instance_id}")
-    def delete_instance(instance_id: int, version: int):
+    def delete_instance(instance_id: DbInt, version: DbInt):
         store.delete_instance(instance_id, version)
         return {"deleted": instance_id}
 

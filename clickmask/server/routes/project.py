@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from clickmask.project.settings import check_setting, user_setting
 from clickmask.project.exchange import export_project, guess_format, import_annotations
 from clickmask.server.routes.common import inside
 from clickmask.server.state import AppState
@@ -50,11 +51,12 @@ def router(state: AppState) -> APIRouter:
 
     @api.get("/api/settings/{key}")
     def get_setting(key: str):
-        return {"key": key, "value": store.get_setting(key)}
+        return {"key": key, "value": store.get_setting(user_setting(key))}
 
     @api.put("/api/settings/{key}")
     def put_setting(key: str, body: SettingIn):
-        store.set_setting(key, body.value)
-        return {"key": key, "value": body.value}
+        value = check_setting(key, body.value)
+        store.set_setting(key, value)
+        return {"key": key, "value": value}
 
     return api

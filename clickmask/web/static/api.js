@@ -56,7 +56,7 @@ export const api = {
   addCategory: (name, color) => request("POST", "/api/categories", { name, color }),
   patchCategory: (cid, body) => request("PATCH", `/api/categories/${cid}`, body),
   deleteCategory: (cid) => request("DELETE", `/api/categories/${cid}`),
-  saveCategories: (path) => request("POST", "/api/categories/save", { path }),
+  saveCategories: (path, overwrite = false) => request("POST", "/api/categories/save", { path, overwrite }),
   loadCategories: (path) => request("POST", "/api/categories/load", { path }),
   exportAs: (format) => request("POST", "/api/export", { format }),
   importFrom: (path) => request("POST", "/api/import", { path }),

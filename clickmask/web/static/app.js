@@ -627,7 +627,15 @@ function bindToolbar() {
   });
   $("#btn-adaptation-reset").addEventListener("click", () => guard(resetAdaptation));
   $("#btn-cat-save").addEventListener("click", () => guard(async () => {
-    const r = await api.saveCategories($("#category-file").value);
+    const path = $("#category-file").value;
+    let r;
+    try {
+      r = await api.saveCategories(path);
+    } catch (err) {
+      if (err.status !== 409) throw err;
+      if (!confirm(err.message)) { toast("Categories not saved"); return; }
+      r = await api.saveCategories(path, true);
+    }
     toast(`Saved categories to ${r.path}`);
   }));
   $("#btn-cat-load").addEventListener("click", () => guard(async () => {
