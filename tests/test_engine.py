@@ -122,6 +122,23 @@ def test_session_feeds_back_previous_logits_and_undoes():
     assert pred.calls[-1][1] is None
 
 
+def test_session_keeps_old_predictions_compact_and_undo_gives_their_masks_back():
+    from clickmask.engine.session import KEEP_WHOLE, _Compact
+
+    pred = _CountingPredictor()
+    pred.set_image(np.zeros((40, 40, 3), np.uint8))
+    s = InteractiveSession(pred)
+    masks = [s.add_click(Click(2 + k, 2 + k, k % 4 != 3)).mask.copy() for k in range(30)]
+    compact = [isinstance(p, _Compact) for p in s._history]
+    assert not compact[0] and not any(compact[-KEEP_WHOLE:]) and all(compact[1:-KEEP_WHOLE])
+    for k in range(29, 0, -1):
+        back = s.undo()
+        assert np.array_equal(back.mask, masks[k - 1]) and len(s.clicks) == k
+        assert back.low_res_logits.dtype == np.float32 and np.array_equal(back.low_res_logits > 0,
+                                                                          back.mask[::2, ::2])
+    assert s.undo() is None and s.clicks == []
+
+
 def test_session_started_from_a_known_first_mask():
     """An accepted proposal: the first click's mask is given, no predict call; the next click feeds it back."""
     pred = _CountingPredictor()

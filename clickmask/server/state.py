@@ -23,6 +23,7 @@ from clickmask.project.store import ProjectStore
 from clickmask.server.adaptation import AdaptationService, adaptable_predictor
 from clickmask.server.granularity import GranularityService
 from clickmask.server.imaging import ImageCache, mask_runs
+from clickmask.server.memory import release_memory
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
 
@@ -31,6 +32,9 @@ PREFETCH_AHEAD = 2
 
 #: Images whose last proposals are kept for Enter (the most recently asked about).
 OFFER_IMAGES = 2
+#: Objects in progress kept in memory, one per (image, browser tab): the least recently clicked
+#: beyond this (a tab closed halfway through an object) is dropped, with its clicks.
+MAX_SESSIONS = 8
 
 
 @dataclass
@@ -43,7 +47,7 @@ class AppState:
     local_only: bool = False  # refuse requests whose Host is not localhost (DNS-rebinding guard)
     prefetch_ahead: int = PREFETCH_AHEAD
     images: ImageCache = field(default_factory=ImageCache)
-    sessions: dict[tuple[int, str], InteractiveSession] = field(default_factory=dict)
+    sessions: OrderedDict[tuple[int, str], InteractiveSession] = field(default_factory=OrderedDict)
     click_lock: threading.Lock = field(default_factory=threading.Lock)
     busy_clicks: int = 0
     opo_config: OPOConfig | None = None  # None: OPOConfig() (SIIS settings)
@@ -98,6 +102,11 @@ class AppState:
             self._current_image = image_id
         if key not in self.sessions:
             self.sessions[key] = InteractiveSession(self.predictor)
+            while len(self.sessions) > MAX_SESSIONS:
+                dropped, _ = self.sessions.popitem(last=False)
+                self.adaptation.release(dropped)
+                release_memory()
+        self.sessions.move_to_end(key)
         return self.sessions[key]
 
     def click(self, image_id: int, x: float, y: float, positive: bool, tab: str = "",
@@ -152,6 +161,8 @@ class AppState:
             if session is not None:
                 session.reset()
             self.adaptation.release((image_id, tab))
+        if session is not None:
+            release_memory()
 
     def current_mask(self, image_id: int, tab: str = "") -> np.ndarray | None:
         with self.click_lock:
