@@ -76,6 +76,11 @@ def engine_options(options: dict) -> dict:
             if k not in NOT_ENGINE and not k.startswith(SEQUENTIAL_PREFIXES)}
 
 
+def engine_key(options: dict) -> str:
+    """The inference options of a report in a canonical form (key order does not matter)."""
+    return json.dumps(engine_options(options), sort_keys=True)
+
+
 def option_text(options: dict) -> str:
     """Inference options as the command line writes them (``first=central,local,...``)."""
     return ",".join(k if v is True else f"{k}={v}" for k, v in options.items())
@@ -431,11 +436,11 @@ def sequential_section(folder: Path, default: dict | None, host: str) -> list[st
     base: dict[tuple[str, str], dict] = {}
     for r in reports:
         if not learned(r["options"]):
-            base.setdefault((r["dataset"], option_text(engine_options(r["options"]))), r)
+            base.setdefault((r["dataset"], engine_key(r["options"])), r)
     said = []
     for r in reports:
         parts = learned(r["options"])
-        ref = base.get((r["dataset"], option_text(engine_options(r["options"]))))
+        ref = base.get((r["dataset"], engine_key(r["options"])))
         ch85 = ch90 = worst = ""
         if ref is not None and ref is not r:
             ch85 = pct(change(ref["noc"]["85"], r["noc"]["85"]))

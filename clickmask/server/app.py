@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.errors import ConflictError, NotFoundError
+from clickmask.server.click_queue import ServerBusy
 from clickmask.server.routes import categories, clicks, images, instances, project
 from clickmask.server.security import TOKEN_COOKIE, BodyLimit, cross_origin_refusal, is_localhost, token_ok
 from clickmask.server.state import AppState
@@ -55,6 +56,8 @@ def create_app(state: AppState) -> FastAPI:
         code = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
         if isinstance(exc, ImageReadError):
             code = 422
+        if isinstance(exc, ServerBusy):
+            code = 503
         return JSONResponse({"detail": str(exc)}, status_code=code)
 
     static = static_dir()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from clickmask.learning.opo import OPOConfig
 from clickmask.learning.proposal import CheckedProposal, accepted_prediction
 from clickmask.project.store import ProjectStore
 from clickmask.server.adaptation import AdaptationService, adaptable_predictor
+from clickmask.server.click_queue import ClickQueue
 from clickmask.server.granularity import GranularityService
 from clickmask.server.imaging import ImageCache, mask_runs
 from clickmask.server.memory import release_memory
@@ -39,7 +39,7 @@ MAX_SESSIONS = 8
 
 @dataclass
 class AppState:
-    """Shared server state. The predictor is used by one click at a time (``click_lock``)."""
+    """Shared server state. The predictor is used by one request at a time, in arrival order (``click_lock``)."""
 
     store: ProjectStore
     predictor: Any
@@ -48,8 +48,7 @@ class AppState:
     prefetch_ahead: int = PREFETCH_AHEAD
     images: ImageCache = field(default_factory=ImageCache)
     sessions: OrderedDict[tuple[int, str], InteractiveSession] = field(default_factory=OrderedDict)
-    click_lock: threading.Lock = field(default_factory=threading.Lock)
-    busy_clicks: int = 0
+    click_lock: ClickQueue = field(default_factory=ClickQueue)
     opo_config: OPOConfig | None = None  # None: OPOConfig() (SIIS settings)
     _current_image: int | None = None
     # the proposals last offered, by image (the OFFER_IMAGES most recent) and category: accepting one
@@ -120,21 +119,17 @@ class AppState:
         """
         t0 = time.perf_counter()
         click = Click(x=float(x), y=float(y), positive=bool(positive))
-        with self.click_lock:
-            self.busy_clicks += 1
-            try:
-                session = self._session(image_id, tab)
-                self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
-                accepted = None if session.clicks else self._accepted_proposal(image_id, category_id, click)
-                if accepted is not None:
-                    session.start_from(click, accepted)
-                else:
-                    if not session.clicks and isinstance(self.predictor, RefinedPredictor):
-                        self.predictor.set_first_token(self.granularity.preferred(category_id))
-                    session.add_click(click)
-                return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000
-            finally:
-                self.busy_clicks -= 1
+        with self.click_lock.bounded():
+            session = self._session(image_id, tab)
+            self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
+            accepted = None if session.clicks else self._accepted_proposal(image_id, category_id, click)
+            if accepted is not None:
+                session.start_from(click, accepted)
+            else:
+                if not session.clicks and isinstance(self.predictor, RefinedPredictor):
+                    self.predictor.set_first_token(self.granularity.preferred(category_id))
+                session.add_click(click)
+            return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000
 
     def _accepted_proposal(self, image_id: int, category_id: int | None, click: Click) -> Prediction | None:
         """The first Prediction of an accepted proposal (``click`` is the one offered), else None (lock held).
@@ -261,8 +256,9 @@ class AppState:
         return {
             "model_id": self.predictor.model_id,
             "is_fallback": bool(getattr(self.predictor, "is_fallback", False)),
-            "busy": self.busy_clicks > 0 or self.prefetcher.status()["busy"],
-            "clicking": self.busy_clicks > 0,
+            "busy": self.click_lock.busy or self.prefetcher.status()["busy"],
+            "clicking": self.click_lock.busy,
+            "waiting": self.click_lock.waiting,
             "prefetch": self.prefetcher.status(),
             "counts": self.store.counts(),
             "project": str(self.store.root),

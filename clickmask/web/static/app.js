@@ -438,7 +438,7 @@ async function pollStatus() {
     const st = await fetch("/api/status").then((r) => r.json());
     state.serverBusy = st.busy;
     const pf = st.prefetch;
-    state.busyText = st.clicking ? "segmenting…" : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "ready";
+    state.busyText = st.clicking ? (st.waiting ? `segmenting… (${st.waiting} more clicks waiting)` : "segmenting…") : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "ready";
     $("#model-info").textContent = `model ${st.model_id}${st.is_fallback ? " (fallback: run 'clickmask models pull')" : ""} · ${st.project}`;
   } catch (err) {
     state.busyText = "server unreachable";
