@@ -26,7 +26,7 @@ def test_waiters_get_the_model_in_arrival_order():
         def click(k=k):
             with queue:
                 order.append(k)
-        t = threading.Thread(target=click)
+        t = threading.Thread(target=click, daemon=True)
         t.start()
         threads.append(t)
         _wait_until(lambda: queue.waiting == k + 1)
@@ -39,19 +39,28 @@ def test_waiters_get_the_model_in_arrival_order():
 
 def test_a_full_queue_refuses_at_once_and_takes_clicks_again_when_it_drains():
     queue = ClickQueue(max_waiting=2)
-    queue.acquire()
-    waiters = [threading.Thread(target=queue.acquire, args=(True,)) for _ in range(2)]
-    for k, t in enumerate(waiters):
+    go = threading.Event()
+    served: list[int] = []
+
+    def click(k: int) -> None:
+        with queue.bounded():
+            served.append(k)
+            go.wait(10)
+
+    queue.acquire()  # a long click holds the model
+    threads = [threading.Thread(target=click, args=(k,), daemon=True) for k in range(2)]
+    for k, t in enumerate(threads):
         t.start()
         _wait_until(lambda: queue.waiting == k + 1)
     with pytest.raises(ServerBusy, match="2 clicks waiting"):
         with queue.bounded():
             pass
-    queue.release()  # the first waiter takes the model (and keeps it: it never leaves its context)
-    _wait_until(lambda: queue.waiting == 1)
-    done = threading.Event()
-    threading.Thread(target=lambda: (queue.acquire(bounded=True), done.set())).start()  # room again
+    queue.release()  # the first waiter takes the model and holds it: one waits, so there is room again
+    _wait_until(lambda: served == [0])
+    late = threading.Thread(target=click, args=(2,), daemon=True)
+    late.start()
     _wait_until(lambda: queue.waiting == 2)
-    queue.release()
-    queue.release()
-    assert done.wait(10)
+    go.set()
+    for t in [*threads, late]:
+        t.join(10)
+    assert served == [0, 1, 2] and not queue.busy

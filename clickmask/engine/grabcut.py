@@ -65,6 +65,10 @@ class GrabCutPredictor:
         """Nothing to precompute for GrabCut; returns False."""
         return False
 
+    def polish(self, pred: Prediction, clicks: Sequence[Click]) -> Prediction:
+        """No image-space steps: ``pred`` as it is."""
+        return pred
+
     @property
     def image_size(self) -> tuple[int, int]:
         if self._image is None:

@@ -46,6 +46,12 @@ class Predictor(Protocol):
 
     model_id: str
     is_fallback: bool
+    last_embed_ms: float  # time the last set_image took
+    last_embed_cached: bool  # the last set_image found its embedding in the cache
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the set image."""
 
     def set_image(self, image: np.ndarray) -> None:
         """Prepare an HxWx3 uint8 RGB image (compute or load its embedding)."""
@@ -61,6 +67,9 @@ class Predictor(Protocol):
 
     def prefetch(self, image: np.ndarray) -> bool:
         """Compute and cache an image's embedding in the background (thread-safe)."""
+
+    def polish(self, pred: Prediction, clicks: Sequence[Click]) -> Prediction:
+        """The image-space steps ``predict`` ends with, on a mask made elsewhere for the set image."""
 
 
 def check_image(image: np.ndarray) -> None:

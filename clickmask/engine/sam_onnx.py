@@ -117,6 +117,10 @@ class SamOnnxPredictor:
         session = encoder if encoder is not None else self._encoder
         return session.run(None, {self._encoder_input: x})[0].astype(np.float32)
 
+    def polish(self, pred: Prediction, clicks: Sequence[Click]) -> Prediction:
+        """No image-space steps: ``pred`` as it is."""
+        return pred
+
     @property
     def image_size(self) -> tuple[int, int]:
         """(height, width) of the current image."""

@@ -83,8 +83,8 @@ def evaluate_object(
         ious=ious,
         clicks=clicker.clicks,
         click_ms=times,
-        embed_ms=float(getattr(predictor, "last_embed_ms", 0.0)),
-        embed_cached=bool(getattr(predictor, "last_embed_cached", False)),
+        embed_ms=float(predictor.last_embed_ms),
+        embed_cached=bool(predictor.last_embed_cached),
         masks=masks,
     )
 

@@ -110,14 +110,13 @@ def accepted_prediction(
 
     The check's mask (see :meth:`CheckedProposal.prediction`) gets the
     predictor's image-space steps (``polish``: boundary snapping, clicked
-    pixels honoured) when it has them, like any first click's mask; the
+    pixels honoured, if its options have them), like any first click's mask; the
     annotated objects (``ignore_mask``, HxW bool) stay cut out.
     """
     pred = checked.prediction(ignore_mask)
-    polish = getattr(predictor, "polish", None)
-    if pred is None or polish is None:
+    if pred is None:
         return pred
-    pred = polish(pred, [checked.click])
+    pred = predictor.polish(pred, [checked.click])
     if ignore_mask is not None:
         pred.logits = cut_out(pred.logits, ignore_mask)
     return pred

@@ -255,7 +255,7 @@ class AppState:
     def status(self) -> dict[str, Any]:
         return {
             "model_id": self.predictor.model_id,
-            "is_fallback": bool(getattr(self.predictor, "is_fallback", False)),
+            "is_fallback": bool(self.predictor.is_fallback),
             "busy": self.click_lock.busy or self.prefetcher.status()["busy"],
             "clicking": self.click_lock.busy,
             "waiting": self.click_lock.waiting,
