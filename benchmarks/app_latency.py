@@ -41,26 +41,33 @@ from clickmask.errors import ClickmaskError
 
 
 class Client:
-    """A keep-alive HTTP client for the JSON API."""
+    """A keep-alive HTTP client for the JSON API, as one browser tab (``tab``) calls it."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tab: str = "") -> None:
         self.port = port
+        self.tab = tab
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def send(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        """(HTTP status, JSON payload) of one request."""
         data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json", "X-Clickmask-Tab": self.tab}
         try:
-            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json", "X-Clickmask-Tab": ""})
+            self.conn.request(method, path, body=data, headers=headers)
             res = self.conn.getresponse()
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
             # the server closed an idle keep-alive connection: reconnect once
             self.conn.close()
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
-            self.conn.request(method, path, body=data, headers={"Content-Type": "application/json", "X-Clickmask-Tab": ""})
+            self.conn.request(method, path, body=data, headers=headers)
             res = self.conn.getresponse()
-        payload = json.loads(res.read() or b"null")
-        if res.status != 200:
-            raise ClickmaskError(f"{method} {path}: HTTP {res.status}: {payload}")
+        return res.status, json.loads(res.read() or b"null")
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        """The JSON payload of a request that must succeed."""
+        status, payload = self.send(method, path, body)
+        if status != 200:
+            raise ClickmaskError(f"{method} {path}: HTTP {status}: {payload}")
         return payload
 
 
