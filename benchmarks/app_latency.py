@@ -361,18 +361,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="--opo-busy: seconds the robot waits before each click (untimed)")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
+    return run_and_write(lambda: measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead,
+                                         args.infer, args.opo_busy, args.images, args.think), args.json_path)
+
+
+def run_and_write(run, json_path: Path | None) -> int:
+    """Run a measurement, print its JSON result and write it (atomically) to ``json_path``; 2 on a one-line error."""
     try:
-        result = measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead, args.infer,
-                         args.opo_busy, args.images, args.think)
+        result = run()
     except ClickmaskError as exc:
         print(f"clickmask: error: {exc}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=2)
     print(text)
-    if args.json_path:
+    if json_path:
         from clickmask.io.atomic import atomic_write_text
 
-        atomic_write_text(args.json_path, text + "\n")
+        atomic_write_text(json_path, text + "\n")
     return 0
 
 

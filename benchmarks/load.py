@@ -17,7 +17,6 @@ Run: ``python benchmarks/load.py --data-root ../shared/data --json benchmarks/re
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app_latency import Client
+from app_latency import Client, run_and_write
 from clickmask.errors import ClickmaskError
 
 
@@ -161,18 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry", type=float, default=0.2, help="seconds before clicking again after a 503")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
-    try:
-        result = measure(args.data_root, args.dataset, args.users, args.clicks, args.objects, args.think, args.retry)
-    except ClickmaskError as exc:
-        print(f"clickmask: error: {exc}", file=sys.stderr)
-        return 2
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_path:
-        from clickmask.io.atomic import atomic_write_text
-
-        atomic_write_text(args.json_path, text + "\n")
-    return 0
+    return run_and_write(lambda: measure(args.data_root, args.dataset, args.users, args.clicks, args.objects,
+                                         args.think, args.retry), args.json_path)
 
 
 if __name__ == "__main__":
