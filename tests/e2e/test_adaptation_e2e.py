@@ -27,6 +27,7 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     page.on("dialog", lambda dialog: dialog.accept())  # the reset asks for confirmation
     page.goto(server.url)
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.keyboard.press("1")  # the first category for the next objects (none is chosen for the user)
     text = page.get_by_test_id("adaptation-text")
     page.wait_for_function("window.cm.state.adaptation !== null")
     assert text.inner_text() == "not adapted yet"

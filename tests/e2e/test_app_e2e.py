@@ -141,3 +141,43 @@ def test_click_segment_edit_categorise_export(browser, app_server, screenshots):
     other.close()
     assert not errors, errors
     page.close()
+
+
+def test_number_keys_never_change_a_finished_object_by_surprise(browser, app_server):
+    """Finishing deselects; 1-9 then pick the next object's category; a deliberately selected object changes, with a word."""
+    server, store = app_server
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    assert page.evaluate("window.cm.state.currentCategory") is None  # nothing chosen for the user
+    assert page.locator("input[name=current-category]:checked").count() == 0
+    cats = store.list_categories()
+
+    image = next(i for i in store.list_images() if i["path"] == "coffee.png")
+    page.locator(f"[data-testid=image-item][data-id='{image['id']}']").click()
+    page.wait_for_function(f"window.cm.state.imageId === {image['id']} && window.cm.viewer.width > 0")
+    page.keyboard.press("1")
+    page.mouse.click(*_page_point(page, 200, 150))
+    page.wait_for_function("window.cm.state.clicks.length === 1")
+    page.keyboard.press("Space")
+    _wait(page, "window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+    [inst] = store.list_instances(image["id"])
+    assert inst["category_id"] == cats[0]["id"]
+    assert page.evaluate("window.cm.state.selected") is None  # finishing deselects
+
+    page.keyboard.press("4")  # the category of the NEXT object
+    _wait(page, f"window.cm.state.currentCategory === {cats[3]['id']}")
+    time.sleep(0.5)  # a wrong write would have landed by now
+    assert store.instance(inst["id"])["category_id"] == cats[0]["id"]
+
+    page.locator("[data-testid=instance-item] .name").first.click()  # selected on purpose
+    page.keyboard.press("3")
+    _wait(page, f"window.cm.state.instances[0].category_id === {cats[2]['id']}")
+    assert store.instance(inst["id"])["category_id"] == cats[2]["id"]
+    assert f"is now “{cats[2]['name']}”" in page.locator("#toast").text_content()
+    page.keyboard.press("Escape")
+    _wait(page, "window.cm.state.selected === null")
+    assert not errors, errors

@@ -31,6 +31,7 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server.url)
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page.keyboard.press("1")  # the first category for the next objects (none is chosen for the user)
 
     # first object of the current category on chelsea: no proposal yet (empty bank)
     _open(page, store, "chelsea.png")

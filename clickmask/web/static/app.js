@@ -6,7 +6,7 @@ import { ACTIONS, actionFor, defaults, keyOf, label } from "./shortcuts.js";
 const $ = (sel) => document.querySelector(sel);
 const state = {
   images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
-  selected: null, clicks: [], mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
+  selected: null, selectedOnPurpose: false, clicks: [], mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
   busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
 };
 window.cm = { state }; // handle for the end-to-end test and for debugging (refreshAdaptation added below)
@@ -191,7 +191,8 @@ async function finishObject() {
   state.clicks = [];
   viewer.setMask(null);
   viewer.setClicks([]);
-  await reloadInstances(inst.id);
+  await reloadInstances(null); // finishing deselects: the next keys are for the next object
+  if (inst.category_id === null) toast("Saved without a category: choose one with 1–9 before finishing");
   await loadImages();
   refreshProposal();
   refreshAdaptation();
@@ -201,7 +202,7 @@ async function finishObject() {
 async function reloadInstances(selectId) {
   const detail = await api.image(state.imageId);
   state.instances = detail.annotations;
-  if (selectId !== undefined) state.selected = selectId;
+  if (selectId !== undefined) { state.selected = selectId; state.selectedOnPurpose = false; }
   if (!state.instances.some((i) => i.id === state.selected)) state.selected = null;
   redraw();
 }
@@ -211,8 +212,10 @@ function replaceInstance(inst) {
   redraw();
 }
 
+/** The user selects an object (list or canvas): number keys then change its category. */
 function select(id) {
   state.selected = id;
+  state.selectedOnPurpose = id !== null;
   redraw();
 }
 
@@ -315,9 +318,8 @@ function renderInstances() {
 // ------------------------------------------------------------ categories
 async function loadCategories(list) {
   state.categories = list || (await api.categories());
-  if (!state.categories.some((c) => c.id === state.currentCategory)) {
-    state.currentCategory = state.categories.length ? state.categories[0].id : null;
-  }
+  // no category is chosen for the user: until they pick one, objects are saved without
+  if (!state.categories.some((c) => c.id === state.currentCategory)) state.currentCategory = null;
   renderCategories();
   redraw();
 }
@@ -502,7 +504,7 @@ const handlers = {
   acceptProposal: () => guard(acceptProposal),
   undo: () => guard(undoAny),
   redo: () => guard(redoAny),
-  cancel: () => guard(cancelClicks),
+  cancel: () => (state.clicks.length || state.selected === null ? guard(cancelClicks) : select(null)), // Esc: drop clicks, else deselect
   modeClick: () => setMode("click"),
   modePolygon: () => setMode("polygon"),
   modeBrush: () => setMode("brush"),
@@ -566,8 +568,15 @@ document.addEventListener("keydown", (ev) => {
     if (cat) {
       state.currentCategory = cat.id;
       renderCategories();
-      if (state.selected !== null) guard(() => patchSelected({ category_id: cat.id, set_category: true }));
-      else refreshProposal();
+      const inst = state.instances.find((i) => i.id === state.selected);
+      if (inst && state.selectedOnPurpose) {
+        guard(async () => {
+          await patchSelected({ category_id: cat.id, set_category: true });
+          toast(`Object #${inst.id} is now “${cat.name}”`);
+        });
+      } else {
+        refreshProposal();
+      }
     }
     return;
   }

@@ -6,7 +6,7 @@ export const ACTIONS = {
   acceptProposal: ["Accept the proposed first click", "enter"],
   undo: ["Undo click / edit", "ctrl+z"],
   redo: ["Redo edit", "ctrl+y"],
-  cancel: ["Drop the current clicks", "escape"],
+  cancel: ["Drop the current clicks (or deselect)", "escape"],
   modeClick: ["Click mode", "c"],
   modePolygon: ["Polygon mode", "p"],
   modeBrush: ["Brush", "b"],
