@@ -268,7 +268,10 @@ class ProjectStore:
             if s.scalar(select(CategoryRow).where(CategoryRow.name == name)) is not None:
                 raise ConflictError(f"category {name!r} already exists")
             n = int(s.scalar(select(func.count()).select_from(CategoryRow)) or 0)
-            row = CategoryRow(name=name, color=_check_color(color or PALETTE[n % len(PALETTE)]), position=n)
+            if not color:  # the first palette colour no category has, so new categories stay apart
+                used = set(s.scalars(select(CategoryRow.color)))
+                color = next((c for c in PALETTE if c not in used), PALETTE[n % len(PALETTE)])
+            row = CategoryRow(name=name, color=_check_color(color), position=n)
             s.add(row)
             s.flush()
             return {"id": row.id, "name": row.name, "color": row.color}

@@ -181,3 +181,33 @@ def test_number_keys_never_change_a_finished_object_by_surprise(browser, app_ser
     page.keyboard.press("Escape")
     _wait(page, "window.cm.state.selected === null")
     assert not errors, errors
+
+
+def test_finished_objects_show_their_outline_and_new_categories_get_distinct_colours(browser, app_server):
+    server, store = app_server
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    for name in ("helmet", "flag", "shuttle"):  # typed in, the colour picker left alone
+        page.locator("#category-name").fill(name)
+        page.locator("#category-name").press("Enter")
+        _wait(page, f"window.cm.state.categories.some((c) => c.name === '{name}')")
+    colors = [c["color"] for c in store.list_categories()]
+    assert len(set(colors)) == len(colors), colors
+
+    image = next(i for i in store.list_images() if i["path"] == "coffee.png")
+    page.locator(f"[data-testid=image-item][data-id='{image['id']}']").click()
+    page.wait_for_function(f"window.cm.state.imageId === {image['id']} && window.cm.viewer.width > 0")
+    page.keyboard.press("1")
+    page.mouse.click(*_page_point(page, 200, 150))
+    page.wait_for_function("window.cm.state.clicks.length === 1")
+    page.keyboard.press("Space")
+    _wait(page, "window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+    shape = "window.cm.viewer.annLayer.findOne('.instance')"
+    drawn = page.evaluate(f"[{shape}.stroke(), {shape}.strokeWidth(), {shape}.fill(), "
+                          "window.cm.viewer.annLayer.opacity()]")
+    assert drawn[0] == colors[0] and drawn[1] >= 2 and drawn[3] == 1, drawn  # a full-strength outline
+    page.locator("[data-testid=fill]").fill("0")  # no fill: the outline alone still shows the object
+    _wait(page, f"{shape}.fill().endsWith(',0)')")
+    assert page.evaluate(f"{shape}.stroke()") == colors[0]

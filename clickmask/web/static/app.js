@@ -625,10 +625,15 @@ function bindToolbar() {
     toast("Shortcuts saved");
     toggleHelp(false);
   }));
+  $("#category-color").addEventListener("input", (ev) => { ev.target.dataset.touched = "1"; });
   $("#category-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     guard(async () => {
-      const cat = await api.addCategory($("#category-name").value, $("#category-color").value);
+      const picker = $("#category-color");
+      // the server gives a new category the next colour of its palette unless the user picked one
+      const cat = await api.addCategory($("#category-name").value, picker.dataset.touched ? picker.value : null);
+      picker.value = cat.color;
+      delete picker.dataset.touched;
       $("#category-name").value = "";
       state.currentCategory = cat.id;
       await loadCategories();
@@ -659,7 +664,7 @@ async function main() {
   bindToolbar();
   setMode("click");
   setRadius(state.radius);
-  viewer.setOpacity(0.55);
+  viewer.setOpacity(0.35);
   const saved = await guard(() => api.getSetting("shortcuts"));
   if (saved && saved.value) state.shortcuts = { ...defaults(), ...saved.value };
   await guard(loadCategories);

@@ -98,10 +98,11 @@ export class Viewer {
     this._rescaleHandles();
   }
 
+  /** Fill strength (0..1) of finished objects; their outlines stay fully visible. */
   setOpacity(value) {
     this.opacity = value;
-    this.annLayer.opacity(value);
     this.maskLayer.opacity(Math.min(1, value + 0.15));
+    if (this.instances) this.setInstances(this.instances, this.colors, this.selected);
   }
 
   /** Image coordinates (pixel corners) of the pointer. */
@@ -202,9 +203,10 @@ export class Viewer {
       const shape = new Konva.Shape({
         name: "instance",
         id: `inst-${inst.id}`,
-        fill: hexToRgba(color, isSel ? 0.75 : 0.55),
+        // the outline at full strength, the fill as light as the user sets it (see setOpacity)
+        fill: hexToRgba(color, isSel ? Math.min(1, this.opacity + 0.2) : this.opacity),
         stroke: isSel ? "#ffffff" : color,
-        strokeWidth: isSel ? 2 : 1,
+        strokeWidth: isSel ? 3 : 2,
         strokeScaleEnabled: false,
         fillRule: "evenodd",
         sceneFunc: (ctx, node) => {
@@ -226,7 +228,6 @@ export class Viewer {
       });
       this.annLayer.add(shape);
     }
-    this.annLayer.opacity(this.opacity);
     this.annLayer.draw();
     this._drawHandles();
   }
