@@ -230,3 +230,15 @@ def test_flip_prefetch_caches_the_mirrored_embedding(model_spec):
     assert flip.prefetch(image)
     _, cached = sam.image_embedding(np.ascontiguousarray(image[:, ::-1]))
     assert cached
+
+
+def test_a_crop_mask_spilling_over_an_inner_edge_fills_the_crop():
+    from clickmask.engine.refine.zoom import fills_crop
+
+    inside = np.zeros((100, 80), bool)
+    inside[30:70, 20:60] = True  # clear of every edge: the object, with its margin
+    assert not fills_crop(inside, (100, 50, 180, 150), (400, 400))
+    leak = inside.copy()
+    leak[20:100, 0:30] = True  # runs along the left edge for 80 of 100 rows
+    assert fills_crop(leak, (100, 50, 180, 150), (400, 400))
+    assert not fills_crop(leak, (0, 50, 80, 150), (400, 400))  # that edge is the image's: allowed

@@ -147,3 +147,18 @@ def test_candidate_decoder_matches_full_decoder(sam_predictor):
         assert abs(float(scores.reshape(-1)[0]) - ours.score) < 1e-4
         assert iou(masks[0, 0] > 0, ours.mask) >= 0.995
         assert (len(ours.candidates) == 3) == (len(clicks) == 1)
+
+
+def test_a_crop_prediction_that_spills_out_of_the_object_is_not_pasted(sam_predictor, data_root):
+    """COCO128 000000000192, person 02: the 4th robot click's crop answer filled the crop (IoU 0.79 -> 0.31)."""
+    from clickmask.engine.refine import InferenceOptions, RefinedPredictor
+
+    image = load_image(data_root / "COCO128" / "images" / "000000000192.jpg")
+    truth = load_image(data_root / "COCO128" / "masks" / "000000000192_02.png")[..., 0] > 127
+    predictor = RefinedPredictor(sam_predictor, InferenceOptions.parse(None))
+    predictor.set_image(image)
+    session = InteractiveSession(predictor)
+    ious = [iou(session.add_click(Click(x, y, True)).mask, truth)
+            for x, y in [(325, 244), (359, 268), (360, 381), (285, 263)]]
+    assert ious[3] > ious[2] - 0.05, ious
+    assert session.prediction.info.get("crop_refused") == (223, 88, 423, 480)

@@ -119,7 +119,10 @@ class RefinedPredictor:
                 self.stats.zoom_encodes += 1  # a new crop: an encoder pass unless cached
             frame = self._crop_frame(crop)
             zoomed = self.decode(frame, clicks, zoom.mask_input(frame, previous if same_crop else pred))
-            pred = zoom.paste(pred, zoomed, crop)
+            if zoom.fills_crop(zoomed.logits > 0, crop, (h, w)):
+                pred.info["crop_refused"] = crop
+            else:
+                pred = zoom.paste(pred, zoomed, crop)
         if local.applies(opts, len(clicks), previous is not None):
             pred = local.keep_previous_far_away(pred, previous, clicks[-1], opts)
         pred = self.polish(pred, clicks)

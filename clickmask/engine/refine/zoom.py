@@ -9,6 +9,12 @@ whole-image one. The crop is kept while the object stays inside it; no zoom
 when the crop would cover more than ``zoom_max_frac`` of the image's long side
 (no resolution to gain). A prediction records its crop in ``info["crop"]``
 and the crop's low-res logits in ``info["crop_low_res"]``.
+
+The crop has a margin around the object, so the object's mask in it should
+stay clear of the crop's edges inside the image. A crop prediction that
+covers more than :data:`EDGE_LIMIT` of one of those edges has spilled out of
+the object rather than found it (the decoder sometimes answers "all of it"):
+it is not pasted, and the whole-image prediction stands (``info["crop_refused"]``).
 """
 
 from __future__ import annotations
@@ -54,6 +60,21 @@ def choose_crop(options: InferenceOptions, clicks: Sequence[Click], current: Pre
     nx0, ny0 = int(max(0, round(cx - bw / 2))), int(max(0, round(cy - bh / 2)))
     nx1, ny1 = int(min(w, round(cx + bw / 2))), int(min(h, round(cy + bh / 2)))
     return nx0, ny0, nx1, ny1
+
+
+#: Share of one inner edge of the crop that a crop prediction may cover before it counts as spilling out.
+EDGE_LIMIT = 0.5
+EDGE_BAND = 3  # pixels
+
+
+def fills_crop(zoomed: np.ndarray, crop: Box, image_hw: tuple[int, int]) -> bool:
+    """True when the crop's HxW bool mask covers more than EDGE_LIMIT of an edge of the crop that lies inside the image."""
+    x0, y0, x1, y1 = crop
+    h, w = image_hw
+    b = EDGE_BAND  # an edge is a band: a mask that stops a pixel short of the edge still fills the crop
+    edges = [zoomed[:, :b].any(axis=1) if x0 > 0 else None, zoomed[:, -b:].any(axis=1) if x1 < w else None,
+             zoomed[:b, :].any(axis=0) if y0 > 0 else None, zoomed[-b:, :].any(axis=0) if y1 < h else None]
+    return any(e is not None and e.mean() > EDGE_LIMIT for e in edges)
 
 
 def paste(pred: Prediction, zoomed: Prediction, crop: Box) -> Prediction:
