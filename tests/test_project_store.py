@@ -215,3 +215,30 @@ def test_object_maps_are_stored_per_category_and_go_with_it(tmp_path):
     store.put_object_map(cat, 1, "model-a", b"again")
     store.delete_category(cat)  # the map goes with its category
     assert store.get_object_map(cat) is None
+
+
+def test_a_polygon_edit_changes_pixels_only_where_the_outline_moved(tmp_path):
+    """Moving one vertex (out, and back) changes pixels near it only, never along the rest of the object."""
+    store = open_project(_folder(tmp_path))
+    yy, xx = np.mgrid[:20, :30]
+    blob = (yy - 10) ** 2 / 64 + (xx - 15) ** 2 / 144 < 1  # curved: its simplified outline is not the mask
+    inst = store.add_instance(1, blob, tolerance=1.0)
+    polygons = inst["polygons"]
+    ring = polygons[0]["exterior"]
+    vx, vy = ring[0]
+    moved = [{"exterior": [[vx + 3, vy + 2], *ring[1:]], "holes": []}]
+    out = store.update_instance(inst["id"], inst["version"], polygons=moved)
+    changed = np.argwhere(decode_rle(out["rle"]) != blob)
+    assert len(changed) and np.abs(changed - [vy, vx]).max() <= 8  # rows/cols near the vertex only
+    back = store.update_instance(inst["id"], out["version"], polygons=polygons)
+    changed = np.argwhere(decode_rle(back["rle"]) != blob)
+    assert len(changed) <= 6 and (not len(changed) or np.abs(changed - [vy, vx]).max() <= 8)
+
+
+def test_an_edit_that_changes_nothing_is_no_undo_step(tmp_path):
+    store = open_project(_folder(tmp_path))
+    inst = store.add_instance(1, _mask())
+    same = store.update_instance(inst["id"], inst["version"], mask=_mask())  # an eraser stroke beside it
+    assert same["version"] == inst["version"] and store.history_state(1) == {"undo": 1, "redo": 0}
+    hidden = store.update_instance(inst["id"], inst["version"], hidden=True)
+    assert hidden["version"] == inst["version"] + 1 and store.history_state(1)["undo"] == 2

@@ -47,15 +47,29 @@ def mask_fields(mask: np.ndarray, tolerance: float = 1.0) -> dict[str, Any]:
     }
 
 
-def polygon_fields(polygons_json: Any, shape: tuple[int, int]) -> dict[str, Any]:
-    """Stored fields after a polygon edit: the polygons are kept as given, the mask follows them."""
-    polygons = polygons_from_json(polygons_json)
-    mask = polygons_to_mask(polygons, shape)
+def polygon_edit_fields(mask: np.ndarray, old_json: Any, new_json: Any) -> dict[str, Any]:
+    """Stored fields after the user moved the polygons ``old_json`` to ``new_json`` on the exact ``mask``.
+
+    Only the pixels whose side changed between the two polygons' rasters
+    change: an edit near one vertex leaves the exact mask alone everywhere
+    else (the polygons are a simplified outline, so re-rasterising them whole
+    would move pixels all along the object). The polygons are kept as given.
+    """
+    shape = mask.shape
+    new_polygons = polygons_from_json(new_json)
+    new_raster = polygons_to_mask(new_polygons, shape)
+    try:
+        old_raster = polygons_to_mask(polygons_from_json(old_json), shape)
+    except ClickmaskError:  # no usable stored outline: the new one decides everywhere
+        old_raster = ~new_raster
+    edited = np.asarray(mask, dtype=bool).copy()
+    changed = old_raster != new_raster
+    edited[changed] = new_raster[changed]
     return {
-        "rle": encode_rle(mask),
-        "polygons": polygons_to_json(polygons),
-        "area": int(mask.sum()),
-        "bbox": [float(v) for v in mask_bbox(mask)],
+        "rle": encode_rle(edited),
+        "polygons": polygons_to_json(new_polygons),
+        "area": int(edited.sum()),
+        "bbox": [float(v) for v in mask_bbox(edited)],
     }
 
 

@@ -377,31 +377,39 @@ class ProjectStore:
         polygons: Any = None, category_id: Any = ..., hidden: bool | None = None,
         attributes: dict[str, Any] | None = None, tolerance: float | None = None,
     ) -> dict[str, Any]:
-        """Change an instance; ``version`` must be the current one (else ConflictError)."""
+        """Change an instance; ``version`` must be the current one (else ConflictError).
+
+        An edit that changes nothing (an eraser stroke beside the object, the
+        same category again) is not written: no new version, no undo step.
+        """
         with self._tx() as s:
             row = self._get_instance(s, instance_id, version)
             image = s.get(ImageRow, row.image_id)
             shape = (int(row.rle["size"][0]), int(row.rle["size"][1]))
             before = _state(row)
+            changes: dict[str, Any] = {}
             if mask is not None:
                 mask = np.asarray(mask, dtype=bool)
                 if mask.shape != shape:
                     raise ClickmaskError(f"mask is {mask.shape[1]}x{mask.shape[0]}, instance is {shape[1]}x{shape[0]}")
                 if not mask.any():
                     raise ClickmaskError("the edit leaves an empty mask: delete the instance instead")
-                _set(row, maskutil.mask_fields(mask, self._tolerance(tolerance)))
+                if not np.array_equal(mask, maskutil.decode_mask(row.rle)):
+                    changes.update(maskutil.mask_fields(mask, self._tolerance(tolerance)))
             elif polygons is not None:
-                fields = maskutil.polygon_fields(polygons, shape)
-                if fields["area"] == 0:
+                changes = maskutil.polygon_edit_fields(maskutil.decode_mask(row.rle), row.polygons, polygons)
+                if changes["area"] == 0:
                     raise ClickmaskError("the polygons cover no pixel centre: delete the instance instead")
-                _set(row, fields)
             if category_id is not ...:
                 self._check_category(s, category_id)
-                row.category_id = category_id
+                changes["category_id"] = category_id
             if hidden is not None:
-                row.hidden = bool(hidden)
+                changes["hidden"] = bool(hidden)
             if attributes is not None:
-                row.attributes = dict(attributes)
+                changes["attributes"] = dict(attributes)
+            if all(before[k] == v for k, v in changes.items()):
+                return _instance_dict(row)
+            _set(row, changes)
             row.version += 1
             row.updated_at = utcnow()
             row.author = self.author

@@ -211,3 +211,46 @@ def test_finished_objects_show_their_outline_and_new_categories_get_distinct_col
     page.locator("[data-testid=fill]").fill("0")  # no fill: the outline alone still shows the object
     _wait(page, f"{shape}.fill().endsWith(',0)')")
     assert page.evaluate(f"{shape}.stroke()") == colors[0]
+
+
+def test_dragging_a_vertex_out_and_back_changes_pixels_near_it_only(browser, app_server):
+    from clickmask.samples import load_samples
+
+    server, store = app_server
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    chelsea = next(i for i in store.list_images() if i["path"] == "chelsea.png")
+    page.locator(f"[data-testid=image-item][data-id='{chelsea['id']}']").click()
+    page.wait_for_function(f"window.cm.state.imageId === {chelsea['id']} && window.cm.viewer.width > 0")
+    truth = load_samples(["chelsea"])[0].mask
+    page.mouse.click(*_page_point(page, *(v + 0.5 for v in _deepest(truth))))
+    page.wait_for_function("window.cm.state.clicks.length === 1")
+    page.keyboard.press("Space")
+    _wait(page, "window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+    inst = store.list_instances(chelsea["id"])[0]
+    before = store.instance_mask(inst["id"])
+
+    page.keyboard.press("p")
+    page.locator("[data-testid=instance-item] .name").first.click()
+    page.wait_for_function("window.cm.viewer.vertexPage(0) !== null")
+    vx, vy = page.evaluate("window.cm.state.instances[0].polygons[0].exterior[0]")
+    for dx, dy, version in ((25, 20, inst["version"]), (0, 0, inst["version"] + 1)):  # out, then back
+        p = page.evaluate("window.cm.viewer.vertexPage(0)")
+        page.mouse.move(p["x"], p["y"])
+        page.mouse.down()
+        target = _page_point(page, vx + dx, vy + dy)
+        page.mouse.move(*target, steps=6)
+        page.mouse.up()
+        page.wait_for_function(f"window.cm.state.instances[0].version > {version}", timeout=15_000)
+    changed = np.argwhere(store.instance_mask(inst["id"]) != before)
+    far = changed[np.abs(changed - [vy, vx]).max(axis=1) > 40] if len(changed) else changed
+    assert len(far) == 0, f"{len(far)} pixels changed far from the vertex, e.g. {far[:5].tolist()}"
+
+    # eraser: a stroke that erases nothing leaves no empty step in the history
+    undo = store.history_state(chelsea["id"])["undo"]
+    page.keyboard.press("e")
+    page.mouse.click(*_page_point(page, 2, 2))  # far outside the cat
+    time.sleep(1.0)
+    assert store.history_state(chelsea["id"])["undo"] == undo
