@@ -143,19 +143,19 @@ def test_click_segment_edit_categorise_export(browser, app_server, screenshots):
     page.close()
 
 
-def test_number_keys_never_change_a_finished_object_by_surprise(browser, app_server):
-    """Finishing deselects; 1-9 then pick the next object's category; a deliberately selected object changes, with a word."""
-    server, store = app_server
+def _ready_page(browser, server, errors: list[str] | None = None):
+    """A new tab on the app, ready; page errors go to ``errors``."""
     page = browser.new_page()
     page.set_default_timeout(60_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    if errors is not None:
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(server.url)
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
-    assert page.evaluate("window.cm.state.currentCategory") is None  # nothing chosen for the user
-    assert page.locator("input[name=current-category]:checked").count() == 0
-    cats = store.list_categories()
+    return page
 
+
+def _one_object_on_coffee(page, store) -> dict:
+    """Open coffee.png, press 1 (the first category), click once and finish: returns the image."""
     image = next(i for i in store.list_images() if i["path"] == "coffee.png")
     page.locator(f"[data-testid=image-item][data-id='{image['id']}']").click()
     page.wait_for_function(f"window.cm.state.imageId === {image['id']} && window.cm.viewer.width > 0")
@@ -164,6 +164,19 @@ def test_number_keys_never_change_a_finished_object_by_surprise(browser, app_ser
     page.wait_for_function("window.cm.state.clicks.length === 1")
     page.keyboard.press("Space")
     _wait(page, "window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+    return image
+
+
+def test_number_keys_never_change_a_finished_object_by_surprise(browser, app_server):
+    """Finishing deselects; 1-9 then pick the next object's category; a deliberately selected object changes, with a word."""
+    server, store = app_server
+    errors: list[str] = []
+    page = _ready_page(browser, server, errors)
+    assert page.evaluate("window.cm.state.currentCategory") is None  # nothing chosen for the user
+    assert page.locator("input[name=current-category]:checked").count() == 0
+    cats = store.list_categories()
+
+    image = _one_object_on_coffee(page, store)
     [inst] = store.list_instances(image["id"])
     assert inst["category_id"] == cats[0]["id"]
     assert page.evaluate("window.cm.state.selected") is None  # finishing deselects
@@ -185,10 +198,7 @@ def test_number_keys_never_change_a_finished_object_by_surprise(browser, app_ser
 
 def test_finished_objects_show_their_outline_and_new_categories_get_distinct_colours(browser, app_server):
     server, store = app_server
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(server.url)
-    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page = _ready_page(browser, server)
     for name in ("helmet", "flag", "shuttle"):  # typed in, the colour picker left alone
         page.locator("#category-name").fill(name)
         page.locator("#category-name").press("Enter")
@@ -196,14 +206,7 @@ def test_finished_objects_show_their_outline_and_new_categories_get_distinct_col
     colors = [c["color"] for c in store.list_categories()]
     assert len(set(colors)) == len(colors), colors
 
-    image = next(i for i in store.list_images() if i["path"] == "coffee.png")
-    page.locator(f"[data-testid=image-item][data-id='{image['id']}']").click()
-    page.wait_for_function(f"window.cm.state.imageId === {image['id']} && window.cm.viewer.width > 0")
-    page.keyboard.press("1")
-    page.mouse.click(*_page_point(page, 200, 150))
-    page.wait_for_function("window.cm.state.clicks.length === 1")
-    page.keyboard.press("Space")
-    _wait(page, "window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
+    _one_object_on_coffee(page, store)
     shape = "window.cm.viewer.annLayer.findOne('.instance')"
     drawn = page.evaluate(f"[{shape}.stroke(), {shape}.strokeWidth(), {shape}.fill(), "
                           "window.cm.viewer.annLayer.opacity()]")
@@ -217,10 +220,7 @@ def test_dragging_a_vertex_out_and_back_changes_pixels_near_it_only(browser, app
     from clickmask.samples import load_samples
 
     server, store = app_server
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
-    page.goto(server.url)
-    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    page = _ready_page(browser, server)
     chelsea = next(i for i in store.list_images() if i["path"] == "chelsea.png")
     page.locator(f"[data-testid=image-item][data-id='{chelsea['id']}']").click()
     page.wait_for_function(f"window.cm.state.imageId === {chelsea['id']} && window.cm.viewer.width > 0")
