@@ -9,8 +9,9 @@ Usage::
 Every number in the output is read from the JSON files; nothing is typed in.
 The command shown for a result is derived from what the file records (its
 inference options, what was learned, its adapter), written in today's command
-line. Self-contained: the standard library and NumPy (for the bootstrap
-interval), onnxruntime only for its version on the "rendered on" line.
+line. Needs the standard library, NumPy (for the bootstrap interval), the
+evaluation's metrics (instability from the per-object IoUs) and onnxruntime
+only for its version on the "rendered on" line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import platform
 from pathlib import Path
 
 import numpy as np
+
+from clickmask.evaluation.metrics import unstable
 
 #: Keys of a report's ``options`` that are not inference options of the engine.
 NOT_ENGINE = ("mask_feedback", "adapter", "preset", "learn")
@@ -155,12 +158,14 @@ def noc_section(results: Path, default: dict | None, host: str) -> list[str]:
     max_clicks = len(next(iter(reports.values()))["miou"])
     out = ["## Number of clicks on GrabCut and Berkeley", "",
            f"The standard robot user (RITM / f-BRS protocol, at most {max_clicks} clicks per object, "
-           "mask feedback). `>=N` counts the objects that never reach the threshold.", ""]
+           "mask feedback). `>=N` counts the objects that never reach the threshold; *unstable* the objects "
+           "with a click that lowers their IoU by more than 0.1 (in brackets: by more than 0.4), which the "
+           "averaged mIoU hides.", ""]
     out += code_block([noc_command(p, default) for p in paths])
     out += [not_recorded("these JSON files (NoC and mIoU do not depend on it)", host), "",
             "| dataset | engine | objects | NoC@85 | NoC@90 | NoC@95 "
-            f"| >={max_clicks} @85/90/95 | mIoU @1/5/{max_clicks} clicks |",
-            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+            f"| >={max_clicks} @85/90/95 | mIoU @1/5/{max_clicks} clicks | unstable |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: |"]
     labels = dict(NOC_RUNS)
     for path in paths:
         r = reports[path.stem]
@@ -169,7 +174,8 @@ def noc_section(results: Path, default: dict | None, host: str) -> list[str]:
         model = "" if r["model"] == "grabcut" else f"{r['model']}, "
         out.append(f"| {r['dataset']} | {model}{engine} | {r['n']} | {noc['85']:.2f} | {noc['90']:.2f} "
                    f"| {noc['95']:.2f} | {fail['85']} / {fail['90']} / {fail['95']} "
-                   f"| {miou[0]:.3f} / {miou[4]:.3f} / {miou[-1]:.3f} |")
+                   f"| {miou[0]:.3f} / {miou[4]:.3f} / {miou[-1]:.3f} "
+                   f"| {unstable(list(r['per_object'].values()), 0.1)} ({unstable(list(r['per_object'].values()), 0.4)}) |")
     out.append("")
     said = []
     for ds in ("GrabCut", "Berkeley"):

@@ -84,7 +84,8 @@ def test_summarize_keys_and_values() -> None:
         [0.2] * 20,  # never: 20 and a failure at every threshold
     ]
     summary = summarize(runs)
-    assert set(summary) == {"noc", "failures", "miou", "n"}
+    assert set(summary) == {"noc", "failures", "miou", "unstable", "n"}
+    assert summary["unstable"] == {"10": 0, "40": 0}
     assert summary["n"] == 4
     assert set(summary["noc"]) == {"85", "90", "95"}
     assert summary["noc"]["85"] == pytest.approx((2 + 1 + 20 + 20) / 4)
@@ -114,3 +115,11 @@ def test_summarize_rejects_empty_input() -> None:
         summarize([])
     with pytest.raises(ClickmaskError):
         summarize([[0.5], []])
+
+
+def test_unstable_counts_objects_with_a_click_that_throws_iou_away():
+    from clickmask.evaluation.metrics import unstable
+
+    runs = [[0.5, 0.9, 0.95], [0.9, 0.75, 0.95], [0.97, 0.5, 0.9], [0.8, 0.71, 0.9]]
+    assert unstable(runs, 0.1) == 2 and unstable(runs, 0.4) == 1
+    assert summarize(runs, max_clicks=3)["unstable"] == {"10": 2, "40": 1}

@@ -36,6 +36,19 @@ def threshold_key(threshold: float) -> str:
     return str(int(round(threshold * 100)))
 
 
+#: IoU losses after which a click counts as having made the mask worse (``unstable`` in a summary).
+DROPS: tuple[float, ...] = (0.1, 0.4)
+
+
+def unstable(all_ious: Sequence[Sequence[float]], drop: float) -> int:
+    """How many objects have a click that lowers their IoU by more than ``drop``.
+
+    The averaged mIoU curve hides such clicks (other objects gain meanwhile);
+    an annotator sees a good mask thrown away.
+    """
+    return sum(1 for ious in all_ious if any(b < a - drop for a, b in zip(ious, list(ious)[1:])))
+
+
 def summarize(
     all_ious: list[list[float]],
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
@@ -44,7 +57,8 @@ def summarize(
     """Summarize the IoU sequences of ``n`` objects.
 
     Returns ``{"noc": {"85": mean NoC, ...}, "failures": {"85": count, ...},
-    "miou": [mean IoU after click 1, ..., after click max_clicks], "n": n}``.
+    "miou": [mean IoU after click 1, ..., after click max_clicks], "unstable": {"10": count, "40": count},
+    "n": n}`` (``unstable``: objects with a click that lowers IoU by more than 0.1 / 0.4, see :func:`unstable`).
     A failure is an object whose IoU never reaches the threshold within
     ``max_clicks`` clicks (reaching it exactly at click ``max_clicks`` is not a
     failure). A sequence shorter than ``max_clicks`` (stopped early after a
@@ -70,4 +84,5 @@ def summarize(
         noc_mean[key] = float(np.mean(np.asarray(nocs, dtype=np.float64)))
         failures[key] = sum(1 for ious in all_ious if not reached(ious, t, max_clicks))
     miou = [float(v) for v in table.mean(axis=0)]
-    return {"noc": noc_mean, "failures": failures, "miou": miou, "n": len(all_ious)}
+    drops = {threshold_key(d): unstable([list(i)[:max_clicks] for i in all_ious], d) for d in DROPS}
+    return {"noc": noc_mean, "failures": failures, "miou": miou, "unstable": drops, "n": len(all_ious)}
