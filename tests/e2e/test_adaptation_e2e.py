@@ -30,7 +30,7 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     page.keyboard.press("1")  # the first category for the next objects (none is chosen for the user)
     text = page.get_by_test_id("adaptation-text")
     page.wait_for_function("window.cm.state.adaptation !== null")
-    assert text.inner_text() == "not adapted yet"
+    assert text.inner_text() == "nothing learned yet"
     assert page.get_by_test_id("adaptation-reset").is_disabled()
 
     # one object of the current category on chelsea, finished with Space
@@ -49,7 +49,7 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     page.wait_for_function("window.cm.state.adaptation && window.cm.state.adaptation.version === 1"
                            " && !window.cm.state.adaptation.busy", timeout=300_000)
     # the app's default gate: a category's first version has not been tested on an unseen object yet
-    assert text.inner_text() == "adapted v1 · 1 object · held back · proposals from 1 object"
+    assert text.inner_text() == "learned from 1 object, not in use yet · suggests where to click (1 object)"
     assert "clicks use the unadapted model" in text.get_attribute("title")
     category = page.evaluate("window.cm.state.currentCategory")
     assert [row["category_id"] for row in store.list_adapters()] == [category]
@@ -62,7 +62,8 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
         server.state.granularity.learn(category, readings, 1, whole)
     page.evaluate("window.cm.refreshAdaptation()")
     page.wait_for_function("window.cm.state.adaptation.first_click.token === 3")
-    assert text.inner_text() == "adapted v1 · 1 object · held back · first click learned · proposals from 1 object"
+    assert text.inner_text() == ("learned from 1 object, not in use yet · remembers part or whole · "
+                                  "suggests where to click (1 object)")
     assert "part or whole" in text.get_attribute("title") and "unadapted model" in text.get_attribute("title")
     assert "purple marker" in text.get_attribute("title")
     assert store.get_object_map(category)["objects"] == 1
@@ -70,7 +71,7 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
 
     page.get_by_test_id("adaptation-reset").click()
     page.wait_for_function("window.cm.state.adaptation.version === 0")
-    assert text.inner_text() == "not adapted yet"  # the first-click memory and the proposals are reset with it
+    assert text.inner_text() == "nothing learned yet"  # the first-click memory and the proposals are reset with it
     assert store.list_adapters() == [] and store.get_object_map(category) is None
     page.wait_for_function("window.cm.state.proposal === null")
 
@@ -81,7 +82,7 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     page.evaluate("window.cm.refreshAdaptation()")
     page.wait_for_function("window.cm.state.adaptation.first_click.token === 3 && !window.cm.state.adaptation.enabled")
     assert page.get_by_test_id("adaptation").is_visible()
-    assert text.inner_text() == "not adapted yet (off) · first click learned"
+    assert text.inner_text() == "nothing learned yet (learning off) · remembers part or whole"
     page.get_by_test_id("adaptation-reset").click()
     page.wait_for_function("window.cm.state.adaptation.first_click.token === null")
     assert not page.get_by_test_id("adaptation").is_visible()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -73,4 +75,21 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     click = page.evaluate("window.cm.state.clicks[0]")
     assert (click["x"], click["y"]) != (proposal["x"], proposal["y"])
     assert page.evaluate("window.cm.state.proposal") is None
+
+    # a category switch takes the marker away at once; the switch turns suggestions off (and on)
+    page.keyboard.press("Escape")
+    page.wait_for_function("window.cm.state.proposal !== null", timeout=60_000)
+    page.keyboard.press("2")  # a category that learned nothing: its (empty) answer must not even be needed
+    assert page.evaluate("window.cm.state.proposal") is None
+    page.keyboard.press("1")
+    page.wait_for_function("window.cm.state.proposal !== null", timeout=60_000)
+    page.get_by_test_id("proposals-on").uncheck()
+    page.wait_for_function("window.cm.state.proposal === null")
+    page.keyboard.press("Escape")
+    page.keyboard.press("2")
+    page.keyboard.press("1")
+    time.sleep(1.0)
+    assert page.evaluate("window.cm.state.proposal") is None
+    page.get_by_test_id("proposals-on").check()
+    page.wait_for_function("window.cm.state.proposal !== null", timeout=60_000)
     assert not errors, errors

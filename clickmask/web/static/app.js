@@ -128,16 +128,23 @@ function setProposal(p) {
   viewer.setProposal(p);
 }
 
-// Ask for the proposed first click of the current category (ICP); shown only before the first click.
+// Ask for the proposed first click of the current category (ICP); shown only before the first click,
+// and only while the user wants suggestions (the "suggest where to click" switch, kept in this browser).
 async function refreshProposal() {
   const id = state.imageId;
   const cat = state.currentCategory;
-  if (id === null || cat === null || state.clicks.length || state.mode !== "click") { setProposal(null); return; }
+  const off = localStorage.getItem("clickmask-proposals") === "off";
+  // the marker of another category or image goes at once, not when the new answer arrives
+  if (state.proposal && state.proposalFor !== `${id}:${cat}`) setProposal(null);
+  if (off || id === null || cat === null || state.clicks.length || state.mode !== "click") { setProposal(null); return; }
   const epoch = ++proposalEpoch;
   try {
     const r = await api.proposal(id, cat);
     const fresh = epoch === proposalEpoch && id === state.imageId && cat === state.currentCategory;
-    if (fresh && !state.clicks.length && !state.clickBusy && state.mode === "click") setProposal(r.proposal);
+    if (fresh && !state.clicks.length && !state.clickBusy && state.mode === "click") {
+      state.proposalFor = `${id}:${cat}`;
+      setProposal(r.proposal);
+    }
   } catch (err) {
     setProposal(null); // no proposal is never an error worth a message
   }
@@ -391,12 +398,12 @@ function renderAdaptation() {
   const remembers = !!r && ((!!r.first_click && r.first_click.objects > 0) || proposals > 0);
   $("#adaptation").hidden = !r || (!r.enabled && !r.version && !firstClick && !proposals);
   if (!r) return;
-  let text = r.version ? `adapted v${r.version} · ${r.samples} object${r.samples === 1 ? "" : "s"}` : "not adapted yet";
-  if (r.version && !r.served) text += " · held back"; // the OPO gate: not better than the plain model (yet)
-  if (!r.enabled) text += " (off)";
-  if (r.busy) text += " · training…";
-  if (firstClick) text += " · first click learned"; // the granularity memory picks the first click's mask
-  if (proposals) text += ` · proposals from ${proposals} object${proposals === 1 ? "" : "s"}`;
+  const objects = (n) => `${n} object${n === 1 ? "" : "s"}`;
+  let text = r.version ? `learned from ${objects(r.samples)}, ${r.served ? "in use" : "not in use yet"}` : "nothing learned yet";
+  if (!r.enabled) text += " (learning off)";
+  if (r.busy) text += " · learning…";
+  if (firstClick) text += " · remembers part or whole"; // the granularity memory picks the first click's mask
+  if (proposals) text += ` · suggests where to click (${objects(proposals)})`;
   $("#adaptation-text").textContent = text;
   const notes = [];
   if (r.version && !r.served) {
@@ -640,6 +647,11 @@ function bindToolbar() {
     });
   });
   $("#btn-adaptation-reset").addEventListener("click", () => guard(resetAdaptation));
+  $("#proposals-on").checked = localStorage.getItem("clickmask-proposals") !== "off";
+  $("#proposals-on").addEventListener("change", (ev) => {
+    localStorage.setItem("clickmask-proposals", ev.target.checked ? "on" : "off");
+    refreshProposal();
+  });
   $("#btn-cat-save").addEventListener("click", () => guard(async () => {
     const path = $("#category-file").value;
     let r;
