@@ -254,3 +254,17 @@ def test_dragging_a_vertex_out_and_back_changes_pixels_near_it_only(browser, app
     page.mouse.click(*_page_point(page, 2, 2))  # far outside the cat
     time.sleep(1.0)
     assert store.history_state(chelsea["id"])["undo"] == undo
+
+
+def test_rescan_finds_images_added_while_the_app_runs(browser, app_server):
+    from PIL import Image
+
+    server, store = app_server
+    page = _ready_page(browser, server)
+    before = page.locator("[data-testid=image-item]").count()
+    Image.fromarray(np.full((30, 40, 3), 120, np.uint8)).save(store.root / "added-later.png")
+    page.get_by_test_id("rescan").click()
+    page.wait_for_function(f"document.querySelectorAll('[data-testid=image-item]').length === {before + 1}")
+    assert "1 new image found" in page.locator("#toast").text_content()
+    assert any(i["path"] == "added-later.png" for i in store.list_images())
+    assert page.evaluate("document.querySelector('link[rel=icon]') !== null")

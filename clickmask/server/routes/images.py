@@ -8,6 +8,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from clickmask.project.masks import apply_stroke
+from clickmask.server.checker import start_checker
 from clickmask.server.routes.common import DbInt, StrokeIn, Tab, clicks_json
 from clickmask.server.security import project_file
 from clickmask.server.state import AppState
@@ -33,6 +34,14 @@ def router(state: AppState) -> APIRouter:
     @api.get("/api/images")
     def images():
         return {"images": store.list_images(), "counts": store.counts()}
+
+    @api.post("/api/images/rescan")
+    def rescan():
+        """Register image files added to the folder since the project was opened."""
+        added = store.sync_images()
+        if added:
+            start_checker(store)  # their sizes (or errors) from the headers, in the background
+        return {"added": added, "images": store.list_images(), "counts": store.counts()}
 
     @api.get("/api/images/{image_id}")
     def image(image_id: DbInt, tab: str = Tab):

@@ -33,6 +33,7 @@ export async function request(method, url, body) {
 export const api = {
   status: () => request("GET", "/api/status"),
   images: () => request("GET", "/api/images"),
+  rescan: () => request("POST", "/api/images/rescan"),
   image: (id) => request("GET", `/api/images/${id}`),
   open: (id) => request("POST", `/api/images/${id}/open`),
   setStatus: (id, status) => request("PUT", `/api/images/${id}/status`, { status }),

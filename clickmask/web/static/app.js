@@ -624,6 +624,11 @@ function bindToolbar() {
     await loadImages();
     if (state.imageId !== null) await reloadInstances();
   }));
+  $("#btn-rescan").addEventListener("click", () => guard(async () => {
+    const r = await api.rescan();
+    toast(r.added ? `${r.added} new image${r.added === 1 ? "" : "s"} found` : "No new images in the folder");
+    await loadImages();
+  }));
   $("#btn-help").addEventListener("click", () => toggleHelp());
   $("#btn-help-close").addEventListener("click", () => toggleHelp(false));
   $("#btn-help-reset").addEventListener("click", () => { state.shortcuts = defaults(); renderHelp(); });
