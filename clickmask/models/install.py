@@ -121,12 +121,13 @@ def _commit_install(staging: Path, target: Path) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True unless no process has this id (another user's process counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):
-        return True
+        pass
     return True
 
 

@@ -38,7 +38,11 @@ def polygons_from_json(data: Any) -> list[Polygon]:
 def mask_fields(mask: np.ndarray, tolerance: float = 1.0) -> dict[str, Any]:
     """The stored fields of a mask: exact RLE, (simplified) polygons, area and bbox."""
     mask = np.asarray(mask, dtype=bool)
-    polygons = mask_to_polygons(mask, tolerance) if mask.any() else []
+    return _fields(mask, mask_to_polygons(mask, tolerance) if mask.any() else [])
+
+
+def _fields(mask: np.ndarray, polygons: list[Polygon]) -> dict[str, Any]:
+    """The stored fields of a mask with its polygons."""
     return {
         "rle": encode_rle(mask),
         "polygons": polygons_to_json(polygons),
@@ -65,12 +69,7 @@ def polygon_edit_fields(mask: np.ndarray, old_json: Any, new_json: Any) -> dict[
     edited = np.asarray(mask, dtype=bool).copy()
     changed = old_raster != new_raster
     edited[changed] = new_raster[changed]
-    return {
-        "rle": encode_rle(edited),
-        "polygons": polygons_to_json(new_polygons),
-        "area": int(edited.sum()),
-        "bbox": [float(v) for v in mask_bbox(edited)],
-    }
+    return _fields(edited, new_polygons)
 
 
 def decode_mask(rle: dict[str, Any]) -> np.ndarray:

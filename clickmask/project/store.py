@@ -394,8 +394,7 @@ class ProjectStore:
                     raise ClickmaskError(f"mask is {mask.shape[1]}x{mask.shape[0]}, instance is {shape[1]}x{shape[0]}")
                 if not mask.any():
                     raise ClickmaskError("the edit leaves an empty mask: delete the instance instead")
-                if not np.array_equal(mask, maskutil.decode_mask(row.rle)):
-                    changes.update(maskutil.mask_fields(mask, self._tolerance(tolerance)))
+                changes.update(maskutil.mask_fields(mask, self._tolerance(tolerance)))
             elif polygons is not None:
                 changes = maskutil.polygon_edit_fields(maskutil.decode_mask(row.rle), row.polygons, polygons)
                 if changes["area"] == 0:

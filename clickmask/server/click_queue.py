@@ -1,9 +1,9 @@
 """The queue of clicks waiting for the model: first come, first served, bounded, observable.
 
 One predictor serves every tab, one click at a time. A plain lock lets
-whichever waiting thread the OS wakes first go next, so under load some clicks
-wait many turns (p99 8 s with 8 annotators); :class:`ClickQueue` hands the
-model over in arrival order, refuses a click when :data:`MAX_WAITING` are
+whichever waiting thread the OS wakes first go next, so a click that arrives
+while others hold the model for long (an image or crop encode) can wait several
+turns; :class:`ClickQueue` hands the model over in arrival order, refuses a click when :data:`MAX_WAITING` are
 already waiting (the user gets "busy, click again" at once instead of a
 growing delay), and says how many are waiting (shown in the app's status).
 """
