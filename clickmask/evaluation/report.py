@@ -67,8 +67,8 @@ def format_table(report: dict) -> str:
         f"  {noc['85']:6.2f}  {noc['90']:6.2f}  {noc['95']:6.2f}   "
         f"{fail['85']:7d} {fail['90']:7d} {fail['95']:7d}",
         "  mIoU@" + "  mIoU@".join(f"{k}={v:.4f}" for k, v in at.items()),
-        f"  unstable: {report['unstable']['10']} objects have a click that lowers IoU by more than 0.1 "
-        f"({report['unstable']['40']} by more than 0.4)",
+        f"  objects with a click that lowers IoU by more than 0.1: {report['unstable']['10']} "
+        f"(by more than 0.4: {report['unstable']['40']})",
         f"  latency ms: click median {lat['click_median']:.1f}, p95 {lat['click_p95']:.1f}; "
         f"embedding median {lat['embed_median']:.0f} ({report['n'] - report['embed_cache_hits']} computed), "
         f"cache hit median {lat['embed_cache_hit_median']:.0f} ({report['embed_cache_hits']} hits); "
