@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.embedding_cache import EmbeddingCache, decode_entry, encode_entry, image_key
 from clickmask.engine.grabcut import GrabCutPredictor
 from clickmask.engine.predictor import Prediction, check_clicks
@@ -94,13 +94,29 @@ class _CountingPredictor:
     def set_image(self, image):
         self.shape = image.shape[:2]
 
-    def predict(self, clicks, previous=None):
-        self.calls.append((list(clicks), previous))
+    def predict(self, clicks, previous=None, box=None):
+        """3x3 squares at positive clicks, the box filled; a lone prompt offers a 7x7 square (or the
+        box grown by 2 px), a copy of the mask and an empty mask as candidates."""
+        self.calls.append((list(clicks), previous, box))
         logits = -np.ones(self.shape, np.float32)
         for c in clicks:
             if c.positive:
                 logits[int(c.y) - 1 : int(c.y) + 2, int(c.x) - 1 : int(c.x) + 2] = 1
-        return Prediction(logits, logits[::2, ::2].copy(), 0.5)
+        if box is not None:
+            logits[int(box.y0) : int(box.y1), int(box.x0) : int(box.x1)] = 1
+        pred = Prediction(logits, logits[::2, ::2].copy(), 0.5)
+        if len(clicks) + (box is not None) == 1:
+            big = -np.ones(self.shape, np.float32)
+            x0, y0, x1, y1 = (box.x0 - 2, box.y0 - 2, box.x1 + 2, box.y1 + 2) if box else \
+                (clicks[0].x - 3, clicks[0].y - 3, clicks[0].x + 4, clicks[0].y + 4)
+            big[max(0, int(y0)) : int(y1), max(0, int(x0)) : int(x1)] = 1
+            pred.candidates = [Prediction(big, big[::2, ::2].copy(), 0.4), Prediction(logits.copy(), None, 0.3),
+                               Prediction(-np.ones(self.shape, np.float32), None, 0.1)]
+        return pred
+
+    def polish(self, pred, clicks):
+        pred.info["polished_with"] = len(clicks)
+        return pred
 
 
 def test_session_feeds_back_previous_logits_and_undoes():
@@ -120,6 +136,42 @@ def test_session_feeds_back_previous_logits_and_undoes():
     no_feedback.add_click(Click(5, 5, True))
     no_feedback.add_click(Click(6, 6, False))
     assert pred.calls[-1][1] is None
+
+
+def test_a_box_starts_the_object_clicks_refine_it_and_undo_takes_the_box_back():
+    pred = _CountingPredictor()
+    pred.set_image(np.zeros((30, 30, 3), np.uint8))
+    s = InteractiveSession(pred)
+    p0 = s.start_box(BoxPrompt.of(20, 18, 10, 8))  # dragged up and left: corners are ordered
+    assert s.box == BoxPrompt(10, 8, 20, 18) and pred.calls[-1] == ([], None, s.box)
+    assert s.current_mask().sum() == 100 and s.clicks == []
+    with pytest.raises(ClickmaskError):
+        s.start_box(BoxPrompt(0, 0, 5, 5))  # a box only starts an object
+    s.add_click(Click(25, 25, True))
+    assert pred.calls[-1][1:] == (p0, s.box)  # the box stays a prompt of every click
+    assert s.undo() is p0 and s.box is not None
+    assert s.undo() is None and s.box is None and s.prediction is None
+
+
+def test_the_first_prompts_other_masks_can_be_chosen_smallest_first_until_the_next_click():
+    pred = _CountingPredictor()
+    pred.set_image(np.zeros((30, 30, 3), np.uint8))
+    s = InteractiveSession(pred)
+    assert s.choices == (0, 0)
+    s.add_click(Click(10, 10, True))
+    assert s.choices == (0, 2)  # the copy and the empty candidate are not offered
+    bigger = s.choose(1)
+    assert bigger.mask.sum() == 49 and s.current_mask().sum() == 49 and s.choices == (1, 2)
+    assert bigger.info["polished_with"] == 1  # the image-space steps ran on the chosen mask
+    assert s.choose(2).mask.sum() == 9 and s.choices == (0, 2)  # modulo: back to the first
+    s.choose(-1)
+    s.add_click(Click(20, 20, True))
+    assert pred.calls[-1][1] is bigger  # the chosen mask is the next click's mask feedback
+    assert s.choices == (0, 0)
+    with pytest.raises(ClickmaskError):
+        s.choose(0)
+    s.undo()
+    assert s.choices == (1, 2) and s.current_mask().sum() == 49  # undone back to one prompt: choose again
 
 
 def test_session_keeps_old_predictions_compact_and_undo_gives_their_masks_back():
@@ -148,7 +200,7 @@ def test_session_started_from_a_known_first_mask():
     assert s.start_from(Click(5, 5, True), known) is known
     assert pred.calls == [] and s.first_prediction is known and s.current_mask().sum() == 200
     s.add_click(Click(15, 15, False))
-    assert pred.calls[0] == ([Click(5, 5, True), Click(15, 15, False)], known)
+    assert pred.calls[0] == ([Click(5, 5, True), Click(15, 15, False)], known, None)
     assert s.undo() is known and s.clicks == [Click(5, 5, True)]
     with pytest.raises(ClickmaskError, match="without clicks"):
         s.start_from(Click(1, 1, True), known)

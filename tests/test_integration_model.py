@@ -162,3 +162,23 @@ def test_a_crop_prediction_that_spills_out_of_the_object_is_not_pasted(sam_predi
             for x, y in [(325, 244), (359, 268), (360, 381), (285, 263)]]
     assert ious[3] > ious[2] - 0.05, ious
     assert session.prediction.info.get("crop_refused") == (223, 88, 423, 480)
+
+
+def test_a_box_around_each_sample_object_segments_it_and_a_click_refines_it(sam_predictor):
+    """The app's default inference with SAM's box prompt: the box drawn 3 px outside the object."""
+    from clickmask.engine.clicks import BoxPrompt
+    from clickmask.engine.refine import RefinedPredictor
+    from clickmask.engine.refine.options import InferenceOptions
+
+    predictor = RefinedPredictor(sam_predictor, InferenceOptions.parse(None))
+    for sample in load_samples():
+        predictor.set_image(sample.image)
+        ys, xs = np.nonzero(sample.mask)
+        session = InteractiveSession(predictor)
+        first = session.start_box(BoxPrompt.of(xs.min() - 3, ys.min() - 3, xs.max() + 4, ys.max() + 4))
+        assert iou(first.mask, sample.mask) >= 0.9, sample.name
+        inner = np.argwhere(sample.mask)[len(ys) // 2]
+        refined = session.add_click(Click(float(inner[1]), float(inner[0]), True))
+        assert iou(refined.mask, sample.mask) >= 0.9, sample.name
+        with pytest.raises(ClickError, match="too small"):
+            sam_predictor.predict([], None, BoxPrompt(5, 5, 6, 20))

@@ -306,3 +306,47 @@ def test_strokes_names_and_bodies_are_bounded(project):
                        headers={"content-type": "application/json"})
     assert huge.status_code == 413
     assert client.get("/api/categories").json() == []
+
+
+
+def test_a_box_starts_an_object_clicks_refine_it_and_undo_takes_it_back(project):
+    """POST /box segments inside a dragged rectangle (any drag direction); it stays a prompt of later clicks."""
+    client = _client(project)
+    image = _ids(client)["a.png"]
+    r = client.post(f"/api/images/{image}/box", json={"x0": 64, "y0": 50, "x1": 16, "y1": 10})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["box"] == [16, 10, 64, 50] and body["clicks"] == [] and 900 <= body["area"] <= 1500
+    assert body["choice"] == {"index": 0, "count": 0}  # GrabCut has one answer
+    client.post(f"/api/images/{image}/clicks", json={"x": 40, "y": 30, "positive": True})
+    assert client.get(f"/api/images/{image}/mask").json()["box"] == [16, 10, 64, 50]
+    assert len(client.delete(f"/api/images/{image}/clicks/last").json()["clicks"]) == 0
+    undone = client.delete(f"/api/images/{image}/clicks/last").json()
+    assert undone["box"] is None and undone["empty"]
+    tiny = client.post(f"/api/images/{image}/box", json={"x0": 5, "y0": 5, "x1": 6, "y1": 30})
+    assert tiny.status_code == 400 and "too small" in tiny.json()["detail"]
+    assert client.post(f"/api/images/{image}/choice", json={"index": 1}).status_code == 400
+
+
+@pytest.mark.model
+def test_after_a_lone_click_the_other_masks_can_be_cycled(sam_predictor, tmp_path):
+    """The model's candidate masks for an ambiguous first click, smallest first, until the next click."""
+    from clickmask.engine.refine import InferenceOptions, RefinedPredictor
+    from clickmask.server.sample import build_sample_project
+
+    root = build_sample_project(tmp_path / "sample")
+    state = AppState(store=open_project(root),
+                     predictor=RefinedPredictor(sam_predictor, InferenceOptions.parse(None)))
+    client = page_client(state)
+    image = {Path(i["path"]).stem: i["id"] for i in client.get("/api/images").json()["images"]}["coffee"]
+    one = client.post(f"/api/images/{image}/clicks", json={"x": 300, "y": 200, "positive": True}).json()
+    count = one["choice"]["count"]
+    assert count >= 2, one["choice"]
+    areas = []
+    for k in range(count):
+        c = client.post(f"/api/images/{image}/choice", json={"index": k}).json()
+        assert c["choice"] == {"index": k, "count": count}
+        areas.append(c["area"])
+    assert areas == sorted(areas) and len(set(areas)) == count
+    client.post(f"/api/images/{image}/clicks", json={"x": 310, "y": 210, "positive": True})
+    assert client.post(f"/api/images/{image}/choice", json={"index": 0}).status_code == 400

@@ -70,7 +70,8 @@ def test_click_during_prefetch_waits_instead_of_encoding_again(tmp_path):
     state, predictor = _state(tmp_path)
     state.open_image(2)  # prefetch starts on image 2
     time.sleep(0.05)
-    mask, clicks, _ = state.click(2, 3, 3, True)
+    obj, _ = state.click(2, 3, 3, True)
+    mask, clicks = obj.mask, obj.clicks
     assert mask[0, 0] and len(clicks) == 1
     assert predictor.encoded.count(11) == 1
     assert state.prefetcher.wait_idle(10)

@@ -14,7 +14,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction, check_clicks, check_image
 from clickmask.errors import ClickmaskError
 
@@ -76,12 +76,16 @@ class GrabCutPredictor:
         return self._image.shape[:2]
 
     def predict(
-        self, clicks: Sequence[Click], previous: Prediction | None = None
+        self, clicks: Sequence[Click], previous: Prediction | None = None, box: BoxPrompt | None = None
     ) -> Prediction:
-        """Segment with GrabCut; returns +-1 logits (HxW) and the work-size state."""
+        """Segment with GrabCut; returns +-1 logits (HxW) and the work-size state.
+
+        A ``box`` marks everything outside it as background and its inside as
+        probably object (GrabCut's own rectangle start).
+        """
         t0 = time.perf_counter()
         h, w = self.image_size
-        check_clicks(clicks, h, w)
+        check_clicks(clicks, h, w, box)
         assert self._work is not None
         wh, ww = self._work.shape[:2]
         pts = [
@@ -91,9 +95,14 @@ class GrabCutPredictor:
         seed_r = max(2, round(self.seed_radius * max(wh, ww)))
         gc = np.full((wh, ww), cv2.GC_PR_BGD, np.uint8)
         prior = previous.low_res_logits if previous is not None else None
+        if box is not None:
+            s = self._scale
+            gc[:] = cv2.GC_BGD
+            gc[max(0, int(box.y0 * s)):int(np.ceil(box.y1 * s)), max(0, int(box.x0 * s)):int(np.ceil(box.x1 * s))] = \
+                cv2.GC_PR_FGD
         if prior is not None and prior.shape == (wh, ww):
-            gc[prior > 0] = cv2.GC_PR_FGD
-        else:
+            gc[(prior > 0) & (gc != cv2.GC_BGD)] = cv2.GC_PR_FGD
+        elif box is None:
             prior_r = max(seed_r + 1, round(self.prior_radius * min(wh, ww)))
             for x, y, pos in pts:
                 if pos:

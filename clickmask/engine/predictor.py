@@ -11,7 +11,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.errors import ClickError, ClickmaskError
 
 
@@ -24,15 +24,16 @@ class Prediction:
         256x256 float32 logits in the padded 1024 frame), passed back as
         ``mask_input`` to the decoder by the next ``predict(clicks, previous)``.
     score: the backend's own quality estimate (SAM: predicted IoU).
-    candidates: other masks the backend considered, as (low-res logits,
-        score) pairs (for a single click: the other part/whole hypotheses).
+    candidates: the other masks the backend considered for a lone prompt (one
+        click, or a box alone), as Predictions: the part/whole hypotheses
+        the user can switch to (:meth:`InteractiveSession.choose`).
     info: what the inference did (steps run, crop used, ...), for reports.
     """
 
     logits: np.ndarray
     low_res_logits: np.ndarray | None
     score: float
-    candidates: list[tuple[np.ndarray, float]] = field(default_factory=list, repr=False)
+    candidates: list["Prediction"] = field(default_factory=list, repr=False)
     info: dict = field(default_factory=dict)
 
     @property
@@ -57,12 +58,13 @@ class Predictor(Protocol):
         """Prepare an HxWx3 uint8 RGB image (compute or load its embedding)."""
 
     def predict(
-        self, clicks: Sequence[Click], previous: Prediction | None = None
+        self, clicks: Sequence[Click], previous: Prediction | None = None, box: BoxPrompt | None = None
     ) -> Prediction:
-        """Predict the object for ``clicks`` (x, y in pixels of the set image).
+        """Predict the object for ``clicks`` (x, y in pixels of the set image) and an optional ``box``.
 
         ``previous`` is the prediction for the clicks before the last one (mask
-        feedback), or None to predict from the clicks alone.
+        feedback), or None to predict from the prompts alone. With a box,
+        ``clicks`` may be empty.
         """
 
     def prefetch(self, image: np.ndarray) -> bool:
@@ -80,12 +82,32 @@ def check_image(image: np.ndarray) -> None:
         )
 
 
-def check_clicks(clicks: Sequence[Click], height: int, width: int) -> None:
-    """Raise ClickError if there are no clicks or one lies outside the image."""
-    if not clicks:
-        raise ClickError("at least one click is needed to predict a mask")
+#: The smallest box side, in pixels, that is a box rather than a click.
+MIN_BOX_SIDE = 2.0
+
+
+def check_clicks(clicks: Sequence[Click], height: int, width: int, box: BoxPrompt | None = None) -> None:
+    """Raise ClickError if there is neither a click nor a box, or a prompt lies outside the image.
+
+    A box must overlap the image and be at least :data:`MIN_BOX_SIDE` pixels
+    wide and high; it may stick out of the image (the part outside is ignored).
+    """
+    if box is not None:
+        if box.x1 - box.x0 < MIN_BOX_SIDE or box.y1 - box.y0 < MIN_BOX_SIDE:
+            raise ClickError(f"the box ({box.x0:g}, {box.y0:g})-({box.x1:g}, {box.y1:g}) is too small: "
+                             f"draw at least {MIN_BOX_SIDE:g} x {MIN_BOX_SIDE:g} pixels")
+        if box.x1 <= 0 or box.y1 <= 0 or box.x0 >= width or box.y0 >= height:
+            raise ClickError(f"the box ({box.x0:g}, {box.y0:g})-({box.x1:g}, {box.y1:g}) "
+                             f"is outside the {width}x{height} image")
+    elif not clicks:
+        raise ClickError("at least one click (or a box) is needed to predict a mask")
     for c in clicks:
         if not (0 <= c.x < width and 0 <= c.y < height):
             raise ClickError(
                 f"click at (x={c.x:g}, y={c.y:g}) is outside the {width}x{height} image"
             )
+
+
+def clip_box(box: BoxPrompt, height: int, width: int) -> BoxPrompt:
+    """``box`` cut to the image (corners within [0, width] x [0, height])."""
+    return BoxPrompt(max(0.0, box.x0), max(0.0, box.y0), min(float(width), box.x1), min(float(height), box.y1))

@@ -10,10 +10,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.decoder_graph import extract_candidates_model
 from clickmask.engine.embedding_cache import EmbeddingCache, image_key
-from clickmask.engine.predictor import Prediction, check_clicks, check_image
+from clickmask.engine.predictor import Prediction, check_clicks, check_image, clip_box
 from clickmask.engine.preprocess import map_coords, preprocess, resized_shape
 from clickmask.errors import ClickmaskError, ModelError
 from clickmask.models.registry import ModelSpec
@@ -35,6 +35,32 @@ def _session(path: Path | bytes, threads: int, label: str = ""):
     except Exception as exc:  # onnxruntime raises several private exception types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load model file '{label or path}': {first}") from exc
+
+
+def point_prompts(clicks: Sequence[Click], box: BoxPrompt | None = None, offset: tuple[float, float] = (0.0, 0.0)
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(Nx2 float32 x, y in pixels minus ``offset``, N float32 SAM labels) of clicks and a box's corners.
+
+    Labels: 1 positive click, 0 negative click, 2 and 3 the box's top-left and
+    bottom-right corners.
+    """
+    points = [(c.x, c.y) for c in clicks]
+    labels = [1.0 if c.positive else 0.0 for c in clicks]
+    if box is not None:
+        points += list(box.corners)
+        labels += [2.0, 3.0]
+    xy = np.array(points, np.float32).reshape(-1, 2) - np.array(offset, np.float32)
+    return xy, np.array(labels, np.float32)
+
+
+def prompt_count(clicks: Sequence[Click], box: BoxPrompt | None) -> int:
+    """How many prompts the decoder sees: each click, and a box as its two corners."""
+    return len(clicks) + (2 if box is not None else 0)
+
+
+def lone_prompt(clicks: Sequence[Click], box: BoxPrompt | None) -> bool:
+    """One click alone, or a box alone: the prompts whose part/whole candidates the user may pick from."""
+    return (len(clicks) == 1 and box is None) or (not clicks and box is not None)
 
 
 class SamOnnxPredictor:
@@ -137,35 +163,40 @@ class SamOnnxPredictor:
 
     # -- prompts ---------------------------------------------------------------
     def predict(
-        self, clicks: Sequence[Click], previous: Prediction | None = None
+        self, clicks: Sequence[Click], previous: Prediction | None = None, box: BoxPrompt | None = None
     ) -> Prediction:
-        """Decode a mask for ``clicks``.
+        """Decode a mask for ``clicks`` and an optional ``box``.
 
         clicks: positive/negative points, x, y in original image pixels.
         previous: the previous prediction, whose 256x256 low-res logits are fed
             back as ``mask_input`` (mask feedback), or None.
+        box: a rectangle around the object (its corners are SAM's box prompt).
         Returns full-size logits (HxW float32), the new 256x256 low-res logits,
-        the predicted IoU and, for a single click, the other candidate masks.
+        the predicted IoU and, for a lone prompt (one click, or a box alone),
+        the other candidate masks.
         """
         t0 = time.perf_counter()
-        coords, labels = self.prompts(clicks)
+        coords, labels = self.prompts(clicks, box)
         mask_input = previous.low_res_logits if previous is not None else None
         low_res, scores = self.decode_candidates(coords, labels, mask_input)
-        best = self.select_candidate(len(clicks), scores)
+        best = self.select_candidate(prompt_count(clicks, box), scores)
         pred = Prediction(
             logits=self.upsample(low_res[best]), low_res_logits=low_res[best], score=float(scores[best])
         )
-        if len(clicks) == 1 and len(scores) > 1:
-            pred.candidates = [(low_res[k], float(scores[k])) for k in range(1, len(scores))]
+        if lone_prompt(clicks, box) and len(scores) > 1:
+            pred.candidates = [Prediction(self.upsample(low_res[k]), low_res[k], float(scores[k]))
+                               for k in range(len(scores)) if k != best]
         self.last_predict_ms = (time.perf_counter() - t0) * 1000
         return pred
 
-    def prompts(self, clicks: Sequence[Click]) -> tuple[np.ndarray, np.ndarray]:
-        """Clicks -> (Nx2 float32 coords in the encoder frame, N float32 labels), validated."""
+    def prompts(self, clicks: Sequence[Click], box: BoxPrompt | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Clicks (and a box) -> (Nx2 float32 coords in the encoder frame, N float32 labels), validated.
+
+        A box adds its two corners with SAM's labels 2 (top-left) and 3 (bottom-right).
+        """
         h, w = self.image_size
-        check_clicks(clicks, h, w)
-        xy = np.array([[c.x, c.y] for c in clicks], dtype=np.float32)
-        labels = np.array([1.0 if c.positive else 0.0 for c in clicks], dtype=np.float32)
+        check_clicks(clicks, h, w, box)
+        xy, labels = point_prompts(clicks, box and clip_box(box, h, w))
         return map_coords(xy, h, w, self.side), labels
 
     @property
@@ -173,11 +204,11 @@ class SamOnnxPredictor:
         """True when the decoder exposes all mask tokens (multi-mask candidates)."""
         return self._candidates is not None
 
-    def select_candidate(self, n_clicks: int, scores: np.ndarray) -> int:
-        """SAM's rule: best of tokens 1-3 for a single click, token 0 otherwise."""
+    def select_candidate(self, n_prompts: int, scores: np.ndarray) -> int:
+        """SAM's rule: best of tokens 1-3 for a single click, token 0 otherwise (a box counts as 2 prompts)."""
         if len(scores) == 1:
             return 0
-        return 1 + int(np.argmax(scores[1:])) if n_clicks == 1 else 0
+        return 1 + int(np.argmax(scores[1:])) if n_prompts == 1 else 0
 
     def decode_candidates(
         self,

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.errors import ClickmaskError
 
 #: Predictions kept whole for undo (besides the first click's); older ones are kept compact:
 #: the mask as bits and the low-res logits as float16 (about 0.2 MB instead of 2 MB a click).
 KEEP_WHOLE = 2
+#: Candidate masks that overlap an earlier one by more than this IoU are not offered as another choice.
+SAME_CHOICE_IOU = 0.9
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,20 @@ class InteractiveSession:
         self.predictor = predictor
         self.mask_feedback = mask_feedback
         self._clicks: list[Click] = []
+        self._box: BoxPrompt | None = None
         self._history: list[Prediction | _Compact] = []
+        self._choices: list[Prediction] = []  # the lone first prompt's masks, smallest first
+        self._choice = 0
+
+    @property
+    def box(self) -> BoxPrompt | None:
+        """The box the object was started with, or None."""
+        return self._box
+
+    @property
+    def choices(self) -> tuple[int, int]:
+        """(index of the mask shown, number of masks to choose from) for a lone first prompt; (0, 0) otherwise."""
+        return (self._choice, len(self._choices)) if len(self._choices) > 1 and len(self._history) == 1 else (0, 0)
 
     @property
     def clicks(self) -> list[Click]:
@@ -80,10 +95,48 @@ class InteractiveSession:
         """Add a click and return the new prediction."""
         prev = self.prediction
         pred = self.predictor.predict(
-            [*self._clicks, click], previous=prev if self.mask_feedback else None
+            [*self._clicks, click], previous=prev if self.mask_feedback else None, box=self._box
         )
         self._clicks.append(click)
+        self._push(pred)
+        return pred
+
+    def start_box(self, box: BoxPrompt) -> Prediction:
+        """Begin the object with a box around it (SAM's box prompt); clicks then refine it.
+
+        Raises ClickmaskError if the object already has a click or a box.
+        """
+        if self._history:
+            raise ClickmaskError("a box starts an object: finish or drop the current clicks first")
+        pred = self.predictor.predict([], previous=None, box=box)
+        self._box = box
+        self._push(pred)
+        return pred
+
+    def choose(self, index: int) -> Prediction:
+        """Show the ``index``-th mask (modulo their number) the lone first prompt offered, smallest first.
+
+        Only before a second prompt (see :attr:`choices`); the chosen mask is
+        the mask feedback of the next click. Raises ClickmaskError otherwise.
+        """
+        if len(self._history) != 1 or len(self._choices) < 2:
+            raise ClickmaskError("no other masks to choose from: they exist only after a first click or box")
+        self._choice = index % len(self._choices)
+        pick = self._choices[self._choice]
+        if pick.info.get("unpolished"):  # the image-space steps once per choice, as the shown mask had
+            info = {k: v for k, v in pick.info.items() if k != "unpolished"}
+            pick = self.predictor.polish(Prediction(pick.logits.copy(), pick.low_res_logits, pick.score,
+                                                    info=info), self._clicks)
+            self._choices[self._choice] = pick
+        self._history[0] = pick
+        return pick
+
+    def _push(self, pred: Prediction) -> None:
+        """Append a prediction; a lone first prompt's candidates become the choices (offered again
+        when later clicks are undone)."""
         self._history.append(pred)
+        if len(self._history) == 1:
+            self._choices, self._choice = ordered_choices(pred) if pred.candidates else ([], 0)
         old = len(self._history) - 1 - KEEP_WHOLE
         if old > 0 and isinstance(self._history[old], Prediction):
             self._history[old] = _Compact.of(self._history[old])
@@ -96,22 +149,53 @@ class InteractiveSession:
         refine it like any other (its low-res logits are the mask feedback).
         Raises ClickmaskError if the object already has clicks.
         """
-        if self._clicks:
+        if self._history:
             raise ClickmaskError("start_from needs an object without clicks")
         self._clicks.append(click)
-        self._history.append(prediction)
+        self._push(prediction)
         return prediction
 
     def undo(self) -> Prediction | None:
         """Remove the last click; returns the prediction now current (or None)."""
         if self._clicks:
             self._clicks.pop()
-            self._history.pop()
-            if self._history and isinstance(self._history[-1], _Compact):
-                self._history[-1] = self._history[-1].expand()
+        elif self._box is not None:
+            self._box = None
+        else:
+            return self.prediction
+        self._history.pop()
+        if self._history and isinstance(self._history[-1], _Compact):
+            self._history[-1] = self._history[-1].expand()
+        if not self._history:
+            self._choices, self._choice = [], 0
         return self.prediction
 
     def reset(self) -> None:
         """Forget all clicks of this object."""
         self._clicks.clear()
+        self._box = None
         self._history.clear()
+        self._choices, self._choice = [], 0
+
+
+def ordered_choices(pred: Prediction) -> tuple[list[Prediction], int]:
+    """(``pred`` and its distinct candidates, smallest mask first; the index of ``pred``).
+
+    A candidate that is empty, or overlaps a mask already listed by more than
+    :data:`SAME_CHOICE_IOU`, is left out: cycling shows masks that differ.
+    """
+    shown = pred.mask
+    kept: list[tuple[Prediction, np.ndarray]] = [(pred, shown)]
+    for cand in pred.candidates:
+        mask = cand.mask
+        if not mask.any() or any(_iou(mask, m) > SAME_CHOICE_IOU for _, m in kept):
+            continue
+        kept.append((Prediction(cand.logits, cand.low_res_logits, cand.score, info={**pred.info, "unpolished": True}), mask))
+    kept.sort(key=lambda item: int(np.count_nonzero(item[1])))
+    order = [p for p, _ in kept]
+    return order, next(i for i, p in enumerate(order) if p is pred)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 1.0

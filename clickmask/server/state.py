@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.refine import RefinedPredictor
 from clickmask.engine.predictor import Prediction
 from clickmask.engine.session import InteractiveSession
@@ -35,6 +35,23 @@ OFFER_IMAGES = 2
 #: Objects in progress kept in memory, one per (image, browser tab): the least recently clicked
 #: beyond this (a tab closed halfway through an object) is dropped, with its clicks.
 MAX_SESSIONS = 8
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The object being clicked in one tab: its mask (None before a first prompt), clicks and box,
+    and which of the first prompt's masks is shown (index, count; count 0 when there is no choice)."""
+
+    mask: np.ndarray | None
+    clicks: list[Click]
+    box: BoxPrompt | None = None
+    choices: tuple[int, int] = (0, 0)
+
+    @classmethod
+    def of(cls, session: InteractiveSession | None) -> "InProgress":
+        if session is None:
+            return cls(None, [])
+        return cls(session.current_mask(), session.clicks, session.box, session.choices)
 
 
 @dataclass
@@ -109,8 +126,8 @@ class AppState:
         return self.sessions[key]
 
     def click(self, image_id: int, x: float, y: float, positive: bool, tab: str = "",
-              category_id: int | None = None) -> tuple[np.ndarray, list[Click], float]:
-        """Add a click; returns the new mask, the clicks and the server time in ms.
+              category_id: int | None = None) -> tuple[InProgress, float]:
+        """Add a click; returns the object in progress and the server time in ms.
 
         With ``category_id`` the object is segmented with that category's OPO
         adapter (if any). A first positive click exactly on the proposal last
@@ -122,14 +139,35 @@ class AppState:
         with self.click_lock.bounded():
             session = self._session(image_id, tab)
             self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
-            accepted = None if session.clicks else self._accepted_proposal(image_id, category_id, click)
+            fresh = session.prediction is None
+            accepted = self._accepted_proposal(image_id, category_id, click) if fresh else None
             if accepted is not None:
                 session.start_from(click, accepted)
             else:
-                if not session.clicks and isinstance(self.predictor, RefinedPredictor):
+                if fresh and isinstance(self.predictor, RefinedPredictor):
                     self.predictor.set_first_token(self.granularity.preferred(category_id))
                 session.add_click(click)
-            return session.current_mask(), session.clicks, (time.perf_counter() - t0) * 1000
+            return InProgress.of(session), (time.perf_counter() - t0) * 1000
+
+    def box(self, image_id: int, box: BoxPrompt, tab: str = "", category_id: int | None = None
+            ) -> tuple[InProgress, float]:
+        """Start an object with a box around it (it replaces clicks not yet finished); returns it and the ms."""
+        t0 = time.perf_counter()
+        with self.click_lock.bounded():
+            session = self._session(image_id, tab)
+            session.reset()
+            self.adaptation.select((image_id, tab), category_id, new_object=True)
+            session.start_box(box)
+            return InProgress.of(session), (time.perf_counter() - t0) * 1000
+
+    def choose(self, image_id: int, index: int, tab: str = "") -> InProgress:
+        """Show another of the first prompt's masks (``index`` modulo their number)."""
+        with self.click_lock:
+            session = self.sessions.get((image_id, tab))
+            if session is None:
+                raise ClickmaskError(f"image {image_id}: no object in progress to choose a mask for")
+            session.choose(index)
+            return InProgress.of(session)
 
     def _accepted_proposal(self, image_id: int, category_id: int | None, click: Click) -> Prediction | None:
         """The first Prediction of an accepted proposal (``click`` is the one offered), else None (lock held).
@@ -142,13 +180,13 @@ class AppState:
         hw = self.predictor.image_size
         return accepted_prediction(offered, self.predictor, self.proposals.ignore_mask(image_id, category_id, hw))
 
-    def undo_click(self, image_id: int, tab: str = "") -> tuple[np.ndarray | None, list[Click]]:
+    def undo_click(self, image_id: int, tab: str = "") -> InProgress:
+        """Take back the object's last click (or its box); returns what is left."""
         with self.click_lock:
             session = self.sessions.get((image_id, tab))
-            if session is None:
-                return None, []
-            session.undo()
-            return session.current_mask(), session.clicks
+            if session is not None:
+                session.undo()
+            return InProgress.of(session)
 
     def reset_clicks(self, image_id: int, tab: str = "") -> None:
         with self.click_lock:
@@ -160,9 +198,12 @@ class AppState:
             release_memory()
 
     def current_mask(self, image_id: int, tab: str = "") -> np.ndarray | None:
+        return self.in_progress(image_id, tab).mask
+
+    def in_progress(self, image_id: int, tab: str = "") -> InProgress:
+        """The object being clicked on an image in a tab."""
         with self.click_lock:
-            session = self.sessions.get((image_id, tab))
-            return None if session is None else session.current_mask()
+            return InProgress.of(self.sessions.get((image_id, tab)))
 
     def finish(self, image_id: int, category_id: int | None, tab: str = "") -> dict[str, Any]:
         """Store the current click mask as a new instance and start a new object.

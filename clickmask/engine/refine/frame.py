@@ -12,9 +12,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.preprocess import resized_shape
-from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor
+from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor, point_prompts
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (pixels, x1/y1 exclusive)
 
@@ -62,14 +62,17 @@ class Frame:
         x, y = c.x - self.offset[0], c.y - self.offset[1]
         return 0 <= x < self.size[1] and 0 <= y < self.size[0]
 
-    def prompts(self, clicks: Sequence[Click]) -> tuple[np.ndarray, np.ndarray]:
-        """(Nx2 float32 coords in the model frame, N float32 labels) of clicks inside this frame."""
+    def prompts(self, clicks: Sequence[Click], box: BoxPrompt | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(Nx2 float32 coords in the model frame, N float32 labels) of clicks inside this frame
+        and of ``box`` (image pixels) cut to the frame."""
         h, w = self.size
+        x0, y0 = self.offset
+        if box is not None:
+            box = BoxPrompt(max(box.x0, x0), max(box.y0, y0), min(box.x1, x0 + w), min(box.y1, y0 + h))
+        xy, labels = point_prompts(clicks, box, (x0, y0))
         nh, nw = resized_shape(h, w, self.base.side)
-        xy = np.array([[c.x - self.offset[0], c.y - self.offset[1]] for c in clicks], np.float32).reshape(-1, 2)
         xy[:, 0] *= nw / w
         xy[:, 1] *= nh / h
-        labels = np.array([1.0 if c.positive else 0.0 for c in clicks], np.float32)
         return xy, labels
 
     def decode(self, coords: np.ndarray, labels: np.ndarray, mask_input: np.ndarray | None

@@ -23,13 +23,13 @@ import numpy as np
 
 from clickmask.engine.boundary import refine_boundary
 from clickmask.engine.click_regions import honor_clicks, lab_image
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction, check_clicks
 from clickmask.engine.refine import cfr, flip, local, zoom
 from clickmask.engine.refine.first_click import pick_central
 from clickmask.engine.refine.frame import Box, Frame, satisfied
 from clickmask.engine.refine.options import InferenceOptions
-from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor
+from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor, lone_prompt, prompt_count
 
 
 @dataclass
@@ -98,50 +98,56 @@ class RefinedPredictor:
         return self.base.image_size
 
     # prediction ----------------------------------------------------------------
-    def predict(self, clicks: Sequence[Click], previous: Prediction | None = None) -> Prediction:
+    def predict(self, clicks: Sequence[Click], previous: Prediction | None = None,
+                box: BoxPrompt | None = None) -> Prediction:
         """Predict with the configured refinements (the pipeline of the module doc).
 
         clicks: x, y in image pixels; previous: the last prediction of the
-        same object (mask feedback), or None. Returns HxW logits of the image.
+        same object (mask feedback), or None; box: a rectangle around the
+        object (with a box, ``clicks`` may be empty; it counts as one prompt for
+        ``zoom_from`` and ``local_until``; ``flip`` skips objects with a box).
+        Returns HxW logits of the image.
         """
         t0 = time.perf_counter()
         h, w = self.image_size
-        check_clicks(clicks, h, w)
+        check_clicks(clicks, h, w, box)
         opts = self.options
         full = Frame.full(self.base, (h, w))
-        pred = self.decode(full, clicks, zoom.mask_input(full, previous))
-        if opts.flip and self._image is not None:
+        pred = self.decode(full, clicks, zoom.mask_input(full, previous), box)
+        if opts.flip and self._image is not None and box is None:
             pred = flip.average_with_mirror(pred, self.base, self._image, clicks, previous, self.decode)
-        crop = zoom.choose_crop(opts, clicks, pred, previous, (h, w))
+        crop = zoom.choose_crop(opts, clicks, pred, previous, (h, w), box)
         if crop is not None:
             same_crop = previous is not None and previous.info.get("crop") == crop
             if self.stats is not None and not same_crop:
                 self.stats.zoom_encodes += 1  # a new crop: an encoder pass unless cached
             frame = self._crop_frame(crop)
-            zoomed = self.decode(frame, clicks, zoom.mask_input(frame, previous if same_crop else pred))
+            zoomed = self.decode(frame, clicks, zoom.mask_input(frame, previous if same_crop else pred), box)
             if zoom.fills_crop(zoomed.logits > 0, crop, (h, w)):
                 pred.info["crop_refused"] = crop
             else:
                 pred = zoom.paste(pred, zoomed, crop)
-        if local.applies(opts, len(clicks), previous is not None):
+        if clicks and local.applies(opts, len(clicks) + (box is not None), previous is not None):
             pred = local.keep_previous_far_away(pred, previous, clicks[-1], opts)
         pred = self.polish(pred, clicks)
         self.last_predict_ms = (time.perf_counter() - t0) * 1000
         return pred
 
-    def decode(self, frame: Frame, clicks: Sequence[Click], mask_input: np.ndarray | None) -> Prediction:
-        """One decoder answer in ``frame`` (clicks inside it): the token choice, then CFR.
+    def decode(self, frame: Frame, clicks: Sequence[Click], mask_input: np.ndarray | None,
+               box: BoxPrompt | None = None) -> Prediction:
+        """One decoder answer in ``frame`` (clicks inside it, the box cut to it): the token choice, then CFR.
 
         A lone click records every token's low-res reading (``info["first_low_res"]``,
         Kx256x256) and the engine's own choice (``first_default``) for the
-        granularity memory, and keeps the other tokens as ``candidates``.
+        granularity memory; a lone prompt (that click, or a box alone) keeps
+        the other tokens as ``candidates``.
         """
         opts = self.options
         inside = [c for c in clicks if frame.contains(c)]
-        coords, labels = frame.prompts(inside)
+        coords, labels = frame.prompts(inside, box)
         low_res, scores = frame.decode(coords, labels, mask_input)
         first_info: dict = {}
-        if len(clicks) == 1:
+        if len(clicks) == 1 and box is None:
             if opts.first == "central" and len(scores) > 1:
                 best = pick_central(low_res, scores, coords[0] * LOW_RES / self.base.side)
             else:
@@ -151,14 +157,14 @@ class RefinedPredictor:
                 best = self.first_token
             first_info["first_token"] = best
         else:
-            best = self.base.select_candidate(len(inside), scores)
+            best = self.base.select_candidate(prompt_count(inside, box), scores)
         current, score = low_res[best], float(scores[best])
         logits = frame.upsample(current)
-        passes = opts.cfr if len(clicks) > 1 else 0
-        current, score, logits, steps = cfr.cascade(frame, coords, labels, len(inside), current, score, logits,
-                                                    passes, opts.acfr)
+        passes = opts.cfr if prompt_count(clicks, box) > 1 else 0
+        current, score, logits, steps = cfr.cascade(frame, coords, labels, prompt_count(inside, box), current,
+                                                    score, logits, passes, opts.acfr)
         pred = Prediction(logits=logits, low_res_logits=current, score=score, info={"cfr_steps": steps, **first_info})
-        if len(clicks) == 1:
+        if lone_prompt(clicks, box):
             pred.candidates = [Prediction(frame.upsample(low_res[k]), low_res[k], float(scores[k]))
                                for k in range(len(scores)) if k != best]
         return pred

@@ -23,17 +23,18 @@ from typing import Sequence
 
 import numpy as np
 
-from clickmask.engine.clicks import Click
+from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction
 from clickmask.engine.refine.frame import Box, Frame, bbox
 from clickmask.engine.refine.options import InferenceOptions
 
 
 def choose_crop(options: InferenceOptions, clicks: Sequence[Click], current: Prediction,
-                previous: Prediction | None, image_hw: tuple[int, int]) -> Box | None:
-    """The crop to refine in, or None: object box (current mask + positive clicks),
-    expanded; the previous crop is kept while the object stays inside it."""
-    if not options.zoom or len(clicks) < options.zoom_from:
+                previous: Prediction | None, image_hw: tuple[int, int], user_box: BoxPrompt | None = None) -> Box | None:
+    """The crop to refine in, or None: object box (current mask + positive clicks + the user's
+    ``user_box``, which counts as one click for ``zoom_from``), expanded; the previous crop is kept while
+    the object stays inside it."""
+    if not options.zoom or len(clicks) + (user_box is not None) < options.zoom_from:
         return None
     h, w = image_hw
     box = bbox(current.logits > 0)
@@ -44,6 +45,10 @@ def choose_crop(options: InferenceOptions, clicks: Sequence[Click], current: Pre
         if c.positive:
             x0, y0 = min(x0, int(c.x)), min(y0, int(c.y))
             x1, y1 = max(x1, int(c.x) + 1), max(y1, int(c.y) + 1)
+    if user_box is not None:
+        ub = user_box
+        x0, y0 = max(0, min(x0, int(ub.x0))), max(0, min(y0, int(ub.y0)))
+        x1, y1 = min(w, max(x1, int(np.ceil(ub.x1)))), min(h, max(y1, int(np.ceil(ub.y1))))
     old = previous.info.get("crop") if previous is not None else None
     if old is not None:
         ox0, oy0, ox1, oy1 = old
