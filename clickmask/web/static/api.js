@@ -39,6 +39,9 @@ export const api = {
   setStatus: (id, status) => request("PUT", `/api/images/${id}/status`, { status }),
   click: (id, x, y, positive, categoryId = null) =>
     request("POST", `/api/images/${id}/clicks`, { x, y, positive, category_id: categoryId }),
+  box: (id, x0, y0, x1, y1, categoryId = null) =>
+    request("POST", `/api/images/${id}/box`, { x0, y0, x1, y1, category_id: categoryId }),
+  choose: (id, index) => request("POST", `/api/images/${id}/choice`, { index }),
   currentMask: (id) => request("GET", `/api/images/${id}/mask`),
   undoClick: (id) => request("DELETE", `/api/images/${id}/clicks/last`),
   resetClicks: (id) => request("DELETE", `/api/images/${id}/clicks`),

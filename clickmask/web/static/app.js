@@ -6,11 +6,12 @@ import { ACTIONS, actionFor, defaults, keyOf, label } from "./shortcuts.js";
 const $ = (sel) => document.querySelector(sel);
 const state = {
   images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
-  selected: null, selectedOnPurpose: false, clicks: [], mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
+  selected: null, selectedOnPurpose: false, clicks: [], box: null, choice: { index: 0, count: 0 }, mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
   busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
 };
 window.cm = { state }; // handle for the end-to-end test and for debugging (refreshAdaptation added below)
 let proposalEpoch = 0; // bumped by every click and image change: an older proposal answer is stale
+const inProgress = () => state.clicks.length > 0 || state.box !== null; // an object is being clicked
 
 function toast(msg, isError = false) {
   const el = $("#toast");
@@ -37,6 +38,7 @@ const viewer = new Viewer($("#stage"), {
   mode: () => state.mode,
   radius: () => state.radius,
   onClick: (x, y, positive) => guard(() => addClick(x, y, positive)),
+  onBox: (x0, y0, x1, y1) => guard(() => addBox(x0, y0, x1, y1)),
   onSelect: (id) => select(id),
   onPolygonEdit: (inst, polygons) => guard(() => editPolygon(inst, polygons)),
   onStroke: (points, erase) => guard(() => stroke(points, erase)),
@@ -74,9 +76,9 @@ function renderImageList() {
 }
 
 async function autosaveClicks() {
-  if (state.imageId !== null && state.clicks.length) {
+  if (state.imageId !== null && inProgress()) {
     await api.finish(state.imageId, state.currentCategory);
-    state.clicks = [];
+    showObject(null);
   }
 }
 
@@ -85,7 +87,7 @@ async function openImage(id) {
   await autosaveClicks();
   state.imageId = id;
   state.selected = null;
-  state.clicks = [];
+  showObject(null);
   proposalEpoch += 1;
   setProposal(null);
   history.replaceState(null, "", `#image=${id}`);
@@ -107,9 +109,8 @@ async function openImage(id) {
   const detail = await api.image(id);
   state.image = detail;
   state.instances = detail.annotations;
-  state.clicks = detail.clicks;
-  viewer.setClicks(state.clicks);
-  if (state.clicks.length) viewer.setMask((await api.currentMask(id)).runs); // clicks left from an earlier visit
+  const left = await api.currentMask(id); // an object left unfinished on an earlier visit
+  showObject(left.clicks.length || left.box ? left : null);
   redraw();
   await loadImages();
   refreshProposal();
@@ -136,12 +137,12 @@ async function refreshProposal() {
   const off = localStorage.getItem("clickmask-proposals") === "off";
   // the marker of another category or image goes at once, not when the new answer arrives
   if (state.proposal && state.proposalFor !== `${id}:${cat}`) setProposal(null);
-  if (off || id === null || cat === null || state.clicks.length || state.mode !== "click") { setProposal(null); return; }
+  if (off || id === null || cat === null || inProgress() || state.mode !== "click") { setProposal(null); return; }
   const epoch = ++proposalEpoch;
   try {
     const r = await api.proposal(id, cat);
     const fresh = epoch === proposalEpoch && id === state.imageId && cat === state.currentCategory;
-    if (fresh && !state.clicks.length && !state.clickBusy && state.mode === "click") {
+    if (fresh && !inProgress() && !state.clickBusy && state.mode === "click") {
       state.proposalFor = `${id}:${cat}`;
       setProposal(r.proposal);
     }
@@ -151,53 +152,79 @@ async function refreshProposal() {
 }
 
 async function acceptProposal() {
-  if (!state.proposal || state.clicks.length) return;
+  if (!state.proposal || inProgress()) return;
   const p = state.proposal;
   await addClick(p.x, p.y, true);
 }
 
-async function addClick(x, y, positive) {
+/** Show the object in progress from a server answer ({runs, clicks, box, choice}), or none (null). */
+function showObject(r) {
+  state.clicks = r ? r.clicks : [];
+  state.box = r ? r.box : null;
+  state.choice = r && r.choice ? r.choice : { index: 0, count: 0 };
+  state.maskArea = r ? r.area : 0;
+  viewer.setMask(r ? r.runs : null);
+  viewer.setClicks(state.clicks);
+  viewer.setBox(state.box);
+  const c = state.choice;
+  $("#choice").hidden = c.count < 2;
+  $("#choice-text").textContent = `mask ${c.index + 1} of ${c.count}`;
+  renderHint();
+}
+
+/** The empty-canvas hint: what to do on an image without objects. */
+function renderHint() {
+  $("#canvas-hint").hidden = state.imageId === null || !$("#canvas-message").hidden || inProgress()
+    || state.instances.length > 0 || state.clickBusy;
+}
+
+/** Send a prompt (a click or a box) and show the answer; a slow answer shows the seconds it takes. */
+async function sendPrompt(send) {
   const id = state.imageId;
   proposalEpoch += 1;
   setProposal(null); // a click replaces the proposal
   state.clickBusy = true;
+  state.clickStarted = performance.now();
   updateBusy();
-  const t0 = performance.now();
+  const ticker = setInterval(updateBusy, 250);
   try {
-    const r = await api.click(id, x, y, positive, state.currentCategory);
+    const r = await send(id);
     if (id !== state.imageId) return;
-    state.clicks = r.clicks;
-    viewer.setMask(r.runs);
-    state.lastClickMs = performance.now() - t0;
-    viewer.setClicks(state.clicks);
+    state.lastClickMs = performance.now() - state.clickStarted;
+    showObject(r);
   } finally {
+    clearInterval(ticker);
     state.clickBusy = false;
+    state.clickDone = performance.now();
     updateBusy();
+    renderHint();
   }
 }
 
+const addClick = (x, y, positive) => sendPrompt((id) => api.click(id, x, y, positive, state.currentCategory));
+const addBox = (x0, y0, x1, y1) => sendPrompt((id) => api.box(id, x0, y0, x1, y1, state.currentCategory));
+
+/** Show the next (step 1) or previous (-1) of the masks the first click or box offered. */
+async function cycleMask(step) {
+  if (state.choice.count < 2) { toast(inProgress() ? "No other masks: they are offered after the first click or box" : "Click on an object first"); return; }
+  showObject(await api.choose(state.imageId, state.choice.index + step));
+}
+
 async function undoClick() {
-  const r = await api.undoClick(state.imageId);
-  state.clicks = r.clicks;
-  viewer.setMask(r.runs);
-  viewer.setClicks(state.clicks);
-  if (!state.clicks.length) refreshProposal();
+  showObject(await api.undoClick(state.imageId));
+  if (!inProgress()) refreshProposal();
 }
 
 async function cancelClicks() {
   await api.resetClicks(state.imageId);
-  state.clicks = [];
-  viewer.setMask(null);
-  viewer.setClicks([]);
+  showObject(null);
   refreshProposal();
 }
 
 async function finishObject() {
-  if (!state.clicks.length) { toast("Click on an object first"); return; }
+  if (!inProgress()) { toast("Click on an object first"); return; }
   const inst = await api.finish(state.imageId, state.currentCategory);
-  state.clicks = [];
-  viewer.setMask(null);
-  viewer.setClicks([]);
+  showObject(null);
   await reloadInstances(null); // finishing deselects: the next keys are for the next object
   if (inst.category_id === null) toast("Saved without a category: choose one with 1–9 before finishing");
   await loadImages();
@@ -229,6 +256,7 @@ function select(id) {
 function redraw() {
   viewer.setInstances([...state.instances].sort((a, b) => a.z_order - b.z_order), colors(), state.selected);
   renderInstances();
+  renderHint();
 }
 
 async function editPolygon(inst, polygons) {
@@ -432,7 +460,8 @@ async function resetAdaptation() {
 function updateBusy() {
   const el = $("#busy");
   let text = "ready";
-  if (state.clickBusy) text = "segmenting…";
+  const waited = state.clickBusy ? (performance.now() - state.clickStarted) / 1000 : 0;
+  if (state.clickBusy) text = waited >= 1 ? `segmenting… ${waited.toFixed(1)} s` : "segmenting…";
   else if (state.serverBusy) text = state.busyText;
   else if (state.pending) text = "saving…";
   el.className = text === "ready" ? "idle" : "";
@@ -444,7 +473,9 @@ const imageName = (id) => (state.images.find((i) => i.id === id) || { path: `ima
 
 async function pollStatus() {
   try {
+    const sent = performance.now();
     const st = await fetch("/api/status").then((r) => r.json());
+    if (st.clicking && state.clickDone > sent) { st.clicking = false; st.busy = st.prefetch.busy; } // answered meanwhile
     state.serverBusy = st.busy;
     const pf = st.prefetch;
     state.busyText = st.clicking ? (st.waiting ? `segmenting… (${st.waiting} more clicks waiting)` : "segmenting…") : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "ready";
@@ -489,7 +520,7 @@ async function markDone() {
 }
 
 async function undoAny() {
-  if (state.clicks.length) return undoClick();
+  if (inProgress()) return undoClick();
   const r = await api.undo(state.imageId);
   if (!r.undone) toast("Nothing to undo");
   state.instances = r.annotations;
@@ -511,8 +542,11 @@ const handlers = {
   acceptProposal: () => guard(acceptProposal),
   undo: () => guard(undoAny),
   redo: () => guard(redoAny),
-  cancel: () => (state.clicks.length || state.selected === null ? guard(cancelClicks) : select(null)), // Esc: drop clicks, else deselect
+  cancel: () => (inProgress() || state.selected === null ? guard(cancelClicks) : select(null)), // Esc: drop clicks, else deselect
+  nextMask: () => guard(() => cycleMask(1)),
+  prevMask: () => guard(() => cycleMask(-1)),
   modeClick: () => setMode("click"),
+  modeBox: () => setMode("box"),
   modePolygon: () => setMode("polygon"),
   modeBrush: () => setMode("brush"),
   modeEraser: () => setMode("eraser"),
@@ -610,6 +644,8 @@ function bindToolbar() {
   $("#radius").addEventListener("input", (e) => setRadius(Number(e.target.value)));
   $("#opacity").addEventListener("input", (e) => viewer.setOpacity(Number(e.target.value) / 100));
   $("#btn-finish").addEventListener("click", handlers.finish);
+  $("#btn-mask-prev").addEventListener("click", handlers.prevMask);
+  $("#btn-mask-next").addEventListener("click", handlers.nextMask);
   $("#btn-undo").addEventListener("click", handlers.undo);
   $("#btn-redo").addEventListener("click", handlers.redo);
   $("#btn-fit").addEventListener("click", handlers.fit);

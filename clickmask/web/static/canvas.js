@@ -21,7 +21,8 @@ function distToSegment(p, a, b) {
 export class Viewer {
   constructor(container, handlers) {
     this.container = container;
-    this.h = handlers; // {onClick(x,y,pos), onSelect(id), onPolygonEdit(inst, polygons), onStroke(points, erase), mode(), radius()}
+    // {onClick(x,y,pos), onBox(x0,y0,x1,y1), onSelect(id), onPolygonEdit(inst, polygons), onStroke(points, erase), mode(), radius()}
+    this.h = handlers;
     this.stage = new Konva.Stage({ container, width: container.clientWidth, height: container.clientHeight });
     this.imageLayer = new Konva.Layer({ listening: false });
     this.annLayer = new Konva.Layer();
@@ -72,7 +73,7 @@ export class Viewer {
     this.imageLayer.destroyChildren();
     this.annLayer.destroyChildren();
     this.maskLayer.destroyChildren();
-    this.uiLayer.find(".click, .handle, .edge, .stroke, .proposal").forEach((n) => n.destroy());
+    this.uiLayer.find(".click, .handle, .edge, .stroke, .proposal, .box, .drawbox").forEach((n) => n.destroy());
     this.imageNode = null;
     this.maskNode = null;
     this.instances = [];
@@ -188,6 +189,25 @@ export class Viewer {
       }));
     }
     this.uiLayer.draw();
+  }
+
+  /** Show the box the current object was started with ([x0, y0, x1, y1] in image pixels), or none (null). */
+  setBox(box) {
+    this.uiLayer.find(".box").forEach((n) => n.destroy());
+    if (box) {
+      const [x0, y0, x1, y1] = box;
+      this.uiLayer.add(new Konva.Rect({
+        name: "box", x: x0, y: y0, width: x1 - x0, height: y1 - y0, listening: false,
+        stroke: "#ffc400", strokeWidth: 1.5, dash: [6, 4], strokeScaleEnabled: false,
+      }));
+    }
+    this.uiLayer.draw();
+  }
+
+  /** The finished object under a page point of the stage (its id), or null. */
+  instanceAt(pos) {
+    const shape = this.annLayer.getIntersection(pos);
+    return shape && shape.hasName("instance") ? Number(shape.id().slice(5)) : null;
   }
 
   // ------------------------------------------------------------ finished objects
@@ -306,6 +326,16 @@ export class Viewer {
     this.stage.batchDraw();
   }
 
+  _drawBox(a, b) {
+    let node = this.uiLayer.findOne(".drawbox");
+    if (!node) {
+      node = new Konva.Rect({ name: "drawbox", listening: false, stroke: "#ffc400", strokeWidth: 2,
+                              dash: [4, 3], strokeScaleEnabled: false, fill: "rgba(255,196,0,0.08)" });
+      this.uiLayer.add(node);
+    }
+    node.setAttrs({ x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), width: Math.abs(b.x - a.x), height: Math.abs(b.y - a.y) });
+  }
+
   // ------------------------------------------------------------ input
   _bind() {
     const el = this.container;
@@ -320,7 +350,11 @@ export class Viewer {
       this._moved = false;
       const mode = this.h.mode();
       const paint = (mode === "brush" || mode === "eraser") && e.evt.button === 0 && !this.spaceDown;
-      this._press = { x: pos.x, y: pos.y, button: e.evt.button, start: this.stage.position(), onHandle, paint };
+      // a box is dragged in box mode, or with Shift in click mode
+      const boxing = e.evt.button === 0 && !this.spaceDown && (mode === "box" || (mode === "click" && e.evt.shiftKey));
+      const select = e.evt.button === 0 && (e.evt.ctrlKey || e.evt.metaKey) && (mode === "click" || mode === "box");
+      this._press = { x: pos.x, y: pos.y, button: e.evt.button, start: this.stage.position(), onHandle, paint,
+                      boxing: boxing && !select, select, from: this.pointer() };
       if (paint) {
         const p = this.pointer();
         this._stroke = { points: [[p.x, p.y]], erase: mode === "eraser" };
@@ -346,6 +380,8 @@ export class Viewer {
         if (this._stroke) {
           this._stroke.points.push([p.x, p.y]);
           this._strokeLine.points(this._stroke.points.flat());
+        } else if (pr.boxing) {
+          this._drawBox(pr.from, p);
         } else if (this._moved) {
           if (this.spaceDown) this.spaceUsed = true;
           this.stage.position({ x: pr.start.x + dx, y: pr.start.y + dy });
@@ -367,10 +403,21 @@ export class Viewer {
         });
         return;
       }
+      this.uiLayer.find(".drawbox").forEach((n) => n.destroy());
+      const p = this.pointer();
+      if (pr.boxing && this._moved && p) {
+        const clampX = (v) => Math.max(0, Math.min(this.width, v)), clampY = (v) => Math.max(0, Math.min(this.height, v));
+        this.h.onBox(clampX(pr.from.x), clampY(pr.from.y), clampX(p.x), clampY(p.y));
+        this.uiLayer.draw();
+        return;
+      }
       if (this._moved || pr.onHandle || this.spaceDown) return;
       const mode = this.h.mode();
-      const p = this.pointer();
-      if (mode === "click" && p && (pr.button === 0 || pr.button === 2)) {
+      if (pr.select) { // Ctrl (Cmd) + click selects the finished object under the pointer, or deselects
+        this.h.onSelect(this.instanceAt(this.stage.getPointerPosition()));
+        return;
+      }
+      if ((mode === "click" || mode === "box") && p && (pr.button === 0 || pr.button === 2)) {
         if (p.x < 0 || p.y < 0 || p.x >= this.width || p.y >= this.height) return;
         const x = Math.max(0, Math.min(this.width - 1, p.x - 0.5));
         const y = Math.max(0, Math.min(this.height - 1, p.y - 0.5));
@@ -380,6 +427,9 @@ export class Viewer {
       }
     };
     this.stage.on("mouseup", release);
+    window.addEventListener("mouseup", (e) => { // a drag that ends outside the canvas still ends
+      if (this._press && e.target.tagName !== "CANVAS") release(e);
+    });
     this.stage.on("mouseleave", () => this.brushCursor.visible(false));
   }
 }
