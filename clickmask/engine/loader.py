@@ -32,9 +32,12 @@ def load_predictor(
     ``model="grabcut"`` selects the weight-free backend explicitly. With
     ``allow_fallback``, a model that is not installed or fails to load gives the
     GrabCut backend and a warning (``predictor.is_fallback`` is True); without
-    it the ModelError propagates. ``options`` other than the defaults wrap the
-    model in a :class:`RefinedPredictor` (CFR, zoom-in, click consistency, ...).
+    it the ModelError propagates. The model is wrapped in a :class:`RefinedPredictor`
+    with ``options`` (None: the recommended inference the app and ``clickmask eval``
+    use); ``InferenceOptions()`` (every step off) gives the raw model.
     """
+    if options is None:
+        options = InferenceOptions.parse(None)
     if model == FALLBACK_MODEL_ID:
         return GrabCutPredictor()
     try:

@@ -54,11 +54,12 @@ def test_finished_object_shows_adapter_version_and_reset_clears_it(browser, app_
     category = page.evaluate("window.cm.state.currentCategory")
     assert [row["category_id"] for row in store.list_adapters()] == [category]
 
-    # the category's first-click memory: two finished objects wanted the whole (token 3), not the engine's part (1)
+    # the category's first-click memory (it has learned the cat's first click): more finished objects wanted
+    # the whole (token 3), not the engine's part (1)
     part, whole = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
     part[15:25, 15:25], whole[5:35, 5:35] = True, True
     readings = [part, part, part, whole]
-    for _ in range(2):
+    for _ in range(4):
         server.state.granularity.learn(category, readings, 1, whole)
     page.evaluate("window.cm.refreshAdaptation()")
     page.wait_for_function("window.cm.state.adaptation.first_click.token === 3")
