@@ -226,3 +226,21 @@ def test_grabcut_fallback_segments_a_distinct_object():
     assert iou(gt, out.mask) > 0.9
     out = s.add_click(Click(10, 10, False))
     assert iou(gt, out.mask) > 0.9
+
+
+def test_an_undone_click_or_box_comes_back_with_redo_until_a_new_click():
+    pred = _CountingPredictor()
+    pred.set_image(np.zeros((30, 30, 3), np.uint8))
+    s = InteractiveSession(pred)
+    p0 = s.start_box(BoxPrompt(2, 2, 8, 8))
+    p1 = s.add_click(Click(20, 20, True))
+    calls = len(pred.calls)
+    s.undo()
+    s.undo()
+    assert s.prediction is None and s.redo_count == 2
+    assert s.redo() is p0 and s.box == BoxPrompt(2, 2, 8, 8)
+    assert s.redo() is p1 and s.clicks == [Click(20, 20, True)] and s.redo_count == 0
+    assert len(pred.calls) == calls  # the exact masks come back, without predicting again
+    s.undo()
+    s.add_click(Click(25, 25, False))
+    assert s.redo_count == 0 and s.redo() is s.prediction  # a new click forgets what was undone

@@ -350,3 +350,21 @@ def test_after_a_lone_click_the_other_masks_can_be_cycled(sam_predictor, tmp_pat
     assert areas == sorted(areas) and len(set(areas)) == count
     client.post(f"/api/images/{image}/clicks", json={"x": 310, "y": 210, "positive": True})
     assert client.post(f"/api/images/{image}/choice", json={"index": 0}).status_code == 400
+
+
+def test_undone_clicks_come_back_with_redo_and_the_object_survives_a_restart(project):
+    client = _client(project)
+    image = _ids(client)["a.png"]
+    client.post(f"/api/images/{image}/clicks", json={"x": 40, "y": 30, "positive": True})
+    two = client.post(f"/api/images/{image}/clicks", json={"x": 2, "y": 2, "positive": False}).json()
+    assert client.delete(f"/api/images/{image}/clicks/last").json()["redo"] == 1
+    again = client.post(f"/api/images/{image}/clicks/redo").json()
+    assert again["clicks"] == two["clicks"] and again["runs"] == two["runs"] and again["redo"] == 0
+
+    restarted = _client(project)  # a new server process on the same project
+    kept = restarted.get(f"/api/images/{image}/mask").json()
+    assert kept["clicks"] == two["clicks"] and kept["runs"] == two["runs"]
+    other_tab = restarted.get(f"/api/images/{image}/mask", headers={"x-clickmask-tab": "tab2"}).json()
+    assert other_tab["clicks"] == []  # restored once: a second tab does not get a copy to finish twice
+    restarted.delete(f"/api/images/{image}/clicks")
+    assert _client(project).get(f"/api/images/{image}/mask").json()["clicks"] == []

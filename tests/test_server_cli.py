@@ -124,3 +124,32 @@ def test_sample_project_is_built_from_skimage(tmp_path):
     assert state.status()["counts"]["images"] == 4
     again = open_project(tmp_path / "sample" / ".clickmask" / "project.db")
     assert again.root == (tmp_path / "sample").resolve()
+
+
+def test_a_killed_server_gives_the_unfinished_object_back_on_restart(tmp_path):
+    """The clicks of the object in progress are kept in the project: after SIGKILL a new server
+    restores them (same clicks, same mask), and finishing it forgets them."""
+    img = np.full((60, 80, 3), 20, np.uint8)
+    img[10:50, 20:60] = 230
+    Image.fromarray(img).save(tmp_path / "a.png")
+    args = [str(tmp_path), "--port", "0", "--no-browser", "--model", "grabcut"]
+    proc = _start(args)
+    try:
+        url = _url(proc)
+        _post(f"{url}api/images/1/clicks", {"x": 40, "y": 30, "positive": True})
+        before = _post(f"{url}api/images/1/clicks", {"x": 5, "y": 5, "positive": False})
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        _stop(proc)
+    proc = _start(args)
+    try:
+        url = _url(proc)
+        with urllib.request.urlopen(urllib.request.Request(f"{url}api/images/1/mask"), timeout=60) as res:
+            after = json.loads(res.read())
+        assert after["clicks"] == before["clicks"] and after["runs"] == before["runs"]
+        _post(f"{url}api/images/1/finish", {})
+    finally:
+        _stop(proc)
+    store = open_project(tmp_path)
+    assert len(store.list_instances(1)) == 1 and store.unfinished(1) is None

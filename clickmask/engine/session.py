@@ -58,6 +58,7 @@ class InteractiveSession:
         self._history: list[Prediction | _Compact] = []
         self._choices: list[Prediction] = []  # the lone first prompt's masks, smallest first
         self._choice = 0
+        self._redo: list[tuple[Click | BoxPrompt, Prediction]] = []  # undone prompts, the last undone last
 
     @property
     def box(self) -> BoxPrompt | None:
@@ -98,6 +99,7 @@ class InteractiveSession:
             [*self._clicks, click], previous=prev if self.mask_feedback else None, box=self._box
         )
         self._clicks.append(click)
+        self._redo.clear()
         self._push(pred)
         return pred
 
@@ -110,6 +112,7 @@ class InteractiveSession:
             raise ClickmaskError("a box starts an object: finish or drop the current clicks first")
         pred = self.predictor.predict([], previous=None, box=box)
         self._box = box
+        self._redo.clear()
         self._push(pred)
         return pred
 
@@ -135,12 +138,11 @@ class InteractiveSession:
         """Append a prediction; a lone first prompt's candidates become the choices (offered again
         when later clicks are undone)."""
         self._history.append(pred)
-        if len(self._history) == 1:
-            self._choices, self._choice = ordered_choices(pred) if pred.candidates else ([], 0)
         old = len(self._history) - 1 - KEEP_WHOLE
         if old > 0 and isinstance(self._history[old], Prediction):
             self._history[old] = _Compact.of(self._history[old])
-        return pred
+        if len(self._history) == 1:
+            self._choices, self._choice = ordered_choices(pred) if pred.candidates else ([], 0)
 
     def start_from(self, click: Click, prediction: Prediction) -> Prediction:
         """Begin the object with a first click whose mask is already known (an accepted proposal).
@@ -152,26 +154,46 @@ class InteractiveSession:
         if self._history:
             raise ClickmaskError("start_from needs an object without clicks")
         self._clicks.append(click)
+        self._redo.clear()
         self._push(prediction)
         return prediction
 
     def undo(self) -> Prediction | None:
         """Remove the last click; returns the prediction now current (or None)."""
         if self._clicks:
-            self._clicks.pop()
+            prompt: Click | BoxPrompt = self._clicks.pop()
         elif self._box is not None:
-            self._box = None
+            prompt, self._box = self._box, None
         else:
             return self.prediction
-        self._history.pop()
+        last = self._history.pop()
+        self._redo.append((prompt, last if isinstance(last, Prediction) else last.expand()))
         if self._history and isinstance(self._history[-1], _Compact):
             self._history[-1] = self._history[-1].expand()
         if not self._history:
             self._choices, self._choice = [], 0
         return self.prediction
 
+    @property
+    def redo_count(self) -> int:
+        """How many undone clicks (or the box) :meth:`redo` can bring back."""
+        return len(self._redo)
+
+    def redo(self) -> Prediction | None:
+        """Bring back the last undone click (or box) with its exact mask; a new click forgets what was undone."""
+        if not self._redo:
+            return self.prediction
+        prompt, pred = self._redo.pop()
+        if isinstance(prompt, BoxPrompt):
+            self._box = prompt
+        else:
+            self._clicks.append(prompt)
+        self._push(pred)
+        return pred
+
     def reset(self) -> None:
         """Forget all clicks of this object."""
+        self._redo.clear()
         self._clicks.clear()
         self._box = None
         self._history.clear()

@@ -148,6 +148,26 @@ class ProjectStore:
             else:
                 row.value = value
 
+    # ------------------------------------------------------------------ the object in progress
+    def set_unfinished(self, image_id: int, prompts: dict[str, Any] | None) -> None:
+        """Keep the prompts of an image's unfinished object (JSON: box, clicks, chosen mask), or forget them (None).
+
+        Written after every click, so a server that is killed gives the
+        object back on restart (the app replays the prompts).
+        """
+        key = f"unfinished/{int(image_id)}"
+        if prompts is not None:
+            self.set_setting(key, prompts)
+            return
+        with self._tx() as s:
+            row = s.get(SettingRow, key)
+            if row is not None:
+                s.delete(row)
+
+    def unfinished(self, image_id: int) -> dict[str, Any] | None:
+        """The prompts kept by :meth:`set_unfinished` for an image, or None."""
+        return self.get_setting(f"unfinished/{int(image_id)}")
+
     # ------------------------------------------------------------------ OPO adapters
     def list_adapters(self) -> list[dict[str, Any]]:
         """Every stored category adapter: {category_id, version, samples, model_id, data (bytes)}."""

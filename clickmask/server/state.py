@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from clickmask.server.memory import release_memory
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
 
+logger = logging.getLogger(__name__)
+
 PREFETCH_AHEAD = 2
 
 
@@ -46,12 +49,36 @@ class InProgress:
     clicks: list[Click]
     box: BoxPrompt | None = None
     choices: tuple[int, int] = (0, 0)
+    redo: int = 0  # undone prompts that redo brings back
 
     @classmethod
     def of(cls, session: InteractiveSession | None) -> "InProgress":
         if session is None:
             return cls(None, [])
-        return cls(session.current_mask(), session.clicks, session.box, session.choices)
+        return cls(session.current_mask(), session.clicks, session.box, session.choices, session.redo_count)
+
+
+def kept_prompts(session: InteractiveSession) -> dict[str, Any] | None:
+    """The prompts of an object in progress as JSON (what :func:`replay` needs), None when it has none."""
+    if session.prediction is None:
+        return None
+    box = session.box
+    return {"box": None if box is None else [box.x0, box.y0, box.x1, box.y1],
+            "clicks": [[c.x, c.y, c.positive] for c in session.clicks], "choice": session.choices[0]}
+
+
+def replay(session: InteractiveSession, prompts: dict[str, Any]) -> None:
+    """Redo the kept prompts on a new session: the box, the first click, the chosen mask, the other clicks."""
+    clicks = [Click(float(x), float(y), bool(p)) for x, y, p in prompts.get("clicks", [])]
+    box = prompts.get("box")
+    if box is not None:
+        session.start_box(BoxPrompt(*map(float, box)))
+    elif clicks:
+        session.add_click(clicks.pop(0))
+    if session.choices[1] and prompts.get("choice"):
+        session.choose(int(prompts["choice"]))
+    for click in clicks:
+        session.add_click(click)
 
 
 @dataclass
@@ -117,7 +144,14 @@ class AppState:
             self.predictor.set_image(image)
             self._current_image = image_id
         if key not in self.sessions:
+            kept = None if any(k[0] == image_id for k in self.sessions) else self.store.unfinished(image_id)
             self.sessions[key] = InteractiveSession(self.predictor)
+            if kept:  # an object left unfinished in a tab now closed, or by a server that was stopped
+                try:
+                    replay(self.sessions[key], kept)
+                except (ClickmaskError, TypeError, ValueError) as exc:
+                    logger.warning("image %s: the unfinished object could not be restored (%s)", image_id, exc)
+                    self.sessions[key].reset()
             while len(self.sessions) > MAX_SESSIONS:
                 dropped, _ = self.sessions.popitem(last=False)
                 self.adaptation.release(dropped)
@@ -147,7 +181,7 @@ class AppState:
                 if fresh and isinstance(self.predictor, RefinedPredictor):
                     self.predictor.set_first_token(self.granularity.preferred(category_id))
                 session.add_click(click)
-            return InProgress.of(session), (time.perf_counter() - t0) * 1000
+            return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
 
     def box(self, image_id: int, box: BoxPrompt, tab: str = "", category_id: int | None = None
             ) -> tuple[InProgress, float]:
@@ -158,7 +192,7 @@ class AppState:
             session.reset()
             self.adaptation.select((image_id, tab), category_id, new_object=True)
             session.start_box(box)
-            return InProgress.of(session), (time.perf_counter() - t0) * 1000
+            return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
 
     def choose(self, image_id: int, index: int, tab: str = "") -> InProgress:
         """Show another of the first prompt's masks (``index`` modulo their number)."""
@@ -167,7 +201,12 @@ class AppState:
             if session is None:
                 raise ClickmaskError(f"image {image_id}: no object in progress to choose a mask for")
             session.choose(index)
-            return InProgress.of(session)
+            return self._kept(image_id, session)
+
+    def _kept(self, image_id: int, session: InteractiveSession) -> InProgress:
+        """Write the object's prompts to the project (a restart gives them back); returns it (lock held)."""
+        self.store.set_unfinished(image_id, kept_prompts(session))
+        return InProgress.of(session)
 
     def _accepted_proposal(self, image_id: int, category_id: int | None, click: Click) -> Prediction | None:
         """The first Prediction of an accepted proposal (``click`` is the one offered), else None (lock held).
@@ -184,15 +223,26 @@ class AppState:
         """Take back the object's last click (or its box); returns what is left."""
         with self.click_lock:
             session = self.sessions.get((image_id, tab))
-            if session is not None:
-                session.undo()
-            return InProgress.of(session)
+            if session is None:
+                return InProgress.of(None)
+            session.undo()
+            return self._kept(image_id, session)
+
+    def redo_click(self, image_id: int, tab: str = "") -> InProgress:
+        """Bring back the object's last undone click (or box)."""
+        with self.click_lock:
+            session = self.sessions.get((image_id, tab))
+            if session is None:
+                return InProgress.of(None)
+            session.redo()
+            return self._kept(image_id, session)
 
     def reset_clicks(self, image_id: int, tab: str = "") -> None:
         with self.click_lock:
             session = self.sessions.pop((image_id, tab), None)
             if session is not None:
                 session.reset()
+            self.store.set_unfinished(image_id, None)
             self.adaptation.release((image_id, tab))
         if session is not None:
             release_memory()
@@ -201,9 +251,13 @@ class AppState:
         return self.in_progress(image_id, tab).mask
 
     def in_progress(self, image_id: int, tab: str = "") -> InProgress:
-        """The object being clicked on an image in a tab."""
+        """The object being clicked on an image in a tab (one kept in the project is restored first)."""
         with self.click_lock:
-            return InProgress.of(self.sessions.get((image_id, tab)))
+            session = self.sessions.get((image_id, tab))
+            if session is None and self.store.unfinished(image_id) and \
+                    not any(k[0] == image_id for k in self.sessions):
+                session = self._session(image_id, tab)
+            return InProgress.of(session)
 
     def finish(self, image_id: int, category_id: int | None, tab: str = "") -> dict[str, Any]:
         """Store the current click mask as a new instance and start a new object.

@@ -437,3 +437,27 @@ def test_the_fourth_click_on_the_coco_person_keeps_the_mask(browser, app_server,
     assert all(b > a - 0.05 for a, b in zip(ious, ious[1:])), ious
     assert ious[3] > 0.7, ious
     assert not errors, errors
+
+
+def test_an_undone_click_comes_back_and_the_unfinished_object_survives_a_reload(browser, app_server):
+    """Ctrl+Z takes a click back, Ctrl+Y brings it back with the same mask; a reloaded page shows the
+    object in progress again (the server keeps its prompts in the project)."""
+    server, store = app_server
+    errors: list[str] = []
+    page = _ready_page(browser, server, errors)
+    image = _open(page, store, "coffee.png")
+    page.mouse.click(*_page_point(page, 300.5, 200.5))
+    _wait(page, "window.cm.state.clicks.length === 1 && !window.cm.state.clickBusy")
+    page.mouse.click(*_page_point(page, 20.5, 20.5), button="right")
+    _wait(page, "window.cm.state.clicks.length === 2 && !window.cm.state.clickBusy")
+    area = page.evaluate("window.cm.state.maskArea")
+    page.keyboard.press("Control+z")
+    _wait(page, "window.cm.state.clicks.length === 1")
+    page.keyboard.press("Control+y")
+    _wait(page, f"window.cm.state.clicks.length === 2 && window.cm.state.maskArea === {area}")
+    kept = store.unfinished(image["id"])["clicks"]
+    assert kept[0][2] and not kept[1][2] and abs(kept[1][0] - 20) < 1 and abs(kept[1][1] - 20) < 1, kept
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    _wait(page, f"window.cm.state.clicks.length === 2 && window.cm.state.maskArea === {area}")
+    assert not errors, errors

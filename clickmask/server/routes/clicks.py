@@ -70,6 +70,10 @@ def router(state: AppState) -> APIRouter:
     def undo_click(image_id: DbInt, format: str = "runs", tab: str = Tab):
         return object_json(state.undo_click(image_id, tab), format)
 
+    @api.post("/api/images/{image_id}/clicks/redo")
+    def redo_click(image_id: DbInt, format: str = "runs", tab: str = Tab):
+        return object_json(state.redo_click(image_id, tab), format)
+
     @api.delete("/api/images/{image_id}/clicks")
     def reset_clicks(image_id: DbInt, tab: str = Tab):
         state.reset_clicks(image_id, tab)
@@ -100,11 +104,11 @@ def router(state: AppState) -> APIRouter:
 
 def object_json(obj: InProgress, fmt: str) -> dict:
     """The object in progress as JSON: its mask in ``fmt``, clicks, box (or null) and
-    ``choice`` {index, count} (count 0: no other masks to show)."""
+    ``choice`` {index, count} (count 0: no other masks to show), ``redo`` (undone prompts redo brings back)."""
     box = obj.box
     return {**mask_payload(obj.mask, fmt), "clicks": [click_json(c) for c in obj.clicks],
             "box": None if box is None else [box.x0, box.y0, box.x1, box.y1],
-            "choice": {"index": obj.choices[0], "count": obj.choices[1]}}
+            "choice": {"index": obj.choices[0], "count": obj.choices[1]}, "redo": obj.redo}
 
 
 def _answer(obj: InProgress, fmt: str, predict_ms: float, t0: float) -> Response:

@@ -44,6 +44,7 @@ export const api = {
   choose: (id, index) => request("POST", `/api/images/${id}/choice`, { index }),
   currentMask: (id) => request("GET", `/api/images/${id}/mask`),
   undoClick: (id) => request("DELETE", `/api/images/${id}/clicks/last`),
+  redoClick: (id) => request("POST", `/api/images/${id}/clicks/redo`),
   resetClicks: (id) => request("DELETE", `/api/images/${id}/clicks`),
   proposal: (id, categoryId) => request("GET", `/api/images/${id}/proposal?category_id=${categoryId}`),
   adaptation: (cid) => request("GET", `/api/categories/${cid}/adaptation`),

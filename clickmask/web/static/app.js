@@ -163,6 +163,7 @@ function showObject(r) {
   state.box = r ? r.box : null;
   state.choice = r && r.choice ? r.choice : { index: 0, count: 0 };
   state.maskArea = r ? r.area : 0;
+  state.clickRedo = r && r.redo ? r.redo : 0;
   viewer.setMask(r ? r.runs : null);
   viewer.setClicks(state.clicks);
   viewer.setBox(state.box);
@@ -529,6 +530,7 @@ async function undoAny() {
 }
 
 async function redoAny() {
+  if (state.clickRedo > 0) { showObject(await api.redoClick(state.imageId)); return; } // an undone click first
   const r = await api.redo(state.imageId);
   if (!r.redone) toast("Nothing to redo");
   state.instances = r.annotations;

@@ -5,7 +5,7 @@ export const ACTIONS = {
   finish: ["Finish object", " "],
   acceptProposal: ["Accept the proposed first click", "enter"],
   undo: ["Undo click / edit", "ctrl+z"],
-  redo: ["Redo edit", "ctrl+y"],
+  redo: ["Redo click / edit", "ctrl+y"],
   cancel: ["Drop the current clicks (or deselect)", "escape"],
   nextMask: ["Next mask of the first click or box (part / whole)", "tab"],
   prevMask: ["Previous mask of the first click or box", "shift+tab"],
