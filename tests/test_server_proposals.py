@@ -232,3 +232,36 @@ def test_a_deleted_categorys_proposals_do_not_pass_to_a_new_one(project, sam_pre
     import json
 
     assert str(cat["id"]) not in json.loads(state.store.get_setting("icp_click_banks"))["categories"]
+
+
+def test_proposals_skip_objects_of_any_category_the_border_and_a_low_confidence(project, sam_predictor):
+    """Finding 4: no proposal on an object already annotated (whatever its category) or on the image's
+    border band; a proposal carries its confidence and the user's level hides weaker ones."""
+    from clickmask.engine.clicks import Click
+    from clickmask.learning.proposal import CheckedProposal
+    from clickmask.server.proposals import off_border
+
+    state, client, ids, cat = _one_box_finished(project, sam_predictor)
+    url = f"/api/images/{ids['b.png']}/proposal?category_id={cat['id']}"
+    first = client.get(url).json()["proposal"]
+    assert 0 <= first["confidence"] <= 1
+    right, left = (150, 60, 210, 120), (30, 100, 80, 150)
+    hit = next(b for b in (right, left) if b[0] <= first["x"] < b[2] and b[1] <= first["y"] < b[3])
+    # that box annotated as ANOTHER category: the next proposal is the other box
+    other = client.post("/api/categories", json={"name": "other"}).json()
+    client.post(f"/api/images/{ids['b.png']}/clicks", json={"x": (hit[0] + hit[2]) // 2,
+                                                             "y": (hit[1] + hit[3]) // 2, "positive": True})
+    client.post(f"/api/images/{ids['b.png']}/finish", json={"category_id": other["id"]})
+    second = client.get(url).json()["proposal"]
+    rest = left if hit == right else right
+    assert rest[0] <= second["x"] < rest[2] and rest[1] <= second["y"] < rest[3], second
+
+    assert client.put("/api/settings/proposal_confidence", json={"value": 1.5}).status_code == 400
+    assert client.put("/api/settings/proposal_confidence", json={"value": 1.0}).status_code == 200
+    if second["confidence"] < 1.0:
+        assert client.get(url).json()["proposal"] is None  # below the user's level: not shown
+
+    hw = (200, 300)  # border band: 2% of the shorter side, at least 4 px
+    assert off_border(CheckedProposal(Click(3, 100, True)), hw) is None
+    assert off_border(CheckedProposal(Click(150, 197, True)), hw) is None
+    assert off_border(CheckedProposal(Click(4, 4, True)), hw) is not None

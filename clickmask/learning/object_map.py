@@ -198,6 +198,19 @@ def map_proposal(
     return Click(x=float(col), y=float(row), positive=True)
 
 
+def map_support(scores: np.ndarray, mask: np.ndarray, side: int = SIDE) -> float:
+    """Share (0..1) of an HxW bool ``mask`` that the GxG ``scores`` call object-like (> 0); 0 for an empty mask.
+
+    The confidence of a map proposal: a mask the category's map recognises
+    all over scores near 1, a mask that spreads over what the map calls
+    background (a whole table, the frame) scores low.
+    """
+    if not mask.any():
+        return 0.0
+    full = _upsample(np.asarray(scores, np.float32), mask.shape, side)
+    return float(np.count_nonzero(full[mask] > 0) / np.count_nonzero(mask))
+
+
 def prior_logits(
     scores: np.ndarray, click: Click, image_hw: tuple[int, int], ignore_mask: np.ndarray | None = None,
     side: int = SIDE,

@@ -33,7 +33,7 @@ from clickmask.engine.predictor import Prediction, Predictor
 from clickmask.engine.preprocess import map_coords
 from clickmask.geometry.masks import iou
 from clickmask.learning.click_bank import ClickBank, mask_feature
-from clickmask.learning.object_map import ObjectMap, map_proposal, prior_logits
+from clickmask.learning.object_map import ObjectMap, map_proposal, map_support, prior_logits
 
 #: How many similarity peaks :func:`checked_proposal` segments by default.
 DEFAULT_CANDIDATES = 4
@@ -77,7 +77,9 @@ class CheckedProposal:
     not run (no finished object yet, or no usable mask): the plain peak is
     proposed then. low_res: that token's 256x256 logits (the decoder state
     for mask feedback); token: its index among the decoder's outputs;
-    similarity: its cosine similarity to the nearest finished object.
+    similarity: the proposal's confidence (0..1): for the object map's proposal
+    the share of its mask the map calls object-like, for the bank's its cosine
+    similarity to the nearest finished object.
     """
 
     click: Click
@@ -218,4 +220,4 @@ def map_checked_proposal(
     logits = base.upsample(low_res[token], size=(h, w))
     if ignore_mask is not None:
         logits = cut_out(logits, ignore_mask)
-    return CheckedProposal(click, logits.astype(np.float32), low_res[token], token, agreement[token])
+    return CheckedProposal(click, logits.astype(np.float32), low_res[token], token, map_support(scores, logits > 0))

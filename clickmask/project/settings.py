@@ -25,6 +25,19 @@ def _tolerance(value: Any) -> float:
     return float(value)
 
 
+#: A first-click proposal is shown when its confidence reaches this level (the user sets it; by default every
+#: proposal shows: the object map learns unannotated instances of an image as background, so a right proposal
+#: can have a low confidence, and no level was measured to separate right from wrong ones yet).
+DEFAULT_PROPOSAL_CONFIDENCE = 0.0
+
+
+def _confidence(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 <= value <= 1:
+        raise ClickmaskError(f"proposal_confidence must be a number from 0 to 1, got {value!r:.50}")
+    return float(value)
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ClickmaskError(f"opo_enabled must be true or false, got {value!r:.50}")
@@ -43,6 +56,7 @@ def _shortcuts(value: Any) -> dict[str, str]:
 USER_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "polygon_tolerance": _tolerance,
     "opo_enabled": _flag,
+    "proposal_confidence": _confidence,
     "shortcuts": _shortcuts,
 }
 
@@ -65,3 +79,11 @@ def stored_tolerance(value: Any, default: float = 1.0) -> float:
         return _tolerance(value)
     except ClickmaskError:
         return default
+
+
+def stored_confidence(value: Any) -> float:
+    """The proposals' confidence level from a stored value; the default when it is missing or not valid."""
+    try:
+        return _confidence(value)
+    except ClickmaskError:
+        return DEFAULT_PROPOSAL_CONFIDENCE

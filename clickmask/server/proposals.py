@@ -39,6 +39,22 @@ SETTING = "icp_click_banks"
 logger = logging.getLogger(__name__)
 
 
+#: Share of the image's shorter side (at least BORDER_MIN px) along the edges where no proposal is shown:
+#: a peak there is a cut-off object or the frame itself far more often than the object the user wants next.
+BORDER_SHARE = 0.02
+BORDER_MIN = 4
+
+
+def off_border(proposal: CheckedProposal | None, hw: tuple[int, int]) -> CheckedProposal | None:
+    """``proposal``, or None when its click lies in the border band of an HxW image."""
+    if proposal is None:
+        return None
+    h, w = hw
+    band = max(BORDER_MIN, int(round(BORDER_SHARE * min(h, w))))
+    x, y = proposal.click.x, proposal.click.y
+    return proposal if band <= x < w - band and band <= y < h - band else None
+
+
 class ProposalService:
     """Per-category click banks and object maps of a project: proposals and learning from finished objects.
 
@@ -87,10 +103,11 @@ class ProposalService:
             return max(0 if bank is None else len(bank), self.object_map(category_id).objects)
 
     def ignore_mask(self, image_id: int, category_id: int, hw: tuple[int, int]) -> np.ndarray:
-        """HxW bool union of the image's objects of this category (already annotated)."""
+        """HxW bool union of the image's annotated objects, of every category: a proposal never points at
+        an object that is done, and its mask leaves them out. (``category_id`` is kept for the callers.)"""
         ignore = np.zeros(hw, dtype=bool)
         for inst in self.store.list_instances(image_id):
-            if inst["category_id"] == category_id:
+            if not inst["hidden"]:
                 mask = decode_mask(inst["rle"])
                 if mask.shape == ignore.shape:
                     ignore |= mask
@@ -118,13 +135,13 @@ class ProposalService:
         if object_map is not None:
             proposal = map_checked_proposal(object_map, predictor, embedding, hw, ignore)
             if proposal is not None or ignore.all():
-                return proposal
+                return off_border(proposal, hw)
         if bank is None:
             return None
         if predictor is None:
             click = bank.propose(embedding, hw, ignore)
-            return None if click is None else CheckedProposal(click)
-        return checked_proposal(bank, predictor, embedding, hw, ignore, DEFAULT_CANDIDATES)
+            return None if click is None else off_border(CheckedProposal(click), hw)
+        return off_border(checked_proposal(bank, predictor, embedding, hw, ignore, DEFAULT_CANDIDATES), hw)
 
     def learn(self, category_id: int, embedding: np.ndarray, click: Click | None, mask: np.ndarray) -> None:
         """Learn a finished object: its HxW bool mask into the category's map, and into its bank with its

@@ -19,6 +19,7 @@ from clickmask.learning.adapted import raw_embedding
 from clickmask.learning.granularity import first_click_masks
 from clickmask.learning.opo import OPOConfig
 from clickmask.learning.proposal import CheckedProposal, accepted_prediction
+from clickmask.project.settings import stored_confidence
 from clickmask.project.store import ProjectStore
 from clickmask.server.adaptation import AdaptationService, adaptable_predictor
 from clickmask.server.click_queue import ClickQueue
@@ -303,9 +304,11 @@ class AppState:
     def proposal(self, image_id: int, category_id: int) -> dict[str, Any]:
         """The proposed first click for the next object of ``category_id`` on an image.
 
-        Returns ``{"proposal": {"x", "y", "checked", "mask"} or None, "bank_size": n}``;
-        None when the bank is empty, the model has no embedding, or every pixel
-        is annotated. ``checked``: the proposal passed the object check, and
+        Returns ``{"proposal": {"x", "y", "checked", "confidence", "mask"} or None, "bank_size": n}``;
+        None when the bank is empty, the model has no embedding, every pixel
+        is annotated, the click would lie on the image's border band, or the
+        confidence (the check's similarity to the category's finished objects)
+        is below the user's ``proposal_confidence`` setting. ``checked``: the proposal passed the object check, and
         accepting it (a positive first click exactly there) shows the check's
         mask; ``mask`` previews it (row-major runs, see
         :func:`~clickmask.server.imaging.mask_runs`; before the boundary
@@ -322,6 +325,9 @@ class AppState:
         # outside the click lock: the object check runs the decoder on this image's embedding
         # only (a few hundred ms), so a click on any image is never kept waiting by it
         checked = self.proposals.propose(image_id, category_id, embedding, hw, self.predictor)
+        level = stored_confidence(self.store.get_setting("proposal_confidence"))
+        if checked is not None and (checked.similarity or 0.0) < level:
+            checked = None  # below the confidence the user asked for: not shown, and Enter accepts nothing
         with self.click_lock:
             offers = self._offered.setdefault(image_id, {})
             self._offered.move_to_end(image_id)
@@ -335,6 +341,7 @@ class AppState:
             return {"proposal": None, "bank_size": size}
         click, preview = checked.click, checked.prediction()
         return {"proposal": {"x": click.x, "y": click.y, "checked": preview is not None,
+                             "confidence": round(float(checked.similarity or 0.0), 3),
                              "mask": None if preview is None else mask_runs(preview.mask)},
                 "bank_size": size}
 

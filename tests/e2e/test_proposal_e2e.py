@@ -92,4 +92,11 @@ def test_proposal_marker_enter_accepts_click_replaces(browser, app_server):
     assert page.evaluate("window.cm.state.proposal") is None
     page.get_by_test_id("proposals-on").check()
     page.wait_for_function("window.cm.state.proposal !== null", timeout=60_000)
+    # "only if sure": a level above the proposal's confidence hides it, and the level is kept in the project
+    confidence = page.evaluate("window.cm.state.proposal.confidence")
+    assert 0 <= confidence <= 1
+    if confidence < 1:
+        page.get_by_test_id("proposal-confidence").fill("100")
+        page.wait_for_function("window.cm.state.proposal === null")
+        assert store.get_setting("proposal_confidence") == 1.0
     assert not errors, errors

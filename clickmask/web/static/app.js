@@ -695,6 +695,12 @@ function bindToolbar() {
     localStorage.setItem("clickmask-proposals", ev.target.checked ? "on" : "off");
     refreshProposal();
   });
+  $("#proposal-confidence").addEventListener("input", (ev) => { $("#proposal-confidence-value").textContent = `${ev.target.value}%`; });
+  $("#proposal-confidence").addEventListener("change", (ev) => guard(async () => {
+    await api.putSetting("proposal_confidence", Number(ev.target.value) / 100);
+    state.proposalFor = null; // ask again at the new level
+    refreshProposal();
+  }));
   $("#btn-cat-save").addEventListener("click", () => guard(async () => {
     const path = $("#category-file").value;
     let r;
@@ -720,6 +726,11 @@ async function main() {
   setMode("click");
   setRadius(state.radius);
   viewer.setOpacity(0.35);
+  const level = await guard(() => api.getSetting("proposal_confidence"));
+  if (level && level.value !== null && level.value !== undefined) {
+    $("#proposal-confidence").value = String(Math.round(level.value * 100));
+    $("#proposal-confidence-value").textContent = `${Math.round(level.value * 100)}%`;
+  }
   const saved = await guard(() => api.getSetting("shortcuts"));
   if (saved && saved.value) state.shortcuts = { ...defaults(), ...saved.value };
   await guard(loadCategories);
