@@ -10,7 +10,9 @@ marking the conventions below (LabelMe keeps unknown keys when it saves).
 ``imagePath`` is relative to the JSON file: with an ``image_root`` it points at
 ``<image_root>/<file_name>``; without one it is the image's base name, i.e. the
 JSON files are meant to sit next to the images (export into the image root to
-get LabelMe's usual layout).
+get LabelMe's usual layout). A bundle (an export meant to be moved, e.g. zipped)
+with an ``image_root`` holds the images too, each next to its JSON file
+(hard-linked, or copied), and ``imagePath`` is its base name.
 
 Coordinates. LabelMe (and PIL) put pixel *centres* at integer coordinates; the
 geometry of clickmask puts pixel *corners* at integers (COCO convention). A
