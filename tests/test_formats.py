@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import os
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
+import cv2
 import numpy as np
 import pytest
+import yaml
 from PIL import Image, ImageDraw
-from scipy.ndimage import binary_fill_holes
+from scipy.ndimage import binary_dilation, binary_fill_holes
 
 from clickmask.errors import ClickmaskError
 from clickmask.formats import (
@@ -26,6 +32,7 @@ from clickmask.formats import (
     instance_map,
     label_map,
 )
+from clickmask.formats._common import split_images
 from clickmask.geometry import Polygon, polygons_to_mask
 from clickmask.io.images import load_mask
 
@@ -326,18 +333,61 @@ def test_coco_import_unreadable(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 # VOC
 # --------------------------------------------------------------------------- #
+def image_folder(root: Path) -> Path:
+    """The images of :func:`make_set`: ``a.jpg`` (a plain JPEG) and ``sub/b.png`` (RGBA, so it is converted)."""
+    (root / "sub").mkdir(parents=True)
+    Image.new("RGB", (A[1], A[0]), (200, 120, 40)).save(root / "a.jpg", quality=90)
+    Image.new("RGBA", (B[1], B[0]), (10, 200, 30, 128)).save(root / "sub" / "b.png")
+    return root
+
+
+def void_label_map(img: ImageAnnotation, cats: list[Category]) -> np.ndarray:
+    """The class map VOC exports: category ids, unassigned objects painted 255, top object wins."""
+    out = np.zeros((img.height, img.width), np.uint8)
+    for inst in sorted(img.instances, key=lambda i: i.z_order):
+        out[inst.mask] = 255 if inst.category_id is None else inst.category_id
+    return out
+
+
 def test_voc_export(aset: AnnotationSet, tmp_path: Path) -> None:
-    files = export(aset, "voc", tmp_path)
-    assert tmp_path / "SegmentationClass" / "a.png" in files
-    assert tmp_path / "SegmentationClass" / "sub" / "b.png" in files
+    images = image_folder(tmp_path / "images")
+    out = tmp_path / "voc"
+    report = export_with_report(aset, "voc", out, image_root=images)
+    assert (report.unassigned, report.unassigned_policy, report.skipped_unassigned) == (1, "void", 0)
+    assert "marked void" in report.unassigned_message()
+    assert (report.images_linked + report.images_copied, report.images_converted) == (1, 1)
+    assert (out / "JPEGImages" / "a.jpg").samefile(images / "a.jpg")  # a hard link on one filesystem
+    converted = Image.open(out / "JPEGImages" / "sub" / "b.jpg")
+    assert converted.format == "JPEG" and converted.size == (B[1], B[0]) and converted.mode == "RGB"
     for img, stem in zip(aset.images, ("a", "sub/b")):
-        png = Image.open(tmp_path / "SegmentationClass" / f"{stem}.png")
+        png = Image.open(out / "SegmentationClass" / f"{stem}.png")
         assert png.mode == "L" and png.size == (img.width, img.height)
-        assert np.array_equal(np.asarray(png), label_map(img, aset.categories))
-    values = np.asarray(Image.open(tmp_path / "SegmentationClass" / "a.png"))
-    assert values[30, 35] == 3 and values[12, 57] == 2 and values[7, 57] == 2  # z-order wins
-    assert (tmp_path / "labels.txt").read_text() == "1 cat\n2 dog\n3 tree top\n"
-    assert no_temp_files(tmp_path)
+        assert np.array_equal(np.asarray(png), void_label_map(img, aset.categories))
+    values = np.asarray(Image.open(out / "SegmentationClass" / "a.png"))
+    assert values[30, 35] == 3 and values[12, 57] == 2 and values[7, 57] == 255  # z-order wins; void on top
+    objects = np.asarray(Image.open(out / "SegmentationObject" / "a.png"))
+    # objects in drawing order: under (1), ring (2), two_parts (3), top (4); the unassigned one is void
+    assert (objects[25, 52], objects[30, 12], objects[45, 70], objects[30, 35], objects[7, 57]) == (1, 2, 3, 4, 255)
+    xml = ElementTree.parse(out / "Annotations" / "a.xml").getroot()
+    assert xml.findtext("filename") == "a.jpg" and xml.findtext("size/width") == "80"
+    listed = xml.findall("object")
+    assert [o.findtext("name") for o in listed] == ["tree top", "cat", "dog", "tree top"]
+    box = [int(listed[0].findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax")]
+    assert box == [51, 11, 65, 30]  # under = rows 10..29, cols 50..64, VOC's 1-based inclusive indices
+    assert ElementTree.parse(out / "Annotations" / "sub" / "b.xml").getroot().findtext("filename") == "sub/b.jpg"
+    sets = {n: (out / "ImageSets" / "Segmentation" / f"{n}.txt").read_text().split() for n in ("train", "val", "trainval")}
+    assert sets["trainval"] == ["a", "sub/b"]
+    assert sorted(set(sets["train"]) | set(sets["val"])) == ["a", "sub/b"] and sets["val"]
+    assert (out / "labels.txt").read_text() == "1 cat\n2 dog\n3 tree top\n"
+    assert no_temp_files(out)
+
+
+def test_split_is_stable_and_holds_out_a_fifth() -> None:
+    names = [f"img_{k:04d}.jpg" for k in range(1000)]
+    splits, held_out = split_images(names)
+    assert held_out and 150 <= splits.count("val") <= 250
+    assert split_images(names[:500])[0] == splits[:500]  # an image keeps its split as the project grows
+    assert split_images(["a.jpg", "b.jpg"]) == (["train", "train"], False)  # too few: all train, val = train
 
 
 def test_voc_export_16_bit(aset: AnnotationSet, tmp_path: Path) -> None:
@@ -349,31 +399,35 @@ def test_voc_export_16_bit(aset: AnnotationSet, tmp_path: Path) -> None:
     png = Image.open(tmp_path / "SegmentationClass" / "a.png")
     values = np.asarray(png)
     assert values.dtype == np.uint16 and values[30, 35] == 1000 and values[12, 57] == 2
+    assert values[7, 57] == 65535  # void in a 16-bit map
 
 
 def test_voc_color_export(aset: AnnotationSet, tmp_path: Path) -> None:
     export(aset, "voc-color", tmp_path)
     png = Image.open(tmp_path / "SegmentationClass" / "a.png")
     assert png.mode == "P"
-    assert np.array_equal(np.asarray(png), label_map(aset.images[0], aset.categories))
+    assert np.array_equal(np.asarray(png), void_label_map(aset.images[0], aset.categories))
     palette = png.getpalette()
     colour = lambda i: tuple(palette[3 * i : 3 * i + 3])  # noqa: E731
     assert colour(0) == (0, 0, 0)
     assert colour(1) == (255, 0, 0)  # the category colours
     assert colour(3) == (0, 255, 128)
     assert colour(2) == (0, 128, 0)  # no colour: the PASCAL VOC colour of index 2
+    assert colour(255) == (224, 224, 192)  # VOC's void colour
     rgb = np.asarray(png.convert("RGB"))
     assert tuple(rgb[30, 35]) == (0, 255, 128)
+    objects = Image.open(tmp_path / "SegmentationObject" / "a.png")
+    assert objects.mode == "P" and tuple(objects.getpalette()[3:6]) == (128, 0, 0)  # VOC's object colours
     lines = (tmp_path / "labels.txt").read_text().splitlines()
     assert lines == ["1 cat 255 0 0", "2 dog 0 128 0", "3 tree top 0 255 128"]
 
 
 def test_voc_color_rejects_large_ids(aset: AnnotationSet, tmp_path: Path) -> None:
-    aset.categories[2].id = 256
+    aset.categories[2].id = 255  # the void index
     for inst in aset.images[0].instances:
         if inst.category_id == 3:
-            inst.category_id = 256
-    with pytest.raises(ClickmaskError, match="256"):
+            inst.category_id = 255
+    with pytest.raises(ClickmaskError, match="255"):
         export(aset, "voc-color", tmp_path)
 
 
@@ -408,35 +462,116 @@ def test_instance_png_export(aset: AnnotationSet, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 # LabelMe
 # --------------------------------------------------------------------------- #
+def check_labelme_schema(path: Path) -> list[dict]:
+    """Check a file against the schema LabelMe's loader enforces (labelme 6.3 ``_label_file.py``); return its shapes.
+
+    Every shape: ``label`` str, ``points`` a non-empty list of [x, y] numbers, ``shape_type`` str,
+    ``flags`` str -> bool, ``description`` str, ``group_id`` int or null, ``mask`` null or a base64
+    PNG; a mask shape's PNG is exactly its box (``points`` = top-left and bottom-right pixel, inclusive).
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert {"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"} <= set(data)
+    for shape in data["shapes"]:
+        assert isinstance(shape["label"], str) and shape["label"]
+        points = shape["points"]
+        assert isinstance(points, list) and points
+        assert all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p) for p in points)
+        assert isinstance(shape["shape_type"], str)
+        assert isinstance(shape["flags"], dict) and all(isinstance(v, bool) for v in shape["flags"].values())
+        assert isinstance(shape["description"], str)
+        assert shape["group_id"] is None or isinstance(shape["group_id"], int)
+        if shape["shape_type"] == "mask":
+            (x0, y0), (x1, y1) = points
+            assert all(isinstance(v, int) for v in (x0, y0, x1, y1))
+            crop = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"]))))
+            assert crop.shape == (y1 - y0 + 1, x1 - x0 + 1)
+        else:
+            assert shape["shape_type"] == "polygon" and len(points) >= 3 and shape.get("mask") is None
+    return data["shapes"]
+
+
+def labelme_raster(shapes: list[dict], size: tuple[int, int]) -> list[np.ndarray]:
+    """Instance masks as LabelMe's ``shapes_to_label`` builds them (PIL fill + outline; masks pasted)."""
+    out: dict = {}
+    for shape in shapes:
+        canvas = np.zeros(size, bool)
+        if shape["shape_type"] == "mask":
+            (x0, y0), (x1, y1) = shape["points"]
+            canvas[y0 : y1 + 1, x0 : x1 + 1] = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"])))) > 0
+        else:
+            img = Image.new("L", (size[1], size[0]))
+            ImageDraw.Draw(img).polygon([tuple(p) for p in shape["points"]], fill=1, outline=1)
+            canvas = np.asarray(img) > 0
+        key = (shape["label"], shape["group_id"])
+        out[key] = out.get(key, np.zeros(size, bool)) | canvas
+    return list(out.values())
+
+
 def test_labelme_export_structure(aset: AnnotationSet, tmp_path: Path) -> None:
     report = export_with_report(aset, "labelme", tmp_path)
     assert report.files == [tmp_path / "a.json", tmp_path / "sub" / "b.json"]
-    assert report.skipped_unassigned == 1
+    assert report.skipped_unassigned == 1 and report.unassigned_policy == "skipped"
     data = json.loads((tmp_path / "a.json").read_text())
-    for key in ("version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"):
-        assert key in data
     assert (data["imagePath"], data["imageData"], data["imageHeight"], data["imageWidth"]) == ("a.jpg", None, 60, 80)
-    shapes = data["shapes"]
+    shapes = check_labelme_schema(tmp_path / "a.json")
     for s in shapes:
-        assert set(s) >= {"label", "points", "group_id", "shape_type", "flags"}
-        assert s["shape_type"] == "polygon" and len(s["points"]) >= 3
-        assert all((x + 0.5).is_integer() and (y + 0.5).is_integer() for x, y in s["points"])
-    # under(1), ring(2) + its hole, two_parts(3) x2, top(4); the unassigned one is skipped
-    assert [(s["label"], s["group_id"], s["flags"].get("hole", False)) for s in shapes] == [
-        ("tree top", 1, False),
-        ("cat", 2, False),
-        ("cat", 2, True),
-        ("dog", 3, False),
-        ("dog", 3, False),
-        ("tree top", 4, False),
+        if s["shape_type"] == "polygon":
+            assert all((x + 0.5).is_integer() and (y + 0.5).is_integer() for x, y in s["points"])
+    # under(1), ring(2) as a mask (it has a hole), two_parts(3) x2, top(4); the unassigned one is skipped
+    assert [(s["label"], s["group_id"], s["shape_type"]) for s in shapes] == [
+        ("tree top", 1, "polygon"),
+        ("cat", 2, "mask"),
+        ("dog", 3, "polygon"),
+        ("dog", 3, "polygon"),
+        ("tree top", 4, "polygon"),
     ]
+    assert shapes[1]["points"] == [[7, 12], [42, 47]]  # the ring's box: pixels (x, y), inclusive
     xs = [p[0] for s in shapes for p in s["points"]]
     assert min(xs) >= -0.5 and max(xs) <= 80 - 0.5
     assert json.loads((tmp_path / "sub" / "b.json").read_text())["imagePath"] == "b.png"
+    # What LabelMe's own conversion makes of the file: the objects, holes included.
+    by_z = assigned(aset.images[0])
+    for want, got in zip(by_z, labelme_raster(shapes, A)):
+        assert iou(want.mask, got) >= 0.85 and not (want.mask & ~got).any()  # outline drawn: a bit fatter
+    ring = labelme_raster(shapes, A)[1]
+    assert np.array_equal(ring, by_z[1].mask)  # the mask shape is exact, hole included
+
+
+def test_labelme_default_tolerance_gives_few_points(tmp_path: Path) -> None:
+    cup = disc((480, 640), 300, 250, 180)
+    s = AnnotationSet([Category(1, "cup")], [ImageAnnotation("x.png", 640, 480, [Instance(cup, 1)])])
+    export(s, "labelme", tmp_path / "exact", tolerance=0)
+    export(s, "labelme", tmp_path / "default")
+    exact = json.loads((tmp_path / "exact" / "x.json").read_text())["shapes"][0]["points"]
+    simple = json.loads((tmp_path / "default" / "x.json").read_text())["shapes"][0]["points"]
+    assert len(exact) > 500 and len(simple) < 100
+    assert iou(import_labelme(tmp_path / "default").images[0].instances[0].mask, cup) >= 0.99
+
+
+def test_labelme_files_open_in_labelme(aset: AnnotationSet, tmp_path: Path) -> None:
+    """LabelMe's own loader (labelme 6.3 ``LabelFile``), when installed: test extra ``labelme``."""
+    labelme = pytest.importorskip("labelme", reason="labelme is not installed (the schema check above always runs)")
+    from labelme.utils import shapes_to_label
+
+    out = tmp_path / "out"
+    export(aset, "labelme", out, image_root=image_folder(tmp_path / "images"), bundle=True)
+    for img, stem in zip(aset.images, ("a", "sub/b")):
+        label_file = labelme.LabelFile(str(out / f"{stem}.json"))
+        assert label_file.image_data  # the image next to the file was found and read
+        groups = list(dict.fromkeys(s["group_id"] for s in label_file.shapes))
+        assert len(groups) == len(assigned(img))
+        for group, inst in zip(groups, assigned(img)):
+            shapes = [s for s in label_file.shapes if s["group_id"] == group]
+            classes, _ = shapes_to_label((img.height, img.width), shapes, {shapes[0]["label"]: 1})
+            got = classes == 1
+            # LabelMe draws the outline too: every pixel of the object, and at most one pixel more around it
+            assert not (inst.mask & ~got).any() and not (got & ~binary_dilation(inst.mask, np.ones((3, 3)))).any()
+            if any(s["shape_type"] == "mask" for s in shapes):
+                assert np.array_equal(got, inst.mask)  # holes included
 
 
 def test_labelme_round_trip(aset: AnnotationSet, tmp_path: Path) -> None:
-    export(aset, "labelme", tmp_path)
+    export(aset, "labelme", tmp_path, tolerance=0)
     back = import_labelme(tmp_path)
     assert [c.name for c in back.categories] == ["tree top", "cat", "dog"]  # first-seen order
     assert [(i.file_name, i.width, i.height) for i in back.images] == [
@@ -447,13 +582,28 @@ def test_labelme_round_trip(aset: AnnotationSet, tmp_path: Path) -> None:
         expected = assigned(orig)
         assert len(img.instances) == len(expected)
         for a, b in zip(expected, img.instances):
-            assert iou(a.mask, b.mask) >= 0.99
-            assert np.array_equal(a.mask, b.mask)  # exact with the half-pixel conversion
+            assert np.array_equal(a.mask, b.mask)  # exact with the half-pixel conversion, and masks
             assert names_orig[a.category_id] == names_back[b.category_id]
     ring = back.images[0].instances[1].mask
     assert not ring[30, 25] and ring[30, 12]  # the hole is kept
     island = back.images[1].instances[0].mask
     assert island[20, 20] and not island[12, 12] and island[7, 7]  # island inside a hole kept
+
+
+def test_labelme_reads_old_hole_polygons(tmp_path: Path) -> None:
+    """Files of earlier clickmask versions: a polygon flagged as a hole cuts its group's outline."""
+    data = _labelme_base()
+    data["clickmask"] = {"version": 1}
+    data["imageWidth"], data["imageHeight"] = 12, 12
+    data["shapes"] = [
+        {"label": "c", "points": [[-0.5, -0.5], [9.5, -0.5], [9.5, 9.5], [-0.5, 9.5]], "group_id": 1,
+         "shape_type": "polygon", "flags": {}},
+        {"label": "c", "points": [[2.5, 2.5], [2.5, 5.5], [5.5, 5.5], [5.5, 2.5]], "group_id": 1,
+         "shape_type": "polygon", "flags": {"hole": True}},
+    ]
+    (tmp_path / "x.json").write_text(json.dumps(data))
+    mask = import_labelme(tmp_path).images[0].instances[0].mask
+    assert mask.sum() == 100 - 9 and not mask[4, 4]
 
 
 def test_labelme_with_image_root(aset: AnnotationSet, tmp_path: Path) -> None:
@@ -577,40 +727,108 @@ def test_labelme_import_invalid_json_and_folders(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 # YOLO
 # --------------------------------------------------------------------------- #
-def parse_data_yaml(text: str) -> dict:
-    out: dict = {"names": {}}
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            continue
-        if line.startswith("  "):
-            k, v = line.strip().split(": ", 1)
-            out["names"][int(k)] = json.loads(v)
-        else:
-            k, _, v = line.partition(":")
-            if v.strip():
-                out[k] = v.strip()
-    return out
+#: Image suffixes Ultralytics reads (``ultralytics.data.utils.IMG_FORMATS``, the ones clickmask writes).
+YOLO_SUFFIXES = {"bmp", "jpeg", "jpg", "png", "tif", "tiff", "webp"}
 
 
-def test_yolo_seg_export(aset: AnnotationSet, tmp_path: Path) -> None:
-    report = export_with_report(aset, "yolo-seg", tmp_path)
-    assert report.skipped_unassigned == 1 and report.holes_dropped == 2
-    meta = parse_data_yaml((tmp_path / "data.yaml").read_text())
-    assert meta["names"] == {0: "cat", 1: "dog", 2: "tree top"} and meta["nc"] == "3"
-    assert Path(json.loads(meta["path"])) == tmp_path.resolve()
-    lines = (tmp_path / "labels" / "a.txt").read_text().splitlines()
-    # under, ring (exterior only), two parts of two_parts, top -- in z-order
-    assert [int(line.split()[0]) for line in lines] == [2, 0, 1, 1, 2]
-    for line in lines + (tmp_path / "labels" / "sub" / "b.txt").read_text().splitlines():
-        values = [float(v) for v in line.split()[1:]]
-        assert len(values) % 2 == 0 and len(values) >= 6
-        assert all(0.0 <= v <= 1.0 for v in values)
-    # The ring line rasterises back to the ring with its hole filled.
-    xy = np.array([float(v) for v in lines[1].split()[1:]]).reshape(-1, 2) * [80, 60]
-    ring = aset.images[0].instances[1].mask
-    filled = polygons_to_mask([Polygon(xy)], A)
-    assert np.array_equal(filled, disc(A, 25, 30, 18))
-    assert (filled & ~ring).sum() == (disc(A, 25, 30, 7)).sum()
+def read_yolo(data_yaml: Path) -> tuple[dict, dict[str, tuple[tuple[int, int], list[tuple[int, np.ndarray]]]]]:
+    """Read a YOLO segmentation dataset the way Ultralytics documents it.
+
+    ``data.yaml`` (YAML): ``train`` and ``val`` folders relative to ``path`` (or to the folder of
+    ``data.yaml`` without one) that exist; ``names`` a dict 0..n-1 -> name. Each image under them
+    has its labels at the path with the last ``/images/`` replaced by ``/labels/`` and the suffix
+    by ``.txt``; each line is a class index < len(names) and >= 3 normalised x y pairs in [0, 1].
+    Returns the YAML and, per image path (relative to the dataset), its (W, H) and its objects as
+    (class, (N, 2) pixel polygon).
+    """
+    data = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    root = Path(data["path"]) if data.get("path") else data_yaml.parent
+    names = data["names"]
+    assert isinstance(names, dict) and sorted(names) == list(range(len(names)))
+    images: dict = {}
+    for key in ("train", "val"):
+        folder = root / data[key]
+        assert folder.is_dir(), f"{key}: {folder} does not exist"
+        for image in sorted(folder.rglob("*")):
+            if image.suffix.lower().lstrip(".") not in YOLO_SUFFIXES:
+                continue
+            sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+            label = Path(sb.join(str(image).rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+            width, height = Image.open(image).size
+            objects = []
+            for line in label.read_text(encoding="utf-8").splitlines():
+                values = line.split()
+                cls = int(values[0])
+                xy = np.array([float(v) for v in values[1:]]).reshape(-1, 2)
+                assert 0 <= cls < len(names) and len(xy) >= 3 and ((xy >= 0) & (xy <= 1)).all()
+                objects.append((cls, xy * [width, height]))
+            images[image.relative_to(root).as_posix()] = ((width, height), objects)
+    return data, images
+
+
+def fill_poly(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Rasterise as Ultralytics' ``polygon2mask`` does (OpenCV ``fillPoly`` of int32 vertices)."""
+    out = np.zeros(shape, np.uint8)
+    cv2.fillPoly(out, [np.asarray(polygon, dtype=np.int32)], 1)
+    return out > 0
+
+
+def test_yolo_seg_dataset_reads_back(aset: AnnotationSet, tmp_path: Path) -> None:
+    images = image_folder(tmp_path / "images")
+    out = tmp_path / "yolo"
+    report = export_with_report(aset, "yolo-seg", out, image_root=images, tolerance=0)
+    assert report.skipped_unassigned == 1 and report.unassigned_policy == "skipped" and report.holes_dropped == 0
+    assert "1 object without a category was left out" in report.unassigned_message()
+    data, read = read_yolo(out / "data.yaml")
+    assert data["names"] == {0: "cat", 1: "dog", 2: "tree top"} and Path(data["path"]) == out.resolve()
+    assert data["train"] == "images/train" and data["val"] in ("images/val", "images/train")
+    split = lambda path: path.split("/")[1]  # noqa: E731
+    a_path = next(p for p in read if p.endswith("/a.jpg"))
+    b_path = next(p for p in read if p.endswith("/sub/b.png"))  # the RGBA image, converted to PNG
+    assert (out / a_path).samefile(images / "a.jpg")  # hard link
+    assert Image.open(out / b_path).mode == "RGB"
+    assert (report.images_linked, report.images_converted) == (1, 1)
+    names = names_of(aset)
+    for img, path in ((aset.images[0], a_path), (aset.images[1], b_path)):
+        size, objects = read[path]
+        expected = assigned(img)
+        assert size == (img.width, img.height) and len(objects) == len(expected)  # one line per object
+        for (cls, polygon), inst in zip(objects, expected):
+            assert data["names"][cls] == names[inst.category_id]
+            assert np.array_equal(polygons_to_mask([Polygon(polygon)], inst.mask.shape), inst.mask)  # holes too
+            filled = fill_poly(polygon, inst.mask.shape)  # what Ultralytics trains on: outline drawn
+            assert not (inst.mask & ~filled).any()
+            if inst.mask.sum() >= 100:
+                assert iou(filled, inst.mask) >= 0.75
+        assert split(path) in ("train", "val")
+    # two_parts is one line: its two boxes joined by a bridge (a repeated pair of vertices)
+    two_parts = read[a_path][1][2][1]
+    assert len(two_parts) == 4 + 4 + 2
+
+
+def test_yolo_seg_default_tolerance_and_split(tmp_path: Path) -> None:
+    m = disc((120, 160), 60, 60, 45) | box((120, 160), 20, 100, 120, 150)
+    m &= ~disc((120, 160), 60, 60, 10)  # a hole
+    root = tmp_path / "images"
+    root.mkdir()
+    imgs = []
+    for k in range(12):
+        Image.new("L", (160, 120), 90).save(root / f"{k}.png")
+        imgs.append(ImageAnnotation(f"{k}.png", 160, 120, [Instance(m, 1)]))
+    (root / "images").mkdir()
+    Image.new("L", (160, 120), 90).save(root / "images" / "inner.png")  # a folder called images inside
+    imgs.append(ImageAnnotation("images/inner.png", 160, 120, [Instance(m, 1)]))
+    s = AnnotationSet([Category(1, "c")], imgs)
+    out = tmp_path / "yolo"
+    export(s, "yolo-seg", out, image_root=root, bundle=True)
+    data, read = read_yolo(out / "data.yaml")
+    assert "path" not in data and data["val"] == "images/val"  # a bundle: relative to data.yaml
+    assert len(read) == 13 and {p.split("/")[1] for p in read} == {"train", "val"}
+    assert any(p.endswith("/images_/inner.png") for p in read)
+    for _, objects in read.values():
+        (cls, polygon), = objects
+        assert cls == 0 and len(polygon) < 120
+        assert iou(polygons_to_mask([Polygon(polygon)], m.shape), m) >= 0.98
 
 
 def test_every_format_writes_parseable_files(aset: AnnotationSet, tmp_path: Path) -> None:
@@ -646,9 +864,9 @@ def test_tolerance_keeps_shapes_close(fmt: str, tmp_path: Path) -> None:
     else:
         rings = [
             np.array([float(v) for v in line.split()[1:]]).reshape(-1, 2) * [160, 120]
-            for line in (tmp_path / "labels" / "x.txt").read_text().splitlines()
+            for line in (tmp_path / "labels" / "train" / "x.txt").read_text().splitlines()
         ]
-        assert len(rings) == 2
+        assert len(rings) == 1  # the two parts joined into one polygon
         back = polygons_to_mask([Polygon(r) for r in rings], m.shape)
     assert iou(back, m) >= 0.98
 

@@ -8,6 +8,7 @@ import pytest
 from clickmask.errors import ClickmaskError
 from clickmask.geometry import (
     Polygon,
+    join_rings,
     decode_rle,
     encode_rle,
     mask_bbox,
@@ -393,3 +394,30 @@ def test_polygons_rle_export(two_parts_with_hole: np.ndarray) -> None:
     rle = encode_rle(polygons_to_mask(mask_to_polygons(m), m.shape))
     assert rle_area(rle) == m.sum()
     assert rle_bbox(rle) == mask_bbox(m)
+
+
+# --------------------------------------------------------------------------- #
+# join_rings
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("seed", range(5))
+def test_join_rings_keeps_parts_and_holes(seed: int) -> None:
+    """One ring through every part and hole of a random mask rasterises back to the mask exactly."""
+    rng = np.random.default_rng(seed)
+    m = rng.random((40, 50)) < 0.35
+    rings = [r for p in mask_to_polygons(m) for r in (p.exterior, *p.holes)]
+    assert len(rings) > 5
+    joined = join_rings(rings)
+    assert len(joined) == sum(len(r) for r in rings) + 2 * (len(rings) - 1)
+    assert np.array_equal(polygons_to_mask([Polygon(joined)], m.shape), m)
+    assert polygon_area(joined) == pytest.approx(m.sum())  # the bridges enclose nothing
+
+
+def test_join_rings_bridges_nearest_vertices() -> None:
+    left = np.array([[0, 0], [2, 0], [2, 2], [0, 2]], float)
+    right = left + [5, 0]
+    far = left + [20, 0]
+    joined = join_rings([far, left, right])
+    # the bridges: far <-> right (13) and right <-> left (3), never far <-> left (18)
+    steps = np.hypot(*np.diff(np.vstack([joined, joined[:1]]), axis=0).T)
+    assert sorted(steps[steps > 2.5].tolist()) == [3, 3, 13, 13]
+    assert np.array_equal(join_rings([left]), left) and join_rings([]).shape == (0, 2)

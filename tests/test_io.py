@@ -16,12 +16,13 @@ import pytest
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from clickmask.errors import ClickmaskError, ImageReadError
-from clickmask.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from clickmask.io.atomic import atomic_link_or_copy, atomic_path, atomic_write_bytes, atomic_write_text
 from clickmask.io.images import (
     IMAGE_EXTENSIONS,
     image_size,
     load_image,
     load_mask,
+    plain_image_format,
     save_png,
 )
 
@@ -674,3 +675,41 @@ def test_atomic_file_permissions_follow_umask(tmp_path: Path) -> None:
     finally:
         os.umask(previous)
     assert (tmp_path / "perm.bin").stat().st_mode & 0o777 == 0o644
+
+
+# ----------------------------------------------------------------------------- sharing files into datasets
+
+
+def test_link_or_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "a.jpg"
+    src.write_bytes(b"pixels")
+    assert atomic_link_or_copy(src, tmp_path / "out" / "a.jpg") is True  # a hard link on one filesystem
+    assert (tmp_path / "out" / "a.jpg").samefile(src)
+    assert atomic_link_or_copy(src, tmp_path / "out" / "a.jpg") is True  # already there: unchanged
+    assert atomic_link_or_copy(src, src) is True
+
+    def no_links(*_args, **_kwargs):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    (tmp_path / "out" / "b.jpg").write_bytes(b"old")
+    assert atomic_link_or_copy(src, tmp_path / "out" / "b.jpg") is False  # copied instead
+    assert (tmp_path / "out" / "b.jpg").read_bytes() == b"pixels" and not (tmp_path / "out" / "b.jpg").samefile(src)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.jpg", "b.jpg"]  # no temporary files left
+    with pytest.raises(OSError):
+        atomic_link_or_copy(tmp_path / "missing.jpg", tmp_path / "out" / "c.jpg")
+    assert not (tmp_path / "out" / "c.jpg").exists()
+
+
+def test_plain_image_format(tmp_path: Path) -> None:
+    Image.new("RGB", (8, 6)).save(tmp_path / "a.jpg")
+    Image.new("L", (8, 6)).save(tmp_path / "g.png")
+    Image.new("RGBA", (8, 6)).save(tmp_path / "alpha.png")
+    Image.new("RGB", (8, 6)).save(tmp_path / "rotated.jpg", exif=_exif_with_orientation(6))
+    Image.fromarray(np.zeros((6, 8), np.uint16)).save(tmp_path / "deep.png")
+    assert plain_image_format(tmp_path / "a.jpg") == "JPEG"
+    assert plain_image_format(tmp_path / "g.png") == "PNG"
+    for name in ("alpha.png", "rotated.jpg", "deep.png"):
+        assert plain_image_format(tmp_path / name) is None, name
+    with pytest.raises(ImageReadError, match="missing.png"):
+        plain_image_format(tmp_path / "missing.png")

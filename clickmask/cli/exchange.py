@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from clickmask.formats import FORMATS
 from clickmask.project import open_project
-from clickmask.project.exchange import export_project, import_annotations
+from clickmask.project.exchange import export_project_report, import_annotations
 
 
 def add_parser(sub) -> None:
     exp = sub.add_parser("export", help="export a project's annotations")
     exp.set_defaults(run=run_export)
     exp.add_argument("project", type=Path, help="the project's image folder")
-    exp.add_argument("--format", required=True,
-                     choices=["coco", "voc", "voc-color", "instance-png", "labelme", "yolo-seg"])
+    exp.add_argument("--format", required=True, choices=list(FORMATS))
     exp.add_argument("--out", type=Path, required=True, help="output folder")
-    exp.add_argument("--tolerance", type=float, default=0.0, help="polygon simplification in pixels")
+    exp.add_argument("--tolerance", type=float, default=None,
+                     help="polygon simplification in pixels (default: 0 for coco, 1 for labelme and yolo-seg)")
     exp.add_argument("--db", default=None, help="SQLAlchemy database URL")
 
     imp = sub.add_parser("import", help="import COCO or LabelMe annotations into a project")
@@ -29,8 +30,10 @@ def add_parser(sub) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     store = open_project(args.project, url=args.db)
-    files = export_project(store, args.format, args.out, tolerance=args.tolerance)
-    print(f"wrote {len(files)} files to {args.out}")
+    result = export_project_report(store, args.format, args.out, tolerance=args.tolerance)
+    print(f"wrote {len(result.files)} files to {args.out}")
+    if result.unassigned:
+        print(result.unassigned_message())
     return 0
 
 

@@ -21,7 +21,8 @@ from clickmask.formats.annotations import (
     label_map,
     validate,
 )
-from clickmask.formats.export import FORMATS, ExportResult, export, export_with_report
+from clickmask.formats._common import UNASSIGNED_POLICY
+from clickmask.formats.export import DEFAULT_TOLERANCE, FORMATS, ExportResult, export, export_with_report
 from clickmask.formats.importers import import_coco, import_labelme
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "ImageAnnotation",
     "AnnotationSet",
     "FORMATS",
+    "DEFAULT_TOLERANCE",
+    "UNASSIGNED_POLICY",
     "ExportResult",
     "export",
     "export_with_report",

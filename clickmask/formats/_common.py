@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,8 +17,8 @@ from PIL import Image
 from clickmask.errors import ClickmaskError
 from clickmask.formats.annotations import AnnotationSet, ImageAnnotation, Instance, _bool_mask
 from clickmask.geometry import Polygon, mask_to_polygons
-from clickmask.io.atomic import atomic_path, atomic_write_text
-from clickmask.io.images import image_size
+from clickmask.io.atomic import atomic_link_or_copy, atomic_path, atomic_write_text
+from clickmask.io.images import image_size, load_image, plain_image_format
 
 logger = logging.getLogger("clickmask.formats")
 
@@ -46,29 +48,68 @@ def far_outside_problem(points: np.ndarray, width: int, height: int) -> str | No
     return None
 
 
+#: What each format does with instances that have no category (``category_id`` None):
+#: ``skipped`` (left out, counted), ``void`` (painted with the label maps' ignore
+#: value) or ``kept`` (written with no category).
+UNASSIGNED_POLICY: dict[str, str] = {
+    "coco": "skipped",
+    "voc": "void",
+    "voc-color": "void",
+    "instance-png": "kept",
+    "labelme": "skipped",
+    "yolo-seg": "skipped",
+}
+
+
 @dataclass
 class ExportResult:
     """What an export wrote and what it had to leave out.
 
-    ``files`` are the written paths in writing order; ``skipped_unassigned`` counts
-    instances without a category that the format cannot hold, ``skipped_empty``
-    instances with an empty mask, ``holes_dropped`` instances whose holes the
-    format cannot hold. ``warnings`` holds one line per problem, for the user.
+    ``files`` are the written paths in writing order (images placed in the
+    dataset included). ``unassigned`` counts the instances without a category
+    and ``unassigned_policy`` says what the format did with them
+    (:data:`UNASSIGNED_POLICY`); ``skipped_unassigned`` is the number left out
+    (``unassigned`` when the policy is ``skipped``, else 0). ``skipped_empty``
+    counts instances with an empty mask, ``holes_dropped`` instances whose holes
+    the format cannot hold. ``images_linked`` / ``images_copied`` /
+    ``images_converted`` count the image files put into the dataset (see
+    :func:`place_image`). ``warnings`` holds one line per problem, for the user.
     """
 
     format: str
     files: list[Path] = field(default_factory=list)
+    unassigned: int = 0
+    unassigned_policy: str = ""
     skipped_unassigned: int = 0
     skipped_empty: int = 0
     holes_dropped: int = 0
+    images_linked: int = 0
+    images_copied: int = 0
+    images_converted: int = 0
     warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.unassigned_policy:
+            self.unassigned_policy = UNASSIGNED_POLICY.get(self.format, "skipped")
+
+    def unassigned_message(self) -> str:
+        """One sentence for the user about the instances without a category ("" when there are none)."""
+        n = self.unassigned
+        if not n:
+            return ""
+        objects = "1 object" if n == 1 else f"{n} objects"
+        was = "was" if n == 1 else "were"
+        if self.unassigned_policy == "void":
+            return (f"{objects} without a category {was} marked void (255, 'ignore') in the label maps "
+                    "and left out of the object lists")
+        if self.unassigned_policy == "kept":
+            return f"{objects} without a category {was} exported as 'unassigned'"
+        return f"{objects} without a category {was} left out"
 
     def summarise(self) -> None:
         """Turn the counters into warning lines (called once by the exporter)."""
-        if self.skipped_unassigned:
-            self.warnings.append(
-                f"{self.format}: skipped {self.skipped_unassigned} instance(s) without a category"
-            )
+        if self.unassigned:
+            self.warnings.append(f"{self.format}: {self.unassigned_message()}")
         if self.skipped_empty:
             self.warnings.append(
                 f"{self.format}: skipped {self.skipped_empty} instance(s) with an empty mask"
@@ -78,6 +119,29 @@ class ExportResult:
                 f"{self.format}: {self.holes_dropped} instance(s) have holes, which this format "
                 "cannot hold; only their outer outlines were written"
             )
+
+    def to_json(self, root: Path | None = None) -> dict[str, Any]:
+        """The report as JSON for the API; file paths relative to ``root`` when they are inside it."""
+        def rel(path: Path) -> str:
+            if root is not None and Path(path).is_relative_to(root):
+                return Path(path).relative_to(root).as_posix()
+            return str(path)
+
+        return {
+            "format": self.format,
+            "files": [rel(f) for f in self.files],
+            "unassigned": {
+                "count": self.unassigned,
+                "policy": self.unassigned_policy,
+                "left_out": self.skipped_unassigned,
+                "message": self.unassigned_message(),
+            },
+            "skipped_empty": self.skipped_empty,
+            "holes_dropped": self.holes_dropped,
+            "images": {"linked": self.images_linked, "copied": self.images_copied,
+                       "converted": self.images_converted},
+            "warnings": list(self.warnings),
+        }
 
 
 # --------------------------------------------------------------------------- #
@@ -183,6 +247,89 @@ def number(value: float) -> int | float:
     return int(v) if v.is_integer() else v
 
 
+#: Quality of the JPEG files written when an image must be converted for a JPEG-only layout (VOC).
+JPEG_QUALITY = 95
+
+
+def link_image(source: Path, target: Path, result: ExportResult) -> Path:
+    """Put the file ``source`` at ``target`` as it is: a hard link, or a copy where links are impossible.
+
+    See :func:`~clickmask.io.atomic.atomic_link_or_copy`; counted and recorded in ``result``.
+    """
+    try:
+        linked = atomic_link_or_copy(source, target)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
+    if linked:
+        result.images_linked += 1
+    else:
+        result.images_copied += 1
+    result.files.append(target)
+    return target
+
+
+def place_image(
+    source: Path,
+    target_stem: Path,
+    accepted: Mapping[str, tuple[str, ...]],
+    convert_to: str,
+    result: ExportResult,
+) -> Path:
+    """Put the image file ``source`` into a dataset at ``target_stem`` plus a suffix; return the path.
+
+    ``accepted`` maps the Pillow format names the dataset's readers take to their
+    file suffixes (lowercase, the first one used when the source's own suffix is
+    not among them). A plain file (:func:`~clickmask.io.images.plain_image_format`)
+    in an accepted format is hard-linked, or copied where links are impossible
+    (:func:`~clickmask.io.atomic.atomic_link_or_copy`). Any other file is decoded
+    as the app shows it (:func:`~clickmask.io.images.load_image`: upright, 8-bit
+    RGB) and written as ``convert_to``: ``"PNG"`` (lossless) or ``"JPEG"``
+    (quality :data:`JPEG_QUALITY`). Counted in ``result``.
+    """
+    fmt = plain_image_format(source)
+    if fmt in accepted:
+        suffixes = accepted[fmt]
+        suffix = source.suffix.lower() if source.suffix.lower() in suffixes else suffixes[0]
+        return link_image(source, target_stem.with_name(target_stem.name + suffix), result)
+    target = target_stem.with_name(target_stem.name + {"PNG": ".png", "JPEG": ".jpg"}[convert_to])
+    pixels = Image.fromarray(load_image(source))
+    options = {"quality": JPEG_QUALITY} if convert_to == "JPEG" else {}
+    try:
+        with atomic_path(target) as temp:
+            pixels.save(temp, format=convert_to, **options)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
+    result.images_converted += 1
+    result.files.append(target)
+    return target
+
+
+# --------------------------------------------------------------------------- #
+# Train / val split
+# --------------------------------------------------------------------------- #
+#: One image in this many goes to the validation split (chosen by a hash of its file name).
+VAL_EVERY = 5
+
+
+def split_images(file_names: list[str]) -> tuple[list[str], bool]:
+    """Per image ``"train"`` or ``"val"``, and whether the split holds out anything.
+
+    An image is in ``val`` when the SHA-1 of its file name (UTF-8), read as a
+    big-endian integer, is divisible by :data:`VAL_EVERY`: about one image in
+    five, decided by the image alone, so it keeps its split when the project
+    grows. When that leaves either split empty (a handful of images), every
+    image is ``train`` and ``False`` is returned: the caller then validates on
+    the training images.
+    """
+    splits = [
+        "val" if int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest(), "big") % VAL_EVERY == 0 else "train"
+        for name in file_names
+    ]
+    if "train" not in splits or "val" not in splits:
+        return ["train"] * len(file_names), False
+    return splits, True
+
+
 # --------------------------------------------------------------------------- #
 # Polygons of instances
 # --------------------------------------------------------------------------- #
@@ -194,10 +341,21 @@ def instance_polygons(mask: np.ndarray, tolerance: float) -> list[Polygon]:
     return polys
 
 
+def count_unassigned(annotations: AnnotationSet, result: ExportResult) -> None:
+    """Count the instances without a category into ``result`` (left out unless the policy keeps them)."""
+    n = sum(inst.category_id is None for img in annotations.images for inst in img.instances)
+    result.unassigned += n
+    if result.unassigned_policy == "skipped":
+        result.skipped_unassigned += n
+
+
 def exportable(inst: Instance, result: ExportResult) -> np.ndarray | None:
-    """The bool mask of an instance with a category and pixels, else None (counted in ``result``)."""
+    """The bool mask of an instance with a category and pixels, else None.
+
+    Empty masks are counted in ``result``; instances without a category are not
+    (count them once with :func:`count_unassigned`).
+    """
     if inst.category_id is None:
-        result.skipped_unassigned += 1
         return None
     mask = _bool_mask(inst.mask)
     if not mask.any():

@@ -1,18 +1,20 @@
 """Export an :class:`AnnotationSet` to one of the supported formats.
 
 =================  ==========================================================
-``fmt``            files written under ``out_dir``
+``fmt``            what is written under ``out_dir``
 =================  ==========================================================
 ``coco``           ``annotations.json`` (COCO instances; polygons, or RLE for
                    masks with holes) -- :mod:`clickmask.formats.coco`
-``voc``            ``SegmentationClass/<stem>.png`` (8/16-bit class ids) and
-                   ``labels.txt`` -- :mod:`clickmask.formats.voc`
-``voc-color``      ``SegmentationClass/<stem>.png`` (palette PNG) and
-                   ``labels.txt`` with colours -- :mod:`clickmask.formats.voc`
+``voc``            VOC2012 layout: ``JPEGImages/``, ``SegmentationClass/``,
+                   ``SegmentationObject/`` (grayscale PNGs), ``Annotations/``,
+                   ``ImageSets/Segmentation/``, ``labels.txt`` --
+                   :mod:`clickmask.formats.voc`
+``voc-color``      the same with VOC's own palette PNGs
 ``instance-png``   ``instances/<stem>/<k>_<category>.png`` (0/255) and
                    ``instances/index.json`` -- :mod:`clickmask.formats.instance_png`
 ``labelme``        ``<stem>.json`` per image -- :mod:`clickmask.formats.labelme`
-``yolo-seg``       ``labels/<stem>.txt`` and ``data.yaml`` -- :mod:`clickmask.formats.yolo`
+``yolo-seg``       Ultralytics layout: ``images/<split>/``, ``labels/<split>/``,
+                   ``data.yaml`` -- :mod:`clickmask.formats.yolo`
 =================  ==========================================================
 
 ``<stem>`` is an image's ``file_name`` without its suffix, sub-folders kept
@@ -21,11 +23,23 @@
 written atomically (a reader sees the old file or the complete new one);
 files of earlier exports are not removed. The annotations are validated first
 (:func:`~clickmask.formats.annotations.validate`); with ``image_root`` every
-image must exist there with its annotated size. ``tolerance`` (pixels,
+image must exist there with its annotated size, and ``voc``, ``voc-color``
+and ``yolo-seg`` put the images into the dataset (hard links, copies where
+links are impossible, or converted files: see
+:func:`~clickmask.formats._common.place_image`). ``tolerance`` (pixels,
 Douglas-Peucker) simplifies the polygons of ``coco``, ``labelme`` and
-``yolo-seg``; 0 keeps the exact pixel outlines. Instances a format cannot hold
-(unassigned, empty, holes in YOLO) are reported as warnings on the
-``clickmask.formats`` logger and in :class:`ExportResult`.
+``yolo-seg``; 0 keeps the exact pixel outlines, None the format's default
+(:data:`DEFAULT_TOLERANCE`). ``bundle`` marks an export that will be moved as a
+whole (zipped): no absolute paths in it (``yolo-seg``'s ``data.yaml`` has no
+``path``) and ``labelme`` places the images next to the JSON files.
+
+Instances without a category are handled per format
+(:data:`~clickmask.formats._common.UNASSIGNED_POLICY`): left out (``coco``,
+``labelme``, ``yolo-seg``), painted void (``voc``, ``voc-color``) or kept
+(``instance-png``); :class:`ExportResult` counts them and words it for the user
+(``unassigned_message``). Empty instances and holes a format cannot hold are
+counted too, and every such line is logged as a warning on the
+``clickmask.formats`` logger.
 """
 
 from __future__ import annotations
@@ -33,19 +47,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from clickmask.errors import ClickmaskError
-from clickmask.formats._common import ExportResult, check_image_files, logger
+from clickmask.formats._common import ExportResult, check_image_files, count_unassigned, logger
 from clickmask.formats.annotations import AnnotationSet, validate
 from clickmask.formats.coco import export_coco
 from clickmask.formats.instance_png import export_instance_png
 from clickmask.formats.labelme import export_labelme
-from clickmask.formats.voc import export_voc, export_voc_color
+from clickmask.formats.voc import export_voc
 from clickmask.formats.yolo import export_yolo_seg
 from clickmask.geometry.polygons import _check_tolerance
 
-__all__ = ["FORMATS", "ExportResult", "export", "export_with_report"]
+__all__ = ["FORMATS", "DEFAULT_TOLERANCE", "ExportResult", "export", "export_with_report"]
 
 FORMATS: tuple[str, ...] = ("coco", "voc", "voc-color", "instance-png", "labelme", "yolo-seg")
 """Export format names accepted by :func:`export`."""
+
+
+#: Polygon simplification (pixels, Douglas-Peucker) when none is given: COCO keeps the exact pixel
+#: outlines (its polygons and RLE then decode to the exported mask); LabelMe and YOLO get outlines
+#: within a pixel of them, tens of vertices for an object instead of one per pixel step.
+DEFAULT_TOLERANCE: dict[str, float] = {"coco": 0.0, "labelme": 1.0, "yolo-seg": 1.0}
 
 
 def export_with_report(
@@ -53,29 +73,31 @@ def export_with_report(
     fmt: str,
     out_dir: Path,
     image_root: Path | None = None,
-    tolerance: float = 0.0,
+    tolerance: float | None = None,
+    *,
+    bundle: bool = False,
 ) -> ExportResult:
-    """Like :func:`export`, returning an :class:`ExportResult` (files, skip counts, warnings)."""
+    """Like :func:`export`, returning an :class:`ExportResult` (files, counts, warnings)."""
     if fmt not in FORMATS:
         raise ClickmaskError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
-    tol = _check_tolerance(tolerance)
+    tol = _check_tolerance(DEFAULT_TOLERANCE.get(fmt, 0.0) if tolerance is None else tolerance)
     validate(annotations)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ClickmaskError(f"export folder '{out}' is a file, not a folder")
-    check_image_files(annotations, Path(image_root) if image_root is not None else None)
+    root = Path(image_root) if image_root is not None else None
+    check_image_files(annotations, root)
     if fmt == "coco":
         result = export_coco(annotations, out, tol)
-    elif fmt == "voc":
-        result = export_voc(annotations, out)
-    elif fmt == "voc-color":
-        result = export_voc_color(annotations, out)
+    elif fmt in ("voc", "voc-color"):
+        result = export_voc(annotations, out, root, color=fmt == "voc-color")
     elif fmt == "instance-png":
         result = export_instance_png(annotations, out)
     elif fmt == "labelme":
-        result = export_labelme(annotations, out, image_root, tol)
+        result = export_labelme(annotations, out, root, tol, bundle=bundle)
     else:
-        result = export_yolo_seg(annotations, out, tol)
+        result = export_yolo_seg(annotations, out, root, tol, bundle=bundle)
+    count_unassigned(annotations, result)
     result.summarise()
     for line in result.warnings:
         logger.warning(line)
@@ -87,13 +109,16 @@ def export(
     fmt: str,
     out_dir: Path,
     image_root: Path | None = None,
-    tolerance: float = 0.0,
+    tolerance: float | None = None,
+    *,
+    bundle: bool = False,
 ) -> list[Path]:
     """Export ``annotations`` as ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; return the written files.
 
-    See the module docstring for the folder layout of each format. Skipped
-    instances are logged as warnings; use :func:`export_with_report` to get them.
-    Raises :class:`ClickmaskError` for an unknown format, invalid annotations,
-    missing or mismatched images (with ``image_root``) and unwritable files.
+    See the module docstring for the folder layout of each format, ``image_root``,
+    ``tolerance`` and ``bundle``. Skipped instances are logged as warnings; use
+    :func:`export_with_report` to get them. Raises :class:`ClickmaskError` for
+    an unknown format, invalid annotations, missing or mismatched images (with
+    ``image_root``) and unwritable files.
     """
-    return export_with_report(annotations, fmt, out_dir, image_root, tolerance).files
+    return export_with_report(annotations, fmt, out_dir, image_root, tolerance, bundle=bundle).files

@@ -10,7 +10,9 @@ marking the conventions below (LabelMe keeps unknown keys when it saves).
 ``imagePath`` is relative to the JSON file: with an ``image_root`` it points at
 ``<image_root>/<file_name>``; without one it is the image's base name, i.e. the
 JSON files are meant to sit next to the images (export into the image root to
-get LabelMe's usual layout).
+get LabelMe's usual layout). A bundle (an export meant to be moved, e.g. zipped)
+with an ``image_root`` holds the images too, each next to its JSON file
+(hard-linked, or copied), and ``imagePath`` is its base name.
 
 Coordinates. LabelMe (and PIL) put pixel *centres* at integer coordinates; the
 geometry of clickmask puts pixel *corners* at integers (COCO convention). A
@@ -25,18 +27,23 @@ they see filled.
 
 Instances and holes. Each exported instance gets ``group_id`` = its instance
 number (1-based rank in drawing order, increasing z_order; shapes are listed in
-that order). An instance with several parts is several ``polygon`` shapes with
-the same ``label`` and ``group_id``. LabelMe has no holes: a hole is written as
-its own polygon shape with the same ``label`` and ``group_id``, right after the
-outline it cuts, and with ``"flags": {"hole": true}``. The importer cuts a hole
-out of the last preceding outline of its group; other tools see the outline
-(and the hole as an extra part of the same object, which a union fills in).
-Unassigned and empty instances are skipped (counted).
+that order). An instance is written as ``polygon`` shapes, one per part, with
+the same ``label`` and ``group_id``, their outlines simplified with
+``tolerance`` (1 pixel by default: tens of points for an object, not one per
+pixel step). LabelMe polygons cannot have holes, so an instance with holes (that
+the simplification keeps) is written as one ``mask`` shape instead, which
+LabelMe (5.3 and later) shows and converts with its holes: ``points`` = the
+top-left and bottom-right pixels of its box (pixel indices, inclusive), ``mask``
+= a base64 PNG of the box (8-bit, 1 = object), exactly the instance's pixels.
+LabelMe can paint over or delete a mask shape, not move its vertices. Instances
+without a category and empty ones are skipped (counted).
 
 Import (:func:`import_labelme`): shapes are grouped into instances by
 ``(label, group_id)`` (a shape without ``group_id`` is an instance of its own);
-``polygon``, ``rectangle`` and ``circle`` shapes are read, other shape types
-(points, lines, masks) are skipped with a warning. Categories are created from
+``polygon``, ``rectangle``, ``circle`` and ``mask`` shapes are read, other
+shape types (points, lines) are skipped with a warning. A polygon with
+``"flags": {"hole": true}`` (how earlier clickmask versions wrote holes) cuts
+the last preceding outline of its group. Categories are created from
 the labels in first-seen order (ids 1, 2, ...); an empty label gives an
 unassigned instance. Rasterisation: files written by clickmask (with the
 ``clickmask`` key) are read exactly by pixel-centre sampling; other files the
@@ -45,6 +52,9 @@ way LabelMe does (PIL fill plus outline), unless ``raster`` says otherwise.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import math
 import os
 from collections.abc import Iterable
@@ -63,6 +73,7 @@ from clickmask.formats._common import (
     far_outside_problem,
     new_image,
     instance_polygons,
+    link_image,
     logger,
     output_stems,
     read_json,
@@ -86,12 +97,9 @@ HOLE_FLAG = "hole"
 """Shape flag marking a hole polygon: ``"flags": {"hole": true}``."""
 
 _MARKER = {
-    "version": 1,
+    "version": 2,
     "coordinates": "pixel centres at integer coordinates (LabelMe convention)",
-    "holes": (
-        'a polygon with flags {"hole": true} cuts the preceding outline '
-        "with the same label and group_id"
-    ),
+    "holes": "an instance with holes is one 'mask' shape (LabelMe 5.3 and later)",
 }
 _RASTER_MODES = ("auto", "exact", "labelme")
 
@@ -99,7 +107,8 @@ _RASTER_MODES = ("auto", "exact", "labelme")
 # --------------------------------------------------------------------------- #
 # Export
 # --------------------------------------------------------------------------- #
-def _shape(label: str, ring: np.ndarray, group_id: int, hole: bool) -> dict[str, Any]:
+def _shape(label: str, ring: np.ndarray, group_id: int) -> dict[str, Any]:
+    """A polygon shape; ``ring`` in clickmask's pixel-corner coordinates."""
     points = [[x - 0.5, y - 0.5] for x, y in ring.tolist()]
     return {
         "label": label,
@@ -107,7 +116,26 @@ def _shape(label: str, ring: np.ndarray, group_id: int, hole: bool) -> dict[str,
         "group_id": group_id,
         "description": "",
         "shape_type": "polygon",
-        "flags": {HOLE_FLAG: True} if hole else {},
+        "flags": {},
+    }
+
+
+def _mask_shape(label: str, mask: np.ndarray, group_id: int) -> dict[str, Any]:
+    """A ``mask`` shape of an (H, W) bool mask with pixels: its box and the box's pixels as a PNG."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    r0, r1, c0, c1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+    crop = mask[r0 : r1 + 1, c0 : c1 + 1].astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(crop).save(buffer, format="PNG")
+    return {
+        "label": label,
+        "points": [[c0, r0], [c1, r1]],
+        "group_id": group_id,
+        "description": "",
+        "shape_type": "mask",
+        "flags": {},
+        "mask": base64.b64encode(buffer.getvalue()).decode("ascii"),
     }
 
 
@@ -123,9 +151,19 @@ def _image_path(file_name: str, json_path: Path, image_root: Path | None) -> str
 
 
 def export_labelme(
-    annotations: AnnotationSet, out_dir: Path, image_root: Path | None = None, tolerance: float = 0.0
+    annotations: AnnotationSet,
+    out_dir: Path,
+    image_root: Path | None = None,
+    tolerance: float = 1.0,
+    *,
+    bundle: bool = False,
 ) -> ExportResult:
-    """Write one LabelMe JSON per image (see the module docstring)."""
+    """Write one LabelMe JSON per image (see the module docstring).
+
+    With ``bundle`` and an ``image_root``, each image is also placed next to its
+    JSON file (hard link, or copy) and ``imagePath`` is its base name, so the
+    folder can be moved (zipped) as a whole.
+    """
     out = Path(out_dir)
     result = ExportResult("labelme")
     names = {c.id: c.name for c in annotations.categories}
@@ -138,16 +176,21 @@ def export_labelme(
             if mask is None:
                 continue
             label = names[inst.category_id]  # type: ignore[index]
-            for poly in instance_polygons(mask, tolerance):
-                if len(poly.exterior) < 3:
-                    continue
-                shapes.append(_shape(label, poly.exterior, number, hole=False))
-                shapes.extend(_shape(label, h, number, hole=True) for h in poly.holes if len(h) >= 3)
+            polys = instance_polygons(mask, tolerance)
+            if any(poly.holes for poly in polys):
+                shapes.append(_mask_shape(label, mask, number))
+                continue
+            shapes.extend(_shape(label, poly.exterior, number) for poly in polys if len(poly.exterior) >= 3)
+        if bundle and image_root is not None:
+            source = Path(image_root) / img.file_name
+            image_path = link_image(source, out / f"{stem}{source.suffix}", result).name
+        else:
+            image_path = _image_path(img.file_name, json_path, image_root)
         data = {
             "version": LABELME_VERSION,
             "flags": {},
             "shapes": shapes,
-            "imagePath": _image_path(img.file_name, json_path, image_root),
+            "imagePath": image_path,
             "imageData": None,
             "imageHeight": img.height,
             "imageWidth": img.width,
@@ -245,18 +288,47 @@ def _raster_labelme(kind: str, pts: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8) > 0
 
 
+def _mask_part(shape: dict, pts: np.ndarray, h: int, w: int, where: str, fail) -> np.ndarray:
+    """The (H, W) bool mask of a ``mask`` shape: its PNG placed at its box (pixel indices, inclusive)."""
+    corners = [as_int(v) for v in pts.ravel().tolist()]
+    if any(v is None for v in corners):
+        raise fail(f"{where}: a mask's points must be whole pixel indices, got {pts.tolist()}")
+    (c0, r0), (c1, r1) = np.sort(np.array(corners, dtype=np.int64).reshape(2, 2), axis=0).tolist()
+    if c0 < 0 or r0 < 0 or c1 >= w or r1 >= h:
+        raise fail(f"{where}: mask box {[[c0, r0], [c1, r1]]} lies outside the {w}x{h} image")
+    data = shape.get("mask")
+    if not isinstance(data, str):
+        raise fail(f"{where}: a mask shape needs 'mask', a base64 PNG")
+    try:
+        png = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
+        size = png.size
+        if size != (c1 - c0 + 1, r1 - r0 + 1):
+            raise fail(f"{where}: mask PNG is {size[0]}x{size[1]} but its box is {c1 - c0 + 1}x{r1 - r0 + 1} (WxH)")
+        pixels = np.asarray(png.convert("L")) > 0
+    except ClickmaskError:
+        raise
+    except (binascii.Error, ValueError, OSError) as exc:
+        raise fail(f"{where}: 'mask' is not a base64 PNG ({' '.join(str(exc).split())})") from None
+    out = np.zeros((h, w), dtype=bool)
+    out[r0 : r1 + 1, c0 : c1 + 1] = pixels
+    return out
+
+
 def _instance_mask(
     parts: list[tuple[str, np.ndarray, list[np.ndarray]]], h: int, w: int, exact: bool
 ) -> np.ndarray:
     """Union over parts of (outline minus its holes); holes are always sampled exactly.
 
-    Parts without holes are rasterised together (one polygon pass, or one PIL canvas).
+    A ``mask`` part holds its (H, W) bool mask. Parts without holes are
+    rasterised together (one polygon pass, or one PIL canvas).
     """
     mask = np.zeros((h, w), dtype=bool)
     batch: list[Polygon] = []
     canvas: Image.Image | None = None
     for kind, pts, holes in parts:
-        if not holes and exact and kind == "polygon":
+        if kind == "mask":
+            mask |= pts & ~polygons_to_mask([Polygon(hp + 0.5) for hp in holes], (h, w)) if holes else pts
+        elif not holes and exact and kind == "polygon":
             batch.append(Polygon(pts + 0.5))
         elif not holes and not exact:
             if canvas is None:
@@ -274,7 +346,7 @@ def _instance_mask(
     return mask
 
 
-_MIN_POINTS = {"polygon": 3, "rectangle": 2, "circle": 2}
+_MIN_POINTS = {"polygon": 3, "rectangle": 2, "circle": 2, "mask": 2}
 _NO_AREA = frozenset({"point", "points", "line", "linestrip"})
 
 
@@ -347,6 +419,8 @@ def _read_file(
             raise fail(f"{where} ({label!r}): a polygon needs at least 3 points, got {len(pts)}")
         if kind != "polygon" and len(pts) != 2:
             raise fail(f"{where} ({label!r}): a {kind} needs 2 points, got {len(pts)}")
+        if kind == "mask":
+            pts = _mask_part(shape, pts, h, w, f"{where} ({label!r})", fail)
         raw_group = shape.get("group_id")
         group = as_int(raw_group)
         if raw_group is not None and group is None:

@@ -7,6 +7,7 @@ convention). See :mod:`clickmask.geometry.polygons` for details.
 
 from clickmask.geometry.polygons import (
     Polygon,
+    join_rings,
     mask_to_polygons,
     polygon_area,
     polygon_to_coco,
@@ -26,6 +27,7 @@ __all__ = [
     "simplify",
     "polygon_to_coco",
     "polygons_to_coco",
+    "join_rings",
     "encode_rle",
     "decode_rle",
     "rle_area",

@@ -2,7 +2,8 @@
 
 Data is written to a temporary file in the target's directory (same filesystem),
 flushed to disk with ``fsync`` and then moved onto the target with ``os.replace``,
-which is atomic on POSIX and Windows.
+which is atomic on POSIX and Windows. :func:`atomic_link_or_copy` puts an
+existing file at a new path the same way, as a hard link where it can.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +99,47 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically; newlines are written as given (no translation)."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def atomic_link_or_copy(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> bool:
+    """Put the file ``source`` at ``target`` atomically, as a hard link if possible, else a copy.
+
+    Returns True for a hard link, False for a copy. A hard link shares the data
+    (no extra disk space, nothing to copy) and, unlike a symbolic link, stays
+    valid when the source folder is moved or the target folder is zipped; it
+    needs both paths on one filesystem that supports links. Where linking fails
+    (another filesystem, FAT, some network shares, a link-count limit) the bytes
+    are copied to a temporary file, fsynced and moved into place. An existing
+    ``target`` is replaced; one that already is ``source`` (the same file) is
+    left as it is. Parent directories are created.
+
+    Raises:
+        OSError: ``source`` cannot be read or ``target`` cannot be written.
+    """
+    src, dst = Path(source), Path(target)
+    if not dst.name:
+        raise ValueError(f"not a file path: '{target}'")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if os.path.samefile(src, dst):
+            return True
+    prefix = f".{dst.name[:_MAX_NAME_CHARS]}.tmp-"
+    for _ in range(_TEMP_NAME_ATTEMPTS):
+        temp = dst.with_name(prefix + secrets.token_hex(4))
+        try:
+            os.link(src, temp)
+        except FileExistsError:
+            continue
+        except OSError:
+            break  # no links here: copy
+        try:
+            os.replace(temp, dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink(missing_ok=True)
+            raise
+        _fsync_directory(dst.parent)
+        return True
+    with atomic_path(dst) as temp:
+        shutil.copyfile(src, temp)
+    return False

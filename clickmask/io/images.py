@@ -422,6 +422,34 @@ def image_size(path: PathLike) -> tuple[int, int]:
     return (height, width) if orientation in _SWAPS_AXES else (width, height)
 
 
+def plain_image_format(path: PathLike) -> str | None:
+    """Pillow's format name (``"JPEG"``, ``"PNG"``, ...) if other readers show the file as :func:`load_image` does.
+
+    That is a file Pillow reads with one frame, 8-bit RGB or grayscale pixels
+    (mode ``RGB`` or ``L``) and no EXIF rotation: any image library decodes it to
+    the pixels the annotator saw, so it can be shared (linked or copied) into a
+    dataset as it is. For other files (alpha, palette, 16-bit, CMYK, rotated by
+    EXIF, multi-frame, or only OpenCV reads them) returns None: write the
+    :func:`load_image` pixels instead.
+
+    Raises:
+        ImageReadError: as :func:`image_size`.
+    """
+    kind = "image"
+    file = _check_file(kind, path)
+    with _reading(kind, file):
+        img = _open_pil(file)
+        if img is None:
+            return None
+        with img:
+            _check_size(kind, file, img.width, img.height)
+            if img.mode not in ("RGB", "L") or getattr(img, "n_frames", 1) != 1:
+                return None
+            if _orientation(img, file, pixels_loaded=False) != 1:
+                return None
+            return img.format
+
+
 def save_png(path: PathLike, array: np.ndarray) -> None:
     """Write an array as a PNG atomically (complete file or no change).
 

@@ -8,7 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from clickmask.errors import ClickmaskError, ImageReadError
-from clickmask.formats import FORMATS, AnnotationSet, Category, ImageAnnotation, Instance, export, import_coco, import_labelme
+from clickmask.formats import (
+    FORMATS,
+    AnnotationSet,
+    Category,
+    ExportResult,
+    ImageAnnotation,
+    Instance,
+    export_with_report,
+    import_coco,
+    import_labelme,
+)
 from clickmask.io.images import image_size, load_image
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
@@ -46,9 +56,13 @@ def annotation_set(store: ProjectStore, only_annotated: bool = False) -> Any:
     return AnnotationSet(categories=cats, images=images)
 
 
-def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float = 0.0) -> list[Path]:
-    """Write the project in format ``fmt`` to ``out_dir``; returns the written files.
+def export_project_report(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float | None = None,
+                          *, bundle: bool = False) -> ExportResult:
+    """Write the project in format ``fmt`` to ``out_dir``; returns the :class:`ExportResult`.
 
+    The project folder is the image root: ``voc``, ``voc-color`` and
+    ``yolo-seg`` link (or copy) the images into the export, and so does
+    ``labelme`` with ``bundle``. ``tolerance`` None is the format's default.
     A folder this export creates is removed again if the export fails (a full
     disk, say), so no half-written export is left to be mistaken for a whole one.
     """
@@ -57,11 +71,17 @@ def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: floa
     out = Path(out_dir)
     created = not out.exists()
     try:
-        return export(annotation_set(store), fmt, out, image_root=store.root, tolerance=tolerance)
+        return export_with_report(annotation_set(store), fmt, out, image_root=store.root, tolerance=tolerance,
+                                  bundle=bundle)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float | None = None) -> list[Path]:
+    """Like :func:`export_project_report`; returns the written files."""
+    return export_project_report(store, fmt, out_dir, tolerance).files
 
 
 def guess_format(source: Path) -> str:

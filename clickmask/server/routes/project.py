@@ -1,25 +1,42 @@
-"""Exports, imports and project settings."""
+"""Exports (to a folder in the project, or as a zip download), imports and project settings."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel
+from starlette.background import BackgroundTask
 
+from clickmask.errors import ClickmaskError
+from clickmask.formats import DEFAULT_TOLERANCE, FORMATS, UNASSIGNED_POLICY, ExportResult
+from clickmask.formats._common import safe_name
+from clickmask.project.exchange import export_project_report, guess_format, import_annotations
+from clickmask.project.scan import PROJECT_DIR
 from clickmask.project.settings import check_setting, user_setting
-from clickmask.project.exchange import export_project, guess_format, import_annotations
 from clickmask.server.routes.common import inside
 from clickmask.server.state import AppState
 
-EXPORT_DIR = Path(".clickmask") / "exports"
+EXPORT_DIR = Path(PROJECT_DIR) / "exports"
+#: Where zip downloads are built (same filesystem as the images, so they are hard-linked, not copied).
+DOWNLOAD_DIR = Path(PROJECT_DIR) / "downloads"
+#: A download folder older than this is a leftover of a crash and removed before the next download.
+STALE_DOWNLOAD_SECONDS = 3600
+#: Files stored in a zip as they are (already compressed); others are deflated.
+_STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".zip"})
 
 
 class ExportIn(BaseModel):
     format: str
-    tolerance: float = 0.0
+    tolerance: float | None = None  # None: the format's default (0 for coco, 1 px for labelme and yolo-seg)
 
 
 class ImportIn(BaseModel):
@@ -31,6 +48,46 @@ class SettingIn(BaseModel):
     value: Any
 
 
+def export_json(result: ExportResult, out: Path, uncategorised: int) -> dict[str, Any]:
+    """The API's answer for an export: the report plus the folder and the project's uncategorised count."""
+    return {"dir": str(out), "uncategorised": uncategorised, **result.to_json(out)}
+
+
+def zip_folder(folder: Path, target: Path) -> None:
+    """Zip ``folder`` into ``target``, the folder itself as the zip's top-level entry.
+
+    Entries use ``/`` and are sorted; empty folders get their own entry.
+    Images (already compressed) are stored, other files deflated.
+    """
+    with zipfile.ZipFile(target, "w", allowZip64=True) as archive:
+        for current, dirs, files in os.walk(folder):
+            dirs.sort()
+            here = Path(current)
+            rel = here.relative_to(folder.parent).as_posix()
+            if not dirs and not files:
+                archive.writestr(rel + "/", b"")
+            for name in sorted(files):
+                path = here / name
+                stored = path.suffix.lower() in _STORED_SUFFIXES
+                archive.write(path, f"{rel}/{name}",
+                              compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+
+
+def _download_folder(root: Path) -> Path:
+    """A new empty folder for building one download: in the project (hard links work), else the temp dir."""
+    parent = root / DOWNLOAD_DIR
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        now = time.time()
+        for old in parent.iterdir():
+            with contextlib.suppress(OSError):
+                if old.name.startswith("export-") and now - old.stat().st_mtime > STALE_DOWNLOAD_SECONDS:
+                    shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(prefix="export-", dir=parent))
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="clickmask-export-"))
+
+
 def router(state: AppState) -> APIRouter:
     """The routes, bound to the server's state."""
     api = APIRouter()
@@ -38,10 +95,50 @@ def router(state: AppState) -> APIRouter:
 
     @api.post("/api/export")
     def export(body: ExportIn):
+        """Export into ``.clickmask/exports/<format>-<time>/`` in the project; answers the export report."""
         out = store.root / EXPORT_DIR / f"{body.format}-{time.strftime('%Y%m%d-%H%M%S')}"
-        files = export_project(store, body.format, out, tolerance=body.tolerance)
-        return {"dir": str(out), "uncategorised": store.counts()["uncategorised"], "files": [str(Path(f).relative_to(out)) if Path(f).is_relative_to(out) else str(f)
-                                           for f in files]}
+        result = export_project_report(store, body.format, out, tolerance=body.tolerance)
+        return export_json(result, out, store.counts()["uncategorised"])
+
+    @api.get("/api/export/formats")
+    def export_formats():
+        """The formats, what each does with objects without a category, and how many there are now."""
+        unassigned = store.counts()["uncategorised"]
+        formats = []
+        for fmt in FORMATS:
+            preview = ExportResult(fmt, unassigned=unassigned)
+            formats.append({"name": fmt, "unassigned_policy": UNASSIGNED_POLICY[fmt],
+                            "tolerance": DEFAULT_TOLERANCE.get(fmt), "unassigned_message": preview.unassigned_message()})
+        return {"unassigned": unassigned, "formats": formats}
+
+    @api.get("/api/export/{fmt}.zip")
+    def export_zip(fmt: str, tolerance: float | None = Query(None)):
+        """The export as a zip download, built in a temporary folder that is removed once it is sent.
+
+        Reads the project only (a GET, so a plain link can download it). The zip
+        holds one folder ``<project>-<format>-<time>/`` with the export as a
+        bundle: images included where the format has them, no absolute paths.
+        """
+        if fmt not in FORMATS:
+            raise ClickmaskError(f"unknown export format {fmt!r}: use one of {', '.join(sorted(FORMATS))}")
+        name = f"{safe_name(store.root.name, 'project')}-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}"
+        work = _download_folder(store.root)
+        try:
+            result = export_project_report(store, fmt, work / name, tolerance=tolerance, bundle=True)
+            target = work / f"{name}.zip"
+            zip_folder(work / name, target)
+            shutil.rmtree(work / name)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        headers = {
+            "Cache-Control": "no-store",
+            "X-Clickmask-Unassigned": str(result.unassigned),
+            "X-Clickmask-Unassigned-Policy": result.unassigned_policy,
+            "X-Clickmask-Warnings": str(len(result.warnings)),
+        }
+        return FileResponse(target, media_type="application/zip", filename=f"{name}.zip", headers=headers,
+                            background=BackgroundTask(shutil.rmtree, work, ignore_errors=True))
 
     @api.post("/api/import")
     def import_file(body: ImportIn):
