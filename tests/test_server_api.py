@@ -220,6 +220,34 @@ def test_export_coco(project):
     assert client.post("/api/import", json={"path": ".clickmask/project.db"}).status_code == 403
 
 
+def test_import_picker_lists_the_projects_json_files_and_an_uploaded_file_is_imported(project):
+    """Finding 9: Import offers the project's JSON files and folders, or a file from anywhere (uploaded)."""
+    client = _client(project)
+    ids = _ids(client)
+    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 40, "y": 30})
+    client.post(f"/api/images/{ids['a.png']}/finish", json={})
+    cat = client.post("/api/categories", json={"name": "box"}).json()
+    client.post(f"/api/images/{ids['a.png']}/clicks", json={"x": 40, "y": 30})
+    client.post(f"/api/images/{ids['a.png']}/finish", json={"category_id": cat["id"]})
+    (project / "labels").mkdir()
+    (project / "labels" / "a.json").write_text("{}")
+    listed = client.get("/api/import/files").json()["files"]
+    assert {"path": "labels/a.json", "kind": "file"} in listed and {"path": "labels", "kind": "folder"} in listed
+    assert not any(f["path"].startswith(".clickmask") for f in listed)
+
+    exported = client.post("/api/export", json={"format": "coco"}).json()
+    coco = Path(exported["dir"]) / next(f for f in exported["files"] if f.endswith(".json"))
+    text = coco.read_text() + " " * (9 * 1024 * 1024)  # bigger than the API's usual body limit
+    r = client.post("/api/import/upload", json={"name": "from-elsewhere.json", "text": text})
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["added"] == 1  # the categorised object (the COCO export leaves out the other)
+    assert len(client.get(f"/api/images/{ids['a.png']}/instances").json()) == 3
+    bad = client.post("/api/import/upload", json={"name": "notes.json", "text": "{not json"})
+    assert bad.status_code == 400 and "notes.json" in bad.json()["detail"] and "upload-" not in bad.json()["detail"]
+    assert client.post("/api/import/upload", json={"name": "a.txt", "text": "x"}).status_code == 400
+    assert not list((project / ".clickmask" / "imports").iterdir())  # nothing left behind
+
+
 # ---------------------------------------------------------------- keeping the user's work safe
 def test_a_deleted_objects_id_is_not_reused_and_undo_stays_on_its_image(project):
     client = _client(project)

@@ -68,21 +68,25 @@ def cross_origin_refusal(request: Request) -> str | None:
 
 
 MAX_BODY = 8 * 1024 * 1024  # bytes of a request body: a 20,000-point stroke or a detailed polygon is < 1 MB
+#: Larger bodies some routes take: an annotation file uploaded for import (a COCO JSON of a big dataset).
+ROUTE_BODY_LIMITS = {"/api/import/upload": 256 * 1024 * 1024}
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 (declared or streamed)."""
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413 (declared or streamed);
+    the routes of :data:`ROUTE_BODY_LIMITS` have their own limit."""
 
     def __init__(self, app, limit: int = MAX_BODY) -> None:
         self.app = app
-        self.limit = limit
+        self.default = limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = ROUTE_BODY_LIMITS.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            return await _too_large(send, self.limit)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await _too_large(send, limit)
         seen = 0
 
         async def counted():
@@ -90,14 +94,14 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, counted, send)
         except _TooLarge:
-            await _too_large(send, self.limit)
+            await _too_large(send, limit)
 
 
 class _TooLarge(Exception):

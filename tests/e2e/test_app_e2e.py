@@ -461,3 +461,42 @@ def test_an_undone_click_comes_back_and_the_unfinished_object_survives_a_reload(
     page.wait_for_selector("body[data-ready='1']", timeout=30_000)
     _wait(page, f"window.cm.state.clicks.length === 2 && window.cm.state.maskArea === {area}")
     assert not errors, errors
+
+
+def test_export_downloads_a_zip_and_import_takes_a_file_from_anywhere(browser, app_server, tmp_path):
+    """Findings 6 and 9: the export as a downloaded zip (a YOLO dataset here), and Import with a file picker."""
+    import zipfile
+
+    server, store = app_server
+    errors: list[str] = []
+    page = _ready_page(browser, server, errors)
+    image = _one_object_on_coffee(page, store)
+    page.get_by_test_id("export-format").select_option("yolo-seg")
+    with page.expect_download() as info:
+        page.get_by_test_id("download").click()
+    zipped = tmp_path / info.value.suggested_filename
+    info.value.save_as(zipped)
+    assert zipped.suffix == ".zip"
+    names = zipfile.ZipFile(zipped).namelist()
+    top = names[0].split("/")[0]
+    assert f"{top}/data.yaml" in names and any(n.startswith(f"{top}/labels/") and n.endswith("coffee.txt") for n in names)
+    assert any(n.startswith(f"{top}/images/") and n.endswith("coffee.png") for n in names), names
+
+    # a COCO file from elsewhere: exported, the object deleted, then imported through the file picker
+    page.get_by_test_id("export-format").select_option("coco")
+    page.get_by_test_id("export").click()
+    _wait(page, "window.cm.state.exportResult !== null && window.cm.state.exportResult.format === 'coco'")
+    result = page.evaluate("window.cm.state.exportResult")
+    coco = Path(result["dir"]) / next(f for f in result["files"] if f.endswith(".json"))
+    outside = tmp_path / "from-another-tool.json"
+    outside.write_bytes(coco.read_bytes())
+    [inst] = store.list_instances(image["id"])
+    store.delete_instance(inst["id"], inst["version"])
+    page.get_by_test_id("import").click()
+    page.get_by_test_id("import-dialog").wait_for(state="visible")
+    page.get_by_test_id("import-file").set_input_files(str(outside))
+    _wait(page, "window.cm.state.importResult && window.cm.state.importResult.added === 1")
+    assert not page.get_by_test_id("import-dialog").is_visible()
+    _wait(page, "window.cm.state.instances.length === 1")
+    assert len(store.list_instances(image["id"])) == 1
+    assert not errors, errors

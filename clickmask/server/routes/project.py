@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from clickmask.errors import ClickmaskError
@@ -44,8 +44,35 @@ class ImportIn(BaseModel):
     format: str | None = None  # coco | labelme; None = guess from the file
 
 
+class UploadIn(BaseModel):
+    """An annotation file chosen in the browser: its name and its text (a COCO JSON or one LabelMe JSON)."""
+
+    name: str = Field(min_length=1, max_length=255)
+    text: str
+
+
 class SettingIn(BaseModel):
     value: Any
+
+
+#: Files the import picker lists at most (the project's JSON files, nearest the top first).
+MAX_IMPORT_FILES = 500
+
+
+def importable_files(root: Path) -> list[dict[str, str]]:
+    """The project's ``*.json`` files (``kind``: file) and the folders holding them (``kind``: folder, a
+    LabelMe folder), outside ``.clickmask``, as paths relative to ``root``, shallow ones first."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath, f).relative_to(root) for f in sorted(filenames)
+                  if f.lower().endswith(".json") and not f.startswith(".")]
+        if len(found) >= MAX_IMPORT_FILES:
+            break
+    found = sorted(found[:MAX_IMPORT_FILES], key=lambda p: (len(p.parts), str(p)))
+    folders = sorted({p.parent for p in found if p.parent != Path(".")}, key=lambda p: (len(p.parts), str(p)))
+    return ([{"path": p.as_posix(), "kind": "file"} for p in found]
+            + [{"path": p.as_posix(), "kind": "folder"} for p in folders])
 
 
 def export_json(result: ExportResult, out: Path, uncategorised: int) -> dict[str, Any]:
@@ -145,6 +172,43 @@ def router(state: AppState) -> APIRouter:
         source = inside(store.root, body.path)
         fmt = body.format or guess_format(source)
         return import_annotations(store, source, fmt)
+
+    @api.get("/api/import/files")
+    def import_files():
+        """What the import picker offers: the project's JSON files, and the folders holding them (LabelMe)."""
+        return {"files": importable_files(store.root)}
+
+    @api.post("/api/import/upload")
+    def import_upload(body: UploadIn):
+        """Import a file chosen in the browser (from anywhere on the user's computer).
+
+        It is written to a temporary file in the project (a LabelMe file's
+        ``imagePath`` is then read as relative to the project folder), imported
+        and removed.
+        """
+        name = Path(body.name).name
+        if Path(name).suffix.lower() != ".json":
+            raise ClickmaskError(f"{name}: import a COCO JSON or a LabelMe JSON file (.json)")
+        work = store.root / PROJECT_DIR / "imports"
+        work.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="upload-", suffix=".json", dir=work)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(body.text)
+            source = Path(tmp)
+            try:
+                fmt = guess_format(source)
+                if fmt == "labelme":  # its imagePath is relative to its folder: put it where the images are
+                    placed = store.root / f".{name}.clickmask-import-{os.getpid()}.json"
+                    os.replace(source, placed)
+                    source = placed
+                return import_annotations(store, source, fmt)
+            except ClickmaskError as exc:  # name the user's file, not the temporary one
+                raise ClickmaskError(str(exc).replace(str(source), name)) from None
+            finally:
+                source.unlink(missing_ok=True)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
 
     @api.get("/api/settings/{key}")
     def get_setting(key: str):

@@ -65,6 +65,8 @@ export const api = {
   loadCategories: (path) => request("POST", "/api/categories/load", { path }),
   exportAs: (format) => request("POST", "/api/export", { format }),
   importFrom: (path) => request("POST", "/api/import", { path }),
+  importFiles: () => request("GET", "/api/import/files"),
+  importUpload: (name, text) => request("POST", "/api/import/upload", { name, text }),
   getSetting: (key) => request("GET", `/api/settings/${key}`),
   putSetting: (key, value) => request("PUT", `/api/settings/${key}`, { value }),
 };

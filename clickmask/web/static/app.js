@@ -508,8 +508,25 @@ async function exportNow() {
   const fmt = $("#export-format").value;
   const r = await api.exportAs(fmt);
   state.exportResult = r;
-  const skipped = r.uncategorised ? ` (${r.uncategorised} objects without a category may be left out)` : "";
+  const skipped = r.unassigned && r.unassigned.count ? ` (${r.unassigned.message})` : "";
   toast(`Exported ${r.files.length} files to ${r.dir}${skipped}`);
+}
+
+async function openImportDialog() {
+  const { files } = await api.importFiles();
+  const select = $("#import-path");
+  select.replaceChildren(...files.map((f) => new Option(f.kind === "folder" ? `${f.path}/ (LabelMe folder)` : f.path, f.path)));
+  if (!files.length) select.append(new Option("(no JSON files in the project folder)", ""));
+  $("#import-dialog").hidden = false;
+}
+
+async function imported(r) {
+  $("#import-dialog").hidden = true;
+  state.importResult = r;
+  toast(`Imported ${r.added} objects${r.skipped ? ` (${r.skipped} for images not in the project)` : ""}`);
+  await loadCategories();
+  await loadImages();
+  if (state.imageId !== null) await reloadInstances();
 }
 
 async function markDone() {
@@ -600,6 +617,7 @@ function toggleHelp(show) {
 
 document.addEventListener("keydown", (ev) => {
   if (!$("#help").hidden && ev.key === "Escape") { toggleHelp(false); return; }
+  if (!$("#import-dialog").hidden) { if (ev.key === "Escape") $("#import-dialog").hidden = true; return; }
   if (ev.target.closest && ev.target.closest("input, select, textarea") && ev.target.type !== "range" && ev.target.type !== "radio") return;
   if (ev.key === " ") {
     ev.preventDefault();
@@ -653,14 +671,17 @@ function bindToolbar() {
   $("#btn-fit").addEventListener("click", handlers.fit);
   $("#btn-done").addEventListener("click", handlers.done);
   $("#btn-export").addEventListener("click", () => guard(exportNow));
-  $("#btn-import").addEventListener("click", () => guard(async () => {
-    const path = prompt("COCO JSON file or LabelMe folder, relative to the project folder:");
-    if (!path) return;
-    const r = await api.importFrom(path);
-    toast(`Imported ${r.added} objects${r.skipped ? ` (${r.skipped} for images not in the project)` : ""}`);
-    await loadCategories();
-    await loadImages();
-    if (state.imageId !== null) await reloadInstances();
+  $("#export-format").addEventListener("change", (ev) => { $("#btn-download").href = `/api/export/${ev.target.value}.zip`; });
+  $("#btn-import").addEventListener("click", () => guard(openImportDialog));
+  $("#btn-import-close").addEventListener("click", () => ($("#import-dialog").hidden = true));
+  $("#btn-import-path").addEventListener("click", () => guard(async () => {
+    const path = $("#import-path").value;
+    if (path) await imported(await api.importFrom(path));
+  }));
+  $("#import-file").addEventListener("change", (ev) => guard(async () => {
+    const file = ev.target.files[0];
+    ev.target.value = "";
+    if (file) await imported(await api.importUpload(file.name, await file.text()));
   }));
   $("#btn-rescan").addEventListener("click", () => guard(async () => {
     const r = await api.rescan();
