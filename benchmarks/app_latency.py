@@ -1,7 +1,11 @@
 """Latency of the app as a user feels it, through a real HTTP server on localhost.
 
 * click round trip: POST a click, get the mask back (PNG in JSON, what the browser uses),
-  with the image's embedding ready; robot-user clicks on the bundled samples.
+  with the image's embedding ready; robot-user clicks on the bundled samples, the robot looking
+  ``--think`` seconds at each mask before its next click (the app encodes the next click's zoom-in
+  crop meanwhile; ``--no-prepare-crop`` switches that off, for comparison). The slowest click and
+  its place in the object's clicks are reported.
+* box round trip: POST a box around each sample object (its bounding box, 3 px out), get the mask.
 * next image: open image k (which prefetches k+1 and k+2), wait ``--prefetch-wait`` seconds,
   then time the first click on image k+1 (embeddings not on disk: a fresh memory cache).
 * proposals: after the click round trips, one object per image is finished with a new category
@@ -103,6 +107,17 @@ def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, pred
     if not keep:
         client.call("DELETE", f"/api/images/{image_id}/clicks")
     return times
+
+
+def _box_round_trip(client: Client, image_id: int, truth: np.ndarray) -> float:
+    """The round trip (ms) of a box drawn 3 px outside an object's bounding box; then cancelled."""
+    ys, xs = np.nonzero(truth)
+    box = {"x0": float(xs.min() - 3), "y0": float(ys.min() - 3), "x1": float(xs.max() + 4), "y1": float(ys.max() + 4)}
+    t0 = time.perf_counter()
+    client.call("POST", f"/api/images/{image_id}/box", box)
+    ms = (time.perf_counter() - t0) * 1000
+    client.call("DELETE", f"/api/images/{image_id}/clicks")
+    return ms
 
 
 def _current(client: Client, image_id: int, shape: tuple[int, int]) -> np.ndarray:
@@ -224,13 +239,14 @@ def _time_proposals(client: Client, state, images: list[dict], samples: dict, cl
 
 def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, prefetch_ahead: int = 2,
             infer: str | None = None, opo_busy: bool = False, images_limit: int | None = None,
-            think: float = 0.5) -> dict:
+            think: float = 0.5, prepare_crop: bool = True) -> dict:
     """Start a server on the sample project and measure; returns the result dict.
 
     ``infer``: inference options as for ``clickmask serve --infer`` (None = the app's default).
     ``opo_busy``: time the click round trips while the OPO trainer is kept busy (see module doc).
     ``images_limit``: use only the first N sample images (quick checks).
-    ``think``: with ``opo_busy``, seconds the robot waits before each click (the trainer runs meanwhile).
+    ``think``: seconds the robot waits before each click (the next zoom-in crop is encoded meanwhile; with
+    ``opo_busy`` the trainer runs). ``prepare_crop``: False switches the early crop encoding off.
     """
     from clickmask.engine.refine import InferenceOptions
     from clickmask.engine.loader import load_predictor
@@ -245,6 +261,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     samples = {f"{s.name}.png": s.mask for s in load_samples()}
     folder = build_sample_project(Path(tempfile.mkdtemp(prefix="clickmask-bench-")))
     round_trips: list[float] = []
+    box_trips: list[float] = []
+    slowest: dict = {"ms": 0.0}
     opo_trips: dict[str, list[float]] = {c: [] for c in CONDITIONS}  # --opo-busy: per trainer condition
     opo_predict: dict[str, list[float]] = {c: [] for c in CONDITIONS}
     next_first: list[float] = []
@@ -267,7 +285,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
         # --opo-busy times the adapted click path: without the gate, the timed category's first trained
         # version is served (the gate would hold it back and the clicks would run on the plain model)
         opo_config = OPOConfig(gate=0) if opo_busy else None
-        state = AppState(store=store, predictor=predictor, prefetch_ahead=prefetch_ahead, opo_config=opo_config)
+        state = AppState(store=store, predictor=predictor, prefetch_ahead=prefetch_ahead, opo_config=opo_config,
+                         prepare_crops=prepare_crop)
         server = LiveServer(create_app(state)).start()
         client = Client(server.port)
         images = [i for i in store.list_images() if i["path"] in samples][:images_limit]
@@ -306,8 +325,13 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
             for image in images:
                 client.call("POST", f"/api/images/{image['id']}/open")
                 state.prefetcher.wait_idle(120)
-                round_trips += _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms,
-                                             server_ms)
+                trips = _robot_clicks(client, image["id"], samples[image["path"]], clicks, predict_ms, server_ms,
+                                      think=think)
+                round_trips += trips
+                k = int(np.argmax(trips))
+                if trips[k] > slowest["ms"]:
+                    slowest = {"ms": round(trips[k], 1), "image": image["path"], "click": k + 1, "round": r}
+                box_trips.append(_box_round_trip(client, image["id"], samples[image["path"]]))
             _time_proposals(client, state, images, samples, clicks, r, proposal_ms, accept_ms)
         server.stop()
         state.adaptation.close()
@@ -327,6 +351,10 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
         "images": {p: list(m.shape) for p, m in samples.items()},
         "click_round_trip": summary(round_trips) if not opo_busy else None,
         "click_predict_in_server": summary(predict_ms) if not opo_busy else None,
+        "slowest_click": slowest if not opo_busy else None,
+        "think_s": think,
+        "prepare_crop": prepare_crop,
+        "box_round_trip": summary(box_trips) if not opo_busy else None,
         "click_handler_in_server": summary(server_ms) if not opo_busy else None,
         "opo_busy": None if not opo_busy else {
             "think_s": think,
@@ -357,12 +385,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--opo-busy", action="store_true",
                         help="keep the online-adaptation trainer busy while the click round trips are timed")
     parser.add_argument("--images", type=int, default=None, help="use only the first N sample images")
-    parser.add_argument("--think", type=float, default=0.5,
-                        help="--opo-busy: seconds the robot waits before each click (untimed)")
+    parser.add_argument("--think", type=float, default=1.0,
+                        help="seconds the robot looks at each mask before its next click (untimed)")
+    parser.add_argument("--no-prepare-crop", dest="prepare_crop", action="store_false",
+                        help="do not encode the next click's zoom-in crop in the background (for comparison)")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
     return run_and_write(lambda: measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead,
-                                         args.infer, args.opo_busy, args.images, args.think), args.json_path)
+                                         args.infer, args.opo_busy, args.images, args.think,
+                                         args.prepare_crop), args.json_path)
 
 
 def run_and_write(run, json_path: Path | None) -> int:

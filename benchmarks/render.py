@@ -242,7 +242,8 @@ def app_command(path: Path, default: dict | None) -> str:
     app = load(path)
     label = infer_label(app.get("inference") or {}, default)
     infer = "" if label == "default" else f' --infer "{label}"'
-    return f"python benchmarks/app_latency.py{' --opo-busy' if app.get('opo_busy') else ''}{infer} --json {path.as_posix()}"
+    flags = (" --opo-busy" if app.get("opo_busy") else "") + ("" if app.get("prepare_crop", True) else " --no-prepare-crop")
+    return f"python benchmarks/app_latency.py{flags}{infer} --json {path.as_posix()}"
 
 
 def _timed_adapter(busy: dict) -> str:
@@ -277,7 +278,8 @@ def app_latency_section(results: Path, default: dict | None) -> list[str]:
                 f"load average (1 min) before/after {m['load_avg_1m_before']} / {m['load_avg_1m_after']}.", "",
                 "| what | median ms | p90 ms | max ms | n |", "| --- | ---: | ---: | ---: | ---: |"]
         rows = [("click_round_trip", "click -> mask round trip (embedding ready)"),
-                ("click_predict_in_server", "of which the model's prediction")]
+                ("click_predict_in_server", "of which the model's prediction"),
+                ("box_round_trip", "box -> mask round trip (embedding ready)")]
         if busy:
             rows = [((key, cond), f"{what}, trainer {cond.replace('_', ' ')}")
                     for key, what in rows for cond in ("idle", "busy", "idle_again")]
@@ -290,6 +292,11 @@ def app_latency_section(results: Path, default: dict | None) -> list[str]:
             if s:
                 out.append(f"| {what} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} | {s['n']} |")
         out.append("")
+        slow = app.get("slowest_click")
+        if slow:
+            out += [f"Slowest click: {slow['ms']:.0f} ms, click {slow['click']} on {slow['image']} (round "
+                    f"{slow['round'] + 1}); the robot looked {app['think_s']} s at each mask, and the next click's "
+                    f"zoom-in crop was {'encoded meanwhile' if app.get('prepare_crop', True) else 'not prepared'}.", ""]
         targets = app.get("targets", {})
         if app.get("click_round_trip"):
             said.append(f"a click takes a median {app['click_round_trip']['median_ms']:.0f} ms through HTTP "

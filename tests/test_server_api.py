@@ -396,3 +396,25 @@ def test_undone_clicks_come_back_with_redo_and_the_object_survives_a_restart(pro
     assert other_tab["clicks"] == []  # restored once: a second tab does not get a copy to finish twice
     restarted.delete(f"/api/images/{image}/clicks")
     assert _client(project).get(f"/api/images/{image}/mask").json()["clicks"] == []
+
+
+@pytest.mark.model
+def test_the_crop_the_next_click_zooms_into_is_encoded_while_the_user_looks(sam_predictor, tmp_path):
+    """Finding 2: after click 2 the server knows the zoom-in crop of click 3 and encodes it in the
+    background; click 3 then finds it in the cache instead of waiting for an encoder pass."""
+    from clickmask.engine.refine import InferenceOptions, InferenceStats, RefinedPredictor
+    from clickmask.server.sample import build_sample_project
+
+    root = build_sample_project(tmp_path / "sample")
+    state = AppState(store=open_project(root),
+                     predictor=RefinedPredictor(sam_predictor, InferenceOptions.parse(None)))
+    client = page_client(state)
+    image = {Path(i["path"]).stem: i["id"] for i in client.get("/api/images").json()["images"]}["rocket"]
+    for x, y, positive in [(322, 184, True), (318, 129, False)]:  # the robot's first clicks on the rocket
+        client.post(f"/api/images/{image}/clicks", json={"x": x, "y": y, "positive": positive})
+    prepared = state.sessions[(image, "")].prediction.info["next_crop"]
+    assert state.prefetcher.wait_idle(120)
+    state.predictor.stats = stats = InferenceStats()
+    client.post(f"/api/images/{image}/clicks", json={"x": 314, "y": 135, "positive": False})
+    assert state.sessions[(image, "")].prediction.info["crop"] == prepared
+    assert stats.zoom_encodes == 1 and stats.zoom_encode_ms == []  # the crop's embedding was ready

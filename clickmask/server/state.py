@@ -95,6 +95,7 @@ class AppState:
     sessions: OrderedDict[tuple[int, str], InteractiveSession] = field(default_factory=OrderedDict)
     click_lock: ClickQueue = field(default_factory=ClickQueue)
     opo_config: OPOConfig | None = None  # None: OPOConfig() (SIIS settings)
+    prepare_crops: bool = True  # encode the next click's zoom-in crop while the user looks (off: benchmarks compare)
     _current_image: int | None = None
     # the proposals last offered, by image (the OFFER_IMAGES most recent) and category: accepting one
     # shows its checked mask. More than one image, so a late answer for the image just left does not
@@ -181,8 +182,17 @@ class AppState:
             else:
                 if fresh and isinstance(self.predictor, RefinedPredictor):
                     self.predictor.set_first_token(self.granularity.preferred(category_id))
+                self.prefetcher.wait_for_crop(image_id)  # the crop this click zooms into may be on its way
                 session.add_click(click)
+            self._prepare_next_crop(image_id, session)
             return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
+
+    def _prepare_next_crop(self, image_id: int, session: InteractiveSession) -> None:
+        """Start encoding the zoom-in crop the object's next click will use, while the user looks (lock held)."""
+        if self.prepare_crops and isinstance(self.predictor, RefinedPredictor) and session.prediction is not None:
+            pixels = self.predictor.crop_to_prepare(session.prediction)
+            if pixels is not None:
+                self.prefetcher.request_crop(image_id, session.prediction.info["next_crop"], pixels)
 
     def box(self, image_id: int, box: BoxPrompt, tab: str = "", category_id: int | None = None
             ) -> tuple[InProgress, float]:
@@ -193,6 +203,7 @@ class AppState:
             session.reset()
             self.adaptation.select((image_id, tab), category_id, new_object=True)
             session.start_box(box)
+            self._prepare_next_crop(image_id, session)
             return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
 
     def choose(self, image_id: int, index: int, tab: str = "") -> InProgress:

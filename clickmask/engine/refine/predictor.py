@@ -127,6 +127,10 @@ class RefinedPredictor:
                 pred.info["crop_refused"] = crop
             else:
                 pred = zoom.paste(pred, zoomed, crop)
+        elif len(clicks) + (box is not None) + 1 == opts.zoom_from:
+            ahead = zoom.choose_crop(opts, clicks, pred, previous, (h, w), box, ahead=True)
+            if ahead is not None:
+                pred.info["next_crop"] = ahead  # the next click zooms in there: see crop_to_prepare
         if clicks and local.applies(opts, len(clicks) + (box is not None), previous is not None):
             pred = local.keep_previous_far_away(pred, previous, clicks[-1], opts)
         pred = self.polish(pred, clicks)
@@ -185,6 +189,19 @@ class RefinedPredictor:
             pred.logits = refine_boundary(self._image, pred.logits)
             self._count("boundary", t1)
         return pred
+
+    def crop_to_prepare(self, pred: Prediction | None) -> np.ndarray | None:
+        """The HxWx3 crop of the current image that the click after ``pred`` will encode (zoom), or None.
+
+        Known one click ahead (``info["next_crop"]``); the app encodes it in the
+        background (:meth:`prefetch`) while the user looks at the mask, so the
+        click that zooms in finds its embedding in the cache.
+        """
+        crop = None if pred is None or self._image is None else pred.info.get("next_crop")
+        if crop is None:
+            return None
+        x0, y0, x1, y1 = crop
+        return np.ascontiguousarray(self._image[y0:y1, x0:x1])
 
     def crop_embedding(self, crop: Box) -> np.ndarray:
         """The 1x256x64x64 embedding of the current image's crop (x0, y0, x1, y1), as zoom-in encodes it.

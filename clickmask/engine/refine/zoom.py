@@ -30,11 +30,16 @@ from clickmask.engine.refine.options import InferenceOptions
 
 
 def choose_crop(options: InferenceOptions, clicks: Sequence[Click], current: Prediction,
-                previous: Prediction | None, image_hw: tuple[int, int], user_box: BoxPrompt | None = None) -> Box | None:
+                previous: Prediction | None, image_hw: tuple[int, int], user_box: BoxPrompt | None = None,
+                ahead: bool = False) -> Box | None:
     """The crop to refine in, or None: object box (current mask + positive clicks + the user's
-    ``user_box``, which counts as one click for ``zoom_from``), expanded; the previous crop is kept while
-    the object stays inside it."""
-    if not options.zoom or len(clicks) + (user_box is not None) < options.zoom_from:
+    ``user_box``, which counts as one click for ``zoom_from``), expanded; the previous crop (or the
+    crop prepared for this click, ``info["next_crop"]``) is kept while the object stays inside it.
+
+    ``ahead``: the crop the next click will start from, as if it were made now (one click more
+    for ``zoom_from``), so that its encoding can start in the background while the user looks.
+    """
+    if not options.zoom or len(clicks) + (user_box is not None) + int(ahead) < options.zoom_from:
         return None
     h, w = image_hw
     box = bbox(current.logits > 0)
@@ -49,7 +54,7 @@ def choose_crop(options: InferenceOptions, clicks: Sequence[Click], current: Pre
         ub = user_box
         x0, y0 = max(0, min(x0, int(ub.x0))), max(0, min(y0, int(ub.y0)))
         x1, y1 = min(w, max(x1, int(np.ceil(ub.x1)))), min(h, max(y1, int(np.ceil(ub.y1))))
-    old = previous.info.get("crop") if previous is not None else None
+    old = None if previous is None else previous.info.get("crop") or previous.info.get("next_crop")
     if old is not None:
         ox0, oy0, ox1, oy1 = old
         margin = 0.05 * max(ox1 - ox0, oy1 - oy0)

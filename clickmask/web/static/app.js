@@ -479,7 +479,7 @@ async function pollStatus() {
     if (st.clicking && state.clickDone > sent) { st.clicking = false; st.busy = st.prefetch.busy; } // answered meanwhile
     state.serverBusy = st.busy;
     const pf = st.prefetch;
-    state.busyText = st.clicking ? (st.waiting ? `segmenting… (${st.waiting} more clicks waiting)` : "segmenting…") : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "ready";
+    state.busyText = st.clicking ? (st.waiting ? `segmenting… (${st.waiting} more clicks waiting)` : "segmenting…") : pf.crop ? "preparing the zoom-in for the next click…" : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "ready";
     $("#model-info").textContent = `model ${st.model_id}${st.is_fallback ? " (fallback: run 'clickmask models pull')" : ""} · ${st.project}`;
   } catch (err) {
     state.busyText = "server unreachable";
