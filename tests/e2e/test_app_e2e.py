@@ -500,3 +500,27 @@ def test_export_downloads_a_zip_and_import_takes_a_file_from_anywhere(browser, a
     _wait(page, "window.cm.state.instances.length === 1")
     assert len(store.list_instances(image["id"])) == 1
     assert not errors, errors
+
+
+def test_the_outline_tolerance_in_the_panel_sets_how_many_handles_an_object_gets(browser, app_server):
+    """Finding 7: simplified outlines with the tolerance in the UI (fewer handles for a coarser outline)."""
+    server, store = app_server
+    page = _ready_page(browser, server)
+    image = _open(page, store, "chelsea.png")
+    counts = []
+    for tolerance in ("0.5", "4"):
+        page.get_by_test_id("polygon-tolerance").fill(tolerance)
+        page.get_by_test_id("polygon-tolerance").press("Enter")
+        _wait(page, f"document.querySelector('#toast').textContent.includes('within {tolerance} px')")
+        assert store.get_setting("polygon_tolerance") == float(tolerance)
+        page.mouse.click(*_page_point(page, 200.5, 150.5))
+        _wait(page, "window.cm.state.clicks.length === 1 && !window.cm.state.clickBusy")
+        page.keyboard.press("Space")
+        _wait(page, f"window.cm.state.instances.length === {len(counts) + 1}")
+        newest = max(store.list_instances(image["id"]), key=lambda i: i["id"])
+        counts.append(sum(len(p["exterior"]) + sum(map(len, p["holes"])) for p in newest["polygons"]))
+    assert counts[1] < counts[0] / 2, counts
+    page.keyboard.press("p")
+    page.locator("[data-testid=instance-item] .name").first.click()  # the newest object is listed first
+    page.wait_for_function("window.cm.viewer.vertexPage(0) !== null")
+    assert page.evaluate("window.cm.viewer.uiLayer.find('.handle').length") == counts[1]

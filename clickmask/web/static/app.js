@@ -716,6 +716,11 @@ function bindToolbar() {
     localStorage.setItem("clickmask-proposals", ev.target.checked ? "on" : "off");
     refreshProposal();
   });
+  $("#polygon-tolerance").addEventListener("change", (ev) => guard(async () => {
+    const r = await api.putSetting("polygon_tolerance", Number(ev.target.value));
+    ev.target.blur();
+    toast(`New objects get outlines within ${r.value} px of their masks`);
+  }));
   $("#proposal-confidence").addEventListener("input", (ev) => { $("#proposal-confidence-value").textContent = `${ev.target.value}%`; });
   $("#proposal-confidence").addEventListener("change", (ev) => guard(async () => {
     await api.putSetting("proposal_confidence", Number(ev.target.value) / 100);
@@ -747,6 +752,8 @@ async function main() {
   setMode("click");
   setRadius(state.radius);
   viewer.setOpacity(0.35);
+  const tolerance = await guard(() => api.getSetting("polygon_tolerance"));
+  if (tolerance && tolerance.value !== null && tolerance.value !== undefined) $("#polygon-tolerance").value = String(tolerance.value);
   const level = await guard(() => api.getSetting("proposal_confidence"));
   if (level && level.value !== null && level.value !== undefined) {
     $("#proposal-confidence").value = String(Math.round(level.value * 100));
