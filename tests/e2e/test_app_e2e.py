@@ -524,3 +524,39 @@ def test_the_outline_tolerance_in_the_panel_sets_how_many_handles_an_object_gets
     page.locator("[data-testid=instance-item] .name").first.click()  # the newest object is listed first
     page.wait_for_function("window.cm.viewer.vertexPage(0) !== null")
     assert page.evaluate("window.cm.viewer.uiLayer.find('.handle').length") == counts[1]
+
+
+def test_the_status_line_is_in_step_with_the_mask(browser, app_server):
+    """Finding 9: once the mask shows, the status no longer says "segmenting…", even when a status poll
+    that the server answered during the click arrives later (status answers are delayed here)."""
+    server, store = app_server
+    page = browser.new_page()
+    page.add_init_script("""(() => {
+        const fetch0 = window.fetch;
+        window.fetch = (url, init) => String(url).includes('/api/status')
+            ? fetch0(url, init).then((r) => new Promise((ok) => setTimeout(() => ok(r), 600)))
+            : fetch0(url, init);
+    })();""")
+    predictor = server.state.predictor
+    predict = predictor.predict
+
+    def slow_predict(*args, **kwargs):  # each click keeps the server busy longer than a status poll period
+        time.sleep(1.0)
+        return predict(*args, **kwargs)
+
+    predictor.predict = slow_predict
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    _open(page, store, "coffee.png")
+    for n, (x, y) in enumerate([(300, 200), (150, 120), (420, 300)], start=1):
+        page.mouse.click(*_page_point(page, x + 0.5, y + 0.5))
+        _wait(page, f"window.cm.state.clicks.length === {n} && !window.cm.state.clickBusy")
+        texts = page.evaluate("""async () => {
+            const seen = [];
+            for (let i = 0; i < 25; i++) {
+                seen.push(document.querySelector('#busy-text').textContent);
+                await new Promise((ok) => setTimeout(ok, 60));
+            }
+            return seen;
+        }""")
+        assert not any("segmenting" in t for t in texts), texts
