@@ -29,3 +29,11 @@ class ModelError(ClickmaskError):
 
 class ClickError(ClickmaskError):
     """A click is invalid (outside the image, wrong type)."""
+
+
+class VideoReadError(ClickmaskError):
+    """A video file or frame folder cannot be opened, or one of its frames cannot be decoded."""
+
+
+class VolumeReadError(ClickmaskError):
+    """A volume (NIfTI, DICOM series or file) or a label volume cannot be read or does not fit."""
