@@ -401,7 +401,7 @@ def _floats(ds: Any, keyword: str, count: int) -> np.ndarray | None:
 
 
 def _has_pixels(ds: Any) -> bool:
-    return any(keyword in ds for keyword in ("PixelData", "FloatPixelData", "DoublePixelData"))
+    return any(keyword in ds for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
 
 
 @dataclass

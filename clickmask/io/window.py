@@ -77,7 +77,7 @@ def preset(name: str) -> Window:
 def window_to_uint8(values: np.ndarray, window: Window) -> np.ndarray:
     """Map ``values`` (any shape, any real dtype) through ``window`` to ``uint8`` of the same shape."""
     data = np.asarray(values, dtype=np.float64)
-    scaled = (data - window.lower) * (255.0 / float(window.width))
+    scaled = (data - window.lower) * 255.0 / float(window.width)  # multiply first: exact on whole numbers
     scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
     return np.rint(np.clip(scaled, 0.0, 255.0)).astype(np.uint8)
 
