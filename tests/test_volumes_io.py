@@ -105,6 +105,7 @@ def test_volume_slices_and_rgb():
     assert volume.data.dtype == np.float32 and volume.shape == (4, 5, 6) and volume.modality == "CT"
     assert volume.slice(0, 2).shape == (5, 6) and volume.slice(1, 4).shape == (4, 6) and volume.slice(2, 5).shape == (4, 5)
     np.testing.assert_array_equal(volume.slice(1, 3), volume.data[:, 3, :])
+    assert np.shares_memory(volume.slice(2, 1), volume.data) and not volume.slice(2, 1).flags.writeable
     assert volume.slice_spacing(0) == (1.0, 0.5) and volume.slice_spacing(2) == (3.0, 1.0)
     assert volume.num_slices(0) == 4 and volume.num_slices(2) == 6
     with pytest.raises(VolumeReadError, match="out of range"):
@@ -461,6 +462,26 @@ def test_single_dicom_file(tmp_path):
     assert load_volume(path).shape == (1, ROWS, COLS)
     mono1 = write_dicom(tmp_path / "mono1.dcm", raw_slice(3), [0, 0, 0], orientation, "7.8", 1, photometric="MONOCHROME1")
     assert load_dicom_file(mono1)[0].invert
+
+
+def test_single_dicom_file_without_geometry(tmp_path):
+    """A radiograph-like file: no position, orientation or pixel spacing; an identity grid is assumed."""
+    path = write_dicom(tmp_path / "xray.dcm", raw_slice(0), [0, 0, 0], ([1.0, 0, 0], [0, 1.0, 0]), "7.9", 1)
+    ds = pydicom.dcmread(str(path))
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness"):
+        delattr(ds, keyword)
+    ds.save_as(str(path), enforce_file_format=True)
+    volume, _ = load_dicom_file(path)
+    assert volume.shape == (1, ROWS, COLS) and volume.spacing == (1.0, 1.0, 1.0)
+    np.testing.assert_allclose(volume.affine, np.diag([-1.0, -1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(volume.slice(0, 0), raw_slice(0) * SLOPE + INTERCEPT)
+
+
+def test_load_volume_names_the_missing_file(tmp_path):
+    with pytest.raises(VolumeReadError, match=r"cannot read NIfTI volume '.*gone.nii.gz': not found"):
+        load_volume(tmp_path / "gone.nii.gz")
+    with pytest.raises(VolumeReadError, match=r"cannot read DICOM file '.*gone.dcm': not found"):
+        load_volume(tmp_path / "gone.dcm")
 
 
 def test_dicom_file_without_pixel_data(tmp_path):

@@ -139,7 +139,9 @@ class Volume:
             raise VolumeReadError(
                 f"{self.name or 'volume'}: slice {index} is out of range along {_AXIS_NAMES[axis]} (0..{count - 1})"
             )
-        plane = np.take(self.data, int(index), axis=axis)
+        where: list[slice | int] = [slice(None)] * 3
+        where[axis] = int(index)
+        plane = self.data[tuple(where)]
         plane.flags.writeable = False
         return plane
 
@@ -667,7 +669,7 @@ def load_volume(path: PathLike, modality: str | None = None) -> Volume:
     ``modality`` overrides what the file says (or, for NIfTI, the guess).
     """
     target = Path(path)
-    if target.is_file() and _is_nifti(target):
+    if _is_nifti(target) and not target.is_dir():
         return load_nifti(target, modality)
     volume, _ = load_dicom(target)
     if modality is not None:
