@@ -175,7 +175,7 @@ class VideoFile:
         stamps: list[int | None] = []
         keys: list[bool] = []
         for packet in self._container.demux(self._stream):
-            if packet.size == 0 or packet.is_discard:
+            if packet.size == 0 or getattr(packet, "is_discard", False):
                 continue
             stamps.append(packet.pts if packet.pts is not None else packet.dts)
             keys.append(bool(packet.is_keyframe))
@@ -186,7 +186,8 @@ class VideoFile:
             order = sorted(range(len(stamps)), key=lambda i: stamps[i])
             self._pts = [int(stamps[i]) for i in order]  # type: ignore[arg-type]
             self._index_of = {pts: i for i, pts in enumerate(self._pts)}
-            self._keyframes = [i for i, j in enumerate(order) if keys[j]] or [0]
+            # frame 0 counts as a keyframe: a seek to its timestamp starts at the stream's beginning
+            self._keyframes = sorted({0} | {i for i, j in enumerate(order) if keys[j]})
         else:
             self._pts = []
             self._index_of = {}
