@@ -228,8 +228,8 @@ def write_vector(path: Path, fmt: str, layer: VectorLayer) -> list[Path]:
     temp = Path(tempfile.mkdtemp(prefix=f".{target.name[:100]}.tmp-", dir=target.parent))
     try:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
+            with warnings.catch_warnings():  # pyogrio warns of a missing CRS: the export's own warning says it
+                warnings.simplefilter("ignore")
                 write(str(temp / target.name), geometry, field_data, list(FIELDS), field_mask=field_mask,
                       layer=target.stem, driver=driver, geometry_type="MultiPolygon", crs=layer.crs,
                       encoding="UTF-8" if fmt == "shapefile" else None)
