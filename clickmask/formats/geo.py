@@ -24,8 +24,9 @@ raster's geotransform, ``X = a*x + b*y + c``, ``Y = d*x + e*y + f``, so a
 vertex lands on the map position of that pixel corner (as GDAL defines the
 geotransform), and the file carries the raster's CRS. With ``crs`` (for example
 ``"EPSG:4326"``) the map coordinates are then reprojected with GDAL through
-rasterio; exteriors are counter-clockwise and holes clockwise in the output
-coordinates (RFC 7946's rule, which GIS readers accept for every format). An
+rasterio. Exteriors are counter-clockwise and holes clockwise in the output
+coordinates (RFC 7946's rule), except in a Shapefile, whose specification
+wants the opposite and which GDAL writes that way. An
 image without a CRS (a PNG, a JPEG, a plain TIFF), or an export without the
 image folder, is written in pixel coordinates (x right, y down) with no CRS,
 and a warning says so; a ``crs`` export leaves such images out (warned too).
@@ -33,7 +34,8 @@ and a warning says so; a ``crs`` export leaves such images out (warned too).
 Import (:func:`read_vector`, :func:`import_vector`) reads any vector file
 pyogrio reads, reprojects its polygons to the raster's CRS (a file without a
 CRS is taken to be in the raster's CRS, or in pixels for a raster without
-one), maps them to pixel coordinates through the inverse geotransform and
+one; a GeoJSON file without a ``crs`` member is WGS84 as RFC 7946 says, except
+on a raster without a CRS, where it is pixels as this module writes it), maps them to pixel coordinates through the inverse geotransform and
 rasterises each feature with :func:`clickmask.geometry.polygons_to_mask`
 (pixel centres inside), which gives back exactly the exported masks.
 Points and lines are skipped and counted. A CRS that cannot be transformed to
@@ -201,6 +203,7 @@ class VectorLayer:
     object_ids: list[int | None] = field(default_factory=list)
     images: list[str | None] = field(default_factory=list)
     crs: str | None = None
+    crs_declared: bool = True
 
 
 def _write_error(path: Path, exc: BaseException) -> ClickmaskError:
@@ -368,6 +371,7 @@ def read_vector(path: Path, layer: str | int | None = None) -> VectorLayer:
         return [None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values.tolist()]
 
     return VectorLayer(
+        crs_declared=not _undeclared_geojson_crs(source, meta),
         geometries=[None if g is None else shapely.from_wkb(g) for g in (geometry if count else [])],
         categories=[None if v is None else str(v) for v in column("category")],
         cat_ids=[None if v is None else int(v) for v in column("cat_id")],
@@ -375,6 +379,20 @@ def read_vector(path: Path, layer: str | int | None = None) -> VectorLayer:
         images=[None if v is None else str(v) for v in column("image")],
         crs=meta.get("crs") or None,
     )
+
+
+def _undeclared_geojson_crs(source: Path, meta: dict[str, Any]) -> bool:
+    """True for a GeoJSON file without a ``crs`` member (GDAL then reports WGS84, as RFC 7946 says)."""
+    if source.suffix.lower() not in (".geojson", ".json") or meta.get("crs") != "EPSG:4326":
+        return False
+    import json
+
+    try:
+        with open(source, encoding="utf-8-sig") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "crs" not in data
 
 
 def _pixel_polygons(geometry: Any) -> list[Polygon]:
@@ -411,6 +429,8 @@ def import_vector(source: Path, raster: Any, file_name: str | None = None) -> An
     layer = read_vector(Path(source))
     where = f"vector file '{source}'"
     geometries = layer.geometries
+    if not info.georeferenced and not layer.crs_declared:
+        layer.crs = None  # a GeoJSON without a crs member on a raster without a CRS: pixel coordinates
     if layer.crs is not None:
         if not info.georeferenced:
             raise ClickmaskError(f"{where} is in {_short(layer.crs, 40)} but raster '{info.path}' has no coordinate "
