@@ -326,3 +326,42 @@ def test_real_tile_instances_round_trip(data_root: Path, tmp_path: Path) -> None
     back = import_vector(tmp_path / "out" / f"{tile.stem}.geojson", tile)
     for inst, mask in zip(back.images[0].instances, masks):
         assert iou(inst.mask, mask) >= 0.99
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def test_app_lists_the_gis_formats_and_zips_them_reprojected(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from clickmask.engine.loader import load_predictor
+    from clickmask.server import AppState
+    from page_client import page_client
+
+    project = tmp_path / "p"
+    project.mkdir()
+    write_raster(project / "tile.tif", "EPSG:32616")
+    store = open_project(project)
+    store.add_instance(1, object_masks()[1], store.add_category("building")["id"])
+    client = page_client(AppState(store=store, predictor=load_predictor("grabcut")))
+    listed = {f["name"]: f for f in client.get("/api/export/formats").json()["formats"]}
+    assert {"geojson", "shapefile", "gpkg"} <= set(listed) and listed["gpkg"]["unassigned_policy"] == "skipped"
+    response = client.get("/api/export/shapefile.zip", params={"crs": "EPSG:4326"})
+    assert response.status_code == 200, response.text
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    (shp,) = (tmp_path / "unzipped").rglob("tile.shp")
+    assert sorted(p.suffix for p in shp.parent.iterdir()) == [".cpg", ".dbf", ".prj", ".shp", ".shx"]
+    meta, geometries, _ = read_back(shp)
+    assert CRS.from_user_input(meta["crs"]).to_epsg() == 4326 and len(shapely.get_parts(geometries[0])) == 3
+    bad = client.get("/api/export/geojson.zip", params={"crs": "EPSG:999999"})
+    assert bad.status_code >= 400 and "unknown coordinate reference system" in bad.text
+    # the GeoTIFF goes to the browser (and the model) through the raster path
+    from PIL import Image
+
+    image_id = client.get("/api/images").json()["images"][0]["id"]
+    shown = client.get(f"/api/images/{image_id}/file")
+    assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
+    pixels = np.asarray(Image.open(io.BytesIO(shown.content)))
+    assert pixels.shape == (H, W, 3) and abs(float(pixels.mean()) - 90.0) < 2.0
