@@ -290,9 +290,13 @@ def _rename_image_field(path: Path) -> None:
 def test_project_export_in_pixels_for_png_images(tmp_path: Path) -> None:
     from PIL import Image
 
+    from clickmask.io.rasters import describe_image
+
     project = tmp_path / "p"
     project.mkdir()
     Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(project / "photo.png")
+    described = describe_image(project / "photo.png", name="photo.png")
+    assert described["georeferenced"] is False and "pixel coordinates" in described["coordinate_note"]
     store = open_project(project)
     store.add_instance(1, object_masks()[0], store.add_category("thing")["id"])
     result = export_project_report(store, "geojson", tmp_path / "o")
@@ -365,3 +369,9 @@ def test_app_lists_the_gis_formats_and_zips_them_reprojected(tmp_path: Path) -> 
     assert shown.status_code == 200 and shown.headers["content-type"] == "image/jpeg"
     pixels = np.asarray(Image.open(io.BytesIO(shown.content)))
     assert pixels.shape == (H, W, 3) and abs(float(pixels.mean()) - 90.0) < 2.0
+    # its coordinates for the app: CRS and geotransform, never the absolute path
+    described = client.get(f"/api/images/{image_id}/raster").json()
+    assert described["georeferenced"] is True and described["crs"] == "EPSG:32616"
+    assert described["geotransform"] == list(CRSS["EPSG:32616"].to_gdal()) and described["path"] == "tile.tif"
+    assert described["bands"] == [1, 2, 3] and described["stretch"]["mode"] == "none"
+    assert str(tmp_path) not in json.dumps(described)

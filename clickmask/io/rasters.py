@@ -56,7 +56,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ __all__ = [
     "open_view",
     "read_window",
     "load_raster",
+    "describe_image",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -517,3 +518,26 @@ def load_raster(
         raise _error(path, f"raster is too large to read whole ({info.width}x{info.height} pixels, "
                            f"more than {MAX_IMAGE_PIXELS:,}); read it by windows")
     return read_window(path, (0, 0, info.width, info.height), view=view)
+
+
+def describe_image(path: PathLike, name: str | None = None) -> dict[str, Any]:
+    """What the app shows about an image's coordinates, as JSON; ``name`` replaces the path in it.
+
+    A georeferenced TIFF gives its :meth:`RasterInfo.to_json` plus the bands
+    shown and their stretch limits; any other image ``georeferenced: false``
+    and a sentence saying that it works in pixel coordinates.
+
+    Raises:
+        RasterReadError: a georeferenced TIFF that cannot be read.
+    """
+    shown = name if name is not None else str(path)
+    if not is_georeferenced_tiff(path):
+        return {"path": shown, "georeferenced": False, "crs": None,
+                "coordinate_note": f"'{shown}' has no coordinate reference system: it works in pixel coordinates"}
+    view = open_view(path)
+    info = view.info
+    described = replace(info, path=shown).to_json()
+    mode = view.stretch.resolved(info.dtype)
+    return {**described, "bands": list(view.bands),
+            "stretch": {"mode": mode, "low": view.stretch.low, "high": view.stretch.high,
+                        "limits": view.limits.tolist()}}
