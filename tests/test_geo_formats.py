@@ -375,3 +375,29 @@ def test_app_lists_the_gis_formats_and_zips_them_reprojected(tmp_path: Path) -> 
     assert described["geotransform"] == list(CRSS["EPSG:32616"].to_gdal()) and described["path"] == "tile.tif"
     assert described["bands"] == [1, 2, 3] and described["stretch"]["mode"] == "none"
     assert str(tmp_path) not in json.dumps(described)
+
+
+def test_bad_input_in_a_project_is_one_line_and_the_rest_keeps_working(tmp_path: Path, capsys) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    write_raster(project / "tile.tif", "EPSG:32616")
+    raw = write_raster(tmp_path / "whole.tif", "EPSG:32616").read_bytes()
+    (project / "cut.tif").write_bytes(raw[: len(raw) // 3])  # a truncated GeoTIFF
+    store = open_project(project)
+    ids = {i["path"]: i["id"] for i in store.list_images()}
+    store.add_instance(ids["tile.tif"], object_masks()[0], store.add_category("building")["id"])
+    assert main(["export", str(project), "--format", "geojson", "--out", str(tmp_path / "o")]) == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["tile.geojson"]
+    error = store.image(ids["cut.tif"])["error"]
+    assert "cut.tif" in error and "truncated" in error and "\n" not in error
+    # a vector file in a CRS that cannot be transformed: one line, status 2, nothing imported
+    mars = tmp_path / "tile.gpkg"
+    ogr_write(str(mars), np.array([shapely.to_wkb(shapely.MultiPolygon([shapely.box(1.0, 1.0, 1.001, 1.001)]))],
+                                  dtype=object), [np.array(["crater"], dtype=object)], ["category"], driver="GPKG",
+              geometry_type="MultiPolygon", crs=CRS.from_user_input("IAU_2015:49900").to_wkt())
+    capsys.readouterr()
+    assert main(["import", str(project), "--format", "gpkg", str(mars)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("clickmask: error: vector file") and "cannot transform" in err and err.count("\n") == 0
+    assert len(store.list_instances(ids["tile.tif"])) == 1 and [c["name"] for c in store.list_categories()] == [
+        "building"]

@@ -38,7 +38,8 @@ has one) and the geotransform. Pixel corners are at integer pixel coordinates
 (``(0, 0)`` is the top-left corner of the top-left pixel, the convention of
 :mod:`clickmask.geometry`), and the geotransform maps such a point ``(x, y)`` to
 map coordinates (:meth:`RasterInfo.pixel_to_map`), as GDAL's geotransform does. A
-raster without a CRS works in pixel coordinates: its transform is the identity,
+raster without a CRS (also one placed by ground control points only) works in
+pixel coordinates: its transform is the identity,
 :attr:`RasterInfo.georeferenced` is False and :attr:`RasterInfo.coordinate_note`
 says so in words for the user.
 
