@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from clickmask.formats import FORMATS
+from clickmask.formats.geo import GEO_FORMATS
 from clickmask.project import open_project
 from clickmask.project.exchange import export_project_report, import_annotations
 
@@ -17,20 +18,23 @@ def add_parser(sub) -> None:
     exp.add_argument("--format", required=True, choices=list(FORMATS))
     exp.add_argument("--out", type=Path, required=True, help="output folder")
     exp.add_argument("--tolerance", type=float, default=None,
-                     help="polygon simplification in pixels (default: 0 for coco, 1 for labelme and yolo-seg)")
+                     help="polygon simplification in pixels (default: 1 for labelme and yolo-seg, else 0)")
+    exp.add_argument("--crs", default=None,
+                     help="geojson/shapefile/gpkg: reproject to this CRS, e.g. EPSG:4326 (default: each raster's own)")
     exp.add_argument("--db", default=None, help="SQLAlchemy database URL")
 
-    imp = sub.add_parser("import", help="import COCO or LabelMe annotations into a project")
+    imp = sub.add_parser("import", help="import COCO, LabelMe or GIS vector annotations into a project")
     imp.set_defaults(run=run_import)
     imp.add_argument("project", type=Path, help="the project's image folder")
-    imp.add_argument("--format", required=True, choices=["coco", "labelme"])
-    imp.add_argument("source", type=Path, help="COCO JSON file, or LabelMe folder / JSON file")
+    imp.add_argument("--format", required=True, choices=["coco", "labelme", *GEO_FORMATS])
+    imp.add_argument("source", type=Path,
+                     help="COCO JSON file, LabelMe folder / JSON file, or a vector file named after its image")
     imp.add_argument("--db", default=None, help="SQLAlchemy database URL")
 
 
 def run_export(args: argparse.Namespace) -> int:
     store = open_project(args.project, url=args.db)
-    result = export_project_report(store, args.format, args.out, tolerance=args.tolerance)
+    result = export_project_report(store, args.format, args.out, tolerance=args.tolerance, crs=args.crs)
     print(f"wrote {len(result.files)} files to {args.out}")
     if result.unassigned:
         print(result.unassigned_message())

@@ -58,6 +58,9 @@ UNASSIGNED_POLICY: dict[str, str] = {
     "instance-png": "kept",
     "labelme": "skipped",
     "yolo-seg": "skipped",
+    "geojson": "skipped",
+    "shapefile": "skipped",
+    "gpkg": "skipped",
 }
 
 

@@ -15,6 +15,10 @@
 ``labelme``        ``<stem>.json`` per image -- :mod:`clickmask.formats.labelme`
 ``yolo-seg``       Ultralytics layout: ``images/<split>/``, ``labels/<split>/``,
                    ``data.yaml`` -- :mod:`clickmask.formats.yolo`
+``geojson``        ``<stem>.geojson`` per image, in the raster's CRS (or
+                   ``crs``) -- :mod:`clickmask.formats.geo`
+``shapefile``      ``<stem>.shp`` (with ``.shx``, ``.dbf``, ``.prj``, ``.cpg``)
+``gpkg``           ``<stem>.gpkg`` (GeoPackage)
 =================  ==========================================================
 
 ``<stem>`` is an image's ``file_name`` without its suffix, sub-folders kept
@@ -31,7 +35,8 @@ Douglas-Peucker) simplifies the polygons of ``coco``, ``labelme`` and
 ``yolo-seg``; 0 keeps the exact pixel outlines, None the format's default
 (:data:`DEFAULT_TOLERANCE`). ``bundle`` marks an export that will be moved as a
 whole (zipped): no absolute paths in it (``yolo-seg``'s ``data.yaml`` has no
-``path``) and ``labelme`` places the images next to the JSON files.
+``path``) and ``labelme`` places the images next to the JSON files. ``crs`` (GIS formats
+only) reprojects the map coordinates, e.g. ``"EPSG:4326"``.
 
 Instances without a category are handled per format
 (:data:`~clickmask.formats._common.UNASSIGNED_POLICY`): left out (``coco``,
@@ -50,6 +55,7 @@ from clickmask.errors import ClickmaskError
 from clickmask.formats._common import ExportResult, check_image_files, count_unassigned, logger
 from clickmask.formats.annotations import AnnotationSet, validate
 from clickmask.formats.coco import export_coco
+from clickmask.formats.geo import GEO_FORMATS, export_geo
 from clickmask.formats.instance_png import export_instance_png
 from clickmask.formats.labelme import export_labelme
 from clickmask.formats.voc import export_voc
@@ -58,14 +64,15 @@ from clickmask.geometry.polygons import _check_tolerance
 
 __all__ = ["FORMATS", "DEFAULT_TOLERANCE", "ExportResult", "export", "export_with_report"]
 
-FORMATS: tuple[str, ...] = ("coco", "voc", "voc-color", "instance-png", "labelme", "yolo-seg")
+FORMATS: tuple[str, ...] = ("coco", "voc", "voc-color", "instance-png", "labelme", "yolo-seg", *GEO_FORMATS)
 """Export format names accepted by :func:`export`."""
 
 
 #: Polygon simplification (pixels, Douglas-Peucker) when none is given: COCO keeps the exact pixel
 #: outlines (its polygons and RLE then decode to the exported mask); LabelMe and YOLO get outlines
 #: within a pixel of them, tens of vertices for an object instead of one per pixel step.
-DEFAULT_TOLERANCE: dict[str, float] = {"coco": 0.0, "labelme": 1.0, "yolo-seg": 1.0}
+DEFAULT_TOLERANCE: dict[str, float] = {"coco": 0.0, "labelme": 1.0, "yolo-seg": 1.0,
+                                       **{fmt: 0.0 for fmt in GEO_FORMATS}}
 
 
 def export_with_report(
@@ -76,10 +83,13 @@ def export_with_report(
     tolerance: float | None = None,
     *,
     bundle: bool = False,
+    crs: str | None = None,
 ) -> ExportResult:
     """Like :func:`export`, returning an :class:`ExportResult` (files, counts, warnings)."""
     if fmt not in FORMATS:
         raise ClickmaskError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")
+    if crs is not None and fmt not in GEO_FORMATS:
+        raise ClickmaskError(f"a coordinate reference system applies to {', '.join(GEO_FORMATS)} only, not {fmt}")
     tol = _check_tolerance(DEFAULT_TOLERANCE.get(fmt, 0.0) if tolerance is None else tolerance)
     validate(annotations)
     out = Path(out_dir)
@@ -95,6 +105,8 @@ def export_with_report(
         result = export_instance_png(annotations, out)
     elif fmt == "labelme":
         result = export_labelme(annotations, out, root, tol, bundle=bundle)
+    elif fmt in GEO_FORMATS:
+        result = export_geo(annotations, fmt, out, root, tol, crs=crs)
     else:
         result = export_yolo_seg(annotations, out, root, tol, bundle=bundle)
     count_unassigned(annotations, result)
@@ -112,13 +124,14 @@ def export(
     tolerance: float | None = None,
     *,
     bundle: bool = False,
+    crs: str | None = None,
 ) -> list[Path]:
     """Export ``annotations`` as ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; return the written files.
 
     See the module docstring for the folder layout of each format, ``image_root``,
-    ``tolerance`` and ``bundle``. Skipped instances are logged as warnings; use
+    ``tolerance``, ``bundle`` and ``crs``. Skipped instances are logged as warnings; use
     :func:`export_with_report` to get them. Raises :class:`ClickmaskError` for
     an unknown format, invalid annotations, missing or mismatched images (with
     ``image_root``) and unwritable files.
     """
-    return export_with_report(annotations, fmt, out_dir, image_root, tolerance, bundle=bundle).files
+    return export_with_report(annotations, fmt, out_dir, image_root, tolerance, bundle=bundle, crs=crs).files

@@ -16,6 +16,10 @@ Conventions for every image a user may have:
 * Palette, 1-bit, CMYK, YCbCr and other colour modes are converted to RGB by
   Pillow (embedded ICC profiles are not applied).
 * Multi-frame files (GIF, APNG, multi-page TIFF, MPO) give their first frame.
+* Georeferenced TIFFs (GeoTIFF, COG: a ``.tif``/``.tiff`` file with a CRS) are
+  read with rasterio through :mod:`clickmask.io.rasters`: any band count and
+  data type, bands 1-3 as RGB (or band 1 as gray), a per-band contrast stretch
+  that ignores nodata (uint8 data as it is). Masks are always read as below.
 * Files Pillow cannot identify are tried with OpenCV (``IMREAD_UNCHANGED``), e.g.
   Radiance HDR; EXIF orientation is not applied on that path. Both decoders
   refuse images of more than :data:`MAX_IMAGE_PIXELS` pixels.
@@ -349,6 +353,15 @@ def _owned(array: np.ndarray) -> np.ndarray:
     return np.require(array, requirements=("C_CONTIGUOUS", "WRITEABLE"))
 
 
+def _georeferenced(file: Path) -> bool:
+    """True for a GeoTIFF that :mod:`clickmask.io.rasters` reads (cheap for every other file)."""
+    if file.suffix.lower() not in (".tif", ".tiff"):
+        return False
+    from clickmask.io.rasters import is_georeferenced_tiff
+
+    return is_georeferenced_tiff(file)
+
+
 def _decode(
     kind: str,
     path: PathLike,
@@ -382,7 +395,12 @@ def load_image(path: PathLike) -> np.ndarray:
         ImageReadError: missing file, directory, empty, unrecognised, corrupt,
             truncated or oversized (decompression bomb) image.
     """
-    return _decode("image", path, _pil_to_rgb, _cv2_to_rgb)
+    file = _check_file("image", path)
+    if _georeferenced(file):
+        from clickmask.io.rasters import load_raster
+
+        return load_raster(file)
+    return _decode("image", file, _pil_to_rgb, _cv2_to_rgb)
 
 
 def load_mask(path: PathLike) -> np.ndarray:
@@ -410,6 +428,11 @@ def image_size(path: PathLike) -> tuple[int, int]:
     """
     kind = "image"
     file = _check_file(kind, path)
+    if _georeferenced(file):
+        from clickmask.io.rasters import read_info
+
+        info = read_info(file)
+        return info.width, info.height
     with _reading(kind, file):
         img = _open_pil(file)
         if img is None:
@@ -428,7 +451,8 @@ def plain_image_format(path: PathLike) -> str | None:
     That is a file Pillow reads with one frame, 8-bit RGB or grayscale pixels
     (mode ``RGB`` or ``L``) and no EXIF rotation: any image library decodes it to
     the pixels the annotator saw, so it can be shared (linked or copied) into a
-    dataset as it is. For other files (alpha, palette, 16-bit, CMYK, rotated by
+    dataset as it is. For other files (alpha, palette, 16-bit, CMYK, a GeoTIFF that is
+    stretched or has other than 1 or 3 bands or a nodata value, rotated by
     EXIF, multi-frame, or only OpenCV reads them) returns None: write the
     :func:`load_image` pixels instead.
 
@@ -437,6 +461,12 @@ def plain_image_format(path: PathLike) -> str | None:
     """
     kind = "image"
     file = _check_file(kind, path)
+    if _georeferenced(file):
+        from clickmask.io.rasters import read_info
+
+        info = read_info(file)
+        if info.dtype != "uint8" or info.count not in (1, 3) or info.nodata is not None:
+            return None  # stretched, band-selected or masked: other readers show other pixels
     with _reading(kind, file):
         img = _open_pil(file)
         if img is None:

@@ -19,6 +19,7 @@ from clickmask.formats import (
     import_coco,
     import_labelme,
 )
+from clickmask.formats.geo import GEO_FORMATS, import_vector, read_vector
 from clickmask.io.images import image_size, load_image
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
@@ -57,12 +58,14 @@ def annotation_set(store: ProjectStore, only_annotated: bool = False) -> Any:
 
 
 def export_project_report(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float | None = None,
-                          *, bundle: bool = False) -> ExportResult:
+                          *, bundle: bool = False, crs: str | None = None) -> ExportResult:
     """Write the project in format ``fmt`` to ``out_dir``; returns the :class:`ExportResult`.
 
     The project folder is the image root: ``voc``, ``voc-color`` and
     ``yolo-seg`` link (or copy) the images into the export, and so does
     ``labelme`` with ``bundle``. ``tolerance`` None is the format's default.
+    The GIS formats (``geojson``, ``shapefile``, ``gpkg``) read each GeoTIFF's
+    CRS and geotransform from the project folder; ``crs`` reprojects them.
     A folder this export creates is removed again if the export fails (a full
     disk, say), so no half-written export is left to be mistaken for a whole one.
     """
@@ -72,7 +75,7 @@ def export_project_report(store: ProjectStore, fmt: str, out_dir: Path, toleranc
     created = not out.exists()
     try:
         return export_with_report(annotation_set(store), fmt, out, image_root=store.root, tolerance=tolerance,
-                                  bundle=bundle)
+                                  bundle=bundle, crs=crs)
     except BaseException:
         if created:
             shutil.rmtree(out, ignore_errors=True)
@@ -85,7 +88,11 @@ def export_project(store: ProjectStore, fmt: str, out_dir: Path, tolerance: floa
 
 
 def guess_format(source: Path) -> str:
-    """``coco`` for a JSON file with ``annotations`` and ``images``, else ``labelme``."""
+    """``coco`` for a JSON file with ``annotations`` and ``images``, a GIS format by suffix, else ``labelme``."""
+    suffix = source.suffix.lower()
+    for fmt, (_driver, fmt_suffix) in GEO_FORMATS.items():
+        if suffix == fmt_suffix:
+            return fmt
     if source.is_file() and source.suffix.lower() == ".json":
         try:
             data = json.loads(source.read_text(encoding="utf-8"))
@@ -96,8 +103,33 @@ def guess_format(source: Path) -> str:
     return "labelme"
 
 
+def _vector_target(store: ProjectStore, source: Path) -> dict[str, Any]:
+    """The project image a vector file belongs to: its features' ``image`` attribute, else the same stem.
+
+    A GIS export writes ``<stem>.geojson`` (``.shp``, ``.gpkg``) for the image
+    ``<stem>.<ext>`` with ``image`` = the image's file name, so its files find
+    their image again.
+    """
+    images = store.list_images()
+    by_path = {i["path"]: i for i in images}
+    named = {n for n in read_vector(source).images if n}
+    if len(named) == 1 and next(iter(named)) in by_path:
+        return by_path[next(iter(named))]
+    stem = source.with_suffix("").name
+    matches = [i for i in images if Path(i["path"]).with_suffix("").name == stem]
+    if len(matches) != 1:
+        what = "no project image" if not matches else f"{len(matches)} project images"
+        raise ClickmaskError(f"vector file '{source}': {what} named '{stem}.*' (rename the file after its image); "
+                             "nothing was imported")
+    return matches[0]
+
+
 def import_annotations(store: ProjectStore, source: Path, fmt: str) -> dict[str, int]:
-    """Add the instances of a COCO JSON or LabelMe folder/file to the matching project images.
+    """Add the instances of a COCO JSON, LabelMe folder/file or GIS vector file to the matching project images.
+
+    A GIS vector file (``geojson``, ``shapefile``, ``gpkg``) goes onto one image
+    (see :func:`_vector_target`), reprojected to its CRS and rasterised
+    (:func:`clickmask.formats.geo.import_vector`).
 
     All or nothing: a declared image size that is not the real one is an error
     before anything is written, and the instances are added in one transaction.
@@ -106,8 +138,11 @@ def import_annotations(store: ProjectStore, source: Path, fmt: str) -> dict[str,
         data = import_coco(Path(source))
     elif fmt == "labelme":
         data = import_labelme(Path(source), image_root=store.root)
+    elif fmt in GEO_FORMATS:
+        image = _vector_target(store, Path(source))
+        data = import_vector(Path(source), store.image_path(image["id"]), file_name=image["path"])
     else:
-        raise ClickmaskError(f"unknown import format {fmt!r}: use coco or labelme")
+        raise ClickmaskError(f"unknown import format {fmt!r}: use coco, labelme, {', '.join(GEO_FORMATS)}")
     by_path = {i["path"]: i for i in store.list_images()}
     items, skipped = [], 0
     for ann in data.images:  # every size is checked before anything is written

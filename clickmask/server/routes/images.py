@@ -58,6 +58,13 @@ def router(state: AppState) -> APIRouter:
         data = state.images.jpeg(image_id, path)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
+    @api.get("/api/images/{image_id}/raster")
+    def image_raster(image_id: DbInt):
+        """The image's coordinates: CRS, geotransform, bands and stretch of a GeoTIFF, else pixel coordinates."""
+        from clickmask.io.rasters import describe_image
+
+        return describe_image(store.image_path(image_id), name=store.image(image_id)["path"])
+
     @api.get("/api/files/{rel:path}")
     def project_files(rel: str):
         return FileResponse(project_file(store.root, rel))

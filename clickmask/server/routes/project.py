@@ -37,11 +37,12 @@ _STORED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", 
 class ExportIn(BaseModel):
     format: str
     tolerance: float | None = None  # None: the format's default (0 for coco, 1 px for labelme and yolo-seg)
+    crs: str | None = None  # geojson/shapefile/gpkg: reproject, e.g. "EPSG:4326"; None = each raster's own
 
 
 class ImportIn(BaseModel):
     path: str
-    format: str | None = None  # coco | labelme; None = guess from the file
+    format: str | None = None  # coco | labelme | geojson | shapefile | gpkg; None = guess from the file
 
 
 class UploadIn(BaseModel):
@@ -124,7 +125,7 @@ def router(state: AppState) -> APIRouter:
     def export(body: ExportIn):
         """Export into ``.clickmask/exports/<format>-<time>/`` in the project; answers the export report."""
         out = store.root / EXPORT_DIR / f"{body.format}-{time.strftime('%Y%m%d-%H%M%S')}"
-        result = export_project_report(store, body.format, out, tolerance=body.tolerance)
+        result = export_project_report(store, body.format, out, tolerance=body.tolerance, crs=body.crs)
         return export_json(result, out, store.counts()["uncategorised"])
 
     @api.get("/api/export/formats")
@@ -139,7 +140,7 @@ def router(state: AppState) -> APIRouter:
         return {"unassigned": unassigned, "formats": formats}
 
     @api.get("/api/export/{fmt}.zip")
-    def export_zip(fmt: str, tolerance: float | None = Query(None)):
+    def export_zip(fmt: str, tolerance: float | None = Query(None), crs: str | None = Query(None, max_length=200)):
         """The export as a zip download, built in a temporary folder that is removed once it is sent.
 
         Reads the project only (a GET, so a plain link can download it). The zip
@@ -151,7 +152,7 @@ def router(state: AppState) -> APIRouter:
         name = f"{safe_name(store.root.name, 'project')}-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}"
         work = _download_folder(store.root)
         try:
-            result = export_project_report(store, fmt, work / name, tolerance=tolerance, bundle=True)
+            result = export_project_report(store, fmt, work / name, tolerance=tolerance, bundle=True, crs=crs)
             target = work / f"{name}.zip"
             zip_folder(work / name, target)
             shutil.rmtree(work / name)
