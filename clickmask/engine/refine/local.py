@@ -24,22 +24,6 @@ def applies(options: InferenceOptions, clicks: int, has_previous: bool) -> bool:
     return options.local and has_previous and 2 <= clicks <= (until or clicks)
 
 
-def click_window(previous: np.ndarray, click: Click, k: float) -> tuple[Box, float]:
-    """The square window a click reaches in HxW bool ``previous`` and the reach in pixels.
-
-    reach = max(16, ``k`` x the click's distance to the edge of the region it
-    lies in: the size of the error it marks); the window is x0, y0, x1, y1
-    (exclusive ends), cut to the image.
-    """
-    h, w = previous.shape
-    col, row = min(w - 1, max(0, int(round(click.x)))), min(h - 1, max(0, int(round(click.y))))
-    region = previous if previous[row, col] else ~previous
-    dist = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    reach = max(16.0, k * float(dist[row, col]))
-    box = (max(0, int(col - reach)), max(0, int(row - reach)), min(w, int(col + reach) + 1), min(h, int(row + reach) + 1))
-    return box, reach
-
-
 def keep_local(
     previous: np.ndarray, new: np.ndarray, click: Click, k: float = 2.5, keep: float = 0.7
 ) -> tuple[np.ndarray, Box] | None:
@@ -54,27 +38,21 @@ def keep_local(
     and ``previous`` elsewhere, the window x0, y0, x1, y1).
     """
     prev = previous > 0
-    (x0, y0, x1, y1), _ = click_window(prev, click, k)
+    h, w = prev.shape
+    col, row = min(w - 1, max(0, int(round(click.x)))), min(h - 1, max(0, int(round(click.y))))
+    region = prev if prev[row, col] else ~prev
+    dist = cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    reach = max(16.0, k * float(dist[row, col]))
+    x0, x1 = max(0, int(col - reach)), min(w, int(col + reach) + 1)
+    y0, y1 = max(0, int(row - reach)), min(h, int(row + reach) + 1)
     outside = prev.copy()
     outside[y0:y1, x0:x1] = False
     before = np.count_nonzero(outside)
     if before == 0 or np.count_nonzero(outside & (new > 0)) >= keep * before:
         return None
-    return inside_window(previous, new, (x0, y0, x1, y1)), (x0, y0, x1, y1)
-
-
-def inside_window(previous: np.ndarray, new: np.ndarray, window: Box) -> np.ndarray:
-    """HxW float32 logits: ``new`` inside ``window`` (x0, y0, x1, y1), ``previous`` elsewhere."""
-    x0, y0, x1, y1 = window
     fused = previous.astype(np.float32, copy=True)
     fused[y0:y1, x0:x1] = new[y0:y1, x0:x1]
-    return fused
-
-
-def with_mask(pred: Prediction, logits: np.ndarray, step: str, window: Box) -> Prediction:
-    """``pred`` showing ``logits``; the decoder keeps being fed ``pred``'s own low-res logits."""
-    return Prediction(logits=logits, low_res_logits=pred.low_res_logits, score=pred.score,
-                      candidates=pred.candidates, info={**pred.info, step: window})
+    return fused, (x0, y0, x1, y1)
 
 
 def keep_previous_far_away(pred: Prediction, previous: Prediction, click: Click,
@@ -83,4 +61,6 @@ def keep_previous_far_away(pred: Prediction, previous: Prediction, click: Click,
     fused = keep_local(previous.logits, pred.logits, click, options.local_k, options.local_keep)
     if fused is None:
         return pred
-    return with_mask(pred, fused[0], "local", fused[1])
+    logits, window = fused
+    return Prediction(logits=logits, low_res_logits=pred.low_res_logits, score=pred.score,
+                      candidates=pred.candidates, info={**pred.info, "local": window})

@@ -32,8 +32,6 @@ class InferenceOptions:
       refine in a crop around the object at full model resolution, :mod:`.zoom`.
     - ``local`` (``local_k``, ``local_keep``, ``local_until``): a click changes
       the mask near itself only, :mod:`.local`.
-    - ``merge`` (``merge_from``, ``merge_k``, ``merge_reach``, ``merge_share``): a
-      small correction keeps the mask beyond its reach, :mod:`.merge`.
     - ``flip``: average with the prediction on the mirrored image, :mod:`.flip`.
     - ``honor`` (``honor_radius``): a click the mask ignores adds or removes the
       small region of similar colour around it, :mod:`clickmask.engine.click_regions`.
@@ -52,11 +50,6 @@ class InferenceOptions:
     local_k: float = 2.5
     local_keep: float = 0.7
     local_until: int = 0
-    merge: bool = False
-    merge_from: int = 2
-    merge_k: float = 2.5
-    merge_reach: float = 0.25
-    merge_share: float = 0.05
     flip: bool = False
     honor: bool = False
     honor_radius: float = 0.05

@@ -9,7 +9,6 @@ click runs this pipeline; each step reads only its own options:
 2. ``flip``: average with the mirrored image (:mod:`.flip`);
 3. ``zoom``: decode again in a crop around the object and paste it (:mod:`.zoom`);
 4. ``local``: keep the previous mask far from the click if it collapsed there (:mod:`.local`);
-   ``merge``: a small correction keeps the previous mask beyond its reach (:mod:`.merge`);
 5. image-space polish: ``honor`` (:mod:`clickmask.engine.click_regions`), ``boundary``
    (:mod:`clickmask.engine.boundary`).
 """
@@ -26,7 +25,7 @@ from clickmask.engine.boundary import refine_boundary
 from clickmask.engine.click_regions import honor_clicks, lab_image
 from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction, check_clicks
-from clickmask.engine.refine import cfr, flip, local, merge, zoom
+from clickmask.engine.refine import cfr, flip, local, zoom
 from clickmask.engine.refine.first_click import pick_central
 from clickmask.engine.refine.frame import Box, Frame, satisfied
 from clickmask.engine.refine.options import InferenceOptions
@@ -134,8 +133,6 @@ class RefinedPredictor:
                 pred.info["next_crop"] = ahead  # the next click zooms in there: see crop_to_prepare
         if clicks and local.applies(opts, len(clicks) + (box is not None), previous is not None):
             pred = local.keep_previous_far_away(pred, previous, clicks[-1], opts)
-        if clicks and merge.applies(opts, len(clicks) + (box is not None), previous is not None):
-            pred = merge.keep_small_correction_local(pred, previous, clicks[-1], opts)
         pred = self.polish(pred, clicks)
         self.last_predict_ms = (time.perf_counter() - t0) * 1000
         return pred
