@@ -288,7 +288,7 @@ def app_latency_section(results: Path, default: dict | None) -> list[str]:
                  ("proposal", "first-click proposal (object map) with its mask"),
                  ("proposal_accept", "accepting the proposal (Enter) -> mask")]
         for key, what in rows:
-            s = busy[key[0]][key[1]] if isinstance(key, tuple) else app.get(key)
+            s = (busy.get(key[0]) or {}).get(key[1]) if isinstance(key, tuple) else app.get(key)
             if s:
                 out.append(f"| {what} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} | {s['n']} |")
         out.append("")
@@ -299,11 +299,14 @@ def app_latency_section(results: Path, default: dict | None) -> list[str]:
                     f"zoom-in crop was {'encoded meanwhile' if app.get('prepare_crop', True) else 'not prepared'}.", ""]
         targets = app.get("targets", {})
         if app.get("click_round_trip"):
-            said.append(f"a click takes a median {app['click_round_trip']['median_ms']:.0f} ms through HTTP "
+            box = app.get("box_round_trip")
+            said.append(f"{path.name}: a click takes a median {app['click_round_trip']['median_ms']:.0f} ms through HTTP "
                         f"(target {targets.get('click_round_trip_median_ms', '?')} ms), the first click on the "
                         f"next image {nxt['median_ms']:.0f} ms (target {targets.get('next_image_first_mask_ms', '?')} ms)"
                         + (f", a proposal {app['proposal']['median_ms']:.0f} ms and accepting it "
-                           f"{app['proposal_accept']['median_ms']:.0f} ms" if app.get("proposal") else ""))
+                           f"{app['proposal_accept']['median_ms']:.0f} ms" if app.get("proposal") else "")
+                        + (f", a box {box['median_ms']:.0f} ms" if box else "")
+                        + (f", the slowest click {slow['ms']:.0f} ms" if slow else ""))
         if busy:
             out += ["| same click, ratio to its idle-pass twin | median | 95% interval (bootstrap) | clicks |",
                     "| --- | ---: | ---: | ---: |"]
