@@ -144,21 +144,6 @@ def test_keep_local_undoes_a_collapse_but_not_a_local_correction():
     assert (fused[:, :x0] == prev[:, :x0]).all() and (fused[100, 100] > 0)
 
 
-def test_steady_takes_a_token_that_keeps_the_mask_only_when_token_0_reshapes_it():
-    from clickmask.engine.refine.steady import pick_steady
-
-    opts = InferenceOptions.parse("steady")
-    fed_back = np.where(_disk(256, 256, 128, 128, 60), 5.0, -5.0).astype(np.float32)
-    fixed = fed_back.copy()
-    fixed[_disk(256, 256, 185, 128, 6)] = -5.0  # a small correction at the edge
-    reshaped = np.where(_disk(256, 256, 100, 100, 30), 5.0, -5.0).astype(np.float32)
-    low_res = np.stack([reshaped, fixed, reshaped, fixed])
-    assert pick_steady(low_res, np.array([0.9, 0.89, 0.8, 0.5]), fed_back, 0, opts) == 1
-    assert pick_steady(low_res, np.array([0.9, 0.7, 0.8, 0.5]), fed_back, 0, opts) == 0  # scored too low
-    assert pick_steady(low_res[[1, 0, 2, 3]], np.array([0.9, 0.95, 0.8, 0.5]), fed_back, 0, opts) == 0  # token 0 kept it
-    assert pick_steady(low_res, np.array([0.9, 0.89, 0.8, 0.5]), None, 0, opts) == 0  # nothing fed back
-
-
 @pytest.mark.model
 def test_honor_adds_ignored_positive_click_regions_and_times_the_step(base):
     sam, sample = base

@@ -32,8 +32,6 @@ class InferenceOptions:
       refine in a crop around the object at full model resolution, :mod:`.zoom`.
     - ``local`` (``local_k``, ``local_keep``, ``local_until``): a click changes
       the mask near itself only, :mod:`.local`.
-    - ``steady`` (``steady_iou``, ``steady_score``, ``steady_gain``): after a corrective
-      click, a token that keeps the mask fed back when token 0 reshapes it, :mod:`.steady`.
     - ``flip``: average with the prediction on the mirrored image, :mod:`.flip`.
     - ``honor`` (``honor_radius``): a click the mask ignores adds or removes the
       small region of similar colour around it, :mod:`clickmask.engine.click_regions`.
@@ -52,10 +50,6 @@ class InferenceOptions:
     local_k: float = 2.5
     local_keep: float = 0.7
     local_until: int = 0
-    steady: bool = False
-    steady_iou: float = 0.8
-    steady_score: float = 0.02
-    steady_gain: float = 0.1
     flip: bool = False
     honor: bool = False
     honor_radius: float = 0.05

@@ -5,8 +5,7 @@ previous)``), so the app, the session and ``clickmask eval`` use either. One
 click runs this pipeline; each step reads only its own options:
 
 1. decode on the whole image, previous mask fed back: the first click's token
-   (:mod:`.first_click`, or the category's learned token) or a later click's
-   (:mod:`.steady`), then CFR (:mod:`.cfr`);
+   (:mod:`.first_click`, or the category's learned token), then CFR (:mod:`.cfr`);
 2. ``flip``: average with the mirrored image (:mod:`.flip`);
 3. ``zoom``: decode again in a crop around the object and paste it (:mod:`.zoom`);
 4. ``local``: keep the previous mask far from the click if it collapsed there (:mod:`.local`);
@@ -26,7 +25,7 @@ from clickmask.engine.boundary import refine_boundary
 from clickmask.engine.click_regions import honor_clicks, lab_image
 from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction, check_clicks
-from clickmask.engine.refine import cfr, flip, local, steady, zoom
+from clickmask.engine.refine import cfr, flip, local, zoom
 from clickmask.engine.refine.first_click import pick_central
 from clickmask.engine.refine.frame import Box, Frame, satisfied
 from clickmask.engine.refine.options import InferenceOptions
@@ -163,8 +162,6 @@ class RefinedPredictor:
             first_info["first_token"] = best
         else:
             best = self.base.select_candidate(prompt_count(inside, box), scores)
-            if opts.steady:
-                best = steady.pick_steady(low_res, scores, mask_input, best, opts)
         current, score = low_res[best], float(scores[best])
         logits = frame.upsample(current)
         passes = opts.cfr if prompt_count(clicks, box) > 1 else 0
