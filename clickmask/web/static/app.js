@@ -7,7 +7,7 @@ const $ = (sel) => document.querySelector(sel);
 const state = {
   images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
   selected: null, selectedOnPurpose: false, clicks: [], box: null, choice: { index: 0, count: 0 }, mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
-  busyText: "ready", clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
+  busyText: "ready", prefetchText: "", statusSent: 0, statusClicking: false, clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
 };
 window.cm = { state }; // handle for the end-to-end test and for debugging (refreshAdaptation added below)
 let proposalEpoch = 0; // bumped by every click and image change: an older proposal answer is stale
@@ -462,8 +462,11 @@ function updateBusy() {
   const el = $("#busy");
   let text = "ready";
   const waited = state.clickBusy ? (performance.now() - state.clickStarted) / 1000 : 0;
+  // a status asked for before this tab's click ended may say "segmenting" about that very click
+  const stale = state.statusClicking && state.clickDone > state.statusSent;
   if (state.clickBusy) text = waited >= 1 ? `segmenting… ${waited.toFixed(1)} s` : "segmenting…";
-  else if (state.serverBusy) text = state.busyText;
+  else if (state.serverBusy && !stale) text = state.busyText;
+  else if (state.serverBusy && state.prefetchText) text = state.prefetchText;
   else if (state.pending) text = "saving…";
   el.className = text === "ready" ? "idle" : "";
   $("#busy-text").textContent = text === "ready" && state.lastClickMs ? `ready · last click ${Math.round(state.lastClickMs)} ms` : text;
@@ -476,10 +479,12 @@ async function pollStatus() {
   try {
     const sent = performance.now();
     const st = await fetch("/api/status").then((r) => r.json());
-    if (st.clicking && state.clickDone > sent) { st.clicking = false; st.busy = st.prefetch.busy; } // answered meanwhile
     state.serverBusy = st.busy;
+    state.statusSent = sent;
+    state.statusClicking = st.clicking;
     const pf = st.prefetch;
-    state.busyText = st.clicking ? (st.waiting ? `segmenting… (${st.waiting} more clicks waiting)` : "segmenting…") : pf.crop ? "preparing the zoom-in for the next click…" : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "ready";
+    state.prefetchText = pf.crop ? "preparing the zoom-in for the next click…" : pf.busy ? `encoding ${imageName(pf.current ?? pf.queued[0])} (${pf.queued.length} queued)…` : "";
+    state.busyText = st.clicking ? (st.waiting ? `segmenting… (${st.waiting} more clicks waiting)` : "segmenting…") : state.prefetchText || "ready";
     $("#model-info").textContent = `model ${st.model_id}${st.is_fallback ? " (fallback: run 'clickmask models pull')" : ""} · ${st.project}`;
   } catch (err) {
     state.busyText = "server unreachable";
