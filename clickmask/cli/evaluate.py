@@ -57,8 +57,13 @@ def add_parser(sub) -> None:
                          "pair of parts and whole object, with the next object of its category as the reference")
     ev.add_argument("--configs", default=None, metavar="SPEC",
                     help="with --reference: 'name:uses;...' or known names (default: none, choose_positive_only, "
-                         "choose, prior, points, all_positive_only, all); uses from choose, prior, points, "
+                         "choose, prior, points, all); uses from choose, prior, points, "
                          "positive_only, or 'none'")
+    ev.add_argument("--every", type=int, default=1, metavar="N",
+                    help="with --reference: every N-th target only (a quick, spread-out subset; default 1 = all)")
+    ev.add_argument("--noc-every", type=int, default=1, metavar="N",
+                    help="with --reference: click up to --max-clicks on every N-th target only, once on the "
+                         "others (IoU after the first click on all, NoC on those; default 1 = all)")
     ev.add_argument("--local", type=int, default=0, metavar="K",
                     help="with --reference: K local positive prototypes (k-means) besides the mean (default 0)")
 
@@ -98,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
         return run_sequential(args)
     if args.reference:
         return run_reference(args)
-    if args.configs is not None or args.local:
-        raise ClickmaskError("--configs and --local need --reference")
+    if args.configs is not None or args.local or args.every != 1 or args.noc_every != 1:
+        raise ClickmaskError("--configs, --every, --noc-every and --local need --reference")
     if args.categories is not None:
         raise ClickmaskError("--categories needs --sequential")
     root = args.data_root or default_data_root()
@@ -167,6 +172,7 @@ def run_reference(args: argparse.Namespace) -> int:
     root = (args.data_root or default_data_root()) / args.dataset
     with tqdm(desc=f"{args.dataset} reference", unit="target", disable=None) as bar:
         report = run_reference_benchmark(predictor, root, configs, max_clicks=args.max_clicks, limit=args.limit,
+                                         every=args.every, noc_every=args.noc_every,
                                          local=args.local, on_result=lambda: bar.update(1))
     report["dataset"] = args.dataset
     report["model"] = predictor.model_id

@@ -53,7 +53,7 @@ from clickmask.learning.click_bank import SIDE, _cell_fraction, _check_hw, _grid
 
 EPS = 1e-6
 PRIOR_SCALE = 4.0  # mask-input logits: similarity differences in units of their spread, times this
-POINT_MARGIN = 0.15  # a prototype "clearly wins" a cell when it is this much more similar (cosine)
+POINT_MARGIN = 0.2  # a prototype "clearly wins" a cell when it is this much more similar (cosine)
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -266,7 +266,7 @@ def prior_low_res(reference: Reference, embedding: np.ndarray, image_hw: tuple[i
 
 def auto_points(reference: Reference, embedding: np.ndarray, image_hw: tuple[int, int], click: Click,
                 region: np.ndarray, margin: float = POINT_MARGIN, side: int = SIDE,
-                negatives: int = 1, positives: int = 1) -> list[Click]:
+                negatives: int = 1, positives: int = 0) -> list[Click]:
     """Automatic prompts inside ``region`` (GxG bool cells around the click): up to ``negatives``
     negative clicks at the cells where the negative prototype wins by more than ``margin`` (most
     first), and up to ``positives`` positive clicks where the positive one wins by more than
