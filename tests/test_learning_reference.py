@@ -248,3 +248,64 @@ def test_part_reference_beats_no_reference_on_a_real_part(sam_predictor, data_ro
     assert len(pred.candidates) == 3  # the other readings stay available (Tab)
     predictor.set_reference(None)
     assert iou(gt, predictor.predict([click]).mask) == pytest.approx(without)
+
+
+# the command ----------------------------------------------------------------------------------------------------
+
+def _run(capsys, *argv):
+    from clickmask.cli import main
+
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _part_dataset(root, n: int = 2):
+    """A tiny part dataset: n images of one 'toy' object, a red head touching a blue torso."""
+    from PIL import Image
+
+    folder = root / "Parts"
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    listing = []
+    for i in range(n):
+        img = np.full((120, 160, 3), 40, np.uint8)
+        head = np.zeros((120, 160), bool)
+        torso = np.zeros((120, 160), bool)
+        head[30:60, 40 + 5 * i:70 + 5 * i] = True
+        torso[60:100, 30 + 5 * i:110 + 5 * i] = True
+        img[head] = (200, 40, 40)
+        img[torso] = (40, 40, 200)
+        Image.fromarray(img).save(folder / "images" / f"im{i}.jpg")
+        for part, mask in (("object", head | torso), ("head", head), ("torso", torso)):
+            name = f"im{i}_o1-{part}.png"
+            Image.fromarray((mask * 255).astype(np.uint8)).save(folder / "masks" / name)
+            listing.append({"mask": name, "image": f"im{i}.jpg", "object": 1, "category": "toy", "part": part,
+                            "area": int(mask.sum())})
+    (folder / "parts.json").write_text(json.dumps(listing))
+    return folder
+
+
+def test_reference_options_need_reference(tmp_path, capsys):
+    code, _, err = _run(capsys, "eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--configs", "none")
+    assert code == 2 and "need --reference" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(capsys, "eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--reference",
+                        "--configs", "x:choose,magic")
+    assert code == 2 and "magic" in err
+
+
+def test_eval_reference_on_a_tiny_part_dataset(model_spec, tmp_path, capsys):
+    _part_dataset(tmp_path)
+    out_json = tmp_path / "ref.json"
+    code, out, err = _run(capsys, "eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--reference",
+                          "--max-clicks", "2", "--configs", "none;choose;all", "--json", str(out_json))
+    assert code == 0, err
+    report = json.loads(out_json.read_text())
+    # per image: head, torso, head+torso (touching), the whole object; each has the other image as reference
+    assert report["targets"] == 8 and report["skipped"] == 0
+    assert set(report["configs"]) == {"none", "choose", "all"}
+    entry = report["configs"]["choose"]
+    assert entry["n"] == 8 and entry["n_noc"] == 8 and set(entry["noc"]) == {"80", "85", "90"}
+    assert 0.0 <= entry["iou1"] <= 1.0 and "iou1_points" in entry["vs_none"]
+    assert set(entry["by_kind"]) == {"part", "pair", "object"}
+    assert "NoC@85" in out and "choose" in out
