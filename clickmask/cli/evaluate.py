@@ -170,10 +170,16 @@ def run_reference(args: argparse.Namespace) -> int:
         if predictor is None:
             raise ClickmaskError("--reference needs a SAM model (not the GrabCut fallback)")
     root = (args.data_root or default_data_root()) / args.dataset
+
+    def partial(report: dict) -> None:  # a long run leaves its numbers so far
+        write_json({**report, "dataset": args.dataset, "model": predictor.model_id, "infer": infer.changed()},
+                   args.json_path)
+
     with tqdm(desc=f"{args.dataset} reference", unit="target", disable=None) as bar:
         report = run_reference_benchmark(predictor, root, configs, max_clicks=args.max_clicks, limit=args.limit,
                                          every=args.every, noc_every=args.noc_every,
-                                         local=args.local, on_result=lambda: bar.update(1))
+                                         local=args.local, on_result=lambda: bar.update(1),
+                                         on_partial=partial if args.json_path else None)
     report["dataset"] = args.dataset
     report["model"] = predictor.model_id
     report["infer"] = infer.changed()

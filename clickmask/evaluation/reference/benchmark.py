@@ -106,6 +106,7 @@ def run_benchmark(
     noc_every: int = 1,
     local: int = 0,
     on_result: Callable[[], None] | None = None,
+    on_partial: Callable[[dict], None] | None = None,
 ) -> dict:
     """Evaluate every target of ``root`` (``parts.json``, ``images/``, ``masks/``) under ``configs``.
 
@@ -113,7 +114,9 @@ def run_benchmark(
     subset for quick ablations); ``limit``: then the first N of them only; ``noc_every``: the
     robot clicks up to ``max_clicks`` on every N-th of those targets only, and once on the others
     (IoU after the first click is over all targets, NoC over the clicked-through ones);
-    ``local``: local prototypes per reference. Returns the report (:func:`build_report`).
+    ``local``: local prototypes per reference; ``on_partial``: given the report so far after each
+    image (``"complete": false``), so a long run leaves its numbers if stopped. Returns the report
+    (:func:`build_report`, ``"complete": true``).
     """
     root = Path(root)
     if not (root / "parts.json").is_file():
@@ -136,6 +139,7 @@ def run_benchmark(
         return images[name]
 
     full = {t.name for t in targets[::max(1, noc_every)]}
+    options = {"local": local, "limit": limit, "every": every, "noc_every": noc_every}
     for image_name in sorted(by_image):
         for target in by_image[image_name]:
             gt, pos, neg = target_masks(root, target)
@@ -151,8 +155,11 @@ def run_benchmark(
                 results[name].append(TargetResult(target.name, target.kind, ious, ms, token, clicks > 1))
             if on_result is not None:
                 on_result()
-    return build_report(results, configs, pairing.skipped, len(pairing.targets), max_clicks,
-                        {"local": local, "limit": limit, "every": every, "noc_every": noc_every})
+        if on_partial is not None:
+            on_partial({**build_report(results, configs, pairing.skipped, len(pairing.targets), max_clicks,
+                                       options), "complete": False})
+    return {**build_report(results, configs, pairing.skipped, len(pairing.targets), max_clicks, options),
+            "complete": True}
 
 
 def summarize(results: list[TargetResult], max_clicks: int) -> dict:
