@@ -37,6 +37,7 @@ Plain NumPy (and OpenCV for resizing); no state besides what the objects hold.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 from typing import Sequence
 
@@ -45,6 +46,7 @@ import numpy as np
 
 from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction, check_clicks
+from clickmask.engine.refine import sam_model
 from clickmask.engine.refine.first_click import pick_central
 from clickmask.engine.refine.frame import Frame
 from clickmask.engine.sam_onnx import LOW_RES
@@ -342,13 +344,19 @@ class ReferencePredictor:
     with the switched-on uses, then polished by the inner predictor's
     image-space steps; every later click is the inner predictor's, fed the
     first mask back. ``info["reference"]`` records what the reference did.
+    With a reference, the first click's token is the reference's choice (a
+    category's learned first-click token, ``set_first_token``, waits until the
+    reference is cleared) and ``flip`` does not apply to it.
     """
 
     is_fallback = False
 
     def __init__(self, inner, reference: Reference | None = None, uses: ReferenceUses = ReferenceUses()) -> None:
+        base = sam_model(inner)
+        if base is None:
+            raise ClickmaskError("a reference needs the SAM model's embeddings and decoder (not the GrabCut fallback)")
         self.inner = inner
-        self.base = inner.base
+        self.base = base
         self.model_id = inner.model_id
         self.reference = reference
         self.uses = uses
@@ -377,7 +385,8 @@ class ReferencePredictor:
         return self.inner.polish(pred, clicks)
 
     def set_first_token(self, token: int | None) -> None:
-        self.inner.set_first_token(token)
+        if hasattr(self.inner, "set_first_token"):
+            self.inner.set_first_token(token)
 
     @property
     def last_embed_ms(self) -> float:
@@ -396,8 +405,6 @@ class ReferencePredictor:
         """The inner prediction, except an object's first click with a reference (see the class doc)."""
         if self.reference is None or box is not None or len(clicks) != 1:
             return self.inner.predict(clicks, previous, box)
-        import time
-
         t0 = time.perf_counter()
         h, w = self.image_size
         check_clicks(clicks, h, w)
@@ -422,7 +429,7 @@ class ReferencePredictor:
         low_res, scores = frame.decode(coords, labels, None)
         info: dict = {}
         default = (pick_central(low_res, scores, coords[0] * LOW_RES / base.side)
-                   if getattr(self.inner.options, "first", "sam") == "central" and len(scores) > 1
+                   if getattr(getattr(self.inner, "options", None), "first", "sam") == "central" and len(scores) > 1
                    else base.select_candidate(1, scores))
         region = self._region(low_res, g)
         if uses.prior:
