@@ -632,6 +632,22 @@ def page(results: Path) -> list[str]:
     return out
 
 
+def reference_command(path: Path, default: dict | None) -> str:
+    """The ``clickmask eval --reference`` command of a reference result (``*_reference*.json``)."""
+    r = load(path)
+    opts = r.get("options", {})
+    flags = "".join(f" --{flag} {opts[key]}" for key, flag, unset in
+                    (("every", "every", 1), ("noc_every", "noc-every", 1), ("local", "local", 0),
+                     ("limit", "limit", None)) if opts.get(key, unset) != unset)
+    configs = ";".join(f"{name}:{c['uses']}" for name, c in r["configs"].items())
+    from clickmask.evaluation.reference.benchmark import CONFIGS
+    if configs != ";".join(f"{name}:{uses}" for name, uses in CONFIGS.items()):
+        flags += f' --configs "{configs}"'
+    infer = eval_infer_flag(r.get("infer", {}), default)
+    return (f"clickmask eval --dataset {r['dataset']} --reference{infer}{flags} --disk-cache "
+            f"--json {path.as_posix()}")
+
+
 def commands(results: Path) -> list[str]:
     """Every command of the runs the page shows, by section."""
     default = default_options(results)
@@ -654,6 +670,10 @@ def commands(results: Path) -> list[str]:
     if seq:
         sections.append(("Sequential annotation", ["export CLICKMASK_THREADS=1"]
                          + [sequential_command(p, default) for p in seq]))
+    reference = sorted(results.glob("*_reference*.json"))
+    if reference:
+        sections.append(("Reference-guided segmentation (PascalPart)", ["export CLICKMASK_THREADS=1"]
+                         + [reference_command(p, default) for p in reference]))
     training = training_section(results / "training", default, "")
     if training:
         start = training.index("```bash") + 1

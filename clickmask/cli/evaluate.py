@@ -52,6 +52,20 @@ def add_parser(sub) -> None:
                          f"{','.join(LEARN_PARTS)} (default: all, the app's configuration) or 'none' (the baseline)")
     ev.add_argument("--categories", default=None, metavar="A,B",
                     help="with --sequential: only these sequences (category or video names)")
+    ev.add_argument("--reference", action="store_true",
+                    help="reference-guided segmentation on a part dataset (PascalPart): every part, touching "
+                         "pair of parts and whole object, with the next object of its category as the reference")
+    ev.add_argument("--configs", default=None, metavar="SPEC",
+                    help="with --reference: 'name:uses;...' or known names (default: none, choose_positive_only, "
+                         "choose, prior, points, all); uses from choose, prior, points, "
+                         "positive_only, or 'none'")
+    ev.add_argument("--every", type=int, default=1, metavar="N",
+                    help="with --reference: every N-th target only (a quick, spread-out subset; default 1 = all)")
+    ev.add_argument("--noc-every", type=int, default=1, metavar="N",
+                    help="with --reference: click up to --max-clicks on every N-th target only, once on the "
+                         "others (IoU after the first click on all, NoC on those; default 1 = all)")
+    ev.add_argument("--local", type=int, default=0, metavar="K",
+                    help="with --reference: K local positive prototypes (k-means) besides the mean (default 0)")
 
 
 def parse_learn(text: str) -> set[str]:
@@ -83,8 +97,14 @@ def load_eval_predictor(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     if args.max_clicks < 1:
         raise ClickmaskError(f"--max-clicks must be at least 1, got {args.max_clicks}")
+    if args.sequential and args.reference:
+        raise ClickmaskError("--sequential and --reference are separate benchmarks: choose one")
     if args.sequential:
         return run_sequential(args)
+    if args.reference:
+        return run_reference(args)
+    if args.configs is not None or args.local or args.every != 1 or args.noc_every != 1:
+        raise ClickmaskError("--configs, --every, --noc-every and --local need --reference")
     if args.categories is not None:
         raise ClickmaskError("--categories needs --sequential")
     root = args.data_root or default_data_root()
@@ -128,6 +148,42 @@ def run_sequential(args: argparse.Namespace) -> int:
                            max_clicks=args.max_clicks, mask_feedback=not args.no_mask_feedback,
                            limit=args.limit, categories=categories, described=infer.changed())
     print(format_sequential(report))
+    if args.json_path:
+        write_json(report, args.json_path)
+        print(f"wrote {args.json_path}")
+    return 0
+
+
+def run_reference(args: argparse.Namespace) -> int:
+    from clickmask.evaluation.reference.benchmark import format_table as format_reference
+    from clickmask.evaluation.reference.benchmark import parse_configs
+    from clickmask.evaluation.reference.benchmark import run_benchmark as run_reference_benchmark
+
+    if args.adapter is not None or args.plot is not None or args.categories is not None:
+        raise ClickmaskError("--adapter, --plot and --categories do not apply to --reference")
+    configs = parse_configs(args.configs)
+    infer = InferenceOptions.parse(args.infer)
+    # references and zoom crops are re-read many times: keep more embeddings in memory
+    predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer, memory_items=48)
+    if not isinstance(predictor, RefinedPredictor):
+        predictor = RefinedPredictor(predictor, infer) if hasattr(predictor, "decode_candidates") else None
+        if predictor is None:
+            raise ClickmaskError("--reference needs a SAM model (not the GrabCut fallback)")
+    root = (args.data_root or default_data_root()) / args.dataset
+
+    def partial(report: dict) -> None:  # a long run leaves its numbers so far
+        write_json({**report, "dataset": args.dataset, "model": predictor.model_id, "infer": infer.changed()},
+                   args.json_path)
+
+    with tqdm(desc=f"{args.dataset} reference", unit="target", disable=None) as bar:
+        report = run_reference_benchmark(predictor, root, configs, max_clicks=args.max_clicks, limit=args.limit,
+                                         every=args.every, noc_every=args.noc_every,
+                                         local=args.local, on_result=lambda: bar.update(1),
+                                         on_partial=partial if args.json_path else None)
+    report["dataset"] = args.dataset
+    report["model"] = predictor.model_id
+    report["infer"] = infer.changed()
+    print(format_reference(report))
     if args.json_path:
         write_json(report, args.json_path)
         print(f"wrote {args.json_path}")

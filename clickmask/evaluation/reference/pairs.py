@@ -1,0 +1,195 @@
+"""Targets and their references on a part dataset (PascalPart's ``parts.json`` listing).
+
+The protocol (RefCut's combination evaluation, as issue 24 states it):
+
+- a *sample* is one object of an image (``image``, ``object`` number) of a category; its
+  entries in the listing are its parts (``part`` names) and its whole mask (``part == "object"``);
+- the *targets* of a sample are each single part of at least ``min_area`` pixels, every pair
+  of such parts that touch (the masks, each dilated by ``touch_px`` pixels, overlap) and the
+  whole object (when the sample has at least one such part);
+- the *reference* of a target is the next sample of the same category in lexicographic
+  order of (image file name, object number), wrapping around to the first; its positive
+  mask is the union of its parts with the target's part names (any area), its negative
+  mask the rest of its object. A target whose reference lacks one of the part names (or
+  whose category has one sample only) is skipped and counted.
+
+Everything here is plain data: masks are loaded by the caller (:func:`load_mask`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import cv2
+import numpy as np
+
+from clickmask.errors import DatasetError
+
+WHOLE = "object"  # the part name of an object's whole mask in the listing
+MIN_AREA = 100
+TOUCH_PX = 2
+
+
+@dataclass(frozen=True)
+class PartEntry:
+    """One mask of the listing: ``mask`` file name (under ``masks/``), its image, object, category, part, area."""
+
+    mask: str
+    image: str
+    object: int
+    category: str
+    part: str
+    area: int
+
+
+@dataclass
+class ObjectSample:
+    """One object: its whole mask entry and its part entries by name."""
+
+    image: str
+    object: int
+    category: str
+    whole: PartEntry | None = None
+    parts: dict[str, PartEntry] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The lexicographic sort key: (image file name, object number)."""
+        return (self.image, self.object)
+
+    @property
+    def name(self) -> str:
+        return f"{Path(self.image).stem}_o{self.object}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One evaluation target and its reference.
+
+    ``parts``: the part names whose union is the target (empty tuple = the whole object);
+    ``kind``: "part", "pair" or "object".
+    """
+
+    sample: ObjectSample
+    parts: tuple[str, ...]
+    kind: str
+    reference: ObjectSample
+
+    @property
+    def name(self) -> str:
+        return f"{self.sample.name}:{'+'.join(self.parts) or WHOLE}"
+
+
+@dataclass
+class Pairing:
+    """The targets with a reference, and the skipped ones (name -> reason)."""
+
+    targets: list[Target]
+    skipped: dict[str, str]
+
+
+def read_listing(path: Path) -> list[PartEntry]:
+    """Parse ``parts.json`` (a list of {mask, image, object, category, part, area, ...})."""
+    try:
+        items = json.loads(Path(path).read_text())
+        return [PartEntry(str(e["mask"]), str(e["image"]), int(e["object"]), str(e["category"]), str(e["part"]),
+                          int(e["area"])) for e in items]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"cannot read the part listing '{path}': {exc}") from None
+
+
+def group_samples(entries: Iterable[PartEntry]) -> list[ObjectSample]:
+    """The objects of a listing, in lexicographic order of (image, object number)."""
+    samples: dict[tuple[str, int], ObjectSample] = {}
+    for e in entries:
+        s = samples.setdefault((e.image, e.object), ObjectSample(e.image, e.object, e.category))
+        if e.part == WHOLE:
+            s.whole = e
+        else:
+            s.parts[e.part] = e
+    return [samples[k] for k in sorted(samples)]
+
+
+def next_of_category(samples: list[ObjectSample]) -> dict[tuple[str, int], ObjectSample | None]:
+    """Each sample's reference: the next sample of its category in order, wrapping; None when alone."""
+    by_cat: dict[str, list[ObjectSample]] = defaultdict(list)
+    for s in sorted(samples, key=lambda s: s.key):
+        by_cat[s.category].append(s)
+    out: dict[tuple[str, int], ObjectSample | None] = {}
+    for group in by_cat.values():
+        for i, s in enumerate(group):
+            out[s.key] = group[(i + 1) % len(group)] if len(group) > 1 else None
+    return out
+
+
+def touching(a: np.ndarray, b: np.ndarray, px: int = TOUCH_PX) -> bool:
+    """Whether two HxW bool masks touch: each dilated by ``px`` pixels, they overlap."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    da = cv2.dilate(a.astype(np.uint8), kernel) > 0
+    db = cv2.dilate(b.astype(np.uint8), kernel) > 0
+    return bool((da & db).any())
+
+
+def build_targets(
+    samples: list[ObjectSample],
+    load: Callable[[PartEntry], np.ndarray],
+    min_area: int = MIN_AREA,
+    touch_px: int = TOUCH_PX,
+) -> Pairing:
+    """Every target of every sample with parts, paired with its reference (see the module doc).
+
+    ``load``: reads an entry's HxW bool mask (for the touching test).
+    """
+    refs = next_of_category(samples)
+    targets: list[Target] = []
+    skipped: dict[str, str] = {}
+    for s in samples:
+        parts = sorted(p for p, e in s.parts.items() if e.area >= min_area)
+        if not parts or s.whole is None:
+            continue
+        candidates: list[tuple[tuple[str, ...], str]] = [((p,), "part") for p in parts]
+        masks = {p: load(s.parts[p]) for p in parts}
+        for i, a in enumerate(parts):
+            for b in parts[i + 1:]:
+                if touching(masks[a], masks[b], touch_px):
+                    candidates.append(((a, b), "pair"))
+        candidates.append(((), "object"))
+        ref = refs[s.key]
+        for names, kind in candidates:
+            target = Target(s, names, kind, ref)  # type: ignore[arg-type]
+            if ref is None:
+                skipped[target.name] = "no other sample of the category"
+            elif ref.whole is None:
+                skipped[target.name] = f"reference {ref.name} has no whole-object mask"
+            elif missing := [p for p in names if p not in ref.parts]:
+                skipped[target.name] = f"reference {ref.name} lacks {', '.join(missing)}"
+            else:
+                targets.append(target)
+    return Pairing(targets, skipped)
+
+
+def load_mask(root: Path, entry: PartEntry) -> np.ndarray:
+    """The HxW bool mask of a listing entry (``root/masks/<mask>``, > 0 is inside)."""
+    path = Path(root) / "masks" / entry.mask
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise DatasetError(f"cannot read mask '{path}'")
+    return mask > 0
+
+
+def target_masks(root: Path, target: Target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target gt, reference positive, reference negative), HxW bool each (the reference's in its image)."""
+    s, ref = target.sample, target.reference
+    assert s.whole is not None and ref.whole is not None
+    if target.parts:
+        gt = np.logical_or.reduce([load_mask(root, s.parts[p]) for p in target.parts])
+        pos = np.logical_or.reduce([load_mask(root, ref.parts[p]) for p in target.parts])
+    else:
+        gt = load_mask(root, s.whole)
+        pos = load_mask(root, ref.whole)
+    neg = load_mask(root, ref.whole) & ~pos
+    return gt, pos, neg
