@@ -49,7 +49,7 @@ class PropagationOptions:
     temperature: float = TEMPERATURE
     every: int = 5
     max_periodic: int = 2
-    max_annotated: int = 1
+    max_annotated: int = 0
     dims: int = 64
     center: bool = True
     decode: DecodeOptions = field(default_factory=DecodeOptions)
