@@ -325,3 +325,16 @@ def test_protocol_on_real_davis_sequences(model_spec, davis):
         results.append(res)
     report = summarize_runs(results)
     assert report["n"] == 2 and 0 < report["r_auc_jf"] < 1
+
+
+@pytest.mark.parametrize("m", [20, 100, 1000, 2304 * 3 + 5])
+def test_two_step_top_k_is_exact(m):
+    from clickmask.propagation.readout import top_k
+
+    rng = np.random.default_rng(m)
+    sim = rng.standard_normal((50, m)).astype(np.float32)
+    k = 20
+    idx, values = top_k(sim, k)
+    expected = np.sort(sim, axis=1)[:, -min(k, m):]
+    assert np.allclose(np.sort(values, axis=1), expected)
+    assert np.allclose(np.take_along_axis(sim, np.asarray(idx), axis=1), values)
