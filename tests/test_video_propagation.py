@@ -338,3 +338,37 @@ def test_two_step_top_k_is_exact(m):
     expected = np.sort(sim, axis=1)[:, -min(k, m):]
     assert np.allclose(np.sort(values, axis=1), expected)
     assert np.allclose(np.take_along_axis(sim, np.asarray(idx), axis=1), values)
+
+
+# --- the command ----------------------------------------------------------------------
+def test_eval_video_options():
+    from clickmask.cli import build_parser
+    from clickmask.cli.eval_video import parse_propagation
+    from clickmask.errors import ClickmaskError
+
+    args = build_parser().parse_args(["eval-video", "--dataset", "DAVIS2016_dev", "--limit", "2", "--pointer"])
+    assert args.dataset == "DAVIS2016_dev" and args.limit == 2 and args.pointer and args.fusion == "fuse"
+    opts = parse_propagation("k=10,dims=256,box=0,negatives=1", "overwrite")
+    assert (opts.k, opts.dims, opts.fusion) == (10, 256, "overwrite")
+    assert opts.decode.box is False and opts.decode.negatives == 1
+    with pytest.raises(ClickmaskError, match="unknown propagation option"):
+        parse_propagation("nope=1", "fuse")
+    with pytest.raises(ClickmaskError):
+        parse_propagation("k=ten", "fuse")
+
+
+def test_eval_video_command_on_a_tiny_sequence(model_spec, davis, data_root, tmp_path, capsys):
+    import json
+
+    from clickmask.cli import main
+
+    out = tmp_path / "video.json"
+    code = main(["eval-video", "--dataset", "DAVIS2016_dev", "--data-root", str(data_root), "--limit", "1",
+                 "--frames", "4", "--rounds", "2", "--pointer", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    for run in ("gt", "pointer"):
+        assert report[run]["n"] == 1 and len(report[run]["jf"]) == 2
+        assert report[run]["r_auc_jf"] > 0
+    assert report["encoder_fps"] > 0
+    assert "R-AUC" in capsys.readouterr().out
