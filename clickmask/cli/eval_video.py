@@ -6,7 +6,9 @@ through the video and fused (:mod:`clickmask.evaluation.video.protocol`).
 Reports J&F per round, R-AUC-J&F, clicks, seconds per round, per-frame
 propagation time and the encoder's frames per second; ``--pointer`` adds the
 same run with the propagation's confidence choosing each round's frame.
-Frame embeddings go to the disk cache, so a repeated run only decodes.
+Frame embeddings go to the disk cache, so a repeated run only decodes. The
+``--json`` report is rewritten after every sequence (``"complete"`` says
+whether all sequences are in it).
 """
 
 from __future__ import annotations
@@ -109,20 +111,24 @@ def run(args: argparse.Namespace) -> int:
                     "options": {"inference": infer.changed(), "propagation": propagation.describe(),
                                 "protocol": ProtocolOptions(rounds=args.rounds, start_from_mask=not args.fresh_session,
                                                             max_frames=args.frames).describe()}}
-    with tqdm(total=len(samples) * args.rounds * len(modes), desc=args.dataset, unit="round", disable=None) as bar:
-        for pointer in modes:
-            options = ProtocolOptions(rounds=args.rounds, pointer=pointer, start_from_mask=not args.fresh_session,
-                                      max_frames=args.frames)
-            results = []
-            for sample in samples:
-                bar.set_postfix_str(sample.name + (" (pointer)" if pointer else ""))
-                frames, gts = sample.open(args.frames)
-                results.append(run_sequence(predictor, model, sample.name, frames, gts, options, propagation,
-                                            on_round=lambda r: bar.update(1)))
-            report["pointer" if pointer else "gt"] = summarize_runs(results)
     first_frames, _ = samples[0].open(3)
     report["encoder_fps"] = encoder_fps(model, first_frames)
-    report["peak_rss_mb"] = peak_rss_mb()
+    runs: dict[bool, list] = {mode: [] for mode in modes}
+    with tqdm(total=len(samples) * args.rounds * len(modes), desc=args.dataset, unit="round", disable=None) as bar:
+        for done, sample in enumerate(samples, start=1):
+            frames, gts = sample.open(args.frames)
+            for pointer in modes:  # both runs on a sequence before the next: a partial report compares like with like
+                bar.set_postfix_str(sample.name + (" (pointer)" if pointer else ""))
+                options = ProtocolOptions(rounds=args.rounds, pointer=pointer, start_from_mask=not args.fresh_session,
+                                          max_frames=args.frames)
+                runs[pointer].append(run_sequence(predictor, model, sample.name, frames, gts, options, propagation,
+                                                  on_round=lambda r: bar.update(1)))
+            for pointer in modes:
+                report["pointer" if pointer else "gt"] = summarize_runs(runs[pointer])
+            report["complete"] = done == len(samples)
+            report["peak_rss_mb"] = peak_rss_mb()
+            if args.json_path:  # after every sequence, so a long run that is stopped still leaves its numbers
+                write_json(report, args.json_path)
     print(format_table(report))
     if args.json_path:
         write_json(report, args.json_path)
