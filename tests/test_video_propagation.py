@@ -370,5 +370,5 @@ def test_eval_video_command_on_a_tiny_sequence(model_spec, davis, data_root, tmp
     for run in ("gt", "pointer"):
         assert report[run]["n"] == 1 and len(report[run]["jf"]) == 2
         assert report[run]["r_auc_jf"] > 0
-    assert report["encoder_fps"] > 0
+    assert report["encoder_fps"] > 0 and report["complete"] is True
     assert "R-AUC" in capsys.readouterr().out
