@@ -2,7 +2,8 @@
 
 ``models`` (pull / list / add / remove), ``segment`` (one image, given clicks),
 ``serve`` (the annotation web app), ``export`` / ``import`` (project
-annotations), ``eval`` (the NoC and sequential benchmarks), ``ablate``
+annotations), ``eval`` (the NoC and sequential benchmarks), ``eval-video``
+(the DAVIS interactive benchmark with propagation), ``ablate``
 (inference configurations side by side), ``bench`` (latency), ``train`` (an
 embedding adapter), ``demo`` (the bundled samples). Each module has
 ``add_parser(subparsers)`` and ``run(args) -> exit code``. Every user error
@@ -16,10 +17,10 @@ import logging
 import sys
 
 from clickmask import __version__
-from clickmask.cli import ablate, bench, demo, evaluate, exchange, models, segment, serve, train
+from clickmask.cli import ablate, bench, demo, eval_video, evaluate, exchange, models, segment, serve, train
 from clickmask.errors import ClickmaskError
 
-COMMANDS = (models, segment, serve, exchange, evaluate, ablate, bench, train, demo)
+COMMANDS = (models, segment, serve, exchange, evaluate, eval_video, ablate, bench, train, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
