@@ -53,6 +53,9 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 """Lowercase file suffixes (with the dot) that are treated as images."""
 
+DICOM_EXTENSIONS: frozenset[str] = frozenset({".dcm"})
+"""Single DICOM image files: a project shows them as images (``clickmask.io.display``), windowed."""
+
 _STRETCH_PERCENTILES = (0.5, 99.5)
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE_FOR_ORIENTATION: dict[int, Image.Transpose] = {
@@ -400,6 +403,10 @@ def load_image(path: PathLike) -> np.ndarray:
         from clickmask.io.rasters import load_raster
 
         return load_raster(file)
+    if file.suffix.lower() in DICOM_EXTENSIONS:
+        from clickmask.io.display import render
+
+        return render(file, None, kind="dicom")
     return _decode("image", file, _pil_to_rgb, _cv2_to_rgb)
 
 
@@ -433,6 +440,10 @@ def image_size(path: PathLike) -> tuple[int, int]:
 
         info = read_info(file)
         return info.width, info.height
+    if file.suffix.lower() in DICOM_EXTENSIONS:
+        from clickmask.io.display import dicom_size
+
+        return dicom_size(file)
     with _reading(kind, file):
         img = _open_pil(file)
         if img is None:
