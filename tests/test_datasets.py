@@ -347,3 +347,15 @@ def test_instance_maps_with_a_geotiff(tmp_path: Path) -> None:
     image, gt, ignore = load_sample(sample)
     assert image.shape == (32, 48, 3) and image.dtype == np.uint8
     assert gt.sum() == 256 and ignore is None
+
+
+def test_eval_on_instance_maps_records_the_layout(tmp_path: Path, capsys) -> None:
+    from clickmask.cli import main
+
+    _instance_dataset(tmp_path)
+    code = main(["eval", "--data-root", str(tmp_path), "--dataset", "Maps", "--layout", "instance-maps",
+                 "--model", "grabcut", "--max-clicks", "2", "--json", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n"] == 2 and set(report["per_object"]) == {"t1#3", "t2#1"}
+    assert report["options"]["layout"] == "instance-maps" and report["options"]["min_area"] == 100
