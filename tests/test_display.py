@@ -152,3 +152,20 @@ def test_the_api_changes_what_the_browser_and_the_model_get(tmp_path: Path) -> N
     text = "".join(p.read_text(errors="ignore") for p in (project / ".clickmask" / "exports").rglob("*.json"))
     assert text and PATIENT not in text and "P-0042" not in text
     assert PATIENT not in json.dumps(client.get("/api/images").json())
+
+
+def test_settings_that_no_longer_fit_the_file_fall_back_to_the_defaults(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    write_four_band_tiff(project / "a.tif")
+    client, state, store = _client(project)
+    image_id = store.list_images()[0]["id"]
+    assert client.put(f"/api/images/{image_id}/display", json={"settings": {"bands": [4]}}).status_code == 200
+    import rasterio
+
+    with rasterio.open(project / "a.tif", "w", driver="GTiff", width=20, height=10, count=3, dtype="uint8",
+                       crs="EPSG:32616", transform=rasterio.transform.from_origin(0, 0, 1, 1)) as dst:
+        dst.write(np.full((3, 10, 20), 7, np.uint8))
+    state.images = type(state.images)()  # the file changed on disk: a new server would decode it afresh
+    assert state.load_image(image_id).shape == (10, 20, 3)
+    assert store.display(image_id) is None and store.image(image_id)["error"] is None

@@ -111,10 +111,23 @@ class AppState:
 
     # ---------------------------------------------------------------- images
     def load_image(self, image_id: int) -> np.ndarray:
-        """Decode an image (cached); records its size, or its error, in the store."""
+        """Decode an image (cached) with its display settings; records its size, or its error, in the store.
+
+        Settings that no longer fit the file (a band it lost when it was
+        replaced) are dropped, with a warning: the image opens with the defaults.
+        """
         info = self.store.image(image_id)
+        path, display = self.store.image_path(image_id), self.store.display(image_id)
         try:
-            image = self.images.get(image_id, self.store.image_path(image_id), self.store.display(image_id))
+            try:
+                image = self.images.get(image_id, path, display)
+            except ImageReadError as exc:
+                if display is None:
+                    raise
+                logger.warning("image %s: its display settings no longer fit (%s); back to the defaults",
+                               image_id, exc)
+                self.store.set_display(image_id, None)
+                image = self.images.get(image_id, path, None)
         except ImageReadError as exc:
             if info["error"] != str(exc):
                 self.store.set_image_info(image_id, None, None, str(exc))
