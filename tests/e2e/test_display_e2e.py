@@ -139,6 +139,15 @@ def test_dicom_window_preset_and_metadata_panel(browser, project_server):
     page.get_by_test_id("display-apply").click()
     page.wait_for_function("window.cm.state.display.window.level === 0 && window.cm.state.display.window.width === 2000")
     assert page.get_by_test_id("window-preset").input_value() == ""
+    # and by mouse: a drag up on the pad raises the level, to the right widens the window
+    box = page.get_by_test_id("window-pad").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down()
+    page.mouse.move(cx + 30, cy - 20, steps=4)
+    page.mouse.up()
+    page.wait_for_function("window.cm.state.display.window.level > 0 && window.cm.state.display.window.width > 2000")
+    assert store.display(image_id)["preset"] is None and store.display(image_id)["level"] > 0
     # the model segments what the user sees: a click on the bone square
     page.mouse.click(*_page_point(page, 36.5, 32.5))
     page.wait_for_function("window.cm.state.clicks.length === 1 && window.cm.viewer.maskNode !== null")

@@ -863,6 +863,26 @@ function bindToolbar() {
   $("#window-preset").addEventListener("change", () => {
     if ($("#window-preset").value) guard(() => applyDisplay({ preset: $("#window-preset").value }));
   });
+  // the window by mouse: drag on the pad (up = higher level, right = wider), applied on release
+  const pad = $("#window-pad");
+  let drag = null;
+  pad.addEventListener("pointerdown", (ev) => {
+    drag = { x: ev.clientX, y: ev.clientY, level: Number($("#window-level").value), width: Number($("#window-width").value) };
+    pad.setPointerCapture(ev.pointerId);
+  });
+  pad.addEventListener("pointermove", (ev) => {
+    if (!drag) return;
+    const step = Math.max(1, drag.width / 200); // finer for narrow windows
+    $("#window-level").value = String(Math.round(drag.level - (ev.clientY - drag.y) * step));
+    $("#window-width").value = String(Math.max(1, Math.round(drag.width * Math.exp((ev.clientX - drag.x) / 150))));
+    $("#window-preset").value = "";
+  });
+  pad.addEventListener("pointerup", () => {
+    if (!drag) return;
+    const moved = Number($("#window-level").value) !== drag.level || Number($("#window-width").value) !== drag.width;
+    drag = null;
+    if (moved) guard(() => applyDisplay({ level: Number($("#window-level").value), width: Number($("#window-width").value) }));
+  });
   for (const sel of ["#window-level", "#window-width"]) {
     $(sel).addEventListener("input", () => { $("#window-preset").value = ""; });
   }
