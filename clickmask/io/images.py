@@ -20,6 +20,10 @@ Conventions for every image a user may have:
   read with rasterio through :mod:`clickmask.io.rasters`: any band count and
   data type, bands 1-3 as RGB (or band 1 as gray), a per-band contrast stretch
   that ignores nodata (uint8 data as it is). Masks are always read as below.
+* Single DICOM files (``.dcm``, :data:`DICOM_EXTENSIONS`) are read in their
+  modality units (Hounsfield units for CT) through :mod:`clickmask.io.display`
+  and shown through their default window (CT: abdomen; else percentiles).
+  Other bands, stretches or windows: :func:`clickmask.io.display.render`.
 * Files Pillow cannot identify are tried with OpenCV (``IMREAD_UNCHANGED``), e.g.
   Radiance HDR; EXIF orientation is not applied on that path. Both decoders
   refuse images of more than :data:`MAX_IMAGE_PIXELS` pixels.
