@@ -27,7 +27,7 @@ import numpy as np
 from clickmask.evaluation.metrics import unstable
 
 #: Keys of a report's ``options`` that are not inference options of the engine.
-NOT_ENGINE = ("mask_feedback", "adapter", "preset", "learn")
+NOT_ENGINE = ("mask_feedback", "adapter", "preset", "learn", "layout", "min_area")
 #: Prefixes of the sequential benchmark's switches (what is learned and how).
 SEQUENTIAL_PREFIXES = ("icp", "opo", "granularity")
 #: The parts ``clickmask eval --sequential --learn`` can switch on, in the order of the option.
@@ -189,6 +189,86 @@ def noc_section(results: Path, default: dict | None, host: str) -> list[str]:
         out += ["What the table shows: " + "; ".join(said) + ". The default inference is the engine's recommended "
                 "set of refinements (section *Inference refinements*); the fallback is what the app uses when no "
                 "model is installed.", ""]
+    return out
+
+
+# ---------------------------------------------------------------- (1b) remote sensing: GeoTIFF path against PNG
+
+RS_RUNS = (("geotiff", "GeoTIFF through `io/rasters.py`"), ("png", "the same tiles as plain PNG"))
+RS_PNG_ROOT = "/tmp/rs"
+
+
+def rs_files(results: Path) -> list[Path]:
+    return [results / f"RemoteSensing_{key}.json" for key, _ in RS_RUNS
+            if (results / f"RemoteSensing_{key}.json").is_file()]
+
+
+def rs_commands(paths: list[Path], default: dict | None) -> list[str]:
+    out = ["export CLICKMASK_THREADS=1"]
+    for path in paths:
+        r = load(path)
+        layout = r["options"].get("layout")
+        flags = (f" --layout {layout}" if layout else "") + (
+            f" --min-area {r['options']['min_area']}" if r["options"].get("min_area", 100) != 100 else "")
+        infer = eval_infer_flag(engine_options(r["options"]), default)
+        whole = next((load(q)["n"] for q in paths if not load(q)["dataset"].endswith("_png")), r["n"])
+        if r["n"] < whole:  # a run on the first n objects only (sorted by tile, then id)
+            flags += f" --limit {r['n']}"
+        if r["dataset"].endswith("_png"):
+            out.append(f"python benchmarks/tiles_as_png.py ../shared/data/RemoteSensing {RS_PNG_ROOT}/{r['dataset']}")
+            out.append(f"clickmask eval --data-root {RS_PNG_ROOT} --dataset {r['dataset']}{flags}{infer} "
+                       f"--json {path.as_posix()}")
+        else:
+            out.append(f"clickmask eval --dataset {r['dataset']}{flags}{infer} --json {path.as_posix()}")
+    return out
+
+
+def _object_noc(ious: list[float], threshold: float) -> int:
+    return next((k + 1 for k, v in enumerate(ious) if v >= threshold), len(ious))
+
+
+def rs_section(results: Path, default: dict | None, host: str) -> list[str]:
+    paths = rs_files(results)
+    if not paths:
+        return []
+    reports = {p.stem.split("_", 1)[1]: load(p) for p in paths}
+    max_clicks = len(next(iter(reports.values()))["miou"])
+    labels = dict(RS_RUNS)
+    out = ["## Remote sensing: buildings in GeoTIFF tiles", "",
+           "`../shared/data/RemoteSensing` (SpaceNet tiles, 0.5 m; see its SOURCE.txt): every building of at least "
+           "100 px in the instance maps, one object each, with the same robot user as above. The GeoTIFFs are read "
+           "through the geodata path (`io/rasters.py`: band selection, stretch; 8-bit tiles are shown as they are); "
+           "the comparison run reads the same tiles converted to PNG, so a gap would be a loss on the way.", ""]
+    out += code_block(rs_commands(paths, default))
+    out += [not_recorded("these JSON files (NoC and mIoU do not depend on it)", host), "",
+            f"| read as | engine | objects | NoC@85 | NoC@90 | >={max_clicks} @85/90 | mIoU @1/5/{max_clicks} clicks "
+            "| unstable |",
+            "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |"]
+    for key, r in reports.items():
+        noc, fail, miou, per = r["noc"], r["failures"], r["miou"], list(r["per_object"].values())
+        out.append(f"| {labels.get(key, key)} | {r['model']}, {infer_label(engine_options(r['options']), default)} "
+                   f"| {r['n']} | {noc['85']:.2f} | {noc['90']:.2f} | {fail['85']} / {fail['90']} "
+                   f"| {miou[0]:.3f} / {miou[4]:.3f} / {miou[-1]:.3f} | {unstable(per, 0.1)} ({unstable(per, 0.4)}) |")
+    geo, png = reports.get("geotiff"), reports.get("png")
+    if geo and png and png["n"] < geo["n"]:  # the GeoTIFF run on the PNG run's objects, for a like-for-like row
+        per = [geo["per_object"][n] for n in png["per_object"] if n in geo["per_object"]]
+        nocs = {t: [_object_noc(ious, t / 100) for ious in per] for t in (85, 90)}
+        fails = {t: sum(not any(v >= t / 100 for v in ious) for ious in per) for t in (85, 90)}
+        miou = np.mean(np.array(per), axis=0)
+        out.append(f"| {labels['geotiff']}, the PNG run's {len(per)} objects | {geo['model']}, "
+                   f"{infer_label(engine_options(geo['options']), default)} | {len(per)} "
+                   f"| {np.mean(nocs[85]):.2f} | {np.mean(nocs[90]):.2f} | {fails[85]} / {fails[90]} "
+                   f"| {miou[0]:.3f} / {miou[4]:.3f} / {miou[-1]:.3f} | {unstable(per, 0.1)} ({unstable(per, 0.4)}) |")
+    out.append("")
+    if geo and png:
+        names = [n for n in geo["per_object"] if n in png["per_object"]]
+        differ = sum(_object_noc(geo["per_object"][n], 0.9) != _object_noc(png["per_object"][n], 0.9) for n in names)
+        same_iou = sum(geo["per_object"][n] == png["per_object"][n] for n in names)
+        gap = float(np.mean([_object_noc(geo["per_object"][n], 0.9) - _object_noc(png["per_object"][n], 0.9)
+                             for n in names])) if names else 0.0
+        out += [f"The gap on the {len(names)} objects of both runs: NoC@90 {gap:+.2f} (GeoTIFF minus PNG); {differ} of "
+                f"{len(names)} objects need a different number of clicks for 90%, and {same_iou} have identical "
+                "IoUs after every click.", ""]
     return out
 
 
@@ -622,6 +702,7 @@ def page(results: Path) -> list[str]:
            "`docs/decisions/`.", "",
            f"Rendered on: {host}.", ""]
     out += noc_section(results, default, host)
+    out += rs_section(results, default, host)
     out += latency_section(results, default, host)
     out += app_latency_section(results, default)
     out += load_section(results)
@@ -753,6 +834,8 @@ def commands(results: Path) -> list[str]:
            f"`python benchmarks/render.py {results.as_posix()} > BENCHMARKS.md`.", ""]
     sections = [
         ("Number of clicks on GrabCut and Berkeley", [noc_command(p, default) for p in noc_files(results)]),
+        ("Remote sensing: GeoTIFF tiles against PNG", rs_commands(rs_files(results), default)
+         if rs_files(results) else []),
         ("Engine latency", [bench_command(p, default) for p in sorted(results.glob("latency*.json"))]),
         ("Annotation app latency", [app_command(p, default) for p in sorted(results.glob("app_latency*.json"))]),
         ("Annotation app under load", [load_command(p) for p in sorted(results.glob("load*.json"))]),

@@ -276,3 +276,86 @@ def test_shared_berkeley(data_root: Path) -> None:
     for sample in samples:
         check_sample_sizes(sample)
     assert samples[0].load_gt().any()
+
+
+# ----------------------------------------------------------------------------- instance maps
+
+
+def _instance_dataset(root: Path, name: str = "Maps") -> Path:
+    """Two GeoTIFF-free images with uint16 instance maps: objects of 120, 99 and 300 px, ids up to 700."""
+    folder = root / name
+    _save_image(folder / "images" / "t1.png", h=40, w=40)
+    _save_image(folder / "images" / "t2.png", h=40, w=40)
+    first = np.zeros((40, 40), dtype=np.uint16)
+    first[0:10, 0:12] = 3       # 120 px
+    first[20:29, 20:31] = 700   # 99 px: below the 100 px floor
+    second = np.zeros((40, 40), dtype=np.uint16)
+    second[10:30, 5:20] = 1     # 300 px
+    (folder / "instances").mkdir(parents=True)
+    Image.fromarray(first).save(folder / "instances" / "t1.png")
+    Image.fromarray(second).save(folder / "instances" / "t2.png")
+    return folder
+
+
+def test_instance_maps_one_sample_per_object_of_100_px(tmp_path: Path) -> None:
+    _instance_dataset(tmp_path)
+    samples = load_dataset(tmp_path, "Maps")  # auto: no instances.json, an instances/ folder
+    assert [s.name for s in samples] == ["t1#3", "t2#1"]
+    assert [int(s.load_gt().sum()) for s in samples] == [120, 300]
+    assert samples[0].load_gt()[0:10, 0:12].all()
+    assert check_sample_sizes(samples[0]) == (40, 40)
+    small = load_dataset(tmp_path, "Maps", min_area=1)
+    assert [s.name for s in small] == ["t1#3", "t1#700", "t2#1"]
+    assert int(small[1].load_gt().sum()) == 99
+
+
+def test_instance_maps_forced_over_the_list_and_errors(tmp_path: Path) -> None:
+    folder = _instance_dataset(tmp_path)
+    (folder / "instances.json").write_text("[]")
+    with pytest.raises(DatasetError, match="empty"):
+        load_dataset(tmp_path, "Maps")  # auto prefers the list
+    assert len(load_dataset(tmp_path, "Maps", layout="instance-maps")) == 2
+    with pytest.raises(DatasetError, match="unknown layout"):
+        load_dataset(tmp_path, "Maps", layout="nope")
+    with pytest.raises(DatasetError, match="no masks/"):
+        load_dataset(tmp_path, "Maps", layout="masks")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(folder / "instances" / "t2.png")
+    with pytest.raises(DatasetError, match="one channel"):
+        load_dataset(tmp_path, "Maps", layout="instance-maps")
+    (folder / "instances" / "t2.png").unlink()
+    with pytest.raises(DatasetError, match="no instance map"):
+        load_dataset(tmp_path, "Maps", layout="instance-maps")
+
+
+def test_instance_maps_with_a_geotiff(tmp_path: Path) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    from clickmask.evaluation.runner import load_sample
+
+    folder = tmp_path / "Geo"
+    (folder / "images").mkdir(parents=True)
+    (folder / "instances").mkdir()
+    data = np.random.default_rng(0).integers(0, 4000, (4, 32, 48), dtype=np.uint16)
+    with rasterio.open(folder / "images" / "g.tif", "w", driver="GTiff", width=48, height=32, count=4,
+                       dtype="uint16", crs="EPSG:32616", transform=from_origin(733600, 3725100, 0.5, 0.5)) as dst:
+        dst.write(data)
+    ids = np.zeros((32, 48), np.uint16)
+    ids[4:20, 4:20] = 9
+    Image.fromarray(ids).save(folder / "instances" / "g.png")
+    (sample,) = load_dataset(tmp_path, "Geo")
+    image, gt, ignore = load_sample(sample)
+    assert image.shape == (32, 48, 3) and image.dtype == np.uint8
+    assert gt.sum() == 256 and ignore is None
+
+
+def test_eval_on_instance_maps_records_the_layout(tmp_path: Path, capsys) -> None:
+    from clickmask.cli import main
+
+    _instance_dataset(tmp_path)
+    code = main(["eval", "--data-root", str(tmp_path), "--dataset", "Maps", "--layout", "instance-maps",
+                 "--model", "grabcut", "--max-clicks", "2", "--json", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["n"] == 2 and set(report["per_object"]) == {"t1#3", "t2#1"}
+    assert report["options"]["layout"] == "instance-maps" and report["options"]["min_area"] == 100

@@ -21,7 +21,7 @@ from clickmask.engine.loader import load_predictor
 from clickmask.errors import ClickmaskError
 from clickmask.evaluation.report import build_report, format_table, plot_miou, write_json
 from clickmask.evaluation.runner import EvalOptions, evaluate_samples, peak_rss_mb
-from clickmask.io.datasets import default_data_root, load_dataset
+from clickmask.io.datasets import LAYOUTS, MIN_INSTANCE_AREA, default_data_root, load_dataset
 
 #: What ``--sequential`` can switch on; the default is all of it, the app's configuration.
 LEARN_PARTS = ("icp", "opo", "granularity")
@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
     ev.set_defaults(run=run)
     ev.add_argument("--dataset", required=True, help="dataset folder name, e.g. GrabCut, Berkeley, COCO128")
     add_data_root(ev)
+    ev.add_argument("--layout", choices=LAYOUTS, default="auto",
+                    help="dataset layout (default auto: instances.json, else instances/ maps, else images/+masks/)")
+    ev.add_argument("--min-area", type=int, default=MIN_INSTANCE_AREA, metavar="PX",
+                    help=f"with instance maps: the smallest object counted (default {MIN_INSTANCE_AREA} px)")
     add_model(ev)
     add_infer(ev)
     ev.add_argument("--max-clicks", type=int, default=20, help="clicks per object (default 20)")
@@ -108,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if args.categories is not None:
         raise ClickmaskError("--categories needs --sequential")
     root = args.data_root or default_data_root()
-    samples = load_dataset(root, args.dataset, limit=args.limit)
+    samples = load_dataset(root, args.dataset, limit=args.limit, layout=args.layout, min_area=args.min_area)
+    layout = {"layout": args.layout, "min_area": args.min_area} if args.layout != "auto" else {}
     predictor, infer = load_eval_predictor(args)
     if isinstance(predictor, RefinedPredictor):
         predictor.stats = InferenceStats()  # zoom-in crop counts for the report
@@ -117,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         results = evaluate_samples(predictor, samples, options, on_result=lambda r: bar.update(1))
     report = build_report(
         results, args.dataset, predictor.model_id,
-        {"mask_feedback": options.mask_feedback, **infer.changed(),
+        {"mask_feedback": options.mask_feedback, **infer.changed(), **layout,
          **({"adapter": str(args.adapter)} if args.adapter is not None else {})},
         options.max_clicks, peak_rss_mb(),
     )

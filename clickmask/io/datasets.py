@@ -8,7 +8,17 @@ Layout of a dataset ``<root>/<NAME>/``::
 
 or, when ``instances.json`` exists (COCO128), one sample per entry of that list
 ``[{"image": "images/<id>.jpg", "mask": "masks/<id>_<k>.png", "category": ...}, ...]``
-with paths relative to the dataset folder.
+with paths relative to the dataset folder, or, with instance maps (remote
+sensing tiles, panoptic-style ground truth), one sample per object of at least
+:data:`MIN_INSTANCE_AREA` pixels::
+
+    images/<stem>.(tif|png|...)                 a GeoTIFF goes through clickmask.io.rasters
+    instances/<stem>.png                        8- or 16-bit, one channel: 0 background, k = object k
+    ignore/<stem>.png                           optional, as above
+
+``layout="auto"`` picks ``instances.json`` when it exists, else the instance
+maps when there is an ``instances/`` folder, else ``images/`` + ``masks/``;
+``"list"``, ``"instance-maps"`` and ``"masks"`` force one.
 
 Masks are returned as HxW bool arrays (H = rows, W = columns).
 """
@@ -27,6 +37,10 @@ from clickmask.errors import DatasetError, ImageReadError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 MASK_SUFFIX = ".png"
+#: The smallest object (pixels) an instance map contributes; smaller ones are left out.
+MIN_INSTANCE_AREA = 100
+#: The values of ``layout`` in :func:`load_dataset`.
+LAYOUTS = ("auto", "list", "instance-maps", "masks")
 DATA_ENV = "CLICKMASK_DATA"
 _EXIF_ORIENTATION = 0x0112
 
@@ -102,9 +116,13 @@ class Sample:
     mask_path: Path
     ignore_path: Path | None
     category: str | None = None
+    #: With an instance map as ``mask_path``: the object's value in it (None: a 0/255 mask).
+    instance_id: int | None = None
 
     def load_gt(self) -> np.ndarray:
         """The object mask, HxW bool (True = object)."""
+        if self.instance_id is not None:
+            return read_instance_map(self.mask_path) == self.instance_id
         return _read_binary(self.mask_path)
 
     def load_ignore(self) -> np.ndarray | None:
@@ -243,14 +261,67 @@ def _load_folders(folder: Path) -> list[Sample]:
     ]
 
 
-def load_dataset(root: Path | str, name: str, limit: int | None = None) -> list[Sample]:
+def read_instance_map(path: Path) -> np.ndarray:
+    """An instance map as an HxW integer array (0 = background, k = object k).
+
+    Raises DatasetError for a map with colour channels or non-integer values.
+    """
+    with _open(path) as img:
+        try:
+            array = np.asarray(img)
+        except (OSError, ValueError) as exc:
+            raise ImageReadError(f"{path}: cannot decode instance map ({exc})") from None
+        mode = img.mode
+    if array.ndim != 2 or array.dtype.kind not in "iub":
+        raise DatasetError(f"{path}: an instance map must be one channel of integers "
+                           f"(8- or 16-bit grayscale PNG), got mode {mode}")
+    return array.astype(np.int64, copy=False)
+
+
+def _load_instance_maps(folder: Path, min_area: int = MIN_INSTANCE_AREA) -> list[Sample]:
+    """One sample per object of ``min_area`` pixels or more in ``instances/<stem>.png``, sorted by name."""
+    images_dir, maps_dir, ignore_dir = folder / "images", folder / "instances", folder / "ignore"
+    if not images_dir.is_dir():
+        raise DatasetError(f"{folder}: no images/ folder")
+    if not maps_dir.is_dir():
+        raise DatasetError(f"{folder}: no instances/ folder")
+    images = _scan(images_dir, IMAGE_SUFFIXES)
+    if not images:
+        raise DatasetError(f"{images_dir}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    maps = _scan(maps_dir, frozenset({MASK_SUFFIX}))
+    ignores = _scan(ignore_dir, frozenset({MASK_SUFFIX})) if ignore_dir.is_dir() else {}
+    for stem, image_path in images.items():
+        if stem not in maps:
+            raise DatasetError(f"{image_path}: image has no instance map (expected {maps_dir / stem}{MASK_SUFFIX})")
+    for stem, map_path in maps.items():
+        if stem not in images:
+            raise DatasetError(f"{map_path}: instance map has no image in {images_dir}")
+    samples: list[Sample] = []
+    for stem in sorted(images):
+        counts = np.bincount(read_instance_map(maps[stem]).ravel())
+        for value in np.flatnonzero(counts >= max(1, min_area)):
+            if value == 0:
+                continue
+            samples.append(Sample(name=f"{stem}#{int(value)}", image_path=images[stem], mask_path=maps[stem],
+                                  ignore_path=ignores.get(stem), instance_id=int(value)))
+    if not samples:
+        raise DatasetError(f"{maps_dir}: no object of {min_area} pixels or more")
+    return samples
+
+
+def load_dataset(root: Path | str, name: str, limit: int | None = None, layout: str = "auto",
+                 min_area: int = MIN_INSTANCE_AREA) -> list[Sample]:
     """The samples of dataset ``name`` under data root ``root``, sorted by name.
 
-    ``limit`` keeps the first N. Raises DatasetError (one line naming the folder or
-    file) if the folder is missing or empty, or an image and its mask are not paired.
+    ``limit`` keeps the first N; ``layout`` is one of :data:`LAYOUTS` (module
+    docstring); ``min_area`` the smallest object an instance map contributes.
+    Raises DatasetError (one line naming the folder or file) if the folder is
+    missing or empty, or an image and its mask are not paired.
     """
     if limit is not None and limit < 0:
         raise DatasetError(f"dataset {name}: limit must be >= 0, got {limit}")
+    if layout not in LAYOUTS:
+        raise DatasetError(f"dataset {name}: unknown layout {layout!r} (use one of {', '.join(LAYOUTS)})")
     folder = Path(root).expanduser() / name
     if not folder.is_dir():
         raise DatasetError(
@@ -258,5 +329,14 @@ def load_dataset(root: Path | str, name: str, limit: int | None = None) -> list[
             f"set the data root with --data-root or {DATA_ENV})"
         )
     json_path = folder / "instances.json"
-    samples = _load_instances(folder, json_path) if json_path.is_file() else _load_folders(folder)
+    if layout == "auto":
+        layout = "list" if json_path.is_file() else "instance-maps" if (folder / "instances").is_dir() else "masks"
+    if layout == "list":
+        if not json_path.is_file():
+            raise DatasetError(f"{folder}: no instances.json")
+        samples = _load_instances(folder, json_path)
+    elif layout == "instance-maps":
+        samples = _load_instance_maps(folder, min_area)
+    else:
+        samples = _load_folders(folder)
     return samples if limit is None else samples[:limit]

@@ -20,6 +20,10 @@ Conventions for every image a user may have:
   read with rasterio through :mod:`clickmask.io.rasters`: any band count and
   data type, bands 1-3 as RGB (or band 1 as gray), a per-band contrast stretch
   that ignores nodata (uint8 data as it is). Masks are always read as below.
+* Single DICOM files (``.dcm``, :data:`DICOM_EXTENSIONS`) are read in their
+  modality units (Hounsfield units for CT) through :mod:`clickmask.io.display`
+  and shown through their default window (CT: abdomen; else percentiles).
+  Other bands, stretches or windows: :func:`clickmask.io.display.render`.
 * Files Pillow cannot identify are tried with OpenCV (``IMREAD_UNCHANGED``), e.g.
   Radiance HDR; EXIF orientation is not applied on that path. Both decoders
   refuse images of more than :data:`MAX_IMAGE_PIXELS` pixels.
@@ -52,6 +56,9 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 )
 """Lowercase file suffixes (with the dot) that are treated as images."""
+
+DICOM_EXTENSIONS: frozenset[str] = frozenset({".dcm"})
+"""Single DICOM image files: a project shows them as images (``clickmask.io.display``), windowed."""
 
 _STRETCH_PERCENTILES = (0.5, 99.5)
 _ORIENTATION_TAG = 0x0112
@@ -400,6 +407,10 @@ def load_image(path: PathLike) -> np.ndarray:
         from clickmask.io.rasters import load_raster
 
         return load_raster(file)
+    if file.suffix.lower() in DICOM_EXTENSIONS:
+        from clickmask.io.display import render
+
+        return render(file, None, kind="dicom")
     return _decode("image", file, _pil_to_rgb, _cv2_to_rgb)
 
 
@@ -433,6 +444,10 @@ def image_size(path: PathLike) -> tuple[int, int]:
 
         info = read_info(file)
         return info.width, info.height
+    if file.suffix.lower() in DICOM_EXTENSIONS:
+        from clickmask.io.display import dicom_size
+
+        return dicom_size(file)
     with _reading(kind, file):
         img = _open_pil(file)
         if img is None:

@@ -521,12 +521,14 @@ def load_raster(
     return read_window(path, (0, 0, info.width, info.height), view=view)
 
 
-def describe_image(path: PathLike, name: str | None = None) -> dict[str, Any]:
+def describe_image(path: PathLike, name: str | None = None, bands: Sequence[int] | None = None,
+                   stretch: Stretch | None = None) -> dict[str, Any]:
     """What the app shows about an image's coordinates, as JSON; ``name`` replaces the path in it.
 
     A georeferenced TIFF gives its :meth:`RasterInfo.to_json` plus the bands
     shown and their stretch limits; any other image ``georeferenced: false``
-    and a sentence saying that it works in pixel coordinates.
+    and a sentence saying that it works in pixel coordinates. ``bands`` and
+    ``stretch`` are the display's (defaults: :func:`default_bands`, ``Stretch()``).
 
     Raises:
         RasterReadError: a georeferenced TIFF that cannot be read.
@@ -535,7 +537,7 @@ def describe_image(path: PathLike, name: str | None = None) -> dict[str, Any]:
     if not is_georeferenced_tiff(path):
         return {"path": shown, "georeferenced": False, "crs": None,
                 "coordinate_note": f"'{shown}' has no coordinate reference system: it works in pixel coordinates"}
-    view = open_view(path)
+    view = open_view(path, bands, stretch)
     info = view.info
     described = replace(info, path=shown).to_json()
     mode = view.stretch.resolved(info.dtype)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clickmask.io.images import IMAGE_EXTENSIONS
+from clickmask.io.images import DICOM_EXTENSIONS, IMAGE_EXTENSIONS
 
 PROJECT_DIR = ".clickmask"
 
 
 def scan_images(root: Path) -> list[str]:
-    """Relative POSIX paths of the image files under ``root`` (sorted, hidden folders skipped)."""
+    """Relative POSIX paths of the image files under ``root`` (sorted, hidden folders skipped), DICOM files included."""
     out = []
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+        if path.suffix.lower() in IMAGE_EXTENSIONS | DICOM_EXTENSIONS and path.is_file():
             out.append(rel.as_posix())
     return out

@@ -168,6 +168,28 @@ class ProjectStore:
         """The prompts kept by :meth:`set_unfinished` for an image, or None."""
         return self.get_setting(f"unfinished/{int(image_id)}")
 
+    # ------------------------------------------------------------------ display settings
+    def display(self, image_id: int) -> dict[str, Any] | None:
+        """An image's display settings (``clickmask.io.display``: a raster's bands and stretch, a DICOM's
+        window), or None for the defaults."""
+        return self.get_setting(f"display/{int(image_id)}")
+
+    def set_display(self, image_id: int, value: dict[str, Any] | None) -> None:
+        """Keep an image's display settings (checked by ``clickmask.io.display.check_display``), or forget them."""
+        self._get_image_exists(int(image_id))
+        key = f"display/{int(image_id)}"
+        if value is not None:
+            self.set_setting(key, value)
+            return
+        with self._tx() as s:
+            row = s.get(SettingRow, key)
+            if row is not None:
+                s.delete(row)
+
+    def _get_image_exists(self, image_id: int) -> None:
+        with self._tx() as s:
+            self._get_image(s, image_id)
+
     # ------------------------------------------------------------------ OPO adapters
     def list_adapters(self) -> list[dict[str, Any]]:
         """Every stored category adapter: {category_id, version, samples, model_id, data (bytes)}."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -11,43 +12,58 @@ import cv2
 import numpy as np
 
 from clickmask.errors import ClickmaskError
+from clickmask.io.display import render
 from clickmask.io.images import load_image
 
 
+def _display_key(display: dict | None) -> str:
+    return "" if display is None else json.dumps(display, sort_keys=True)
+
+
 class ImageCache:
-    """LRU of decoded HxWx3 uint8 RGB images (and their JPEG for the browser), by image id."""
+    """LRU of decoded HxWx3 uint8 RGB images (and their JPEG for the browser), by image id.
+
+    An image is decoded with its display settings (``clickmask.io.display``: a
+    raster's bands and stretch, a DICOM's window); other settings than the
+    cached image's decode it again.
+    """
 
     def __init__(self, max_items: int = 6) -> None:
         self.max_items = max_items
-        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._jpeg: dict[int, bytes] = {}
+        self._items: OrderedDict[int, tuple[str, np.ndarray]] = OrderedDict()
+        self._jpeg: dict[int, tuple[str, bytes]] = {}
         self._lock = threading.Lock()
 
-    def get(self, image_id: int, path: Path) -> np.ndarray:
-        """The decoded image (raises ImageReadError for an unreadable file)."""
+    def get(self, image_id: int, path: Path, display: dict | None = None) -> np.ndarray:
+        """The decoded image as shown with ``display`` (raises ImageReadError for an unreadable file)."""
+        key = _display_key(display)
         with self._lock:
-            if image_id in self._items:
+            item = self._items.get(image_id)
+            if item is not None and item[0] == key:
                 self._items.move_to_end(image_id)
-                return self._items[image_id]
-        image = load_image(path)
+                return item[1]
+        image = load_image(path) if display is None else render(path, display)
         with self._lock:
-            self._items[image_id] = image
+            self._items[image_id] = (key, image)
+            self._items.move_to_end(image_id)
             while len(self._items) > self.max_items:
                 old, _ = self._items.popitem(last=False)
                 self._jpeg.pop(old, None)
         return image
 
-    def jpeg(self, image_id: int, path: Path) -> bytes:
+    def jpeg(self, image_id: int, path: Path, display: dict | None = None) -> bytes:
         """The upright, 8-bit RGB image as a JPEG (what the model sees)."""
+        key = _display_key(display)
         with self._lock:
-            if image_id in self._jpeg:
-                return self._jpeg[image_id]
-        image = self.get(image_id, path)
+            item = self._jpeg.get(image_id)
+            if item is not None and item[0] == key:
+                return item[1]
+        image = self.get(image_id, path, display)
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise ClickmaskError(f"{path}: cannot encode the image for the browser")
         with self._lock:
-            self._jpeg[image_id] = buf.tobytes()
+            self._jpeg[image_id] = (key, buf.tobytes())
         return buf.tobytes()
 
 

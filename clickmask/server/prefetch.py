@@ -49,6 +49,11 @@ class Prefetcher:
                 self._queue.appendleft(iid)
             self._cond.notify()
 
+    def forget(self, image_id: int) -> None:
+        """The image's pixels changed (display settings): a later request computes its embedding again."""
+        with self._cond:
+            self._done.discard(image_id)
+
     def request_crop(self, image_id: int, crop: tuple[int, int, int, int], pixels: np.ndarray) -> None:
         """Encode a crop (HxWx3 uint8 ``pixels`` of image ``image_id`` at ``crop``) before anything else:
         the next click of the object being clicked needs it. Older crop requests are dropped."""

@@ -111,10 +111,23 @@ class AppState:
 
     # ---------------------------------------------------------------- images
     def load_image(self, image_id: int) -> np.ndarray:
-        """Decode an image (cached); records its size, or its error, in the store."""
+        """Decode an image (cached) with its display settings; records its size, or its error, in the store.
+
+        Settings that no longer fit the file (a band it lost when it was
+        replaced) are dropped, with a warning: the image opens with the defaults.
+        """
         info = self.store.image(image_id)
+        path, display = self.store.image_path(image_id), self.store.display(image_id)
         try:
-            image = self.images.get(image_id, self.store.image_path(image_id))
+            try:
+                image = self.images.get(image_id, path, display)
+            except ImageReadError as exc:
+                if display is None:
+                    raise
+                logger.warning("image %s: its display settings no longer fit (%s); back to the defaults",
+                               image_id, exc)
+                self.store.set_display(image_id, None)
+                image = self.images.get(image_id, path, None)
         except ImageReadError as exc:
             if info["error"] != str(exc):
                 self.store.set_image_info(image_id, None, None, str(exc))
@@ -123,6 +136,39 @@ class AppState:
         if (info["width"], info["height"], info["error"]) != (w, h, None):
             self.store.set_image_info(image_id, w, h, None)
         return image
+
+    def display(self, image_id: int) -> dict[str, Any]:
+        """What the display panel shows of an image: kind, metadata, the settings in effect (``io.display``)."""
+        from clickmask.io.display import describe
+
+        return describe(self.store.image_path(image_id), self.store.display(image_id),
+                        name=self.store.image(image_id)["path"])
+
+    def set_display(self, image_id: int, value: Any) -> dict[str, Any]:
+        """Change an image's display settings (None: the defaults); the browser and the model get the new pixels.
+
+        The settings are checked against the file (decoded once with them)
+        before they are kept. The image's click sessions are dropped: an
+        unfinished object is replayed on the new pixels (new embedding: the
+        cache keys images by content) at the next click or look.
+        """
+        from clickmask.io.display import check_display, image_kind, render
+
+        path = self.store.image_path(image_id)
+        settings = check_display(image_kind(path), value)
+        if settings is not None:
+            render(path, settings)  # a band that does not exist fails here, with nothing kept
+        with self.click_lock:
+            self.store.set_display(image_id, settings)
+            for key in [k for k in self.sessions if k[0] == image_id]:
+                self.sessions.pop(key)
+                self.adaptation.release(key)
+            if self._current_image == image_id:
+                self._current_image = None
+            self.prefetcher.forget(image_id)
+            self._offered.pop(image_id, None)
+            self.load_image(image_id)
+        return self.display(image_id)
 
     def open_image(self, image_id: int) -> dict[str, Any]:
         """Prepare an image for annotation and prefetch the next ones' embeddings."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
@@ -20,6 +22,10 @@ class StatusIn(BaseModel):
 
 class OrderIn(BaseModel):
     order: list[DbInt]
+
+
+class DisplayIn(BaseModel):
+    settings: dict[str, Any] | None = None
 
 
 def router(state: AppState) -> APIRouter:
@@ -55,15 +61,28 @@ def router(state: AppState) -> APIRouter:
     @api.get("/api/images/{image_id}/file")
     def image_file(image_id: DbInt):
         path = store.image_path(image_id)
-        data = state.images.jpeg(image_id, path)
+        data = state.images.jpeg(image_id, path, store.display(image_id))
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     @api.get("/api/images/{image_id}/raster")
     def image_raster(image_id: DbInt):
         """The image's coordinates: CRS, geotransform, bands and stretch of a GeoTIFF, else pixel coordinates."""
+        from clickmask.io.display import raster_options
         from clickmask.io.rasters import describe_image
 
-        return describe_image(store.image_path(image_id), name=store.image(image_id)["path"])
+        bands, stretch = raster_options(store.display(image_id))
+        return describe_image(store.image_path(image_id), name=store.image(image_id)["path"],
+                              bands=bands, stretch=stretch)
+
+    @api.get("/api/images/{image_id}/display")
+    def image_display(image_id: DbInt):
+        """A GeoTIFF's bands and stretch, a DICOM's window and patient/study fields, or a plain image's kind."""
+        return state.display(image_id)
+
+    @api.put("/api/images/{image_id}/display")
+    def set_image_display(image_id: DbInt, body: DisplayIn):
+        """Change (``settings``: an object) or reset (``null``) what the image shows and the model gets."""
+        return state.set_display(image_id, body.settings)
 
     @api.get("/api/files/{rel:path}")
     def project_files(rel: str):

@@ -67,6 +67,8 @@ export const api = {
   importFrom: (path) => request("POST", "/api/import", { path }),
   importFiles: () => request("GET", "/api/import/files"),
   importUpload: (name, text) => request("POST", "/api/import/upload", { name, text }),
+  display: (id) => request("GET", `/api/images/${id}/display`),
+  setDisplay: (id, settings) => request("PUT", `/api/images/${id}/display`, { settings }),
   getSetting: (key) => request("GET", `/api/settings/${key}`),
   putSetting: (key, value) => request("PUT", `/api/settings/${key}`, { value }),
 };

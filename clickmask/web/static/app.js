@@ -8,6 +8,7 @@ const state = {
   images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
   selected: null, selectedOnPurpose: false, clicks: [], box: null, choice: { index: 0, count: 0 }, mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
   busyText: "ready", prefetchText: "", statusSent: 0, statusClicking: false, clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
+  display: null,
 };
 window.cm = { state }; // handle for the end-to-end test and for debugging (refreshAdaptation added below)
 let proposalEpoch = 0; // bumped by every click and image change: an older proposal answer is stale
@@ -42,6 +43,7 @@ const viewer = new Viewer($("#stage"), {
   onSelect: (id) => select(id),
   onPolygonEdit: (inst, polygons) => guard(() => editPolygon(inst, polygons)),
   onStroke: (points, erase) => guard(() => stroke(points, erase)),
+  onPointer: (p) => showCoords(p),
 });
 window.cm.viewer = viewer;
 
@@ -97,6 +99,8 @@ async function openImage(id) {
   if (info.error) {
     viewer.clear();
     viewer.stage.batchDraw();
+    state.display = null;
+    renderDisplay();
     msg.textContent = `Cannot annotate ${info.path}: ${info.error}`;
     msg.hidden = false;
     state.instances = [];
@@ -105,7 +109,9 @@ async function openImage(id) {
     return;
   }
   msg.hidden = true;
-  await viewer.setImage(`/api/images/${id}/file`);
+  state.display = await api.display(id).catch(() => null);
+  renderDisplay();
+  await viewer.setImage(imageUrl(id));
   const detail = await api.image(id);
   state.image = detail;
   state.instances = detail.annotations;
@@ -155,6 +161,112 @@ async function acceptProposal() {
   if (!state.proposal || inProgress()) return;
   const p = state.proposal;
   await addClick(p.x, p.y, true);
+}
+
+// ------------------------------------------------------------ display: raster bands and stretch, DICOM window
+/** The image's URL; it changes with the display settings, so the browser never shows cached old pixels. */
+function imageUrl(id) {
+  const text = JSON.stringify(state.display ? state.display.settings : null);
+  let h = 0;
+  for (let i = 0; i < text.length; i += 1) h = (h * 31 + text.charCodeAt(i)) | 0;
+  return `/api/images/${id}/file?d=${(h >>> 0).toString(36)}`;
+}
+
+function fillBands(select, count, value) {
+  select.replaceChildren();
+  for (let b = 1; b <= count; b += 1) {
+    const o = document.createElement("option");
+    o.value = String(b);
+    o.textContent = String(b);
+    select.append(o);
+  }
+  select.value = String(value);
+}
+
+/** The right panel's Image section for the image shown (hidden for a plain picture). */
+function renderDisplay() {
+  const d = state.display;
+  const kind = d ? d.kind : "plain";
+  $("#display").hidden = kind === "plain";
+  $("#display-raster").hidden = kind !== "raster";
+  $("#display-dicom").hidden = kind !== "dicom";
+  if (kind === "raster") {
+    const bands = d.bands.length === 3 ? d.bands : [d.bands[0], d.bands[0], d.bands[0]];
+    ["#band-r", "#band-g", "#band-b"].forEach((sel, k) => fillBands($(sel), d.count, bands[k]));
+    $("#band-gray").checked = d.bands.length === 1;
+    $("#band-g").disabled = $("#band-b").disabled = d.bands.length === 1;
+    $("#stretch-low").value = String(d.stretch.low);
+    $("#stretch-high").value = String(d.stretch.high);
+    const mode = d.stretch.mode === "none" ? "values as they are (8-bit)" : `${d.stretch.mode} stretch`;
+    $("#raster-crs").textContent = `${d.count} bands ${d.dtype} · ${mode} · ${d.georeferenced ? d.crs : "no CRS: pixel coordinates"}`;
+  } else if (kind === "dicom") {
+    $("#window-preset").value = d.window.preset || "";
+    $("#window-level").value = String(d.window.level);
+    $("#window-width").value = String(d.window.width);
+    const dl = $("#dicom-meta");
+    dl.replaceChildren();
+    const m = d.metadata || {};
+    for (const [key, label] of [["patient_name", "patient"], ["patient_id", "patient id"], ["patient_birth_date", "born"],
+      ["patient_sex", "sex"], ["study_date", "study date"], ["study_description", "study"], ["series_description", "series"],
+      ["modality", "modality"], ["manufacturer", "maker"]]) {
+      if (!m[key]) continue;
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.textContent = m[key];
+      dl.append(dt, dd);
+    }
+  }
+  showCoords(null);
+}
+
+/** The settings the panel's fields say, for PUT /display. */
+function displayFromPanel() {
+  if (state.display.kind === "raster") {
+    const bands = $("#band-gray").checked ? [Number($("#band-r").value)]
+      : ["#band-r", "#band-g", "#band-b"].map((sel) => Number($(sel).value));
+    const low = Number($("#stretch-low").value), high = Number($("#stretch-high").value);
+    const same = low === state.display.stretch.low && high === state.display.stretch.high;
+    // changed percentiles mean a percentile stretch (also for 8-bit data, which is shown as it is by default)
+    const stretch = same && !(state.display.settings && state.display.settings.stretch === "percentile") ? "auto" : "percentile";
+    return { bands, stretch, low, high };
+  }
+  const preset = $("#window-preset").value;
+  return preset ? { preset } : { level: Number($("#window-level").value), width: Number($("#window-width").value) };
+}
+
+/** Show the image with new display settings (null: the defaults): new pixels for the browser and the model. */
+async function applyDisplay(settings) {
+  const id = state.imageId;
+  if (id === null || !state.display) return;
+  state.display = await api.setDisplay(id, settings);
+  renderDisplay();
+  await viewer.setImage(imageUrl(id));
+  redraw();
+  const left = await api.currentMask(id); // an unfinished object is redone on the new pixels
+  showObject(left.clicks.length || left.box ? left : null);
+  refreshProposal();
+}
+
+/** The status line under the pointer: map coordinates in the raster's CRS, or pixels (with a note). */
+function showCoords(p) {
+  const el = $("#coords");
+  if (!p || state.imageId === null || !viewer.width || p.x < 0 || p.y < 0 || p.x > viewer.width || p.y > viewer.height) {
+    el.hidden = true;
+    return;
+  }
+  const px = `x ${Math.floor(p.x)}, y ${Math.floor(p.y)} px`;
+  const d = state.display;
+  if (d && d.georeferenced && d.transform) {
+    const [a, b, c, dd, e, f] = d.transform;
+    const X = a * p.x + b * p.y + c, Y = dd * p.x + e * p.y + f;
+    const geographic = Math.abs(a) < 0.01 && Math.abs(e) < 0.01; // degrees: more decimals
+    const digits = geographic ? 7 : 2;
+    el.textContent = `${d.crs}  X ${X.toFixed(digits)}  Y ${Y.toFixed(digits)}  ·  ${px}`;
+  } else {
+    el.textContent = `${px} (no CRS: pixel coordinates)`;
+  }
+  el.hidden = false;
 }
 
 /** Show the object in progress from a server answer ({runs, clicks, box, choice}), or none (null). */
@@ -748,6 +860,37 @@ function bindToolbar() {
     await loadCategories(await api.loadCategories($("#category-file").value));
     toast("Categories loaded");
   }));
+  $("#btn-display-apply").addEventListener("click", () => guard(() => applyDisplay(displayFromPanel())));
+  $("#btn-display-reset").addEventListener("click", () => guard(() => applyDisplay(null)));
+  $("#band-gray").addEventListener("change", () => {
+    $("#band-g").disabled = $("#band-b").disabled = $("#band-gray").checked;
+  });
+  $("#window-preset").addEventListener("change", () => {
+    if ($("#window-preset").value) guard(() => applyDisplay({ preset: $("#window-preset").value }));
+  });
+  // the window by mouse: drag on the pad (up = higher level, right = wider), applied on release
+  const pad = $("#window-pad");
+  let drag = null;
+  pad.addEventListener("pointerdown", (ev) => {
+    drag = { x: ev.clientX, y: ev.clientY, level: Number($("#window-level").value), width: Number($("#window-width").value) };
+    pad.setPointerCapture(ev.pointerId);
+  });
+  pad.addEventListener("pointermove", (ev) => {
+    if (!drag) return;
+    const step = Math.max(1, drag.width / 200); // finer for narrow windows
+    $("#window-level").value = String(Math.round(drag.level - (ev.clientY - drag.y) * step));
+    $("#window-width").value = String(Math.max(1, Math.round(drag.width * Math.exp((ev.clientX - drag.x) / 150))));
+    $("#window-preset").value = "";
+  });
+  pad.addEventListener("pointerup", () => {
+    if (!drag) return;
+    const moved = Number($("#window-level").value) !== drag.level || Number($("#window-width").value) !== drag.width;
+    drag = null;
+    if (moved) guard(() => applyDisplay({ level: Number($("#window-level").value), width: Number($("#window-width").value) }));
+  });
+  for (const sel of ["#window-level", "#window-width"]) {
+    $(sel).addEventListener("input", () => { $("#window-preset").value = ""; });
+  }
   // Buttons keep no focus, so Space never "clicks" a focused button.
   document.querySelectorAll("button").forEach((b) => b.addEventListener("mouseup", () => b.blur()));
 }

@@ -370,6 +370,7 @@ export class Viewer {
       const pos = this.stage.getPointerPosition();
       const mode = this.h.mode();
       const p = this.pointer();
+      if (this.h.onPointer) this.h.onPointer(p);
       const brush = mode === "brush" || mode === "eraser";
       this.brushCursor.visible(brush && !!p);
       if (brush && p) this.brushCursor.setAttrs({ x: p.x, y: p.y, radius: this.h.radius() });
@@ -430,6 +431,9 @@ export class Viewer {
     window.addEventListener("mouseup", (e) => { // a drag that ends outside the canvas still ends
       if (this._press && e.target.tagName !== "CANVAS") release(e);
     });
-    this.stage.on("mouseleave", () => this.brushCursor.visible(false));
+    this.stage.on("mouseleave", () => {
+      this.brushCursor.visible(false);
+      if (this.h.onPointer) this.h.onPointer(null);
+    });
   }
 }
