@@ -182,11 +182,16 @@ def test_cli_categories_need_sequential(capsys):
     assert code == 2 and "--categories needs --sequential" in err
 
 
-def test_eval_help_lists_at_most_15_options(capsys):
+def test_eval_help_lists_at_most_15_general_options_and_each_benchmarks_own_under_its_heading(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
-    options = [line for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("-")]
+    text = capsys.readouterr().out
+    general, _, modes = text.partition("\nsequential benchmark")
+    options = [line for line in general.partition("options:")[2].splitlines() if line.lstrip().startswith("-")]
     assert 5 <= len(options) <= 15, options
+    sequential, _, reference = modes.partition("\nreference-guided segmentation")
+    assert "--sequential" in sequential and "--learn" in sequential and "--reference" not in sequential
+    assert all(f"--{o}" in reference for o in ("reference", "configs", "every", "noc-every", "local"))
 
 
 def test_proposals_on_real_video_frames(sam_predictor, data_root, monkeypatch):

@@ -49,26 +49,28 @@ def add_parser(sub) -> None:
                     help="use the on-disk embedding cache (embedding times then include hits)")
     ev.add_argument("--json", dest="json_path", type=Path, help="write the report JSON here")
     ev.add_argument("--plot", type=Path, help="write the mIoU-vs-clicks PNG here")
-    ev.add_argument("--sequential", action="store_true",
+    seq = ev.add_argument_group("sequential benchmark (SIIS): --sequential and its options")
+    seq.add_argument("--sequential", action="store_true",
                     help="annotate each category's objects in a row, learning from the finished ones as the app does")
-    ev.add_argument("--learn", default=",".join(LEARN_PARTS), metavar="PARTS",
+    seq.add_argument("--learn", default=",".join(LEARN_PARTS), metavar="PARTS",
                     help="with --sequential: what is learned, a comma-separated subset of "
                          f"{','.join(LEARN_PARTS)} (default: all, the app's configuration) or 'none' (the baseline)")
-    ev.add_argument("--categories", default=None, metavar="A,B",
+    seq.add_argument("--categories", default=None, metavar="A,B",
                     help="with --sequential: only these sequences (category or video names)")
-    ev.add_argument("--reference", action="store_true",
+    ref = ev.add_argument_group("reference-guided segmentation (RefCut): --reference and its options")
+    ref.add_argument("--reference", action="store_true",
                     help="reference-guided segmentation on a part dataset (PascalPart): every part, touching "
                          "pair of parts and whole object, with the next object of its category as the reference")
-    ev.add_argument("--configs", default=None, metavar="SPEC",
+    ref.add_argument("--configs", default=None, metavar="SPEC",
                     help="with --reference: 'name:uses;...' or known names (default: none, choose_positive_only, "
                          "choose, prior, points, all); uses from choose, prior, points, "
                          "positive_only, or 'none'")
-    ev.add_argument("--every", type=int, default=1, metavar="N",
+    ref.add_argument("--every", type=int, default=1, metavar="N",
                     help="with --reference: every N-th target only (a quick, spread-out subset; default 1 = all)")
-    ev.add_argument("--noc-every", type=int, default=1, metavar="N",
+    ref.add_argument("--noc-every", type=int, default=1, metavar="N",
                     help="with --reference: click up to --max-clicks on every N-th target only, once on the "
                          "others (IoU after the first click on all, NoC on those; default 1 = all)")
-    ev.add_argument("--local", type=int, default=0, metavar="K",
+    ref.add_argument("--local", type=int, default=0, metavar="K",
                     help="with --reference: K local positive prototypes (k-means) besides the mean (default 0)")
 
 
