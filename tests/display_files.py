@@ -26,18 +26,12 @@ def write_four_band_tiff(path: Path, width: int = 96, height: int = 80) -> Path:
     return path
 
 
-def write_ct_dicom(path: Path, pixels: np.ndarray | None = None, with_pixels: bool = True) -> Path:
-    """A CT slice (slope 1, intercept -1024): by default air around a soft-tissue disc (40 HU) holding a
-    bone square (700 HU); the patient's name is :data:`PATIENT`."""
+def write_dicom(path: Path, pixels: np.ndarray | None, photometric: str = "MONOCHROME2", **attributes) -> Path:
+    """A CT image storage file: the patient :data:`PATIENT`, 16-bit unsigned ``pixels`` (None: no pixel
+    data) and any further DICOM ``attributes`` (keyword=value)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-    if pixels is None:
-        yy, xx = np.mgrid[0:64, 0:72]
-        hu = np.full((64, 72), -1000.0)
-        hu[(yy - 32) ** 2 + (xx - 36) ** 2 < 24 ** 2] = 40.0
-        hu[26:38, 30:42] = 700.0
-        pixels = (hu + 1024).astype(np.uint16)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = CTImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -48,17 +42,14 @@ def write_ct_dicom(path: Path, pixels: np.ndarray | None = None, with_pixels: bo
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.PatientName = PATIENT
     ds.PatientID = "P-0042"
-    ds.StudyInstanceUID = "1.2.3.4"
     ds.StudyDate = "20260101"
-    ds.StudyDescription = "CT abdomen"
-    ds.SeriesInstanceUID = "1.2.3.4.5"
     ds.Modality = "CT"
-    ds.RescaleSlope = 1
-    ds.RescaleIntercept = -1024
-    if with_pixels:
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    if pixels is not None:
         ds.Rows, ds.Columns = pixels.shape
         ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.PhotometricInterpretation = photometric
         ds.BitsAllocated = 16
         ds.BitsStored = 16
         ds.HighBit = 15
@@ -66,3 +57,17 @@ def write_ct_dicom(path: Path, pixels: np.ndarray | None = None, with_pixels: bo
         ds.PixelData = pixels.astype("<u2").tobytes()
     ds.save_as(str(path), enforce_file_format=True)
     return path
+
+
+def write_ct_dicom(path: Path, pixels: np.ndarray | None = None, with_pixels: bool = True) -> Path:
+    """A CT slice (slope 1, intercept -1024): by default air around a soft-tissue disc (40 HU) holding a
+    bone square (700 HU); the patient's name is :data:`PATIENT`."""
+    if pixels is None:
+        yy, xx = np.mgrid[0:64, 0:72]
+        hu = np.full((64, 72), -1000.0)
+        hu[(yy - 32) ** 2 + (xx - 36) ** 2 < 24 ** 2] = 40.0
+        hu[26:38, 30:42] = 700.0
+        pixels = (hu + 1024).astype(np.uint16)
+    return write_dicom(path, pixels if with_pixels else None, StudyInstanceUID="1.2.3.4",
+                       StudyDescription="CT abdomen", SeriesInstanceUID="1.2.3.4.5",
+                       RescaleSlope=1, RescaleIntercept=-1024)

@@ -14,8 +14,8 @@ import pytest
 nib = pytest.importorskip("nibabel")
 pydicom = pytest.importorskip("pydicom")
 
-from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid  # noqa: E402
+from display_files import PATIENT  # noqa: E402
+from display_files import write_dicom as write_dicom_file  # noqa: E402
 
 from clickmask.errors import ClickmaskError, VolumeReadError  # noqa: E402
 from clickmask.io.volumes import (  # noqa: E402
@@ -273,7 +273,6 @@ def test_labels_on_another_grid_are_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- DICOM
 
-PATIENT = "Doe^Jane"
 ROWS, COLS = 6, 5
 ROW_SPACING, COL_SPACING = 0.8, 0.7
 SLOPE, INTERCEPT = 2.0, -1024.0
@@ -301,40 +300,14 @@ def write_dicom(
     study_uid: str = "1.2.3.4",
     photometric: str = "MONOCHROME2",
 ) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = CTImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = CTImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName = PATIENT
-    ds.PatientID = "P-0042"
-    ds.PatientBirthDate = "19700101"
-    ds.StudyInstanceUID = study_uid
-    ds.StudyDate = "20260101"
-    ds.SeriesInstanceUID = series_uid
-    ds.SeriesDescription = "abdomen"
-    ds.Modality = "CT"
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [float(v) for v in position]
-    ds.ImageOrientationPatient = [float(v) for v in orientation[0] + orientation[1]]
-    ds.PixelSpacing = [ROW_SPACING, COL_SPACING]
-    ds.SliceThickness = STEP
-    ds.RescaleSlope = SLOPE
-    ds.RescaleIntercept = INTERCEPT
-    if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = photometric
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.PixelData = pixels.astype("<u2").tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
-    return path
+    """A slice of a CT series at ``position`` with ``orientation`` (row and column direction cosines)."""
+    return write_dicom_file(
+        path, pixels, photometric, PatientBirthDate="19700101", StudyInstanceUID=study_uid,
+        SeriesInstanceUID=series_uid, SeriesDescription="abdomen", InstanceNumber=instance,
+        ImagePositionPatient=[float(v) for v in position],
+        ImageOrientationPatient=[float(v) for v in orientation[0] + orientation[1]],
+        PixelSpacing=[ROW_SPACING, COL_SPACING], SliceThickness=STEP, RescaleSlope=SLOPE,
+        RescaleIntercept=INTERCEPT)
 
 
 def write_series(folder: Path, count: int = 6, series_uid: str = "1.2.3.4.5") -> dict:
