@@ -30,7 +30,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -75,6 +75,16 @@ class _FrameCache:
             raise ValueError("the frame cache holds at least one frame")
         self.capacity = int(capacity)
         self._items: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def fetch(self, index: int, load: Callable[[int], np.ndarray]) -> np.ndarray:
+        """The cached frame ``index``, else ``load(index)`` kept; one fetch at a time (a decoder is not shared)."""
+        with self._lock:
+            frame = self.get(index)
+            if frame is None:
+                frame = load(index)
+                self.put(index, frame)
+            return frame
 
     def get(self, index: int) -> np.ndarray | None:
         frame = self._items.get(index)
@@ -129,7 +139,6 @@ class VideoFile:
     def __init__(self, path: PathLike, cache_frames: int = DEFAULT_CACHE_FRAMES) -> None:
         self.path = Path(path)
         self._cache = _FrameCache(cache_frames)
-        self._lock = threading.Lock()
         self.decoded_frames = 0
         self._container: Any = None
         self._decoder: Iterator[Any] | None = None
@@ -248,22 +257,18 @@ class VideoFile:
         return self._count
 
     def frame(self, index: int) -> np.ndarray:
-        index = _check_index(self, index)
-        with self._lock:
-            cached = self._cache.get(index)
-            if cached is not None:
-                return cached
-            if self._container is None:
-                raise self._error("the video is closed")
-            try:
-                rgb = self._decode_to(index)
-            except VideoReadError:
-                raise
-            except Exception as exc:
-                self._decoder = None
-                raise self._error(f"frame {index}: {_describe(exc)}") from None
-            self._cache.put(index, rgb)
-            return rgb
+        return self._cache.fetch(_check_index(self, index), self._read)
+
+    def _read(self, index: int) -> np.ndarray:
+        if self._container is None:
+            raise self._error("the video is closed")
+        try:
+            return self._decode_to(index)
+        except VideoReadError:
+            raise
+        except Exception as exc:
+            self._decoder = None
+            raise self._error(f"frame {index}: {_describe(exc)}") from None
 
     @property
     def cached_frames(self) -> list[int]:
@@ -307,7 +312,6 @@ class FrameFolder:
         self.path = Path(path)
         self.fps = float(fps)
         self._cache = _FrameCache(cache_frames)
-        self._lock = threading.Lock()
         if not self.path.is_dir():
             problem = "not found" if not self.path.exists() else "not a folder"
             raise VideoReadError(f"cannot read frame folder '{self.path}': {problem}")
@@ -338,19 +342,16 @@ class FrameFolder:
         return len(self.files)
 
     def frame(self, index: int) -> np.ndarray:
-        index = _check_index(self, index)
-        with self._lock:
-            cached = self._cache.get(index)
-            if cached is not None:
-                return cached
-            rgb = load_image(self.files[index])
-            if (rgb.shape[1], rgb.shape[0]) != self._size:
-                raise VideoReadError(
-                    f"cannot read frame folder '{self.path}': {self.files[index].name} is "
-                    f"{rgb.shape[1]}x{rgb.shape[0]}, the other frames {self._size[0]}x{self._size[1]}"
-                )
-            self._cache.put(index, rgb)
-            return rgb
+        return self._cache.fetch(_check_index(self, index), self._read)
+
+    def _read(self, index: int) -> np.ndarray:
+        rgb = load_image(self.files[index])
+        if (rgb.shape[1], rgb.shape[0]) != self._size:
+            raise VideoReadError(
+                f"cannot read frame folder '{self.path}': {self.files[index].name} is "
+                f"{rgb.shape[1]}x{rgb.shape[0]}, the other frames {self._size[0]}x{self._size[1]}"
+            )
+        return rgb
 
     @property
     def cached_frames(self) -> list[int]:

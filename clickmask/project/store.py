@@ -148,6 +148,13 @@ class ProjectStore:
             else:
                 row.value = value
 
+    def forget_setting(self, key: str) -> None:
+        """Remove a setting (nothing happens if it is not set)."""
+        with self._tx() as s:
+            row = s.get(SettingRow, key)
+            if row is not None:
+                s.delete(row)
+
     # ------------------------------------------------------------------ the object in progress
     def set_unfinished(self, image_id: int, prompts: dict[str, Any] | None) -> None:
         """Keep the prompts of an image's unfinished object (JSON: box, clicks, chosen mask), or forget them (None).
@@ -156,13 +163,10 @@ class ProjectStore:
         object back on restart (the app replays the prompts).
         """
         key = f"unfinished/{int(image_id)}"
-        if prompts is not None:
+        if prompts is None:
+            self.forget_setting(key)
+        else:
             self.set_setting(key, prompts)
-            return
-        with self._tx() as s:
-            row = s.get(SettingRow, key)
-            if row is not None:
-                s.delete(row)
 
     def unfinished(self, image_id: int) -> dict[str, Any] | None:
         """The prompts kept by :meth:`set_unfinished` for an image, or None."""
@@ -178,13 +182,10 @@ class ProjectStore:
         """Keep an image's display settings (checked by ``clickmask.io.display.check_display``), or forget them."""
         self._get_image_exists(int(image_id))
         key = f"display/{int(image_id)}"
-        if value is not None:
+        if value is None:
+            self.forget_setting(key)
+        else:
             self.set_setting(key, value)
-            return
-        with self._tx() as s:
-            row = s.get(SettingRow, key)
-            if row is not None:
-                s.delete(row)
 
     def _get_image_exists(self, image_id: int) -> None:
         with self._tx() as s:
