@@ -37,3 +37,7 @@ class VideoReadError(ClickmaskError):
 
 class VolumeReadError(ClickmaskError):
     """A volume (NIfTI, DICOM series or file) or a label volume cannot be read or does not fit."""
+
+
+class LargeImageError(ClickmaskError):
+    """An image too large to decode whole: it is read window by window (:mod:`clickmask.io.pyramid`)."""

@@ -337,11 +337,20 @@ def split_images(file_names: list[str]) -> tuple[list[str], bool]:
 # Polygons of instances
 # --------------------------------------------------------------------------- #
 def instance_polygons(mask: np.ndarray, tolerance: float) -> list[Polygon]:
-    """Polygons of an (H, W) mask; if ``tolerance`` drops every part, the exact ones."""
-    polys = mask_to_polygons(mask, tolerance)
+    """Polygons of an (H, W) mask; if ``tolerance`` drops every part, the exact ones.
+
+    Traced on the mask's bounding box only (an object of a 20000 x 20000 image
+    needs memory for its box, not for the image).
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return []
+    crop = mask[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    polys = mask_to_polygons(crop, tolerance)
     if not polys and tolerance > 0:
-        polys = mask_to_polygons(mask, 0.0)
-    return polys
+        polys = mask_to_polygons(crop, 0.0)
+    shift = np.array([float(cols[0]), float(rows[0])])
+    return [Polygon(p.exterior + shift, [h + shift for h in p.holes]) for p in polys]
 
 
 def count_unassigned(annotations: AnnotationSet, result: ExportResult) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from clickmask.errors import ClickmaskError
 from clickmask.geometry.polygons import _check_mask
 
-__all__ = ["encode_rle", "decode_rle", "rle_area", "rle_bbox", "mask_bbox"]
+__all__ = ["encode_rle", "encode_rle_window", "decode_rle", "rle_area", "rle_bbox", "mask_bbox"]
 
 # Largest group count any int64 run length can need.
 _MAX_GROUPS = 13
@@ -140,6 +140,35 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
     """
     m = _check_mask(mask)
     return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": _counts_to_string(_mask_counts(m))}
+
+
+def encode_rle_window(mask: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> dict[str, Any]:
+    """The COCO RLE of an ``(H, W)`` = ``size`` image whose only foreground is the ``hxw`` bool ``mask``
+    placed with its top-left pixel at ``offset`` ``(x0, y0)``.
+
+    Equals ``encode_rle`` of the full mask without making it (a window of a
+    20000 x 20000 image needs memory for the window only). Raises
+    ClickmaskError if the window does not lie inside the image.
+    """
+    m = _check_mask(mask)
+    big_h, big_w = (int(v) for v in size)
+    x0, y0 = (int(v) for v in offset)
+    h, w = m.shape
+    if x0 < 0 or y0 < 0 or x0 + w > big_w or y0 + h > big_h:
+        raise ClickmaskError(f"RLE: a {w}x{h} mask at {x0},{y0} does not fit in a {big_w}x{big_h} image")
+    padded = np.zeros((h + 2, w), dtype=bool)  # a background pixel above and below: runs stay in their column
+    padded[1:-1] = m
+    flat = padded.ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    col, row = np.divmod(change, h + 2)
+    where = ((x0 + col) * big_h + (y0 + row - 1)).astype(np.int64)
+    # a run that ends at the image's last row and one that starts at the next column's first row are one
+    # run (two changes at one place cancel); a change at the very end is no change
+    values, times = np.unique(where, return_counts=True)
+    where = values[(times == 1) & (values < big_h * big_w)]
+    edges = np.concatenate(([0], where, [big_h * big_w])).astype(np.int64)
+    counts = np.diff(edges)
+    return {"size": [big_h, big_w], "counts": _counts_to_string(counts)}
 
 
 def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:

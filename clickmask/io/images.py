@@ -449,7 +449,13 @@ def image_size(path: PathLike) -> tuple[int, int]:
 
         return dicom_size(file)
     with _reading(kind, file):
-        img = _open_pil(file)
+        try:
+            img = _open_pil(file)
+        except Image.DecompressionBombError:  # a very large image: shown as tiles, its header read by GDAL
+            from clickmask.io.rasters import read_info
+
+            info = read_info(file)
+            return info.width, info.height
         if img is None:
             array = _decode_cv2(kind, file)  # the only way to learn the size; refuses bombs first
             return int(array.shape[1]), int(array.shape[0])

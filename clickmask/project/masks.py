@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 
 from clickmask.errors import ClickmaskError
-from clickmask.geometry import Polygon, decode_rle, encode_rle, mask_bbox, mask_to_polygons, polygons_to_mask
+from clickmask.geometry import (Polygon, decode_rle, encode_rle, encode_rle_window, mask_bbox, mask_to_polygons,
+                                polygons_to_mask)
 
 
 def polygons_to_json(polygons: Sequence[Polygon]) -> list[dict[str, Any]]:
@@ -35,10 +36,29 @@ def polygons_from_json(data: Any) -> list[Polygon]:
     return out
 
 
-def mask_fields(mask: np.ndarray, tolerance: float = 1.0) -> dict[str, Any]:
-    """The stored fields of a mask: exact RLE, (simplified) polygons, area and bbox."""
+def mask_fields(mask: np.ndarray, tolerance: float = 1.0, offset: tuple[int, int] | None = None,
+                size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The stored fields of a mask: exact RLE, (simplified) polygons, area and bbox.
+
+    With ``offset`` ``(x0, y0)`` and ``size`` ``(H, W)``, ``mask`` is a window of
+    an HxW image starting at that pixel (a large image's object): the fields are
+    the image's, computed without an image-sized mask.
+    """
     mask = np.asarray(mask, dtype=bool)
-    return _fields(mask, mask_to_polygons(mask, tolerance) if mask.any() else [])
+    polygons = mask_to_polygons(mask, tolerance) if mask.any() else []
+    if offset is None:
+        return _fields(mask, polygons)
+    if size is None:
+        raise ClickmaskError("a mask with an offset needs the image's size")
+    shift = np.array([float(offset[0]), float(offset[1])])
+    bbox = mask_bbox(mask)
+    if mask.any():
+        bbox[0] += shift[0]
+        bbox[1] += shift[1]
+    return {"rle": encode_rle_window(mask, offset, size),
+            "polygons": polygons_to_json([Polygon(p.exterior + shift, [h + shift for h in p.holes])
+                                          for p in polygons]),
+            "area": int(mask.sum()), "bbox": bbox}
 
 
 def _fields(mask: np.ndarray, polygons: list[Polygon]) -> dict[str, Any]:

@@ -381,9 +381,24 @@ class ProjectStore:
     def add_instance(
         self, image_id: int, mask: np.ndarray, category_id: int | None = None,
         attributes: dict[str, Any] | None = None, tolerance: float | None = None,
+        offset: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
-        """Store a finished object (HxW bool mask) on top of the others."""
-        return self.add_instances([(image_id, mask, category_id, attributes)], tolerance)[0]
+        """Store a finished object (HxW bool mask) on top of the others.
+
+        With ``offset`` ``(x0, y0)``, ``mask`` is a window of the image starting
+        at that pixel (an object of a large image; the image's size must be known).
+        """
+        if offset is None:
+            return self.add_instances([(image_id, mask, category_id, attributes)], tolerance)[0]
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any():
+            raise ClickmaskError("the mask is empty: nothing to save")
+        info = self.image(image_id)
+        if info["width"] is None:
+            raise ClickmaskError(f"{info['path']}: its size is not known yet (open it first)")
+        fields = maskutil.mask_fields(mask, self._tolerance(tolerance), offset, (info["height"], info["width"]))
+        with self._tx() as s:
+            return self._add(s, image_id, mask, category_id, attributes, fields)
 
     def add_instances(
         self, items: list[tuple[int, np.ndarray, int | None, dict[str, Any] | None]], tolerance: float | None = None,
@@ -402,9 +417,9 @@ class ProjectStore:
     def _add(self, s: Session, image_id: int, mask: np.ndarray, category_id: int | None,
              attributes: dict[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
         image = self._get_image(s, image_id)
-        if image.width is not None and (image.height, image.width) != mask.shape:
-            raise ClickmaskError(
-                f"{image.path}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {image.width}x{image.height}")
+        h, w = fields["rle"]["size"]
+        if image.width is not None and (image.height, image.width) != (h, w):
+            raise ClickmaskError(f"{image.path}: mask is {w}x{h}, image is {image.width}x{image.height}")
         self._check_category(s, category_id)
         top = s.scalar(select(func.max(InstanceRow.z_order)).where(InstanceRow.image_id == image_id))
         row = InstanceRow(image_id=image_id, category_id=category_id, z_order=(top if top is not None else -1) + 1,

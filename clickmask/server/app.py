@@ -18,12 +18,12 @@ from fastapi.staticfiles import StaticFiles
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.server.click_queue import ServerBusy
-from clickmask.server.routes import categories, clicks, images, instances, project
+from clickmask.server.routes import categories, clicks, images, instances, project, tiles
 from clickmask.server.security import TOKEN_COOKIE, BodyLimit, cross_origin_refusal, is_localhost, token_ok
 from clickmask.server.state import AppState
 from clickmask.web import static_dir
 
-ROUTES = (images, clicks, instances, categories, project)
+ROUTES = (images, tiles, clicks, instances, categories, project)
 
 
 def create_app(state: AppState) -> FastAPI:

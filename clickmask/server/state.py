@@ -6,6 +6,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,8 @@ from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.refine import RefinedPredictor
 from clickmask.engine.predictor import Prediction
 from clickmask.engine.session import InteractiveSession
-from clickmask.errors import ClickmaskError, ImageReadError
+from clickmask.engine.tiles import Window, WindowedSession
+from clickmask.errors import ClickmaskError, ImageReadError, LargeImageError
 from clickmask.learning.adapted import raw_embedding
 from clickmask.learning.granularity import first_click_masks
 from clickmask.learning.opo import OPOConfig
@@ -25,6 +27,7 @@ from clickmask.server.adaptation import AdaptationService, adaptable_predictor
 from clickmask.server.click_queue import ClickQueue
 from clickmask.server.granularity import GranularityService
 from clickmask.server.imaging import ImageCache, mask_runs
+from clickmask.server.large import LargeImages
 from clickmask.server.memory import release_memory
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
@@ -51,26 +54,40 @@ class InProgress:
     box: BoxPrompt | None = None
     choices: tuple[int, int] = (0, 0)
     redo: int = 0  # undone prompts that redo brings back
+    offset: tuple[int, int] | None = None  # a large image's object: the mask is a window starting here (x0, y0)
+    image_hw: tuple[int, int] | None = None  # and the image's (height, width)
 
     @classmethod
-    def of(cls, session: InteractiveSession | None) -> "InProgress":
+    def of(cls, session: "InteractiveSession | WindowedSession | None") -> "InProgress":
         if session is None:
             return cls(None, [])
-        return cls(session.current_mask(), session.clicks, session.box, session.choices, session.redo_count)
+        if isinstance(session, WindowedSession):
+            offset, hw = session.offset, (session.image_size[1], session.image_size[0])
+        else:
+            offset = hw = None
+        return cls(session.current_mask(), session.clicks, session.box, session.choices, session.redo_count,
+                   offset, hw)
 
 
-def kept_prompts(session: InteractiveSession) -> dict[str, Any] | None:
-    """The prompts of an object in progress as JSON (what :func:`replay` needs), None when it has none."""
+def kept_prompts(session: "InteractiveSession | WindowedSession") -> dict[str, Any] | None:
+    """The prompts of an object in progress as JSON (what :func:`replay` needs), None when it has none.
+
+    A large image's object keeps its window too."""
     if session.prediction is None:
         return None
     box = session.box
-    return {"box": None if box is None else [box.x0, box.y0, box.x1, box.y1],
+    kept = {"box": None if box is None else [box.x0, box.y0, box.x1, box.y1],
             "clicks": [[c.x, c.y, c.positive] for c in session.clicks], "choice": session.choices[0]}
+    if isinstance(session, WindowedSession) and session.window is not None:
+        kept["window"] = session.window.to_json()
+    return kept
 
 
-def replay(session: InteractiveSession, prompts: dict[str, Any]) -> None:
+def replay(session: "InteractiveSession | WindowedSession", prompts: dict[str, Any]) -> None:
     """Redo the kept prompts on a new session: the box, the first click, the chosen mask, the other clicks."""
     clicks = [Click(float(x), float(y), bool(p)) for x, y, p in prompts.get("clicks", [])]
+    if isinstance(session, WindowedSession) and prompts.get("window") and prompts.get("box") is None:
+        session.set_window(prompts["window"])
     box = prompts.get("box")
     if box is not None:
         session.start_box(BoxPrompt(*map(float, box)))
@@ -92,10 +109,11 @@ class AppState:
     local_only: bool = False  # refuse requests whose Host is not localhost (DNS-rebinding guard)
     prefetch_ahead: int = PREFETCH_AHEAD
     images: ImageCache = field(default_factory=ImageCache)
-    sessions: OrderedDict[tuple[int, str], InteractiveSession] = field(default_factory=OrderedDict)
+    sessions: OrderedDict[tuple[int, str], InteractiveSession | WindowedSession] = field(default_factory=OrderedDict)
     click_lock: ClickQueue = field(default_factory=ClickQueue)
     opo_config: OPOConfig | None = None  # None: OPOConfig() (SIIS settings)
     prepare_crops: bool = True  # encode the next click's zoom-in crop while the user looks (off: benchmarks compare)
+    pyramid_cache: Path | None = None  # where large images' overviews go (None: clickmask_home()/pyramids)
     _current_image: int | None = None
     # the proposals last offered, by image (the OFFER_IMAGES most recent) and category: accepting one
     # shows its checked mask. More than one image, so a late answer for the image just left does not
@@ -108,6 +126,14 @@ class AppState:
         self.proposals = ProposalService(self.store, self.predictor.model_id)
         self.adaptation = AdaptationService(self.store, self.predictor, self.opo_config)
         self.granularity = GranularityService(self.store)
+        self.large = LargeImages(self.store, self.pyramid_cache)
+
+    def _activate_window(self, image_id: int, window: Window) -> None:
+        """Make a window of a large image the predictor's image (lock held)."""
+        key = (image_id, window)
+        if self._current_image != key:
+            self.predictor.set_image(self.large.get(image_id).read(window.x0, window.y0, window.x1, window.y1))
+            self._current_image = key
 
     # ---------------------------------------------------------------- images
     def load_image(self, image_id: int) -> np.ndarray:
@@ -116,6 +142,8 @@ class AppState:
         Settings that no longer fit the file (a band it lost when it was
         replaced) are dropped, with a warning: the image opens with the defaults.
         """
+        if self.large.get(image_id) is not None:
+            raise LargeImageError(f"{self.store.image(image_id)['path']}: a large image is read window by window")
         info = self.store.image(image_id)
         path, display = self.store.image_path(image_id), self.store.display(image_id)
         try:
@@ -156,8 +184,11 @@ class AppState:
 
         path = self.store.image_path(image_id)
         settings = check_display(image_kind(path), value)
-        if settings is not None:
+        large = self.large.get(image_id) is not None
+        if settings is not None and not large:
             render(path, settings)  # a band that does not exist fails here, with nothing kept
+        if settings is not None and large:
+            self.large.check(image_id, settings)
         with self.click_lock:
             self.store.set_display(image_id, settings)
             for key in [k for k in self.sessions if k[0] == image_id]:
@@ -167,12 +198,19 @@ class AppState:
                 self._current_image = None
             self.prefetcher.forget(image_id)
             self._offered.pop(image_id, None)
-            self.load_image(image_id)
+            if large:
+                self.large.forget(image_id)
+            else:
+                self.load_image(image_id)
         return self.display(image_id)
 
     def open_image(self, image_id: int) -> dict[str, Any]:
         """Prepare an image for annotation and prefetch the next ones' embeddings."""
         ids = [i["id"] for i in self.store.list_images() if not i["error"]]
+        large = self.large.get(image_id)
+        if large is not None:  # its overviews are made in the background; nothing is decoded whole
+            self.large.prepare_soon(image_id)
+            return {**self.store.image(image_id), "tiles": large.describe()}
         try:
             self.load_image(image_id)
             pos = ids.index(image_id) if image_id in ids else -1
@@ -185,6 +223,9 @@ class AppState:
     def _session(self, image_id: int, tab: str) -> InteractiveSession:
         """The click session of an image in one browser tab, with the predictor set to that image (lock held)."""
         key = (image_id, tab)
+        large = self.large.get(image_id)
+        if large is not None:
+            return self._windowed_session(image_id, tab, large)
         if self._current_image != image_id or key not in self.sessions:
             image = self.load_image(image_id)
         if self._current_image != image_id:
@@ -207,19 +248,47 @@ class AppState:
         self.sessions.move_to_end(key)
         return self.sessions[key]
 
+    def _windowed_session(self, image_id: int, tab: str, large) -> WindowedSession:
+        """A large image's click session: on a window around the object (lock held)."""
+        key = (image_id, tab)
+        if key not in self.sessions:
+            session = WindowedSession(self.predictor, lambda w: large.read(w.x0, w.y0, w.x1, w.y1),
+                                      (large.width, large.height), lambda w: self._activate_window(image_id, w))
+            kept = None if any(k[0] == image_id for k in self.sessions) else self.store.unfinished(image_id)
+            self.sessions[key] = session
+            if kept:
+                try:
+                    replay(session, kept)
+                except (ClickmaskError, TypeError, ValueError) as exc:
+                    logger.warning("image %s: the unfinished object could not be restored (%s)", image_id, exc)
+                    session.reset()
+            while len(self.sessions) > MAX_SESSIONS:
+                dropped, _ = self.sessions.popitem(last=False)
+                self.adaptation.release(dropped)
+                release_memory()
+        self.sessions.move_to_end(key)
+        return self.sessions[key]
+
     def click(self, image_id: int, x: float, y: float, positive: bool, tab: str = "",
-              category_id: int | None = None) -> tuple[InProgress, float]:
+              category_id: int | None = None, view: list[float] | None = None) -> tuple[InProgress, float]:
         """Add a click; returns the object in progress and the server time in ms.
 
         With ``category_id`` the object is segmented with that category's OPO
         adapter (if any). A first positive click exactly on the proposal last
         offered for this image and category (Enter) starts from the mask the
-        proposal's check found, without a decoder run.
+        proposal's check found, without a decoder run. On a large image,
+        ``view`` (the visible rectangle ``[x0, y0, x1, y1]``) sizes a new
+        object's window (:mod:`clickmask.engine.tiles`).
         """
         t0 = time.perf_counter()
         click = Click(x=float(x), y=float(y), positive=bool(positive))
         with self.click_lock.bounded():
             session = self._session(image_id, tab)
+            if isinstance(session, WindowedSession):
+                self.adaptation.select((image_id, tab), None, new_object=not session.clicks)
+                session.set_view(view)
+                session.add_click(click)
+                return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
             self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
             fresh = session.prediction is None
             accepted = self._accepted_proposal(image_id, category_id, click) if fresh else None
@@ -233,8 +302,10 @@ class AppState:
             self._prepare_next_crop(image_id, session)
             return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
 
-    def _prepare_next_crop(self, image_id: int, session: InteractiveSession) -> None:
+    def _prepare_next_crop(self, image_id: int, session: InteractiveSession | WindowedSession) -> None:
         """Start encoding the zoom-in crop the object's next click will use, while the user looks (lock held)."""
+        if isinstance(session, WindowedSession):
+            return  # the prefetcher knows whole images only
         if self.prepare_crops and isinstance(self.predictor, RefinedPredictor) and session.prediction is not None:
             pixels = self.predictor.crop_to_prepare(session.prediction)
             if pixels is not None:
@@ -326,9 +397,14 @@ class AppState:
         readings into the category's granularity memory, and the object is
         queued for training the category's OPO adapter (in the background).
         """
-        mask = self.current_mask(image_id, tab)
+        obj = self.in_progress(image_id, tab)
+        mask = obj.mask
         if mask is None or not mask.any():
             raise ClickmaskError(f"image {image_id}: no object to finish (click on it first)")
+        if obj.offset is not None:  # a large image's window: stored without an image-sized mask; nothing learned
+            inst = self.store.add_instance(image_id, mask, category_id, offset=obj.offset)
+            self.reset_clicks(image_id, tab)
+            return inst
         first = next(iter(self.clicks_of(image_id, tab)), None)
         session = self.sessions.get((image_id, tab))
         readings = None
@@ -347,7 +423,10 @@ class AppState:
         return inst
 
     def _embedding(self, image_id: int) -> np.ndarray | None:
-        """The raw (unadapted) embedding of an image, made current (lock held); None for a model without one."""
+        """The raw (unadapted) embedding of an image, made current (lock held); None for a model without one
+        or a large image (segmented by windows)."""
+        if self.large.get(image_id) is not None:
+            return None
         if self._current_image != image_id:
             image = self.load_image(image_id)
             self.prefetcher.wait_for(image_id)

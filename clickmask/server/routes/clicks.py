@@ -21,6 +21,8 @@ class ClickIn(BaseModel):
     y: float
     positive: bool = True
     category_id: DbInt | None = None  # the object's category: its OPO adapter is used
+    # the visible rectangle [x0, y0, x1, y1] of the image: sizes a large image's window for a new object
+    view: list[float] | None = Field(None, min_length=4, max_length=4)
 
 
 class BoxIn(BaseModel):
@@ -51,7 +53,7 @@ def router(state: AppState) -> APIRouter:
         t0 = time.perf_counter()
         mask_payload(None, format)  # validates the format before the click changes anything
         with state.adaptation.training_paused():  # the OPO trainer process stops until the answer is ready
-            obj, ms = state.click(image_id, body.x, body.y, body.positive, tab, body.category_id)
+            obj, ms = state.click(image_id, body.x, body.y, body.positive, tab, body.category_id, body.view)
             return _answer(obj, format, ms, t0)
 
     @api.post("/api/images/{image_id}/box")
@@ -106,7 +108,7 @@ def object_json(obj: InProgress, fmt: str) -> dict:
     """The object in progress as JSON: its mask in ``fmt``, clicks, box (or null) and
     ``choice`` {index, count} (count 0: no other masks to show), ``redo`` (undone prompts redo brings back)."""
     box = obj.box
-    return {**mask_payload(obj.mask, fmt), "clicks": [click_json(c) for c in obj.clicks],
+    return {**mask_payload(obj.mask, fmt, obj.offset, obj.image_hw), "clicks": [click_json(c) for c in obj.clicks],
             "box": None if box is None else [box.x0, box.y0, box.x1, box.y1],
             "choice": {"index": obj.choices[0], "count": obj.choices[1]}, "redo": obj.redo}
 

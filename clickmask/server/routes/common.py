@@ -36,19 +36,29 @@ class StrokeIn(BaseModel):
     category_id: DbInt | None = None
 
 
-def mask_payload(mask, fmt: str) -> dict[str, Any]:
-    """A mask as JSON in the asked format (``runs``, ``png`` or ``rle``), with its area."""
+def mask_payload(mask, fmt: str, offset: tuple[int, int] | None = None,
+                 image_hw: tuple[int, int] | None = None) -> dict[str, Any]:
+    """A mask as JSON in the asked format (``runs``, ``png`` or ``rle``), with its area.
+
+    A large image's mask is a window of it: ``offset`` ``[x0, y0]`` says where
+    the runs and the PNG start; the RLE, polygons and bbox are the image's
+    (``image_hw``: its height and width).
+    """
     if fmt not in ("runs", "png", "rle"):
         raise ClickmaskError(f"unknown mask format {fmt!r}: use runs, png or rle")
     if mask is None or not mask.any():
         return {"empty": True, "png": None, "runs": None, "area": 0}
     out: dict[str, Any] = {"empty": False}
+    if offset is not None:
+        out["offset"] = [int(offset[0]), int(offset[1])]
     if fmt == "runs":
         out["runs"] = mask_runs(mask)
+        if offset is not None:
+            out["runs"]["offset"] = out["offset"]
     if fmt == "png":
         out["png"] = mask_png_b64(mask)
     if fmt == "rle":
-        out.update(mask_fields(mask, 1.0))
+        out.update(mask_fields(mask, 1.0, offset, image_hw))
     out["area"] = int(mask.sum())
     return out
 

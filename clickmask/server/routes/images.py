@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
+from clickmask.errors import ClickmaskError
 from clickmask.project.masks import apply_stroke
 from clickmask.server.checker import start_checker
 from clickmask.server.routes.common import DbInt, StrokeIn, Tab, clicks_json
@@ -60,6 +61,11 @@ def router(state: AppState) -> APIRouter:
 
     @api.get("/api/images/{image_id}/file")
     def image_file(image_id: DbInt):
+        large = state.large.get(image_id)
+        if large is not None:  # a preview: the image itself is shown as tiles
+            from clickmask.server.routes.tiles import preview
+
+            return Response(preview(large), media_type="image/jpeg")
         path = store.image_path(image_id)
         data = state.images.jpeg(image_id, path, store.display(image_id))
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
@@ -98,6 +104,9 @@ def router(state: AppState) -> APIRouter:
 
     @api.post("/api/images/{image_id}/stroke")
     def stroke_new(image_id: DbInt, body: StrokeIn):
+        large = state.large.get(image_id)
+        if large is not None:  # painted on the stroke's window, not on an image-sized mask
+            return _stroke_on_window(large, image_id, body)
         info = store.image(image_id)
         if info["width"] is None:
             state.load_image(image_id)
@@ -118,5 +127,16 @@ def router(state: AppState) -> APIRouter:
     def redo(image_id: DbInt):
         return {"redone": store.redo(image_id), "annotations": store.list_instances(image_id),
                 "history": store.history_state(image_id)}
+
+    def _stroke_on_window(large, image_id: int, body: StrokeIn):
+        pts = np.asarray(body.points, dtype=np.float64)
+        r = body.radius + 1
+        x0, y0 = (max(0, int(np.floor(v))) for v in pts.min(axis=0) - r)
+        x1 = min(large.width, int(np.ceil(pts[:, 0].max() + r)))
+        y1 = min(large.height, int(np.ceil(pts[:, 1].max() + r)))
+        if x1 <= x0 or y1 <= y0:
+            raise ClickmaskError(f"image {image_id}: the stroke lies outside the image")
+        local = apply_stroke(np.zeros((y1 - y0, x1 - x0), bool), (pts - [x0, y0]).tolist(), body.radius, False)
+        return store.add_instance(image_id, local, body.category_id, offset=(x0, y0))
 
     return api

@@ -37,8 +37,8 @@ export const api = {
   image: (id) => request("GET", `/api/images/${id}`),
   open: (id) => request("POST", `/api/images/${id}/open`),
   setStatus: (id, status) => request("PUT", `/api/images/${id}/status`, { status }),
-  click: (id, x, y, positive, categoryId = null) =>
-    request("POST", `/api/images/${id}/clicks`, { x, y, positive, category_id: categoryId }),
+  click: (id, x, y, positive, categoryId = null, view = null) =>
+    request("POST", `/api/images/${id}/clicks`, { x, y, positive, category_id: categoryId, ...(view ? { view } : {}) }),
   box: (id, x0, y0, x1, y1, categoryId = null) =>
     request("POST", `/api/images/${id}/box`, { x0, y0, x1, y1, category_id: categoryId }),
   choose: (id, index) => request("POST", `/api/images/${id}/choice`, { index }),

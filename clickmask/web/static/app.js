@@ -5,7 +5,7 @@ import { ACTIONS, actionFor, defaults, keyOf, label } from "./shortcuts.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = {
-  images: [], imageId: null, image: null, instances: [], categories: [], currentCategory: null,
+  images: [], imageId: null, image: null, tiles: null, instances: [], categories: [], currentCategory: null,
   selected: null, selectedOnPurpose: false, clicks: [], box: null, choice: { index: 0, count: 0 }, mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
   busyText: "ready", prefetchText: "", statusSent: 0, statusClicking: false, clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
   display: null,
@@ -111,7 +111,8 @@ async function openImage(id) {
   msg.hidden = true;
   state.display = await api.display(id).catch(() => null);
   renderDisplay();
-  await viewer.setImage(imageUrl(id));
+  state.tiles = info.tiles || null; // a large image: shown as tiles, segmented on a window around each object
+  await showPixels(id);
   const detail = await api.image(id);
   state.image = detail;
   state.instances = detail.annotations;
@@ -164,6 +165,13 @@ async function acceptProposal() {
 }
 
 // ------------------------------------------------------------ display: raster bands and stretch, DICOM window
+/** Show the image: whole, or as tiles when it is large (their URLs change with the display settings too). */
+function showPixels(id) {
+  const url = imageUrl(id);
+  if (state.tiles) return viewer.setTiles(`/api/images/${id}/tiles`, state.tiles, url.slice(url.indexOf("?")));
+  return viewer.setImage(imageUrl(id));
+}
+
 /** The image's URL; it changes with the display settings, so the browser never shows cached old pixels. */
 function imageUrl(id) {
   const text = JSON.stringify(state.display ? state.display.settings : null);
@@ -241,7 +249,7 @@ async function applyDisplay(settings) {
   if (id === null || !state.display) return;
   state.display = await api.setDisplay(id, settings);
   renderDisplay();
-  await viewer.setImage(imageUrl(id));
+  await showPixels(id);
   redraw();
   const left = await api.currentMask(id); // an unfinished object is redone on the new pixels
   showObject(left.clicks.length || left.box ? left : null);
@@ -314,7 +322,8 @@ async function sendPrompt(send) {
   }
 }
 
-const addClick = (x, y, positive) => sendPrompt((id) => api.click(id, x, y, positive, state.currentCategory));
+const addClick = (x, y, positive) => sendPrompt((id) => api.click(id, x, y, positive, state.currentCategory,
+                                                                state.tiles ? viewer.view() : null));
 const addBox = (x0, y0, x1, y1) => sendPrompt((id) => api.box(id, x0, y0, x1, y1, state.currentCategory));
 
 /** Show the next (step 1) or previous (-1) of the masks the first click or box offered. */

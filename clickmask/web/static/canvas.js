@@ -49,6 +49,7 @@ export class Viewer {
 
   resize() {
     this.stage.size({ width: this.container.clientWidth, height: this.container.clientHeight });
+    this._updateTiles();
   }
 
   // ------------------------------------------------------------ image + view
@@ -69,7 +70,77 @@ export class Viewer {
     });
   }
 
+  /** Show a large image as a tile pyramid (deep zoom): {width, height, tile, levels}; only the tiles
+   *  of the visible part at the level that matches the zoom are fetched (tiles/{level}/{col}/{row}.jpg,
+   *  level 0 = full resolution). The coarsest level stays underneath while finer tiles load. */
+  setTiles(url, info, query = "") {
+    this.clear();
+    this.width = info.width;
+    this.height = info.height;
+    this.tiles = { url, info, query, nodes: new Map() };
+    this.fit();
+    return Promise.resolve();
+  }
+
+  /** The level whose pixels are closest to (not coarser than) the screen's at this zoom. */
+  tileLevel() {
+    const info = this.tiles.info;
+    const level = Math.floor(Math.log2(1 / this.stage.scaleX()));
+    return Math.max(0, Math.min(info.levels - 1, level));
+  }
+
+  /** The visible rectangle of the image, [x0, y0, x1, y1] in image pixels (clamped to the image). */
+  view() {
+    const s = this.stage.scaleX(), o = this.stage.position();
+    const x0 = Math.max(0, -o.x / s), y0 = Math.max(0, -o.y / s);
+    const x1 = Math.min(this.width, (this.stage.width() - o.x) / s), y1 = Math.min(this.height, (this.stage.height() - o.y) / s);
+    return x1 > x0 && y1 > y0 ? [x0, y0, x1, y1] : null;
+  }
+
+  _updateTiles() {
+    if (!this.tiles) return;
+    const { info, nodes } = this.tiles;
+    const top = info.levels - 1;
+    const wanted = new Set();
+    const want = (level) => {
+      const span = info.tile * 2 ** level;
+      const v = level === top ? [0, 0, this.width, this.height] : this.view();
+      if (!v) return;
+      for (let r = Math.floor(v[1] / span); r * span < Math.min(v[3], this.height); r += 1) {
+        for (let c = Math.floor(v[0] / span); c * span < Math.min(v[2], this.width); c += 1) wanted.add(`${level}/${c}/${r}`);
+      }
+    };
+    want(top);
+    const level = this.tileLevel();
+    if (level !== top) want(level);
+    for (const [key, node] of nodes) {
+      if (!wanted.has(key)) { node.destroy(); nodes.delete(key); }
+    }
+    for (const key of wanted) {
+      if (nodes.has(key)) continue;
+      const [l, c, r] = key.split("/").map(Number);
+      const span = info.tile * 2 ** l;
+      const node = new Konva.Image({ x: c * span, y: r * span, width: Math.min(span, this.width - c * span),
+                                     height: Math.min(span, this.height - r * span), name: `tile level-${l}` });
+      const img = new window.Image();
+      img.onload = () => { node.image(img); node.setAttr("loaded", true); this.imageLayer.batchDraw(); };
+      img.src = `${this.tiles.url}/${key}.jpg${this.tiles.query}`;
+      this.imageLayer.add(node);
+      nodes.set(key, node);
+      if (l === top) node.moveToBottom();
+    }
+    this.imageLayer.batchDraw();
+  }
+
+  /** Tiles wanted now and how many of them are shown (for tests and the status line). */
+  tileStatus() {
+    if (!this.tiles) return null;
+    const nodes = [...this.tiles.nodes.values()];
+    return { level: this.tileLevel(), wanted: nodes.length, loaded: nodes.filter((n) => n.getAttr("loaded")).length };
+  }
+
   clear() {
+    this.tiles = null;
     this.imageLayer.destroyChildren();
     this.annLayer.destroyChildren();
     this.maskLayer.destroyChildren();
@@ -87,6 +158,7 @@ export class Viewer {
     this.stage.scale({ x: s, y: s });
     this.stage.position({ x: (sw - this.width * s) / 2, y: (sh - this.height * s) / 2 });
     this._rescaleHandles();
+    this._updateTiles();
   }
 
   zoomAt(point, factor) {
@@ -97,6 +169,7 @@ export class Viewer {
     this.stage.scale({ x: s, y: s });
     this.stage.position({ x: point.x - world.x * s, y: point.y - world.y * s });
     this._rescaleHandles();
+    this._updateTiles();
   }
 
   /** Fill strength (0..1) of finished objects; their outlines stay fully visible. */
@@ -128,8 +201,9 @@ export class Viewer {
     this.maskNode = null;
     if (mask) {
       const [h, w] = mask.size;
+      const [x, y] = mask.offset || [0, 0]; // a large image's mask covers a window of it
       const canvas = Viewer.runsCanvas(mask, [255, 196, 0, 255]);
-      this.maskNode = new Konva.Image({ image: canvas, x: 0, y: 0, width: w, height: h, name: "mask" });
+      this.maskNode = new Konva.Image({ image: canvas, x, y, width: w, height: h, name: "mask" });
       this.maskLayer.add(this.maskNode);
     }
     this.maskLayer.draw();
@@ -386,6 +460,7 @@ export class Viewer {
         } else if (this._moved) {
           if (this.spaceDown) this.spaceUsed = true;
           this.stage.position({ x: pr.start.x + dx, y: pr.start.y + dy });
+          this._updateTiles();
         }
       }
       this.stage.batchDraw();
