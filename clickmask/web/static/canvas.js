@@ -3,6 +3,7 @@
 /* global Konva */
 
 const HANDLE_PX = 5; // vertex handle radius on screen
+const TILE_DELAY_MS = 80; // a large image's tiles are fetched once zooming or panning pauses this long
 
 function hexToRgba(hex, alpha) {
   const n = parseInt(hex.slice(1), 16);
@@ -97,6 +98,13 @@ export class Viewer {
     return x1 > x0 && y1 > y0 ? [x0, y0, x1, y1] : null;
   }
 
+  /** Fetch the tiles of the new view once the wheel or the drag pauses (not those of every step on the way). */
+  _scheduleTiles() {
+    if (!this.tiles) return;
+    clearTimeout(this._tileTimer);
+    this._tileTimer = setTimeout(() => this._updateTiles(), TILE_DELAY_MS);
+  }
+
   _updateTiles() {
     if (!this.tiles) return;
     const { info, nodes } = this.tiles;
@@ -169,7 +177,7 @@ export class Viewer {
     this.stage.scale({ x: s, y: s });
     this.stage.position({ x: point.x - world.x * s, y: point.y - world.y * s });
     this._rescaleHandles();
-    this._updateTiles();
+    this._scheduleTiles();
   }
 
   /** Fill strength (0..1) of finished objects; their outlines stay fully visible. */
@@ -460,7 +468,7 @@ export class Viewer {
         } else if (this._moved) {
           if (this.spaceDown) this.spaceUsed = true;
           this.stage.position({ x: pr.start.x + dx, y: pr.start.y + dy });
-          this._updateTiles();
+          this._scheduleTiles();
         }
       }
       this.stage.batchDraw();
