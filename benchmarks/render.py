@@ -703,6 +703,7 @@ def page(results: Path) -> list[str]:
            f"Rendered on: {host}.", ""]
     out += noc_section(results, default, host)
     out += rs_section(results, default, host)
+    out += large_image_section(results)
     out += latency_section(results, default, host)
     out += app_latency_section(results, default)
     out += load_section(results)
@@ -713,6 +714,34 @@ def page(results: Path) -> list[str]:
     out += training_section(results / "training", default, host)
     out += plots_section(results)
     return out
+
+
+def large_image_section(results: Path) -> list[str]:
+    """The 20000 x 20000 image against a 2000 x 2000 one in the app (benchmarks/large_image.py)."""
+    path = results / "large_image.json"
+    if not path.is_file():
+        return []
+    r = load(path)
+    runs = {"cold": "tiled GeoTIFF, overviews not made yet", "warm": "tiled GeoTIFF, overviews in the cache",
+            "cog": "Cloud-Optimized GeoTIFF (its own overviews)", "small": "decoded whole"}
+    out = ["## Very large images", "",
+           "A synthetic GeoTIFF (every pixel written: textured ground with square buildings of 60..140 px) in "
+           "`clickmask serve`, as its own process, measured through HTTP as the browser calls it. *open*: "
+           "`POST /open`; *first view*: from before the open until the fitted view of a "
+           f"{r['canvas'][0]}x{r['canvas'][1]} canvas is fetched (its tiles one after another, or the small "
+           "image's JPEG); *click*: the first click on a building (its window's embedding included), "
+           f"then the same click with the embedding ready; the user sees {r['view_px']} px of the image when "
+           "clicking; *IoU*: that mask against the building; *export*: the object finished, then a GeoJSON export; "
+           "*peak RSS*: the server's VmHWM over the whole run.", ""]
+    out += code_block([r["command"]])
+    out += ["| image | run | tiles | open ms | first view ms | click ms | click, embedding ready ms | object px "
+            "| IoU | export ms | peak RSS MB |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in r["rows"]:
+        out.append(f"| {row['size']} | {runs.get(row['run'], row['run'])} | {row['tiles_fetched'] or '-'} "
+                   f"| {row['open_ms']:.0f} | {row['first_view_ms']:.0f} | {row['click_ms']:.0f} "
+                   f"| {row['click_ready_ms']:.0f} | {row['object_px']} | {row['iou']:.3f} "
+                   f"| {row.get('export_ms', float('nan')):.0f} | {row['peak_rss_mb']:.0f} |")
+    return out + [""]
 
 
 def reference_section(results: Path, default: dict | None) -> list[str]:
@@ -837,6 +866,7 @@ def commands(results: Path) -> list[str]:
         ("Remote sensing: GeoTIFF tiles against PNG", rs_commands(rs_files(results), default)
          if rs_files(results) else []),
         ("Engine latency", [bench_command(p, default) for p in sorted(results.glob("latency*.json"))]),
+        ("Very large images", [load(p)["command"] for p in sorted(results.glob("large_image*.json"))]),
         ("Annotation app latency", [app_command(p, default) for p in sorted(results.glob("app_latency*.json"))]),
         ("Annotation app under load", [load_command(p) for p in sorted(results.glob("load*.json"))]),
     ]

@@ -42,6 +42,8 @@ def field_pixels(x0: int, y0: int, w: int, h: int, squares: list[Square], seed: 
     rgb = np.stack([base * 0.9 + 20, base, base * 0.7 + 10])
     rgb += rng.normal(0, 6, rgb.shape).astype(np.float32)
     for sq in squares:
+        if sq.x >= x0 + w or sq.y >= y0 + h or sq.x + sq.side <= x0 or sq.y + sq.side <= y0:
+            continue
         m = sq.mask((h, w), (x0, y0))
         for c in range(3):
             rgb[c][m] = sq.color[c] + rng.normal(0, 4, int(m.sum()))

@@ -3,6 +3,7 @@ windowed masks in the store (RLE without an image-sized mask) and the server's t
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 rasterio = pytest.importorskip("rasterio")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from large_files import Square, write_large_geotiff  # noqa: E402
+from large_files import ORIGIN, PIXEL, Square, write_large_geotiff  # noqa: E402
 
 from clickmask.engine.clicks import Click  # noqa: E402
 from clickmask.engine.tiles import (MIN_WINDOW, Window, WindowedSession, grown_window, square_window,  # noqa: E402
@@ -26,7 +27,6 @@ SIZE = 20000
 FIELD = (11264, 11264, 14336, 13312)  # the textured part; the rest of the file is sparse (black)
 SMALL = Square(12000, 12000, 100, (200, 70, 50))  # the 100 x 100 px object of the issue
 OTHER = Square(12400, 11800, 100, (60, 60, 200))
-BAR = Square(12700, 12800, 1400, (230, 230, 230))  # a long object: its side is the square's, see bar_mask
 
 
 def bar_mask(shape, offset):
@@ -35,14 +35,6 @@ def bar_mask(shape, offset):
     x0, y0 = 12700 - offset[0], 12800 - offset[1]
     out[max(y0, 0): max(y0 + 160, 0), max(x0, 0): max(x0 + 1400, 0)] = True
     return out
-
-
-class _Bar(Square):
-    def mask(self, shape, offset=(0, 0)):
-        return bar_mask(shape, offset)
-
-
-SQUARES = [SMALL, OTHER, _Bar(12700, 12800, 0, (230, 230, 230))]
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +222,23 @@ def test_server_opens_a_large_image_as_tiles_and_stores_a_windowed_object(client
     assert _iou(full, SMALL.mask((SIZE, SIZE))) >= 0.85
     ext = np.asarray(inst["polygons"][0]["exterior"])
     assert ext[:, 0].min() == pytest.approx(12000, abs=3) and ext[:, 1].max() == pytest.approx(12100, abs=3)
+
+    # exports read the objects as their boxes: COCO's RLE is the stored one, GeoJSON is in map coordinates
+    coco = c.post("/api/export", json={"format": "coco"}).json()
+    data = json.loads((Path(coco["dir"]) / "annotations.json").read_text())
+    ann = data["annotations"][0]
+    assert ann["area"] == inst["area"] and ann["bbox"] == pytest.approx(inst["bbox"])
+    xs = np.asarray(ann["segmentation"][0])[0::2]
+    assert xs.min() == pytest.approx(inst["bbox"][0], abs=1) and xs.max() == pytest.approx(sum(inst["bbox"][::2]), abs=1)
+    geo = c.post("/api/export", json={"format": "geojson"}).json()
+    import shapely
+    from pyogrio.raw import read as ogr_read
+
+    _, _, geometry, _ = ogr_read(Path(geo["dir"]) / geo["files"][0])
+    x0, y0 = ORIGIN[0] + 12000 * PIXEL, ORIGIN[1] - 12000 * PIXEL
+    truth = shapely.box(x0, y0 - 100 * PIXEL, x0 + 100 * PIXEL, y0)
+    shape = shapely.from_wkb(geometry[0])
+    assert shape.intersection(truth).area / shape.union(truth).area >= 0.85
 
     # a brush stroke on a large image is stored from its window too
     s = c.post(f"/api/images/{image_id}/stroke", json={"points": [[15000, 15000], [15040, 15000]], "radius": 5})

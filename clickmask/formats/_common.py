@@ -336,6 +336,18 @@ def split_images(file_names: list[str]) -> tuple[list[str], bool]:
 # --------------------------------------------------------------------------- #
 # Polygons of instances
 # --------------------------------------------------------------------------- #
+def window_of(inst: Instance, result: ExportResult) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """(mask, offset) of an instance with a category and pixels, as kept: a window of a large image
+    and where it starts, or the whole mask at (0, 0); None as :func:`exportable`."""
+    if inst.category_id is None:
+        return None
+    mask = _bool_mask(inst.mask)
+    if not mask.any():
+        result.skipped_empty += 1
+        return None
+    return mask, (0, 0) if inst.offset is None else (int(inst.offset[0]), int(inst.offset[1]))
+
+
 def instance_polygons(mask: np.ndarray, tolerance: float) -> list[Polygon]:
     """Polygons of an (H, W) mask; if ``tolerance`` drops every part, the exact ones.
 
@@ -361,15 +373,24 @@ def count_unassigned(annotations: AnnotationSet, result: ExportResult) -> None:
         result.skipped_unassigned += n
 
 
-def exportable(inst: Instance, result: ExportResult) -> np.ndarray | None:
+def exportable(inst: Instance, result: ExportResult, img: ImageAnnotation | None = None) -> np.ndarray | None:
     """The bool mask of an instance with a category and pixels, else None.
 
     Empty masks are counted in ``result``; instances without a category are not
-    (count them once with :func:`count_unassigned`).
+    (count them once with :func:`count_unassigned`). An instance kept as a
+    window of a large image (``inst.offset``) is expanded to the image ``img``.
     """
     if inst.category_id is None:
         return None
-    mask = _bool_mask(inst.mask)
+    if inst.offset is not None:
+        if img is None:
+            raise ClickmaskError("an instance kept as a window needs its image to be expanded")
+        window = _bool_mask(inst.mask)
+        x0, y0 = (int(v) for v in inst.offset)
+        mask = np.zeros((img.height, img.width), dtype=bool)
+        mask[y0: y0 + window.shape[0], x0: x0 + window.shape[1]] = window
+    else:
+        mask = _bool_mask(inst.mask)
     if not mask.any():
         result.skipped_empty += 1
         return None

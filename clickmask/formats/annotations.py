@@ -61,11 +61,13 @@ class Instance:
 
     Attributes
     ----------
-    mask : (H, W) bool array covering the full image.
+    mask : (H, W) bool array covering the full image, or (with ``offset``) a window of it.
     category_id : id of a :class:`Category`, or ``None`` when unassigned.
     z_order : drawing order; higher is drawn on top in label maps.
     id : optional identifier (not used by the exporters).
     attributes : free-form JSON-serialisable values.
+    offset : ``(x0, y0)`` when ``mask`` is a window of the image starting at that pixel (an object of a
+        very large image, kept without an image-sized mask); None when it covers the image.
     """
 
     mask: np.ndarray
@@ -73,6 +75,7 @@ class Instance:
     z_order: int = 0
     id: int | None = None
     attributes: dict = field(default_factory=dict)
+    offset: tuple[int, int] | None = None
 
 
 @dataclass
@@ -218,14 +221,30 @@ def instance_map(image_ann: ImageAnnotation) -> np.ndarray:
     return out
 
 
-def _checked_mask(image_ann: ImageAnnotation, index: int) -> np.ndarray:
-    mask = _bool_mask(image_ann.instances[index].mask)
-    if mask.shape != (image_ann.height, image_ann.width):
+def _checked_mask(image_ann: ImageAnnotation, index: int, expand: bool = True) -> np.ndarray:
+    """The instance's mask over the whole image (a window expanded, unless ``expand`` is False),
+    checked against the image's size."""
+    inst = image_ann.instances[index]
+    mask = _bool_mask(inst.mask)
+    if inst.offset is None:
+        if mask.shape != (image_ann.height, image_ann.width):
+            raise ClickmaskError(
+                f"image '{image_ann.file_name}': instance {index} mask is {_shape(mask)} "
+                f"but the image is {image_ann.height}x{image_ann.width} (HxW)"
+            )
+        return mask
+    x0, y0 = (int(v) for v in inst.offset)
+    if mask.ndim != 2 or x0 < 0 or y0 < 0 or x0 + mask.shape[1] > image_ann.width \
+            or y0 + mask.shape[0] > image_ann.height:
         raise ClickmaskError(
-            f"image '{image_ann.file_name}': instance {index} mask is {_shape(mask)} "
-            f"but the image is {image_ann.height}x{image_ann.width} (HxW)"
+            f"image '{image_ann.file_name}': instance {index} mask ({_shape(mask)} at {x0},{y0}) "
+            f"is not inside the image ({image_ann.height}x{image_ann.width}, HxW)"
         )
-    return mask
+    if not expand:
+        return mask
+    full = np.zeros((image_ann.height, image_ann.width), dtype=bool)
+    full[y0: y0 + mask.shape[0], x0: x0 + mask.shape[1]] = mask
+    return full
 
 
 def _shape(arr: np.ndarray) -> str:
@@ -306,7 +325,7 @@ def validate(annotations: AnnotationSet) -> None:
             mask = np.asarray(inst.mask)
             if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
                 raise ClickmaskError(f"{where}: instance {i} mask must be bool, got dtype {mask.dtype}")
-            _checked_mask(img, i)
+            _checked_mask(img, i, expand=False)
             cid = inst.category_id
             if cid is not None and (not _is_int(cid) or cid not in ids):
                 raise ClickmaskError(f"{where}: instance {i} has unknown category id {inst.category_id!r}")

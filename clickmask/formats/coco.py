@@ -84,7 +84,7 @@ def export_coco(annotations: AnnotationSet, out_dir: Path, tolerance: float = 0.
         images.append({"id": image_id, "file_name": img.file_name, "width": img.width, "height": img.height})
         for i in drawing_order(img):
             inst = img.instances[i]
-            mask = exportable(inst, result)
+            mask = exportable(inst, result, img)
             if mask is None:
                 continue
             attributes = dict(inst.attributes)

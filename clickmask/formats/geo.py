@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from clickmask.errors import ClickmaskError
-from clickmask.formats._common import ExportResult, exportable, instance_polygons, output_stems
+from clickmask.formats._common import ExportResult, instance_polygons, output_stems, window_of
 from clickmask.formats.annotations import AnnotationSet, Category, ImageAnnotation, Instance, drawing_order
 from clickmask.geometry import Polygon, polygons_to_mask
 
@@ -99,9 +99,12 @@ def _to_shapely(polygons: list[Polygon]) -> Any:
     return shapely.MultiPolygon(parts) if parts else None
 
 
-def mask_geometry(mask: np.ndarray, tolerance: float = 0.0) -> Any:
-    """A shapely MultiPolygon of an (H, W) mask in pixel-corner coordinates, or None when empty."""
-    return _to_shapely(instance_polygons(np.asarray(mask, dtype=bool), tolerance))
+def mask_geometry(mask: np.ndarray, tolerance: float = 0.0, offset: tuple[int, int] = (0, 0)) -> Any:
+    """A shapely MultiPolygon of an (H, W) mask in pixel-corner coordinates (the mask's pixel (0, 0) at
+    ``offset``), or None when empty."""
+    shift = np.array([float(offset[0]), float(offset[1])])
+    polygons = instance_polygons(np.asarray(mask, dtype=bool), tolerance)
+    return _to_shapely([Polygon(p.exterior + shift, [h + shift for h in p.holes]) for p in polygons])
 
 
 def _affine(geometry: Any, transform: tuple[float, ...]) -> Any:
@@ -312,10 +315,10 @@ def export_geo(
         layer = VectorLayer()
         for number, i in enumerate(drawing_order(img), start=1):
             inst = img.instances[i]
-            mask = exportable(inst, result)
-            if mask is None:
+            kept = window_of(inst, result)  # a large image's object: traced on its window, then placed
+            if kept is None:
                 continue
-            geometry = mask_geometry(mask, tolerance)
+            geometry = mask_geometry(kept[0], tolerance, kept[1])
             if geometry is None:
                 result.skipped_empty += 1
                 continue

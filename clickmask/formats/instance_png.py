@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from clickmask.formats._common import ExportResult, gray_png, output_stems, safe_name, write_image, write_json
-from clickmask.formats.annotations import AnnotationSet, _bool_mask, drawing_order
+from clickmask.formats.annotations import AnnotationSet, _checked_mask, drawing_order
 
 __all__ = ["export_instance_png"]
 
@@ -43,7 +43,7 @@ def export_instance_png(annotations: AnnotationSet, out_dir: Path) -> ExportResu
     for img, stem in zip(annotations.images, output_stems(annotations)):
         for k, i in enumerate(drawing_order(img), start=1):
             inst = img.instances[i]
-            mask = _bool_mask(inst.mask)
+            mask = _checked_mask(img, i)
             name = names.get(inst.category_id) if inst.category_id is not None else None
             rel = f"instances/{stem}/{k}_{safe_name(name, 'category') if name else 'unassigned'}.png"
             write_image(out / rel, gray_png(mask), result)

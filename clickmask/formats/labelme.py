@@ -172,7 +172,7 @@ def export_labelme(
         shapes: list[dict[str, Any]] = []
         for number, i in enumerate(drawing_order(img), start=1):
             inst = img.instances[i]
-            mask = exportable(inst, result)
+            mask = exportable(inst, result, img)
             if mask is None:
                 continue
             label = names[inst.category_id]  # type: ignore[index]

@@ -69,7 +69,7 @@ from clickmask.formats._common import (
 from clickmask.formats.annotations import (
     AnnotationSet,
     ImageAnnotation,
-    _bool_mask,
+    _checked_mask,
     _voc_color,
     category_colors,
     drawing_order,
@@ -113,11 +113,11 @@ def _maps(img: ImageAnnotation, result: ExportResult) -> tuple[np.ndarray, np.nd
     for i in drawing_order(img):
         inst = img.instances[i]
         if inst.category_id is None:
-            void = _bool_mask(inst.mask)
+            void = _checked_mask(img, i)
             classes[void] = -1
             objects[void] = -1
             continue
-        mask = exportable(inst, result)
+        mask = exportable(inst, result, img)
         if mask is None:
             continue
         listed.append((int(inst.category_id), mask))

@@ -136,7 +136,7 @@ def export_yolo_seg(
         lines: list[str] = []
         for i in drawing_order(img):
             inst = img.instances[i]
-            mask = exportable(inst, result)
+            mask = exportable(inst, result, img)
             if mask is None:
                 continue
             rings = [r for poly in instance_polygons(mask, tolerance) for r in (poly.exterior, *poly.holes)

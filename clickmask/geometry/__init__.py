@@ -16,7 +16,7 @@ from clickmask.geometry.polygons import (
     polygons_to_mask,
     simplify,
 )
-from clickmask.geometry.rle import decode_rle, encode_rle, encode_rle_window, mask_bbox, rle_area, rle_bbox
+from clickmask.geometry.rle import decode_rle, decode_rle_window, encode_rle, encode_rle_window, mask_bbox, rle_area, rle_bbox
 
 __all__ = [
     "Polygon",
@@ -29,6 +29,7 @@ __all__ = [
     "polygons_to_coco",
     "join_rings",
     "encode_rle_window",
+    "decode_rle_window",
     "encode_rle",
     "decode_rle",
     "rle_area",

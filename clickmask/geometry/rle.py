@@ -23,7 +23,7 @@ import numpy as np
 from clickmask.errors import ClickmaskError
 from clickmask.geometry.polygons import _check_mask
 
-__all__ = ["encode_rle", "encode_rle_window", "decode_rle", "rle_area", "rle_bbox", "mask_bbox"]
+__all__ = ["encode_rle", "encode_rle_window", "decode_rle", "decode_rle_window", "rle_area", "rle_bbox", "mask_bbox"]
 
 # Largest group count any int64 run length can need.
 _MAX_GROUPS = 13
@@ -177,6 +177,34 @@ def decode_rle(rle: Mapping[str, Any]) -> np.ndarray:
     values = (np.arange(counts.size) % 2).astype(bool)
     flat = np.repeat(values, counts)
     return np.ascontiguousarray(flat.reshape(w, h).T)
+
+
+def decode_rle_window(rle: Mapping[str, Any], window: tuple[int, int, int, int]) -> np.ndarray:
+    """The pixels ``[x0, x1) x [y0, y1)`` (``window``) of a COCO RLE's mask, as a bool array, without
+    decoding the whole mask (an object of a 20000 x 20000 image needs memory for its box only)."""
+    h, w, counts = _check_rle(rle)
+    x0, y0, x1, y1 = (int(v) for v in window)
+    if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+        raise ClickmaskError(f"RLE: window {x0},{y0}..{x1},{y1} is not inside the {w}x{h} mask")
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    fg = (np.arange(counts.size) % 2 == 1) & (counts > 0)
+    first, last = starts[fg], ends[fg] - 1  # column-major pixel indices of each foreground run
+    col0, col1 = first // h, last // h
+    cols, top, bottom = [col0[col0 == col1]], [first[col0 == col1] % h], [last[col0 == col1] % h + 1]
+    for a, b, c0, c1 in zip(first[col0 != col1], last[col0 != col1], col0[col0 != col1], col1[col0 != col1]):
+        # a run over several columns (the mask touches the image's bottom and top): one piece per column
+        inner = np.arange(max(c0, x0), min(c1, x1 - 1) + 1)
+        cols.append(inner)
+        top.append(np.where(inner == c0, a % h, 0))
+        bottom.append(np.where(inner == c1, b % h + 1, h))
+    col, r0, r1 = (np.concatenate(v).astype(np.int64) for v in (cols, top, bottom))
+    keep = (col >= x0) & (col < x1) & (r1 > y0) & (r0 < y1)
+    col, r0, r1 = col[keep] - x0, np.clip(r0[keep], y0, y1) - y0, np.clip(r1[keep], y0, y1) - y0
+    edges = np.zeros((y1 - y0 + 1, x1 - x0), dtype=np.int32)
+    np.add.at(edges, (r0, col), 1)
+    np.add.at(edges, (r1, col), -1)
+    return np.cumsum(edges, axis=0)[:-1] > 0
 
 
 def rle_area(rle: Mapping[str, Any]) -> int:

@@ -7,7 +7,7 @@ it through GDAL (rasterio) window by window:
 - **Pyramid.** Reads at a reduced scale come from the file's overviews. A file
   without them gets them once, in the cache folder
   (:func:`clickmask.paths.clickmask_home` ``/pyramids``, one folder per file,
-  keyed by its path, size and modification time): a tiled TIFF gets a VRT that
+  keyed by its identity, size and modification time): a tiled TIFF gets a VRT that
   points at it, plus GDAL overviews of the VRT (the user's file is never
   written); a file GDAL cannot read by windows quickly (PNG, JPEG, a striped
   TIFF) is first copied to a tiled TIFF there. :meth:`LargeImage.prepare` does
@@ -74,8 +74,10 @@ def _env():
 
 
 def _key(path: Path) -> str:
+    """The file's identity (device, inode, size, modification time): a moved or linked file keeps its
+    pyramid, a changed one gets a new one."""
     st = path.stat()
-    text = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    text = f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

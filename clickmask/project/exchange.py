@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.formats import (
     FORMATS,
@@ -21,6 +23,8 @@ from clickmask.formats import (
 )
 from clickmask.formats.geo import GEO_FORMATS, import_vector, read_vector
 from clickmask.io.images import image_size, load_image
+from clickmask.geometry import decode_rle_window
+from clickmask.io.pyramid import is_large
 from clickmask.project.masks import decode_mask
 from clickmask.project.store import ProjectStore
 
@@ -47,14 +51,28 @@ def annotation_set(store: ProjectStore, only_annotated: bool = False) -> Any:
         image = ensure_size(store, image)
         if image["error"]:
             continue
+        windowed = is_large(image["width"], image["height"])  # objects kept as their boxes, not image-sized
         instances = [
-            Instance(mask=decode_mask(i["rle"]), category_id=i["category_id"], z_order=i["z_order"],
-                     id=i["id"], attributes=dict(i["attributes"] or {}))
+            Instance(mask=_window(i) if windowed else decode_mask(i["rle"]), category_id=i["category_id"],
+                     z_order=i["z_order"], id=i["id"], attributes=dict(i["attributes"] or {}),
+                     offset=_box(i)[:2] if windowed else None)
             for i in store.list_instances(image["id"])
         ]
         images.append(ImageAnnotation(file_name=image["path"], width=image["width"], height=image["height"],
                                       instances=instances))
     return AnnotationSet(categories=cats, images=images)
+
+
+def _box(instance: dict[str, Any]) -> tuple[int, int, int, int]:
+    """The stored object's pixel box ``(x0, y0, x1, y1)`` (at least one pixel)."""
+    x, y, w, h = instance["bbox"]
+    x0, y0 = int(np.floor(x)), int(np.floor(y))
+    return x0, y0, max(x0 + 1, int(np.ceil(x + w))), max(y0 + 1, int(np.ceil(y + h)))
+
+
+def _window(instance: dict[str, Any]) -> np.ndarray:
+    """The stored object's mask on its box (:func:`_box`), decoded without an image-sized mask."""
+    return decode_rle_window(instance["rle"], _box(instance))
 
 
 def export_project_report(store: ProjectStore, fmt: str, out_dir: Path, tolerance: float | None = None,
