@@ -240,6 +240,18 @@ def test_server_opens_a_large_image_as_tiles_and_stores_a_windowed_object(client
     shape = shapely.from_wkb(geometry[0])
     assert shape.intersection(truth).area / shape.union(truth).area >= 0.85
 
+    # the patch grid: objects per patch, done marks checked and kept, a new patch side starts over
+    grid = c.get(f"/api/images/{image_id}/grid").json()
+    assert (grid["patch"], grid["cols"], grid["rows"], grid["done"]) == (2048, 10, 10, [])
+    assert grid["objects"][5 * 10 + 5] == 1 and sum(grid["objects"]) == 1
+    assert c.put(f"/api/images/{image_id}/grid", json={"done": [55, 3]}).json()["done"] == [3, 55]
+    bad = c.put(f"/api/images/{image_id}/grid", json={"done": [100]})
+    assert bad.status_code == 400 and "patch 100 does not exist" in bad.json()["detail"]
+    assert c.put(f"/api/images/{image_id}/grid", json={"patch": 999}).status_code == 400
+    assert store.get_setting(f"grid/{image_id}") == {"patch": 2048, "done": [3, 55]}
+    again = c.put(f"/api/images/{image_id}/grid", json={"patch": 4096}).json()
+    assert (again["cols"], again["done"]) == (5, [])
+
     # a brush stroke on a large image is stored from its window too
     s = c.post(f"/api/images/{image_id}/stroke", json={"points": [[15000, 15000], [15040, 15000]], "radius": 5})
     assert s.status_code == 200 and s.json()["bbox"] == pytest.approx([14995, 14995, 50, 10], abs=1)

@@ -107,5 +107,19 @@ def test_large_geotiff_tiles_zoom_click_and_geojson(browser, large_server):
     x0, y0 = ORIGIN[0] + BUILDING.x * PIXEL, ORIGIN[1] - BUILDING.y * PIXEL
     truth = shapely.box(x0, y0 - BUILDING.side * PIXEL, x0 + BUILDING.side * PIXEL, y0)
     assert shape.intersection(truth).area / shape.union(truth).area >= 0.85, shape.bounds
+
+    # the patch grid: go through the image patch by patch, mark one done (kept in the project)
+    assert page.get_by_test_id("grid").is_visible()
+    page.wait_for_function("window.cm.state.grid && window.cm.state.grid.objects[55] === 1")  # 2048 px patches
+    page.get_by_test_id("grid-next").click()
+    assert page.evaluate("window.cm.state.patch") == 0
+    view = page.evaluate("window.cm.viewer.view()")
+    assert view[0] == 0 and view[1] == 0 and 2048 <= max(view[2], view[3]) < 4000, view
+    page.keyboard.press("k")
+    page.wait_for_function("window.cm.state.grid.done.length === 1")
+    assert store.get_setting(f"grid/{store.list_images()[0]['id']}") == {"patch": 2048, "done": [0]}
+    page.keyboard.press("n")
+    assert page.evaluate("window.cm.state.patch") == 1
+    assert "2 of 100" in page.get_by_test_id("grid-text").text_content()
     assert not errors, errors
     assert os.path.getsize(store.root / "city.tif") < 50_000_000  # the test image itself stays small

@@ -1,12 +1,14 @@
-"""A large image's tile pyramid (deep zoom): what levels it has, and one tile as a JPEG."""
+"""A large image's tile pyramid (deep zoom: its levels, one tile as a JPEG) and its patch grid."""
 
 from __future__ import annotations
 
 import cv2
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from clickmask.errors import ClickmaskError
+from clickmask.server.grid import grid_state, set_grid
 from clickmask.server.routes.common import DbInt
 from clickmask.server.state import AppState
 
@@ -30,6 +32,11 @@ def preview(large) -> bytes:
     return jpeg(large.read(0, 0, large.width, large.height, size))
 
 
+class GridIn(BaseModel):
+    patch: int | None = None  # the patch side (pixels); a new side starts the done marks over
+    done: list[int] | None = None  # the numbers of the patches marked done (row by row from the top-left)
+
+
 def router(state: AppState) -> APIRouter:
     """The routes, bound to the server's state."""
     api = APIRouter()
@@ -49,5 +56,16 @@ def router(state: AppState) -> APIRouter:
     def tile(image_id: DbInt, level: int, col: int, row: int):
         data = jpeg(large_of(image_id).tile(level, col, row))
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @api.get("/api/images/{image_id}/grid")
+    def grid(image_id: DbInt):
+        """Patch side, columns, rows, the patches marked done and each patch's number of finished objects."""
+        large = large_of(image_id)
+        return grid_state(state.store, image_id, large.width, large.height)
+
+    @api.put("/api/images/{image_id}/grid")
+    def change_grid(image_id: DbInt, body: GridIn):
+        large = large_of(image_id)
+        return set_grid(state.store, image_id, large.width, large.height, body.patch, body.done)
 
     return api

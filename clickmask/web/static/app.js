@@ -5,7 +5,7 @@ import { ACTIONS, actionFor, defaults, keyOf, label } from "./shortcuts.js";
 
 const $ = (sel) => document.querySelector(sel);
 const state = {
-  images: [], imageId: null, image: null, tiles: null, instances: [], categories: [], currentCategory: null,
+  images: [], imageId: null, image: null, tiles: null, grid: null, patch: -1, instances: [], categories: [], currentCategory: null,
   selected: null, selectedOnPurpose: false, clicks: [], box: null, choice: { index: 0, count: 0 }, mode: "click", radius: 8, shortcuts: defaults(), pending: 0, serverBusy: false,
   busyText: "ready", prefetchText: "", statusSent: 0, statusClicking: false, clickBusy: false, lastClickMs: null, exportResult: null, proposal: null, adaptation: null,
   display: null,
@@ -102,6 +102,8 @@ async function openImage(id) {
     state.display = null;
     renderDisplay();
     msg.textContent = `Cannot annotate ${info.path}: ${info.error}`;
+    state.tiles = state.grid = null;
+    renderGrid();
     msg.hidden = false;
     state.instances = [];
     renderInstances();
@@ -113,6 +115,7 @@ async function openImage(id) {
   renderDisplay();
   state.tiles = info.tiles || null; // a large image: shown as tiles, segmented on a window around each object
   await showPixels(id);
+  await loadGrid(id);
   const detail = await api.image(id);
   state.image = detail;
   state.instances = detail.annotations;
@@ -352,6 +355,63 @@ async function finishObject() {
   await loadImages();
   refreshProposal();
   refreshAdaptation();
+  if (state.grid) await loadGrid(state.imageId, state.patch); // its objects per patch changed
+}
+
+// ------------------------------------------------------------ the patch grid of a large image (as EISeg's)
+async function loadGrid(id, patch = -1) {
+  state.grid = state.tiles ? await api.grid(id) : null;
+  state.patch = state.grid ? patch : -1;
+  renderGrid();
+}
+
+function renderGrid() {
+  const g = state.grid;
+  $("#grid").hidden = !g;
+  if (!g) { viewer.setGrid(null); return; }
+  const n = g.cols * g.rows;
+  $("#grid-patch").value = String(g.patch);
+  const here = state.patch >= 0 ? `patch ${state.patch + 1} of ${n} (${g.objects[state.patch]} objects)` : `${n} patches`;
+  $("#grid-text").textContent = `${here} · ${g.done.length} of ${n} done`;
+  $("#btn-grid-done").textContent = g.done.includes(state.patch) ? "✗ not done" : "✓ done";
+  $("#btn-grid-done").disabled = state.patch < 0;
+  viewer.setGrid($("#grid-show").checked ? g : null, state.patch);
+}
+
+function gridGo(k) {
+  const g = state.grid;
+  state.patch = k;
+  const x = (k % g.cols) * g.patch, y = Math.floor(k / g.cols) * g.patch;
+  viewer.showRect(x, y, Math.min(viewer.width, x + g.patch), Math.min(viewer.height, y + g.patch));
+  renderGrid();
+}
+
+/** Go to the next (delta 1) or previous (-1) patch not marked done, in reading order. */
+function gridStep(delta) {
+  const g = state.grid;
+  if (!g) return;
+  const n = g.cols * g.rows;
+  const from = state.patch < 0 && delta > 0 ? -1 : state.patch;
+  for (let i = 1; i <= n; i += 1) {
+    const k = (((from + delta * i) % n) + n) % n;
+    if (!g.done.includes(k)) { gridGo(k); return; }
+  }
+  toast("Every patch is marked done");
+}
+
+async function gridToggleDone() {
+  const g = state.grid;
+  if (!g || state.patch < 0) return;
+  const done = new Set(g.done);
+  if (done.has(state.patch)) done.delete(state.patch); else done.add(state.patch);
+  state.grid = await api.setGrid(state.imageId, { done: [...done] });
+  renderGrid();
+}
+
+async function gridPatchSize(side) {
+  state.grid = await api.setGrid(state.imageId, { patch: side });
+  state.patch = -1;
+  renderGrid();
 }
 
 // ------------------------------------------------------------ instances
@@ -698,6 +758,8 @@ const handlers = {
   radiusUp: () => setRadius(state.radius * 1.25 + 1),
   radiusDown: () => setRadius(state.radius / 1.25),
   fit: () => viewer.fit(),
+  gridNext: () => gridStep(1),
+  gridDone: () => guard(gridToggleDone),
   done: () => guard(markDone),
   hide: () => guard(() => patchSelected({ hidden: !(state.instances.find((i) => i.id === state.selected) || {}).hidden })),
   remove: () => guard(async () => {
@@ -870,6 +932,11 @@ function bindToolbar() {
     toast("Categories loaded");
   }));
   $("#btn-display-apply").addEventListener("click", () => guard(() => applyDisplay(displayFromPanel())));
+  $("#btn-grid-next").addEventListener("click", () => gridStep(1));
+  $("#btn-grid-prev").addEventListener("click", () => gridStep(-1));
+  $("#btn-grid-done").addEventListener("click", () => guard(gridToggleDone));
+  $("#grid-patch").addEventListener("change", (ev) => guard(() => gridPatchSize(Number(ev.target.value))));
+  $("#grid-show").addEventListener("change", renderGrid);
   $("#btn-display-reset").addEventListener("click", () => guard(() => applyDisplay(null)));
   $("#band-gray").addEventListener("change", () => {
     $("#band-g").disabled = $("#band-b").disabled = $("#band-gray").checked;

@@ -140,6 +140,35 @@ export class Viewer {
     this.imageLayer.batchDraw();
   }
 
+  /** Draw a large image's patch grid ({patch, cols, rows, done}) with patch ``current`` outlined; null: none. */
+  setGrid(grid, current = -1) {
+    this.uiLayer.find(".grid").forEach((n) => n.destroy());
+    if (grid) {
+      const done = new Set(grid.done);
+      for (let k = 0; k < grid.cols * grid.rows; k += 1) {
+        const x = (k % grid.cols) * grid.patch, y = Math.floor(k / grid.cols) * grid.patch;
+        const rect = new Konva.Rect({
+          name: "grid", x, y, width: Math.min(grid.patch, this.width - x), height: Math.min(grid.patch, this.height - y),
+          fill: done.has(k) ? "rgba(40,200,90,0.18)" : undefined, stroke: k === current ? "#ffc400" : "rgba(255,255,255,0.45)",
+          strokeWidth: k === current ? 3 : 1, strokeScaleEnabled: false, listening: false,
+        });
+        this.uiLayer.add(rect);
+        rect.moveToBottom();
+      }
+    }
+    this.uiLayer.batchDraw();
+  }
+
+  /** Fit the view to a rectangle of the image (a patch of a large image). */
+  showRect(x0, y0, x1, y1) {
+    const sw = this.stage.width(), sh = this.stage.height();
+    const s = Math.min(sw / (x1 - x0), sh / (y1 - y0)) * 0.96;
+    this.stage.scale({ x: s, y: s });
+    this.stage.position({ x: sw / 2 - ((x0 + x1) / 2) * s, y: sh / 2 - ((y0 + y1) / 2) * s });
+    this._rescaleHandles();
+    this._updateTiles();
+  }
+
   /** Tiles wanted now and how many of them are shown (for tests and the status line). */
   tileStatus() {
     if (!this.tiles) return null;

@@ -17,6 +17,8 @@ export const ACTIONS = {
   radiusUp: ["Bigger brush", "]"],
   radiusDown: ["Smaller brush", "["],
   fit: ["Fit to window", "f"],
+  gridNext: ["Large image: next patch not done", "n"],
+  gridDone: ["Large image: mark the patch done (or not)", "k"],
   done: ["Mark image done", "m"],
   hide: ["Hide / show selected object", "h"],
   remove: ["Delete selected object", "delete"],
