@@ -255,3 +255,20 @@ def test_server_opens_a_large_image_as_tiles_and_stores_a_windowed_object(client
     # a brush stroke on a large image is stored from its window too
     s = c.post(f"/api/images/{image_id}/stroke", json={"points": [[15000, 15000], [15040, 15000]], "radius": 5})
     assert s.status_code == 200 and s.json()["bbox"] == pytest.approx([14995, 14995, 50, 10], abs=1)
+
+
+def test_a_png_is_read_through_a_tiled_copy(tmp_path):
+    """A PNG (not tiled: GDAL would decode it from the top for every window) is copied to a tiled TIFF
+    in the cache once; windows and tiles then come from the copy, pixel for pixel."""
+    import cv2
+
+    w, h = 3000, 2000  # LargeImage does not care about the size; the app uses it above LARGE_PIXELS only
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([(xx // 7) % 256, (yy // 5) % 256, (xx + yy) % 256], axis=-1).astype(np.uint8)
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    image = LargeImage(path, cache=tmp_path / "cache")
+    assert not image.ready
+    assert np.array_equal(image.read(2500, 1900, 2800, 2000), rgb[1900:2000, 2500:2800])
+    assert image.ready and list((tmp_path / "cache").glob("*/image.tif"))
+    assert image.tile(image.levels - 1, 0, 0).shape[:2] == image.level_size(image.levels - 1)[::-1]
