@@ -12,7 +12,7 @@ as its own process, and measures through HTTP as the browser calls it:
   tiles of the level that matches the zoom, fetched one after another), or the
   whole image's JPEG for the small image;
 * ``click_ms``: the first click on a building, its window's (or image's)
-  embedding included; ``click_ready_ms``: the same click again with the
+  embedding included (each run starts without cached embeddings); ``click_ready_ms``: the same click again with the
   embedding ready (the object reset in between); ``iou``: that mask against the
   building; ``export_ms``: the object finished, then a GeoJSON export of the project;
 * ``peak_rss_mb``: the server's peak resident memory (VmHWM) over the run.
@@ -103,11 +103,12 @@ def _free_port() -> int:
 class Server:
     """``clickmask serve`` on a project folder, as a child process."""
 
-    def __init__(self, project: Path) -> None:
+    def __init__(self, project: Path, home: Path) -> None:
         self.port = _free_port()
         exe = Path(sys.executable).with_name("clickmask")
+        env = {**os.environ, "CLICKMASK_HOME": str(home)}
         self.proc = subprocess.Popen([str(exe), "serve", str(project), "--port", str(self.port), "--no-browser"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
@@ -153,12 +154,13 @@ def fitted_tiles(info: dict) -> list[tuple[int, int, int]]:
     return out
 
 
-def run(image: Path, squares: list[Square], label: str, work: Path) -> dict:
+def run(image: Path, squares: list[Square], label: str, work: Path, home: Path) -> dict:
     project = work / f"project-{label}"
     shutil.rmtree(project, ignore_errors=True)
     project.mkdir(parents=True)
     os.link(image, project / image.name)
-    server = Server(project)
+    shutil.rmtree(home / "embeddings", ignore_errors=True)  # every run computes its embeddings
+    server = Server(project, home)
     try:
         image_id = server.json("GET", "/api/images")["images"][0]["id"]
         t0 = time.perf_counter()
@@ -203,17 +205,20 @@ def run(image: Path, squares: list[Square], label: str, work: Path) -> dict:
 
 
 def measure(work: Path, large: int, small: int) -> dict:
-    from clickmask.io.pyramid import _key, pyramids_dir
+    from clickmask.paths import models_dir
 
     work.mkdir(parents=True, exist_ok=True)
+    home = work / "home"  # the servers' cache: the installed models, fresh embeddings and pyramids
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    (home / "models").symlink_to(models_dir().resolve())
     big, big_squares, made_big = make_image(work, large)
     little, little_squares, made_little = make_image(work, small)
     cog, made_cog = make_cog(big)
-    shutil.rmtree(pyramids_dir() / _key(big), ignore_errors=True)  # cold: no overviews made yet
-    rows = []
+    rows = []  # cold: no overviews made yet (a fresh cache); warm: the cold run's
     for label, image, squares in (("cold", big, big_squares), ("warm", big, big_squares),
                                   ("cog", cog, big_squares), ("small", little, little_squares)):
-        rows.append(run(image, squares, label, work))
+        rows.append(run(image, squares, label, work, home))
         print(json.dumps(rows[-1]), file=sys.stderr)
     return {"benchmark": "large_image", "rows": rows, "canvas": list(CANVAS), "view_px": VIEW,
             "image_seconds": {"large": round(made_big, 1), "small": round(made_little, 1), "cog": round(made_cog, 1)},

@@ -240,6 +240,17 @@ def test_server_opens_a_large_image_as_tiles_and_stores_a_windowed_object(client
     shape = shapely.from_wkb(geometry[0])
     assert shape.intersection(truth).area / shape.union(truth).area >= 0.85
 
+    # the GeoJSON read back onto the raster gives the same object, rasterised on its box only
+    from clickmask.geometry import decode_rle_window
+    from clickmask.project.exchange import import_annotations
+
+    assert import_annotations(store, Path(geo["dir"]) / geo["files"][0], "geojson")["added"] == 1
+    first, back = store.list_instances(image_id)
+    box = (11990, 11990, 12110, 12110)
+    a, b = (decode_rle_window(store.instance(i["id"])["rle"], box) for i in (first, back))
+    assert a.sum() > 9000 and _iou(a, b) >= 0.99
+    c.post(f"/api/images/{image_id}/undo")
+
     # the patch grid: objects per patch, done marks checked and kept, a new patch side starts over
     grid = c.get(f"/api/images/{image_id}/grid").json()
     assert (grid["patch"], grid["cols"], grid["rows"], grid["done"]) == (2048, 10, 10, [])

@@ -64,6 +64,7 @@ from clickmask.errors import ClickmaskError
 from clickmask.formats._common import ExportResult, instance_polygons, output_stems, window_of
 from clickmask.formats.annotations import AnnotationSet, Category, ImageAnnotation, Instance, drawing_order
 from clickmask.geometry import Polygon, polygons_to_mask
+from clickmask.io.pyramid import is_large
 
 __all__ = [
     "GEO_FORMATS",
@@ -398,6 +399,15 @@ def _undeclared_geojson_crs(source: Path, meta: dict[str, Any]) -> bool:
     return isinstance(data, dict) and "crs" not in data
 
 
+def _feature_box(polygons: list[Polygon], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The pixel box ``(x0, y0, x1, y1)`` of the polygons, cut to the raster; None when outside it."""
+    points = np.concatenate([p.exterior for p in polygons])
+    x0, y0 = (max(0, int(np.floor(v))) for v in points.min(axis=0))
+    x1, y1 = int(np.ceil(points[:, 0].max())), int(np.ceil(points[:, 1].max()))
+    x1, y1 = min(width, x1), min(height, y1)
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
 def _pixel_polygons(geometry: Any) -> list[Polygon]:
     """Polygon parts of a shapely geometry (pixel coordinates) as clickmask Polygons; others dropped."""
     import shapely
@@ -444,13 +454,24 @@ def import_vector(source: Path, raster: Any, file_name: str | None = None) -> An
     used_ids = {i for i in layer.cat_ids if i is not None and i >= 1}
     next_id = 1
     image = ImageAnnotation(file_name=name, width=info.width, height=info.height, instances=[])
+    windowed = is_large(info.width, info.height)  # a large raster's features: masks of their boxes only
     for k, geometry in enumerate(geometries):
         if geometry is None:
             continue
         polygons = _pixel_polygons(_affine(geometry, inverse))
         if not polygons:
             continue
-        mask = polygons_to_mask(polygons, (info.height, info.width))
+        offset = _feature_box(polygons, info.width, info.height) if windowed else None
+        if offset is None and windowed:
+            continue  # outside the raster
+        if offset is None:
+            mask = polygons_to_mask(polygons, (info.height, info.width))
+        else:
+            x0, y0, x1, y1 = offset
+            shift = np.array([float(x0), float(y0)])
+            mask = polygons_to_mask([Polygon(p.exterior - shift, [h - shift for h in p.holes]) for p in polygons],
+                                    (y1 - y0, x1 - x0))
+            offset = (x0, y0)
         if not mask.any():
             continue
         category_id = None
@@ -465,5 +486,5 @@ def import_vector(source: Path, raster: Any, file_name: str | None = None) -> An
                 categories[cat_name] = Category(id=int(wanted), name=cat_name)
             category_id = categories[cat_name].id
         image.instances.append(Instance(mask=mask, category_id=category_id, z_order=len(image.instances),
-                                        id=layer.object_ids[k]))
+                                        id=layer.object_ids[k], offset=offset))
     return AnnotationSet(categories=sorted(categories.values(), key=lambda c: c.id), images=[image])

@@ -174,14 +174,14 @@ def import_annotations(store: ProjectStore, source: Path, fmt: str) -> dict[str,
                                  f"{ann.width}x{ann.height} (WxH); nothing was imported")
         for inst in sorted(ann.instances, key=lambda i: i.z_order):
             if inst.mask.any():
-                items.append((image["id"], inst.mask, inst.category_id, dict(inst.attributes or {})))
+                items.append((image["id"], inst.mask, inst.category_id, dict(inst.attributes or {}), inst.offset))
     cat_ids: dict[int, int] = {}
     existing = {c["name"]: c["id"] for c in store.list_categories()}
     for cat in data.categories:
         if cat.name not in existing:
             existing[cat.name] = store.add_category(cat.name, cat.color or None)["id"]
         cat_ids[cat.id] = existing[cat.name]
-    store.add_instances([(i, m, cat_ids.get(c) if c is not None else None, a) for i, m, c, a in items])
+    store.add_instances([(i, m, cat_ids.get(c) if c is not None else None, a, o) for i, m, c, a, o in items])
     return {"added": len(items), "skipped": skipped}
 
 

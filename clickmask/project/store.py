@@ -388,29 +388,28 @@ class ProjectStore:
         With ``offset`` ``(x0, y0)``, ``mask`` is a window of the image starting
         at that pixel (an object of a large image; the image's size must be known).
         """
-        if offset is None:
-            return self.add_instances([(image_id, mask, category_id, attributes)], tolerance)[0]
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any():
-            raise ClickmaskError("the mask is empty: nothing to save")
-        info = self.image(image_id)
-        if info["width"] is None:
-            raise ClickmaskError(f"{info['path']}: its size is not known yet (open it first)")
-        fields = maskutil.mask_fields(mask, self._tolerance(tolerance), offset, (info["height"], info["width"]))
-        with self._tx() as s:
-            return self._add(s, image_id, mask, category_id, attributes, fields)
+        return self.add_instances([(image_id, mask, category_id, attributes, offset)], tolerance)[0]
 
     def add_instances(
-        self, items: list[tuple[int, np.ndarray, int | None, dict[str, Any] | None]], tolerance: float | None = None,
+        self, items: list[tuple], tolerance: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Store several objects ``(image_id, mask, category_id, attributes)`` in one transaction: all or none."""
+        """Store several objects ``(image_id, mask, category_id, attributes[, offset])`` in one transaction:
+        all or none. With an ``offset`` ``(x0, y0)`` (not None), the mask is a window of the image starting
+        there (see :meth:`add_instance`)."""
         tol = self._tolerance(tolerance)
         prepared = []
-        for image_id, mask, category_id, attributes in items:
+        for image_id, mask, category_id, attributes, *rest in items:
+            offset = rest[0] if rest else None
             mask = np.asarray(mask, dtype=bool)
             if not mask.any():
                 raise ClickmaskError("the mask is empty: nothing to save")
-            prepared.append((image_id, mask, category_id, attributes, maskutil.mask_fields(mask, tol)))
+            size = None
+            if offset is not None:
+                info = self.image(image_id)
+                if info["width"] is None:
+                    raise ClickmaskError(f"{info['path']}: its size is not known yet (open it first)")
+                size = (info["height"], info["width"])
+            prepared.append((image_id, mask, category_id, attributes, maskutil.mask_fields(mask, tol, offset, size)))
         with self._tx() as s:
             return [self._add(s, *item) for item in prepared]
 
