@@ -283,3 +283,39 @@ def test_a_png_is_read_through_a_tiled_copy(tmp_path):
     assert np.array_equal(image.read(2500, 1900, 2800, 2000), rgb[1900:2000, 2500:2800])
     assert image.ready and list((tmp_path / "cache").glob("*/image.tif"))
     assert image.tile(image.levels - 1, 0, 0).shape[:2] == image.level_size(image.levels - 1)[::-1]
+
+
+def test_a_large_16_bit_raster_is_stretched_from_its_overviews(tmp_path, model_spec):
+    """A 16-bit single-band raster over 40 MP: the display panel's percentiles come from the overviews
+    (no read of the whole file), and the tiles are stretched with them."""
+    from page_client import page_client
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window as RWindow
+
+    from clickmask.engine.loader import load_predictor
+    from clickmask.project import open_project
+    from clickmask.server import AppState
+
+    project = tmp_path / "project"
+    project.mkdir()
+    w, h = 7168, 6144
+    with rasterio.open(project / "dem.tif", "w", driver="GTiff", width=w, height=h, count=1, dtype="uint16",
+                       tiled=True, blockxsize=512, blockysize=512, compress="deflate", SPARSE_OK="TRUE",
+                       nodata=0, crs="EPSG:32633", transform=from_origin(500000, 4600000, 1, 1)) as ds:
+        yy, xx = np.mgrid[0:2048, 0:2048]
+        ds.write((1000 + xx + yy // 2).astype(np.uint16)[None], window=RWindow(2048, 2048, 2048, 2048))
+    state = AppState(store=open_project(project), predictor=load_predictor(None), pyramid_cache=tmp_path / "pyr")
+    c = page_client(state)
+    image_id = c.get("/api/images").json()["images"][0]["id"]
+    assert c.post(f"/api/images/{image_id}/open").json()["tiles"]["levels"] == 6
+    shown = c.get(f"/api/images/{image_id}/display").json()
+    assert shown["stretch"]["mode"] == "percentile" and shown["bands"] == [1]
+    lo, hi = shown["stretch"]["limits"][0]
+    assert 1000 <= lo < hi <= 4100  # nodata (0) left out
+    import cv2
+
+    top = cv2.imdecode(np.frombuffer(c.get(f"/api/images/{image_id}/tiles/5/0/0.jpg").content, np.uint8), 1)
+    assert top[:20, :20].max() < 10 and top[80:120, 80:120].mean() > 60  # nodata black, the field stretched
+    changed = c.put(f"/api/images/{image_id}/display", json={"settings": {"stretch": "minmax"}})
+    assert changed.status_code == 200 and changed.json()["stretch"]["mode"] == "minmax"
+    state.close()

@@ -179,15 +179,18 @@ def dicom_size(path: PathLike) -> tuple[int, int]:
     return width, height
 
 
-def describe(path: PathLike, settings: dict[str, Any] | None = None, name: str | None = None) -> dict[str, Any]:
-    """What the display panel shows (module docstring) as JSON; ``name`` replaces the path in it."""
+def describe(path: PathLike, settings: dict[str, Any] | None = None, name: str | None = None,
+             view: Any = None) -> dict[str, Any]:
+    """What the display panel shows (module docstring) as JSON; ``name`` replaces the path in it;
+    ``view``: a raster's bands and limits already opened (a large image's)."""
     shown = name if name is not None else str(path)
     kind = image_kind(path)
     if kind == "raster":
         from clickmask.io.rasters import describe_image
 
         bands, stretch = raster_options(settings)
-        return {"kind": kind, "settings": settings, **describe_image(path, name=shown, bands=bands, stretch=stretch)}
+        return {"kind": kind, "settings": settings,
+                **describe_image(path, name=shown, bands=bands, stretch=stretch, view=view)}
     if kind == "dicom":
         volume, info = load_dicom_image(path)
         window = _dicom_window(volume, settings)

@@ -522,13 +522,14 @@ def load_raster(
 
 
 def describe_image(path: PathLike, name: str | None = None, bands: Sequence[int] | None = None,
-                   stretch: Stretch | None = None) -> dict[str, Any]:
+                   stretch: Stretch | None = None, view: RasterView | None = None) -> dict[str, Any]:
     """What the app shows about an image's coordinates, as JSON; ``name`` replaces the path in it.
 
     A georeferenced TIFF gives its :meth:`RasterInfo.to_json` plus the bands
     shown and their stretch limits; any other image ``georeferenced: false``
     and a sentence saying that it works in pixel coordinates. ``bands`` and
-    ``stretch`` are the display's (defaults: :func:`default_bands`, ``Stretch()``).
+    ``stretch`` are the display's (defaults: :func:`default_bands`, ``Stretch()``);
+    ``view``, when given, is them already opened (a large image's, from its overviews).
 
     Raises:
         RasterReadError: a georeferenced TIFF that cannot be read.
@@ -537,7 +538,7 @@ def describe_image(path: PathLike, name: str | None = None, bands: Sequence[int]
     if not is_georeferenced_tiff(path):
         return {"path": shown, "georeferenced": False, "crs": None,
                 "coordinate_note": f"'{shown}' has no coordinate reference system: it works in pixel coordinates"}
-    view = open_view(path, bands, stretch)
+    view = view or open_view(path, bands, stretch)
     info = view.info
     described = replace(info, path=shown).to_json()
     mode = view.stretch.resolved(info.dtype)

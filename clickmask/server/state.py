@@ -169,8 +169,9 @@ class AppState:
         """What the display panel shows of an image: kind, metadata, the settings in effect (``io.display``)."""
         from clickmask.io.display import describe
 
+        large = self.large.get(image_id)  # its limits from the overviews, not from a read of the whole file
         return describe(self.store.image_path(image_id), self.store.display(image_id),
-                        name=self.store.image(image_id)["path"])
+                        name=self.store.image(image_id)["path"], view=None if large is None else large.view())
 
     def set_display(self, image_id: int, value: Any) -> dict[str, Any]:
         """Change an image's display settings (None: the defaults); the browser and the model get the new pixels.

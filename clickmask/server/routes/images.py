@@ -77,8 +77,9 @@ def router(state: AppState) -> APIRouter:
         from clickmask.io.rasters import describe_image
 
         bands, stretch = raster_options(store.display(image_id))
+        large = state.large.get(image_id)
         return describe_image(store.image_path(image_id), name=store.image(image_id)["path"],
-                              bands=bands, stretch=stretch)
+                              bands=bands, stretch=stretch, view=None if large is None else large.view())
 
     @api.get("/api/images/{image_id}/display")
     def image_display(image_id: DbInt):
