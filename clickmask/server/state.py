@@ -234,18 +234,7 @@ class AppState:
             self.predictor.set_image(image)
             self._current_image = image_id
         if key not in self.sessions:
-            kept = None if any(k[0] == image_id for k in self.sessions) else self.store.unfinished(image_id)
-            self.sessions[key] = InteractiveSession(self.predictor)
-            if kept:  # an object left unfinished in a tab now closed, or by a server that was stopped
-                try:
-                    replay(self.sessions[key], kept)
-                except (ClickmaskError, TypeError, ValueError) as exc:
-                    logger.warning("image %s: the unfinished object could not be restored (%s)", image_id, exc)
-                    self.sessions[key].reset()
-            while len(self.sessions) > MAX_SESSIONS:
-                dropped, _ = self.sessions.popitem(last=False)
-                self.adaptation.release(dropped)
-                release_memory()
+            self._add_session(key, InteractiveSession(self.predictor))
         self.sessions.move_to_end(key)
         return self.sessions[key]
 
@@ -253,22 +242,27 @@ class AppState:
         """A large image's click session: on a window around the object (lock held)."""
         key = (image_id, tab)
         if key not in self.sessions:
-            session = WindowedSession(self.predictor, lambda w: large.read(w.x0, w.y0, w.x1, w.y1),
-                                      (large.width, large.height), lambda w: self._activate_window(image_id, w))
-            kept = None if any(k[0] == image_id for k in self.sessions) else self.store.unfinished(image_id)
-            self.sessions[key] = session
-            if kept:
-                try:
-                    replay(session, kept)
-                except (ClickmaskError, TypeError, ValueError) as exc:
-                    logger.warning("image %s: the unfinished object could not be restored (%s)", image_id, exc)
-                    session.reset()
-            while len(self.sessions) > MAX_SESSIONS:
-                dropped, _ = self.sessions.popitem(last=False)
-                self.adaptation.release(dropped)
-                release_memory()
+            self._add_session(key, WindowedSession(self.predictor, lambda w: large.read(w.x0, w.y0, w.x1, w.y1),
+                                                   (large.width, large.height),
+                                                   lambda w: self._activate_window(image_id, w)))
         self.sessions.move_to_end(key)
         return self.sessions[key]
+
+    def _add_session(self, key: tuple[int, str], session: InteractiveSession | WindowedSession) -> None:
+        """Keep a new session, with the object left unfinished on its image replayed (lock held)."""
+        image_id = key[0]
+        kept = None if any(k[0] == image_id for k in self.sessions) else self.store.unfinished(image_id)
+        self.sessions[key] = session
+        if kept:  # an object left unfinished in a tab now closed, or by a server that was stopped
+            try:
+                replay(session, kept)
+            except (ClickmaskError, TypeError, ValueError) as exc:
+                logger.warning("image %s: the unfinished object could not be restored (%s)", image_id, exc)
+                session.reset()
+        while len(self.sessions) > MAX_SESSIONS:
+            dropped, _ = self.sessions.popitem(last=False)
+            self.adaptation.release(dropped)
+            release_memory()
 
     def click(self, image_id: int, x: float, y: float, positive: bool, tab: str = "",
               category_id: int | None = None, view: list[float] | None = None) -> tuple[InProgress, float]:
