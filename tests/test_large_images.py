@@ -319,3 +319,28 @@ def test_a_large_16_bit_raster_is_stretched_from_its_overviews(tmp_path, model_s
     changed = c.put(f"/api/images/{image_id}/display", json={"settings": {"stretch": "minmax"}})
     assert changed.status_code == 200 and changed.json()["stretch"]["mode"] == "minmax"
     state.close()
+
+
+def test_an_unfinished_object_of_a_large_image_survives_a_restart(large_tif, tmp_path, model_spec):
+    """The object's prompts are kept with its window: a new server replays it on the same window."""
+    from page_client import page_client
+
+    from clickmask.engine.loader import load_predictor
+    from clickmask.project import open_project
+    from clickmask.server import AppState
+
+    project = tmp_path / "project"
+    project.mkdir()
+    os.link(large_tif, project / "big.tif")
+    predictor = load_predictor(None)
+    first = AppState(store=open_project(project), predictor=predictor, pyramid_cache=tmp_path / "pyr")
+    c = page_client(first)
+    image_id = c.get("/api/images").json()["images"][0]["id"]
+    before = c.post(f"/api/images/{image_id}/clicks", json={"x": 12050, "y": 12050, "positive": True,
+                                                           "view": [11300, 11300, 12800, 12800]}).json()
+    assert first.store.unfinished(image_id)["window"] == [11300, 11300, 12800, 12800]
+    first.close()
+    second = AppState(store=open_project(project), predictor=predictor, pyramid_cache=tmp_path / "pyr")
+    after = page_client(second).get(f"/api/images/{image_id}/mask").json()
+    assert after["offset"] == before["offset"] == [11300, 11300] and after["runs"] == before["runs"]
+    second.close()
