@@ -251,6 +251,23 @@ def test_server_opens_a_large_image_as_tiles_and_stores_a_windowed_object(client
     assert a.sum() > 9000 and _iou(a, b) >= 0.99
     c.post(f"/api/images/{image_id}/undo")
 
+    # edits of a large image's object work on its box: a polygon edit moves one edge, a brush adds a strip
+    inst = store.instance(inst["id"])
+    ring = np.asarray(inst["polygons"][0]["exterior"])
+    moved = ring.copy()
+    moved[moved[:, 0] > 12090, 0] += 20  # the right edge 20 px further right
+    edited = c.patch(f"/api/instances/{inst['id']}", json={"version": inst["version"], "polygons": [
+        {"exterior": moved.tolist(), "holes": []}]}).json()
+    assert edited["bbox"][2] == pytest.approx(inst["bbox"][2] + 20, abs=1)
+    assert edited["area"] == pytest.approx(inst["area"] + 20 * inst["bbox"][3], rel=0.05)
+    full = decode_rle_window(store.instance(inst["id"])["rle"], (11900, 11900, 12300, 12300))
+    assert full.sum() == edited["area"]
+    painted = c.post(f"/api/instances/{inst['id']}/stroke", json={
+        "version": edited["version"], "points": [[12050, 11980], [12050, 11960]], "radius": 4}).json()
+    assert painted["bbox"][1] == pytest.approx(11956, abs=1) and painted["area"] > edited["area"]
+    c.post(f"/api/images/{image_id}/undo")
+    c.post(f"/api/images/{image_id}/undo")
+
     # the patch grid: objects per patch, done marks checked and kept, a new patch side starts over
     grid = c.get(f"/api/images/{image_id}/grid").json()
     assert (grid["patch"], grid["cols"], grid["rows"], grid["done"]) == (2048, 10, 10, [])

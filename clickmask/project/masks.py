@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from clickmask.errors import ClickmaskError
-from clickmask.geometry import (Polygon, decode_rle, encode_rle, encode_rle_window, mask_bbox, mask_to_polygons,
-                                polygons_to_mask)
+from clickmask.geometry import (Polygon, decode_rle, decode_rle_window, encode_rle, encode_rle_window, mask_bbox,
+                                mask_to_polygons, polygons_to_mask, rle_bbox)
 
 
 def polygons_to_json(polygons: Sequence[Polygon]) -> list[dict[str, Any]]:
@@ -79,17 +79,60 @@ def polygon_edit_fields(mask: np.ndarray, old_json: Any, new_json: Any) -> dict[
     else (the polygons are a simplified outline, so re-rasterising them whole
     would move pixels all along the object). The polygons are kept as given.
     """
-    shape = mask.shape
     new_polygons = polygons_from_json(new_json)
-    new_raster = polygons_to_mask(new_polygons, shape)
+    return _fields(_edited(mask, _old_polygons(old_json), new_polygons), new_polygons)
+
+
+def _old_polygons(old_json: Any) -> list[Polygon] | None:
     try:
-        old_raster = polygons_to_mask(polygons_from_json(old_json), shape)
+        return polygons_from_json(old_json)
     except ClickmaskError:  # no usable stored outline: the new one decides everywhere
-        old_raster = ~new_raster
+        return None
+
+
+def _edited(mask: np.ndarray, old: list[Polygon] | None, new: list[Polygon]) -> np.ndarray:
+    """``mask`` with the pixels whose side changed between the ``old`` and ``new`` polygons' rasters set
+    as ``new`` says (every pixel, without ``old``)."""
+    new_raster = polygons_to_mask(new, mask.shape)
+    old_raster = ~new_raster if old is None else polygons_to_mask(old, mask.shape)
     edited = np.asarray(mask, dtype=bool).copy()
     changed = old_raster != new_raster
     edited[changed] = new_raster[changed]
-    return _fields(edited, new_polygons)
+    return edited
+
+
+def edit_box(rle: dict[str, Any], points: list[np.ndarray], margin: float) -> tuple[int, int, int, int]:
+    """The pixel box ``(x0, y0, x1, y1)`` holding a stored mask and ``points`` (xy arrays) with ``margin``,
+    cut to the image: an edit of a large image's object needs memory for this box only."""
+    h, w = (int(v) for v in rle["size"])
+    x, y, bw, bh = rle_bbox(rle)
+    xs, ys = [x, x + bw], [y, y + bh]
+    for p in points:
+        if len(p):
+            xs += [float(p[:, 0].min()), float(p[:, 0].max())]
+            ys += [float(p[:, 1].min()), float(p[:, 1].max())]
+    x0, y0 = max(0, int(np.floor(min(xs) - margin))), max(0, int(np.floor(min(ys) - margin)))
+    x1, y1 = min(w, int(np.ceil(max(xs) + margin))), min(h, int(np.ceil(max(ys) + margin)))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def polygon_edit_fields_window(rle: dict[str, Any], old_json: Any, new_json: Any) -> dict[str, Any]:
+    """:func:`polygon_edit_fields` of a large image's object, on the box of the object and both
+    outlines (:func:`edit_box`) instead of an image-sized mask; the same fields."""
+    new = polygons_from_json(new_json)
+    old = _old_polygons(old_json)
+    rings = [r for p in (old or []) + new for r in (p.exterior, *p.holes)]
+    x0, y0, x1, y1 = edit_box(rle, rings, 1.0)
+    shift = np.array([float(x0), float(y0)])
+
+    def local(polys: list[Polygon]) -> list[Polygon]:
+        return [Polygon(p.exterior - shift, [h - shift for h in p.holes]) for p in polys]
+
+    window = decode_rle_window(rle, (x0, y0, x1, y1))
+    edited = _edited(window, None if old is None else local(old), local(new))
+    fields = mask_fields(edited, 0.0, (x0, y0), tuple(rle["size"]))
+    fields["polygons"] = polygons_to_json(new)
+    return fields
 
 
 def decode_mask(rle: dict[str, Any]) -> np.ndarray:

@@ -24,6 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from clickmask.errors import ClickmaskError, ImageReadError
 from clickmask.io.atomic import atomic_write_text
+from clickmask.io.pyramid import is_large
 from clickmask.project import masks as maskutil
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.project.scan import PROJECT_DIR, scan_images
@@ -433,11 +434,15 @@ class ProjectStore:
         self, instance_id: int, version: int, *, mask: np.ndarray | None = None,
         polygons: Any = None, category_id: Any = ..., hidden: bool | None = None,
         attributes: dict[str, Any] | None = None, tolerance: float | None = None,
+        offset: tuple[int, int] | None = None,
     ) -> dict[str, Any]:
         """Change an instance; ``version`` must be the current one (else ConflictError).
 
         An edit that changes nothing (an eraser stroke beside the object, the
         same category again) is not written: no new version, no undo step.
+        With ``offset`` ``(x0, y0)``, ``mask`` is a window of the image starting
+        there that holds the whole object (a large image's); a polygon edit of a
+        large image's object works on the object's box the same way.
         """
         with self._tx() as s:
             row = self._get_instance(s, instance_id, version)
@@ -447,11 +452,16 @@ class ProjectStore:
             changes: dict[str, Any] = {}
             if mask is not None:
                 mask = np.asarray(mask, dtype=bool)
-                if mask.shape != shape:
+                if offset is None and mask.shape != shape:
                     raise ClickmaskError(f"mask is {mask.shape[1]}x{mask.shape[0]}, instance is {shape[1]}x{shape[0]}")
                 if not mask.any():
                     raise ClickmaskError("the edit leaves an empty mask: delete the instance instead")
-                changes.update(maskutil.mask_fields(mask, self._tolerance(tolerance)))
+                changes.update(maskutil.mask_fields(mask, self._tolerance(tolerance), offset,
+                                                    None if offset is None else shape))
+            elif polygons is not None and is_large(shape[1], shape[0]):
+                changes = maskutil.polygon_edit_fields_window(row.rle, row.polygons, polygons)
+                if changes["area"] == 0:
+                    raise ClickmaskError("the polygons cover no pixel centre: delete the instance instead")
             elif polygons is not None:
                 changes = maskutil.polygon_edit_fields(maskutil.decode_mask(row.rle), row.polygons, polygons)
                 if changes["area"] == 0:
