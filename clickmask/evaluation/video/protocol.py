@@ -170,7 +170,8 @@ def run_sequence(predictor, model, name: str, frames, gts: list[np.ndarray],
     predictor: the image engine the robot clicks with; model: the
     :class:`~clickmask.engine.sam_onnx.SamOnnxPredictor` propagation decodes
     with (the predictor's own model); frames: ``len`` and ``frame(i)``; gts:
-    HxW bool per frame. ``on_round(result)`` is called after each round.
+    HxW bool per frame. ``on_round(result, track)`` is called after each round;
+    when it returns True the run stops there.
     """
     track = Track(model, frames, propagation)
     result = SequenceResult(name, len(frames))
@@ -203,6 +204,6 @@ def run_sequence(predictor, model, name: str, frames, gts: list[np.ndarray],
         result.jf.append(float(np.mean(jfs)))
         result.seconds.append(seconds)
         result.propagate_ms += track.propagate_ms[n_before:]
-        if on_round is not None:
-            on_round(result)
+        if on_round is not None and on_round(result, track):
+            break
     return result
