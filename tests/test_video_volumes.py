@@ -164,3 +164,24 @@ def test_medical3d_dicom_case_has_its_labels(data_root):
     volume, labels = case.open()
     assert volume.modality == "CT" and labels.shape == volume.shape
     assert len(structures(labels)) >= 1
+
+
+def test_eval_video_command_on_a_tiny_volume(model_spec, tmp_path, capsys):
+    import json
+
+    from clickmask.cli import main
+
+    labels = np.zeros((2, 48, 64), np.uint8)
+    labels[:, 12:36, 16:44] = 1  # 1344 voxels, a bright box in air
+    write_case(tmp_path / "Tiny", "box", labels)
+    out = tmp_path / "volumes.json"
+    code = main(["eval-video", "--dataset", "Tiny", "--data-root", str(tmp_path), "--rounds", "1",
+                 "--max-rounds", "1", "--slice-max-clicks", "3", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    s = report["volumes"]
+    assert report["complete"] is True and s["n"] == 1 and len(s["dice"]) == 1
+    q = s["structures"][0]
+    assert q["slices"] == 2 and len(q["slice_noc"]) == 2 and q["clicks"] == [1]
+    assert report["cases"][0]["modality"] == "CT" and report["options"]["volumes"]["max_rounds"] == 1
+    assert "median ratio" in capsys.readouterr().out
