@@ -185,3 +185,14 @@ def test_eval_video_command_on_a_tiny_volume(model_spec, tmp_path, capsys):
     assert q["slices"] == 2 and len(q["slice_noc"]) == 2 and q["clicks"] == [1]
     assert report["cases"][0]["modality"] == "CT" and report["options"]["volumes"]["max_rounds"] == 1
     assert "median ratio" in capsys.readouterr().out
+
+
+def test_evaluate_object_stops_at_the_target_and_pads():
+    from clickmask.evaluation.runner import EvalOptions, evaluate_object
+
+    gt = np.zeros((ROWS, COLS), bool)
+    gt[3:10, 5:20] = True
+    predictor = ThresholdPredictor()
+    predictor.set_image(SquareFrames([gt]).frame(0))
+    result = evaluate_object(predictor, gt, None, EvalOptions(max_clicks=5, stop_at=0.85))
+    assert len(result.clicks) == 1 and result.ious == [1.0] * 5
