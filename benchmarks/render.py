@@ -819,6 +819,7 @@ def volume_command(path: Path) -> str:
                     if v.get(key, unset) != unset)
     fusion = o.get("propagation", {}).get("fusion", "fuse")
     flags += "" if fusion == "fuse" else f" --fusion {fusion}"
+    flags += "" if o.get("protocol", {}).get("start_from_mask", True) else " --fresh-session"
     return (f"CLICKMASK_THREADS=1 nice -n 5 clickmask eval-video --dataset {r['dataset']}{flags} "
             f"--json {path.as_posix()}")
 
@@ -847,8 +848,11 @@ def volume_section(results: Path) -> list[str]:
                           f"{c['structures']} structures)" for c in r.get("cases", []))
         per = (r.get("options", {}).get("volumes", {}) or {}).get("structures_per_volume")
         rounds = len(s["dice"])
+        fresh = not r.get("options", {}).get("protocol", {}).get("start_from_mask", True)
         out += [f"`{path.name}`: {r['dataset']}, model {r['model']}"
                 + ("" if r.get("complete", True) else "; the run did not complete")
+                + ("; `--fresh-session`: a slice is corrected from the robot's clicks alone, not from its "
+                   "propagated mask" if fresh else "")
                 + f"; volumes: {cases}" + (f"; the first {per} structures of each volume by label value"
                                            if per else "") + f"; encoder {r.get('encoder_fps', 0):.2f} frames/s; "
                 f"peak RSS {r.get('peak_rss_mb', 0):.0f} MB.", "",
