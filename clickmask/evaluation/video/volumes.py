@@ -265,12 +265,13 @@ def format_structures(report: dict) -> str:
              f"{'structure':<34} {'slices':>6} " + " ".join(f"{f'r{k + 1}':>6}" for k in range(rounds))
              + f" {'prop':>5} {'slice':>5} {'ratio':>6}"]
     for r in s["structures"]:
+        reached = "-" if r["propagation_clicks"] is None else str(r["propagation_clicks"])
+        ratio = "none" if r["ratio"] is None else f"{r['ratio']:.3f}"
         lines.append(f"{(r['case'] + ':' + r['name'])[:34]:<34} {r['slices']:6d} "
                      + " ".join(f"{v:6.3f}" for v in r["dice"][:rounds])
-                     + f" {r['propagation_clicks'] if r['propagation_clicks'] is not None else '-':>5}"
-                     f" {r['slice_clicks']:5d} {r['ratio'] if r['ratio'] is None else round(r['ratio'], 3)!s:>6}")
+                     + f" {reached:>5} {r['slice_clicks']:5d} {ratio:>6}")
     median = s["median_ratio"]
-    lines.append(f"mean Dice per round: " + " ".join(f"{v:.3f}" for v in s["dice"])
+    lines.append("mean Dice per round: " + " ".join(f"{v:.3f}" for v in s["dice"])
                  + f"; median ratio {'not reached' if median is None else f'{median:.3f}'}"
                  f" (done when <= 0.5: {'yes' if s['done'] else 'no'})")
     return "\n".join(lines)
