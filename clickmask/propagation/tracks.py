@@ -116,13 +116,18 @@ class Tracks:
             return state.mask.astype(np.float32)
         return sigmoid(self.model.upsample(state.low_res, shape))
 
+    def _mask(self, track_id: int, index: int) -> np.ndarray:
+        track = self._tracks[track_id]
+        mask = track.states[index].mask
+        return np.zeros((track.height, track.width), bool) if mask is None else mask
+
     def label_map(self, index: int) -> np.ndarray:
         """HxW ``int32`` track ids of frame ``index`` (0 = background), overlaps resolved."""
         if not self._tracks:
             first = self.frames.frame(index)
             return np.zeros(first.shape[:2], LABEL_DTYPE)
         ids = self.ids
-        masks = [self._tracks[i].masks()[index] for i in ids]
+        masks = [self._mask(i, index) for i in ids]
         probabilities = [self.probability(i, index) if masks[k].any() else np.zeros(masks[k].shape, np.float32)
                          for k, i in enumerate(ids)]
         return resolve_overlaps(ids, masks, probabilities)
