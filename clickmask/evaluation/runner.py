@@ -29,6 +29,8 @@ class EvalOptions:
 
     max_clicks: int = 20
     mask_feedback: bool = True
+    #: stop clicking once the IoU reaches this (the rest is padded with it; NoC is unchanged), None = never
+    stop_at: float | None = None
 
 
 @dataclass
@@ -76,6 +78,8 @@ def evaluate_object(
         ious.append(iou(gt, pred, ignore))
         if keep_masks:
             masks.append(pred)
+        if options.stop_at is not None and ious[-1] >= options.stop_at:
+            break
     if ious and len(ious) < options.max_clicks:
         ious += [ious[-1]] * (options.max_clicks - len(ious))
     return SampleResult(

@@ -6,7 +6,8 @@ the memory's read-out into a mask (:mod:`.decode`). :mod:`.rounds` says which
 frames a round propagates to (forward and backward from the frame annotated
 in this round, up to the nearest frame annotated before), :mod:`.fusion`
 merges a new round's masks with an earlier round's, and :mod:`.propagator`
-runs it all for one object (:class:`~.propagator.Track`).
+runs it all for one object (:class:`~.propagator.Track`); :mod:`.tracks` holds
+several objects under stable ids and resolves their overlaps per pixel.
 
 Geometry (:mod:`.grid`): the encoder sees a frame resized so its long side is
 1024 and padded bottom/right; one embedding cell covers 16x16 pixels of that

@@ -4,7 +4,8 @@ Round 1: one positive click at the object's centre (the image robot's first
 click, :func:`clickmask.geometry.masks.next_click` on an empty mask) on the
 frame where the ground-truth object is largest (the earliest on ties). Each
 later round: the frame with the lowest J&F among the frames not annotated
-before (all frames, once every frame was) - or, with ``pointer``, the frame
+before (once every frame was: all frames where the robot still finds an
+error region to click, else all frames) - or, with ``pointer``, the frame
 the propagation is least confident about - and up to 3 clicks there, each at
 the centre (the point farthest from its edge) of the largest error region of
 the frame's current mask (CiVOS's f3), positive on a missed region, negative
@@ -170,7 +171,8 @@ def run_sequence(predictor, model, name: str, frames, gts: list[np.ndarray],
     predictor: the image engine the robot clicks with; model: the
     :class:`~clickmask.engine.sam_onnx.SamOnnxPredictor` propagation decodes
     with (the predictor's own model); frames: ``len`` and ``frame(i)``; gts:
-    HxW bool per frame. ``on_round(result)`` is called after each round.
+    HxW bool per frame. ``on_round(result, track)`` is called after each round;
+    when it returns True the run stops there.
     """
     track = Track(model, frames, propagation)
     result = SequenceResult(name, len(frames))
@@ -182,7 +184,12 @@ def run_sequence(predictor, model, name: str, frames, gts: list[np.ndarray],
             index = largest_frame(gts)
         else:
             annotated = set(track.annotated)
-            pool = [i for i in range(len(frames)) if i not in annotated] or list(range(len(frames)))
+            pool = [i for i in range(len(frames)) if i not in annotated]
+            if not pool:  # every frame was annotated: those where the robot still has an error region to click
+                masks = track.masks()
+                pool = [i for i in range(len(frames))
+                        if error_click(gts[i], masks[i], [], options.min_error_area) is not None] \
+                    or list(range(len(frames)))
             score = track.confidences() if options.pointer else jfs
             index = min(pool, key=lambda i: (score[i], i))
         state = track.states[index]
@@ -203,6 +210,6 @@ def run_sequence(predictor, model, name: str, frames, gts: list[np.ndarray],
         result.jf.append(float(np.mean(jfs)))
         result.seconds.append(seconds)
         result.propagate_ms += track.propagate_ms[n_before:]
-        if on_round is not None:
-            on_round(result)
+        if on_round is not None and on_round(result, track):
+            break
     return result
