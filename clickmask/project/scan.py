@@ -1,4 +1,4 @@
-"""Finding the images of a project folder."""
+"""Finding the images, videos and volumes of a project folder."""
 
 from __future__ import annotations
 
@@ -17,5 +17,19 @@ def scan_images(root: Path) -> list[str]:
         if any(part.startswith(".") for part in rel.parts):
             continue
         if path.suffix.lower() in IMAGE_EXTENSIONS | DICOM_EXTENSIONS and path.is_file():
+            out.append(rel.as_posix())
+    return out
+
+
+def scan_sequences(root: Path) -> list[str]:
+    """Relative POSIX paths of the videos and volumes under ``root`` (sorted, hidden folders skipped)."""
+    from clickmask.io.sequences import sequence_kind
+
+    out = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if sequence_kind(path) is not None and path.is_file():
             out.append(rel.as_posix())
     return out

@@ -15,15 +15,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from clickmask.errors import ClickmaskError, ImageReadError
+from clickmask.errors import ClickmaskError, ImageReadError, VideoReadError, VolumeReadError
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.server.click_queue import ServerBusy
-from clickmask.server.routes import categories, clicks, images, instances, project, tiles
+from clickmask.server.routes import categories, clicks, images, instances, project, sequences, tiles
 from clickmask.server.security import TOKEN_COOKIE, BodyLimit, cross_origin_refusal, is_localhost, token_ok
 from clickmask.server.state import AppState
 from clickmask.web import static_dir
 
-ROUTES = (images, tiles, clicks, instances, categories, project)
+ROUTES = (images, tiles, clicks, instances, categories, project, sequences)
 
 
 def create_app(state: AppState) -> FastAPI:
@@ -54,7 +54,7 @@ def create_app(state: AppState) -> FastAPI:
     @app.exception_handler(ClickmaskError)
     async def clickmask_error(_request: Request, exc: ClickmaskError):
         code = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(exc, ConflictError) else 400
-        if isinstance(exc, ImageReadError):
+        if isinstance(exc, (ImageReadError, VideoReadError, VolumeReadError)):  # a file that cannot be read
             code = 422
         if isinstance(exc, ServerBusy):
             code = 503

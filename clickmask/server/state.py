@@ -30,6 +30,7 @@ from clickmask.server.imaging import ImageCache, mask_runs
 from clickmask.server.large import LargeImages
 from clickmask.server.memory import release_memory
 from clickmask.server.prefetch import Prefetcher
+from clickmask.server.sequences import SequenceService
 from clickmask.server.proposals import ProposalService
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class AppState:
         self.adaptation = AdaptationService(self.store, self.predictor, self.opo_config)
         self.granularity = GranularityService(self.store)
         self.large = LargeImages(self.store, self.pyramid_cache)
+        self.sequences = SequenceService(self)  # the project's videos and volumes
 
     def _activate_window(self, image_id: int, window: Window) -> None:
         """Make a window of a large image the predictor's image (lock held)."""

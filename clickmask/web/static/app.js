@@ -1,6 +1,7 @@
 // clickmask front end: wires the image list, the canvas, the panels and the shortcuts to the API.
 import { api, onPendingChange } from "./api.js";
 import { Viewer } from "./canvas.js";
+import { SequenceView } from "./sequence.js";
 import { ACTIONS, actionFor, defaults, keyOf, label } from "./shortcuts.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -38,14 +39,34 @@ const colors = () => Object.fromEntries(state.categories.map((c) => [c.id, c.col
 const viewer = new Viewer($("#stage"), {
   mode: () => state.mode,
   radius: () => state.radius,
-  onClick: (x, y, positive) => guard(() => addClick(x, y, positive)),
-  onBox: (x0, y0, x1, y1) => guard(() => addBox(x0, y0, x1, y1)),
+  onClick: (x, y, positive) => guard(() => (seqView.active() ? seqView.click(x, y, positive) : addClick(x, y, positive))),
+  onBox: (x0, y0, x1, y1) => guard(() => (seqView.active() ? seqView.click((x0 + x1) / 2, (y0 + y1) / 2, true)
+    : addBox(x0, y0, x1, y1))),
   onSelect: (id) => select(id),
   onPolygonEdit: (inst, polygons) => guard(() => editPolygon(inst, polygons)),
   onStroke: (points, erase) => guard(() => stroke(points, erase)),
   onPointer: (p) => showCoords(p),
 });
 window.cm.viewer = viewer;
+
+// ------------------------------------------------------------ videos and volumes (sequence.js)
+/** Leave the image shown (its unfinished clicks kept) before a video or volume takes the canvas. */
+async function leaveImage() {
+  await autosaveClicks();
+  state.imageId = null;
+  state.selected = null;
+  state.instances = [];
+  state.tiles = state.grid = state.display = null;
+  showObject(null);
+  setProposal(null);
+  renderGrid();
+  renderDisplay();
+  renderInstances();
+  renderImageList();
+  $("#canvas-message").hidden = true;
+}
+const seqView = new SequenceView({ state, viewer, toast, guard, leaveImage });
+window.cm.seq = seqView;
 
 // ------------------------------------------------------------ images
 async function loadImages() {
@@ -85,6 +106,7 @@ async function autosaveClicks() {
 }
 
 async function openImage(id) {
+  if (seqView.active()) { seqView.close(); await seqView.loadList(); }
   if (id === state.imageId) return;
   await autosaveClicks();
   state.imageId = id;
@@ -741,13 +763,14 @@ async function redoAny() {
 }
 
 const handlers = {
-  prev: () => step(-1),
-  next: () => step(1),
-  finish: () => guard(finishObject),
+  prev: () => (seqView.active() ? guard(() => seqView.step(-1)) : step(-1)),
+  next: () => (seqView.active() ? guard(() => seqView.step(1)) : step(1)),
+  finish: () => guard(() => (seqView.active() ? seqView.finish() : finishObject())),
   acceptProposal: () => guard(acceptProposal),
-  undo: () => guard(undoAny),
+  undo: () => guard(() => (seqView.active() ? seqView.undo() : undoAny())),
   redo: () => guard(redoAny),
-  cancel: () => (inProgress() || state.selected === null ? guard(cancelClicks) : select(null)), // Esc: drop clicks, else deselect
+  cancel: () => (seqView.active() ? guard(() => seqView.cancelClicks())
+    : inProgress() || state.selected === null ? guard(cancelClicks) : select(null)), // Esc: drop clicks, else deselect
   nextMask: () => guard(() => cycleMask(1)),
   prevMask: () => guard(() => cycleMask(-1)),
   modeClick: () => setMode("click"),
@@ -933,6 +956,11 @@ function bindToolbar() {
   }));
   $("#btn-display-apply").addEventListener("click", () => guard(() => applyDisplay(displayFromPanel())));
   $("#btn-grid-next").addEventListener("click", () => gridStep(1));
+  $("#btn-play").addEventListener("click", () => seqView.togglePlay());
+  $("#btn-pointer").addEventListener("click", () => guard(() => seqView.gotoPointer()));
+  $("#btn-propagate").addEventListener("click", () => guard(() => seqView.propagate()));
+  $("#btn-cancel-propagation").addEventListener("click", () => guard(() => seqView.cancel()));
+  $("#btn-sequence-export").addEventListener("click", () => guard(() => seqView.exportNow()));
   $("#btn-grid-prev").addEventListener("click", () => gridStep(-1));
   $("#btn-grid-done").addEventListener("click", () => guard(gridToggleDone));
   $("#grid-patch").addEventListener("change", (ev) => guard(() => gridPatchSize(Number(ev.target.value))));
@@ -987,6 +1015,7 @@ async function main() {
   if (saved && saved.value) state.shortcuts = { ...defaults(), ...saved.value };
   await guard(loadCategories);
   await guard(loadImages);
+  await guard(() => seqView.loadList());
   const fromHash = Number((location.hash.match(/image=(\d+)/) || [])[1]);
   const first = state.images.find((i) => i.id === fromHash) || state.images.find((i) => !i.error) || state.images[0];
   if (first) await guard(() => openImage(first.id));

@@ -27,9 +27,10 @@ export class Viewer {
     this.stage = new Konva.Stage({ container, width: container.clientWidth, height: container.clientHeight });
     this.imageLayer = new Konva.Layer({ listening: false });
     this.annLayer = new Konva.Layer();
+    this.seqLayer = new Konva.Layer({ listening: false }); // a video's or volume's track masks on the frame shown
     this.maskLayer = new Konva.Layer({ listening: false });
     this.uiLayer = new Konva.Layer();
-    this.stage.add(this.imageLayer, this.annLayer, this.maskLayer, this.uiLayer);
+    this.stage.add(this.imageLayer, this.annLayer, this.seqLayer, this.maskLayer, this.uiLayer);
     this.imageNode = null;
     this.maskNode = null;
     this.width = 0;
@@ -140,6 +141,36 @@ export class Viewer {
     this.imageLayer.batchDraw();
   }
 
+  /** Show another frame of the same size in place (the zoom and position stay); else as setImage. */
+  replaceImage(url) {
+    return new Promise((resolve, reject) => {
+      const img = new window.Image();
+      img.onload = () => {
+        if (this.imageNode && img.naturalWidth === this.width && img.naturalHeight === this.height) {
+          this.imageNode.image(img);
+          this.imageLayer.batchDraw();
+          resolve();
+        } else {
+          this.setImage(url).then(resolve, reject);
+        }
+      };
+      img.onerror = () => reject(new Error("the frame could not be loaded"));
+      img.src = url;
+    });
+  }
+
+  /** The tracks' masks on the frame shown: [{runs, color}] (row-major runs, see setMask). */
+  setFrameMasks(masks) {
+    this.seqLayer.destroyChildren();
+    for (const m of masks) {
+      const [h, w] = m.runs.size;
+      const n = parseInt(m.color.slice(1), 16);
+      const canvas = Viewer.runsCanvas(m.runs, [(n >> 16) & 255, (n >> 8) & 255, n & 255, 150]);
+      this.seqLayer.add(new Konva.Image({ image: canvas, x: 0, y: 0, width: w, height: h, name: `framemask track-${m.track}` }));
+    }
+    this.seqLayer.batchDraw();
+  }
+
   /** Draw a large image's patch grid ({patch, cols, rows, done}) with patch ``current`` outlined; null: none. */
   setGrid(grid, current = -1) {
     this.uiLayer.find(".grid").forEach((n) => n.destroy());
@@ -178,6 +209,7 @@ export class Viewer {
 
   clear() {
     this.tiles = null;
+    this.seqLayer.destroyChildren();
     this.imageLayer.destroyChildren();
     this.annLayer.destroyChildren();
     this.maskLayer.destroyChildren();

@@ -1,0 +1,145 @@
+"""Videos and volumes in the app (server/sequences.py): open, click a frame, propagate, correct, export."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("av")
+nib = pytest.importorskip("nibabel")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sequence_files import disk_centre, disk_mask, sphere_labels, write_ct_volume, write_video  # noqa: E402
+
+
+def _iou(a, b) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def _runs_mask(runs: dict) -> np.ndarray:
+    h, w = runs["size"]
+    flat = np.repeat(np.arange(len(runs["runs"])) % 2 == 1, runs["runs"])
+    return flat.reshape(h, w)
+
+
+@pytest.fixture()
+def app(tmp_path, model_spec):
+    from page_client import page_client
+
+    from clickmask.engine.loader import load_predictor
+    from clickmask.project import open_project
+    from clickmask.server import AppState
+
+    project = tmp_path / "project"
+    project.mkdir()
+    write_video(project / "ball.mp4")
+    affine = write_ct_volume(project / "ct.nii.gz")
+    (project / "broken.mp4").write_bytes(b"not a video at all")
+    state = AppState(store=open_project(project), predictor=load_predictor(None))
+    yield page_client(state), state, affine
+    state.close()
+
+
+def _ids(client) -> dict[str, int]:
+    return {s["path"]: s["id"] for s in client.get("/api/sequences").json()["sequences"]}
+
+
+def test_a_video_is_clicked_propagated_corrected_and_exported(app):
+    c, state, _ = app
+    ids = _ids(c)
+    assert set(ids) == {"ball.mp4", "ct.nii.gz", "broken.mp4"}
+    vid = ids["ball.mp4"]
+    info = c.get(f"/api/sequences/{vid}").json()
+    assert (info["frames"], info["width"], info["height"], info["kind"]) == (8, 160, 120, "video")
+    assert c.get(f"/api/sequences/{vid}/frames/3.jpg").headers["content-type"] == "image/jpeg"
+
+    # frame 0: one click on the disk, Space: a new track annotated there
+    x, y = disk_centre(0)
+    r = c.post(f"/api/sequences/{vid}/frames/0/clicks", json={"x": x, "y": y}).json()
+    assert _iou(_runs_mask(r["runs"]), disk_mask(0)) > 0.8
+    cat = c.post("/api/categories", json={"name": "ball"}).json()["id"]
+    track = c.post(f"/api/sequences/{vid}/frames/0/finish", json={"category_id": cat}).json()
+    assert track["category_id"] == cat
+
+    # propagate to every frame; each frame's mask is stored as it comes
+    job = c.post(f"/api/sequences/{vid}/propagate", json={"track_id": track["id"], "frame": 0}).json()
+    assert job["total"] == 7
+    state.sequences.wait(vid, 300)
+    job = c.get(f"/api/sequences/{vid}/job").json()["job"]
+    assert job["done"] == 7 and not job["running"] and job["error"] is None
+    info = c.get(f"/api/sequences/{vid}").json()
+    t = info["tracks"][0]
+    assert t["annotated"] == [0] and sorted(map(int, t["propagated"])) == list(range(1, 8))
+    assert info["pointer"] is not None and info["pointer"]["frame"] in range(1, 8)
+    masks = state.sequences.frame_masks(vid, 7)
+    assert _iou(masks[track["id"]], disk_mask(7)) > 0.6
+
+    # correct frame 5 into the same track, propagate from it: forward to the end, back to frame 1
+    x, y = disk_centre(5)
+    c.post(f"/api/sequences/{vid}/frames/5/clicks", json={"x": x, "y": y})
+    c.post(f"/api/sequences/{vid}/frames/5/finish", json={"track_id": track["id"]})
+    job = c.post(f"/api/sequences/{vid}/propagate", json={"track_id": track["id"], "frame": 5}).json()
+    assert job["total"] == 6  # frames 6, 7 and 4, 3, 2, 1
+    state.sequences.wait(vid, 300)
+    assert c.get(f"/api/sequences/{vid}").json()["tracks"][0]["annotated"] == [0, 5]
+
+    # exports: DAVIS palette PNGs (index = track id), COCO with track ids; a video has no NIfTI
+    from PIL import Image
+
+    out = c.post(f"/api/sequences/{vid}/export", json={"format": "davis-png"}).json()
+    pngs = sorted(Path(out["dir"]).rglob("*.png"))
+    assert len(pngs) == 8
+    with Image.open(pngs[6]) as img:
+        assert img.mode == "P"
+        labels = np.asarray(img)
+    assert _iou(labels == track["id"], disk_mask(6)) > 0.6
+    coco = c.post(f"/api/sequences/{vid}/export", json={"format": "coco"}).json()
+    data = json.loads((Path(coco["dir"]) / coco["files"][0]).read_text())
+    assert len(data["images"]) == 8 and {a.get("track_id") for a in data["annotations"]} == {track["id"]}
+    bad = c.post(f"/api/sequences/{vid}/export", json={"format": "nifti"})
+    assert bad.status_code == 400 and "is a video" in bad.json()["detail"]
+
+
+def test_a_volume_is_propagated_along_its_slices_and_exported_as_nifti(app):
+    c, state, affine = app
+    vol = _ids(c)["ct.nii.gz"]
+    info = c.get(f"/api/sequences/{vol}").json()
+    assert (info["frames"], info["width"], info["height"], info["kind"]) == (10, 64, 64, "volume")
+    truth = sphere_labels()
+    c.post(f"/api/sequences/{vol}/frames/5/clicks", json={"x": 34, "y": 30})
+    track = c.post(f"/api/sequences/{vol}/frames/5/finish", json={}).json()
+    c.post(f"/api/sequences/{vol}/propagate", json={"track_id": track["id"], "frame": 5})
+    state.sequences.wait(vol, 300)
+    out = c.post(f"/api/sequences/{vol}/export", json={"format": "nifti"}).json()
+    img = nib.load(str(Path(out["dir"]) / out["files"][0]))
+    assert np.allclose(img.affine, affine)
+    labels = np.asarray(img.dataobj).transpose(2, 1, 0)
+    got = labels == track["id"]
+    assert 2 * (got & truth).sum() / (got.sum() + truth.sum()) > 0.7
+
+
+def test_bad_input_and_cancel(app):
+    c, state, _ = app
+    ids = _ids(c)
+    broken = c.get(f"/api/sequences/{ids['broken.mp4']}")
+    assert broken.status_code == 422 and "broken.mp4" in broken.json()["detail"]
+    assert "\n" not in broken.json()["detail"]
+    vid = ids["ball.mp4"]
+    no = c.post(f"/api/sequences/{vid}/frames/0/finish", json={})
+    assert no.status_code == 400 and "click on it first" in no.json()["detail"]
+    assert c.get(f"/api/sequences/{vid}/frames/99.jpg").status_code == 400
+    x, y = disk_centre(0)
+    c.post(f"/api/sequences/{vid}/frames/0/clicks", json={"x": x, "y": y})
+    track = c.post(f"/api/sequences/{vid}/frames/0/finish", json={}).json()
+    assert c.post(f"/api/sequences/{vid}/propagate", json={"track_id": track["id"], "frame": 3}).status_code == 400
+    c.post(f"/api/sequences/{vid}/propagate", json={"track_id": track["id"], "frame": 0})
+    c.delete(f"/api/sequences/{vid}/job")
+    state.sequences.wait(vid, 300)
+    job = c.get(f"/api/sequences/{vid}/job").json()["job"]
+    assert job["cancelled"] and not job["running"] and job["done"] < job["total"]
+    kept = c.get(f"/api/sequences/{vid}").json()["tracks"][0]["propagated"]
+    assert len(kept) == job["done"]  # the frames done before the cancel are kept
