@@ -66,3 +66,22 @@ def write_ct_volume(path: Path, shape: tuple[int, int, int] = (10, 64, 64)) -> n
     affine[:3, 3] = (-20.0, 15.0, 7.5)
     nib.save(nib.Nifti1Image(data.astype(np.int16).transpose(2, 1, 0), affine), str(path))
     return affine
+
+
+def write_ct_series(folder: Path, slices: int = 8) -> np.ndarray:
+    """A CT series (one file per slice, in shuffled name order) of the ball of :func:`sphere_labels`;
+    returns its ``[z, y, x]`` labels."""
+    from display_files import write_dicom
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = (slices, 64, 64)
+    labels = sphere_labels(shape)
+    rng = np.random.default_rng(1)
+    for z in range(slices):
+        hu = rng.normal(40, 8, shape[1:])
+        hu[labels[z]] = 250
+        write_dicom(folder / f"im{(z * 5) % slices:03d}.dcm", (hu + 1024).astype(np.uint16),
+                    SeriesInstanceUID="1.2.826.0.1.99", ImagePositionPatient=[0.0, 0.0, 2.0 * z],
+                    ImageOrientationPatient=[1, 0, 0, 0, 1, 0], PixelSpacing=[0.8, 0.8], SliceThickness=2.0,
+                    RescaleSlope=1, RescaleIntercept=-1024, InstanceNumber=z + 1)
+    return labels

@@ -13,7 +13,8 @@ pytest.importorskip("av")
 nib = pytest.importorskip("nibabel")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sequence_files import disk_centre, disk_mask, sphere_labels, write_ct_volume, write_video  # noqa: E402
+from sequence_files import (disk_centre, disk_mask, draw, sphere_labels, write_ct_series, write_ct_volume,  # noqa: E402
+                            write_video)
 
 
 def _iou(a, b) -> float:
@@ -143,3 +144,39 @@ def test_bad_input_and_cancel(app):
     assert job["cancelled"] and not job["running"] and job["done"] < job["total"]
     kept = c.get(f"/api/sequences/{vid}").json()["tracks"][0]["propagated"]
     assert len(kept) == job["done"]  # the frames done before the cancel are kept
+
+
+def test_frame_folders_and_dicom_series_are_sequences_not_images(tmp_path, model_spec):
+    """A ``*.frames`` folder is a video and a folder of one DICOM series a volume; their files are not listed
+    as images. Two unrelated DICOM images in a folder stay images."""
+    from PIL import Image
+    from page_client import page_client
+
+    from clickmask.engine.loader import load_predictor
+    from clickmask.project import open_project
+    from clickmask.server import AppState
+    from display_files import write_ct_dicom
+
+    project = tmp_path / "project"
+    (project / "walk.frames").mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(draw(i)).save(project / "walk.frames" / f"{i:05d}.png")
+    labels = write_ct_series(project / "series")
+    (project / "xrays").mkdir()
+    write_ct_dicom(project / "xrays" / "a.dcm")
+    write_ct_dicom(project / "xrays" / "b.dcm")
+    state = AppState(store=open_project(project), predictor=load_predictor(None))
+    c = page_client(state)
+    seqs = {s["path"]: s for s in c.get("/api/sequences").json()["sequences"]}
+    assert {p: s["kind"] for p, s in seqs.items()} == {"series": "volume", "walk.frames": "video"}
+    assert sorted(i["path"] for i in c.get("/api/images").json()["images"]) == ["xrays/a.dcm", "xrays/b.dcm"]
+    walk = c.get(f"/api/sequences/{seqs['walk.frames']['id']}").json()
+    assert (walk["frames"], walk["width"], walk["height"]) == (3, 160, 120)
+    series = c.get(f"/api/sequences/{seqs['series']['id']}").json()
+    assert (series["frames"], series["width"], series["height"]) == (8, 64, 64)
+    jpeg = c.get(f"/api/sequences/{seqs['series']['id']}/frames/4.jpg").content
+    import cv2
+
+    slice4 = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert slice4[labels[4]].mean() > slice4[~labels[4]].mean() + 80  # the ball, in the abdomen window
+    state.close()

@@ -1,7 +1,9 @@
 """Videos and volumes as one kind of project item: a sequence of same-size frames.
 
-A *sequence* is a video file (:data:`~clickmask.io.video.VIDEO_EXTENSIONS`,
-read with PyAV) or a 3D volume (a NIfTI file ``.nii`` / ``.nii.gz``), whose
+A *sequence* is a video: a video file (:data:`~clickmask.io.video.VIDEO_EXTENSIONS`,
+read with PyAV) or a folder of frames whose name ends in :data:`FRAMES_SUFFIX`
+(``walk.frames/00000.jpg``, ...); or a 3D volume: a NIfTI file (``.nii`` /
+``.nii.gz``) or a folder of at least two DICOM files (one series), whose
 slices along z are its frames. :func:`open_sequence` gives a
 :class:`~clickmask.io.video.FrameSource` for either. A volume's slices are
 shown through one window for the whole volume (CT: the abdomen preset; MR and
@@ -23,11 +25,41 @@ PathLike = str | os.PathLike[str]
 
 #: Lowercase name endings of volumes that are project items.
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
+#: A folder whose name ends so is a video's frames (in natural name order).
+FRAMES_SUFFIX = ".frames"
+
+
+def _dicom_folder(path: Path) -> bool:
+    """A folder of at least two DICOM files of one series, each placed in 3D (a volume to go through slice by
+    slice); a folder of unrelated DICOM images is not one, and they stay 2D images."""
+    from clickmask.io.images import DICOM_EXTENSIONS
+
+    files = [c for c in path.iterdir() if c.is_file() and c.suffix.lower() in DICOM_EXTENSIONS]
+    if len(files) < 2:
+        return False
+    import pydicom
+
+    series = set()
+    for file in files:
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True,
+                                 specific_tags=["SeriesInstanceUID", "ImagePositionPatient"])
+        except Exception:  # noqa: BLE001 - an unreadable file: not a series (its image entry says why)
+            return False
+        if "ImagePositionPatient" not in ds or "SeriesInstanceUID" not in ds:
+            return False
+        series.add(str(ds.SeriesInstanceUID))
+    return len(series) == 1
 
 
 def sequence_kind(path: PathLike) -> str | None:
-    """``"video"``, ``"volume"`` or None (not a sequence) from the file name."""
-    name = Path(path).name.lower()
+    """``"video"``, ``"volume"`` or None (not a sequence) from the name (and, for a folder, its files)."""
+    target = Path(path)
+    name = target.name.lower()
+    if target.is_dir():
+        if name.endswith(FRAMES_SUFFIX):
+            return "video"
+        return "volume" if _dicom_folder(target) else None
     if name.endswith(VOLUME_SUFFIXES):
         return "volume"
     if Path(name).suffix in VIDEO_EXTENSIONS:
@@ -67,6 +99,10 @@ class VolumeFrames:
 def open_sequence(path: PathLike) -> FrameSource:
     """A video (frames decoded on demand) or a volume (slices along z); one-line errors naming the file."""
     kind = sequence_kind(path)
+    if kind == "volume" and Path(path).is_dir():
+        from clickmask.io.volumes import load_dicom_series
+
+        return VolumeFrames(load_dicom_series(path)[0], Path(path).name)
     if kind == "volume":
         return VolumeFrames(load_nifti(path), Path(path).name)
     return open_frames(path)

@@ -44,7 +44,7 @@ class SequenceStore:
         with self.store._tx() as s:
             known = set(s.scalars(select(SequenceRow.path)))
             new = [p for p in found if p not in known]
-            s.add_all(SequenceRow(path=p, kind=sequence_kind(p)) for p in new)
+            s.add_all(SequenceRow(path=p, kind=sequence_kind(self.store.root / p)) for p in new)
         return len(new)
 
     def list(self) -> list[dict[str, Any]]:
