@@ -244,3 +244,23 @@ def test_an_undone_click_or_box_comes_back_with_redo_until_a_new_click():
     s.undo()
     s.add_click(Click(25, 25, False))
     assert s.redo_count == 0 and s.redo() is s.prediction  # a new click forgets what was undone
+
+
+def test_embedding_cache_on_disk_is_bounded_least_recently_used_first(tmp_path):
+    """Beyond its bound, the disk cache deletes the entries used longest ago (a read counts as a use)."""
+    import os as _os
+
+    from clickmask.engine.embedding_cache import EmbeddingCache
+
+    arrays = {f"{k:02d}" + "ab" * 15: np.full((1, 4, 8, 8), k, np.float32) for k in range(10)}
+    cache = EmbeddingCache(tmp_path, max_items=1, max_disk_bytes=10**9)
+    for t, (key, array) in enumerate(arrays.items()):
+        cache.put(key, array)
+        _os.utime(cache._path(key), (1000 + t, 1000 + t))
+    size = cache._path(next(iter(arrays))).stat().st_size
+    first = next(iter(arrays))
+    assert cache.get(first) is not None  # read now: the most recently used
+    cache.max_disk_bytes = 5 * size
+    assert cache.trim() == 6  # down to 90% of 5 entries: 4 kept
+    kept = {p.stem for p in tmp_path.glob("*/*.emb")}
+    assert first in kept and kept == {first, *list(arrays)[7:]}

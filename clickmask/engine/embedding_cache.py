@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -25,6 +26,20 @@ import numpy as np
 from clickmask.io.atomic import atomic_write_bytes
 
 _MAGIC = b"CMEMB2\n"
+#: The on-disk cache's default bound (a video's frames are 2 MB each); ``CLICKMASK_EMBED_CACHE_MB`` changes it.
+DEFAULT_DISK_MB = 4096
+#: The folder's size is checked every this many writes.
+TRIM_EVERY = 32
+
+
+def default_disk_bytes() -> int:
+    """The disk bound in bytes: ``$CLICKMASK_EMBED_CACHE_MB`` megabytes, else :data:`DEFAULT_DISK_MB`."""
+    text = os.environ.get("CLICKMASK_EMBED_CACHE_MB", "")
+    try:
+        return int(float(text) * 1024 * 1024) if text.strip() else DEFAULT_DISK_MB * 1024 * 1024
+    except ValueError:
+        logger.warning("CLICKMASK_EMBED_CACHE_MB=%r is not a number: %d MB", text, DEFAULT_DISK_MB)
+        return DEFAULT_DISK_MB * 1024 * 1024
 logger = logging.getLogger(__name__)
 
 
@@ -76,9 +91,12 @@ class EmbeddingCache:
     Thread-safe: a background prefetch may ``put`` while a click ``get``s.
     """
 
-    def __init__(self, directory: Path | None, max_items: int = 8) -> None:
+    def __init__(self, directory: Path | None, max_items: int = 8, max_disk_bytes: int | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
         self.max_items = max_items
+        # the disk folder's bound: beyond it the least recently used entries go (None: no bound)
+        self.max_disk_bytes = max_disk_bytes if max_disk_bytes is not None else default_disk_bytes()
+        self._puts = 0
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self.hits_memory = 0
         self.hits_disk = 0
@@ -106,6 +124,10 @@ class EmbeddingCache:
             if blob is not None:
                 array = decode_entry(blob)
                 if array is not None:
+                    try:
+                        os.utime(path)  # used now: the last to go when the folder is trimmed
+                    except OSError:
+                        pass
                     with self._lock:
                         self.hits_disk += 1
                         self._remember(key, array)
@@ -137,6 +159,35 @@ class EmbeddingCache:
                 atomic_write_bytes(self._path(key), encode_entry(array))
             except OSError as exc:  # a read-only or full disk only costs a recomputation
                 logger.warning("embedding cache: cannot write %s: %s", self._path(key), exc)
+            with self._lock:
+                self._puts += 1
+                trim = self.max_disk_bytes is not None and self._puts % TRIM_EVERY == 1
+            if trim:
+                self.trim()
+
+    def trim(self) -> int:
+        """Delete the least recently used entries on disk until the folder holds at most 90% of
+        ``max_disk_bytes``; returns how many were deleted."""
+        if self.directory is None or self.max_disk_bytes is None or not self.directory.is_dir():
+            return 0
+        entries = []
+        for path in self.directory.glob("*/*.emb"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, path))
+        total = sum(e[1] for e in entries)
+        if total <= self.max_disk_bytes:
+            return 0
+        deleted = 0
+        for _, size, path in sorted(entries):
+            if total <= 0.9 * self.max_disk_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            deleted += 1
+        return deleted
 
     def _remember(self, key: str, array: np.ndarray) -> None:
         self._memory[key] = array

@@ -95,6 +95,8 @@ class SequenceService:
         self._threads: dict[int, threading.Thread] = {}
         self._before: dict[tuple[int, int], np.ndarray] = {}  # (track, frame): the mask a correction replaced
         self._lock = threading.Lock()
+        self._encoded: dict[int, int] = {}  # frames whose embedding the background encoder made, by sequence
+        self._encoding: int | None = None  # the sequence being encoded (one at a time: the last opened)
 
     # ------------------------------------------------------------------ sources
     def source(self, sequence_id: int):
@@ -136,12 +138,45 @@ class SequenceService:
         return buf.tobytes()
 
     def info(self, sequence_id: int) -> dict[str, Any]:
-        """The sequence, its tracks with their frames, the frame to check next and the running job."""
-        self.source(sequence_id)
+        """The sequence, its tracks with their frames, the frame to check next, the running job and how many
+        frames' embeddings the background encoder has made (it starts when the sequence is first asked about)."""
+        source = self.source(sequence_id)
+        self.encode_all(sequence_id)
         job = self._jobs.get(sequence_id)
         return {**self.store.get(sequence_id), "tracks": self.store.tracks(sequence_id),
                 "pointer": self.pointer(sequence_id), "low_confidence": LOW_CONFIDENCE,
-                "job": None if job is None else job.as_dict()}
+                "job": None if job is None else job.as_dict(),
+                "encoded": min(self._encoded.get(sequence_id, 0), len(source))}
+
+    def encode_all(self, sequence_id: int) -> None:
+        """Compute every frame's embedding in a background thread (the model's cache keeps them on disk, so a
+        propagation or a click on any frame finds it ready); opening another sequence stops it."""
+        with self._lock:
+            if self._encoding == sequence_id or self._encoded.get(sequence_id, -1) >= len(self.source_now(sequence_id)):
+                return
+            self._encoding = sequence_id
+
+        def run() -> None:
+            try:
+                model = propagation_model(self.state.predictor)
+                source = self.source(sequence_id)
+                for i in range(self._encoded.get(sequence_id, 0), len(source)):
+                    if self._encoding != sequence_id:
+                        return
+                    model.image_embedding(source.frame(i))
+                    self._encoded[sequence_id] = i + 1
+            except Exception as exc:  # noqa: BLE001 - clicks and propagation encode what they need themselves
+                logger.warning("background encoding of sequence %s stopped: %s", sequence_id, exc)
+            finally:
+                with self._lock:
+                    if self._encoding == sequence_id:
+                        self._encoding = None
+
+        threading.Thread(target=run, daemon=True, name=f"clickmask-encode-{sequence_id}").start()
+
+    def source_now(self, sequence_id: int):
+        """The open source without opening it (lock held by the caller); an empty list when not open."""
+        return self._sources.get(sequence_id, [])
 
     # ------------------------------------------------------------------ clicking one frame
     def _session(self, sequence_id: int, index: int, tab: str) -> InteractiveSession:

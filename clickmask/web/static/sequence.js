@@ -110,7 +110,8 @@ export class SequenceView {
     const data = await seqApi.masks(c.id, frame);
     if (!this.current || this.current.frame !== frame) return;
     this.viewer.setFrameMasks(data.masks.map((m) => ({ runs: m.runs, color: trackColor(m.track), track: m.track })));
-    $("#frame-text").textContent = `${c.info.kind === "volume" ? "slice" : "frame"} ${frame + 1} / ${c.info.frames}`;
+    const encoding = c.info.encoded < c.info.frames ? ` · embeddings ${c.info.encoded}/${c.info.frames}` : "";
+    $("#frame-text").textContent = `${c.info.kind === "volume" ? "slice" : "frame"} ${frame + 1} / ${c.info.frames}${encoding}`;
   }
 
   togglePlay() {
