@@ -49,8 +49,9 @@ from clickmask.engine.predictor import Prediction, check_clicks
 from clickmask.engine.refine import sam_model
 from clickmask.engine.refine.first_click import pick_central
 from clickmask.engine.refine.frame import Frame
-from clickmask.engine.sam_onnx import LOW_RES
+from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor
 from clickmask.errors import ClickmaskError
+from clickmask.learning.adapted import AdaptedPredictor
 from clickmask.learning.click_bank import SIDE, _cell_fraction, _check_hw, _grid, _valid_cells, pixel_to_grid
 
 EPS = 1e-6
@@ -370,8 +371,8 @@ class ReferencePredictor:
 
     def reference_of(self, image: np.ndarray, positive: np.ndarray, negative: np.ndarray | None = None,
                      local: int = 0) -> Reference:
-        """The reference of an HxWx3 image (its embedding from the model's cache) and HxW bool masks."""
-        embedding, _ = self.base.image_embedding(image)
+        """The reference of an HxWx3 image (its raw embedding from the model's cache) and HxW bool masks."""
+        embedding, _ = SamOnnxPredictor.image_embedding(self.base, image)  # never an OPO-adapted one
         return Reference.from_masks(embedding, image.shape[:2], positive, negative, local, self.base.side)
 
     # the predictor contract ------------------------------------------------------
@@ -423,7 +424,9 @@ class ReferencePredictor:
         h, w = self.image_size
         base = self.base
         frame = Frame.full(base, (h, w))
-        emb = frame.embedding
+        # the reference was pooled from a raw embedding: compare it with this image's raw one (the decoder
+        # itself may run on a category's OPO-adapted embedding)
+        emb = base.raw_embedding if isinstance(base, AdaptedPredictor) else frame.embedding
         g = _grid(emb).shape[1]
         coords, labels = frame.prompts([click])
         low_res, scores = frame.decode(coords, labels, None)

@@ -28,6 +28,7 @@ from clickmask.server.imaging import ImageCache, mask_runs
 from clickmask.server.memory import release_memory
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.proposals import ProposalService
+from clickmask.server.references import ReferenceService
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,14 @@ class InProgress:
     box: BoxPrompt | None = None
     choices: tuple[int, int] = (0, 0)
     redo: int = 0  # undone prompts that redo brings back
+    reference: str | None = None  # the key of the reference its first click used (None: none)
 
     @classmethod
-    def of(cls, session: InteractiveSession | None) -> "InProgress":
+    def of(cls, session: InteractiveSession | None, reference: str | None = None) -> "InProgress":
         if session is None:
             return cls(None, [])
-        return cls(session.current_mask(), session.clicks, session.box, session.choices, session.redo_count)
+        return cls(session.current_mask(), session.clicks, session.box, session.choices, session.redo_count,
+                   reference if session.clicks and session.box is None else None)
 
 
 def kept_prompts(session: InteractiveSession) -> dict[str, Any] | None:
@@ -108,6 +111,7 @@ class AppState:
         self.proposals = ProposalService(self.store, self.predictor.model_id)
         self.adaptation = AdaptationService(self.store, self.predictor, self.opo_config)
         self.granularity = GranularityService(self.store)
+        self.references = ReferenceService(self.store, self.predictor)
 
     # ---------------------------------------------------------------- images
     def load_image(self, image_id: int) -> np.ndarray:
@@ -193,7 +197,9 @@ class AppState:
             self._current_image = image_id
         if key not in self.sessions:
             kept = None if any(k[0] == image_id for k in self.sessions) else self.store.unfinished(image_id)
-            self.sessions[key] = InteractiveSession(self.predictor)
+            self.sessions[key] = InteractiveSession(self.references.predictor or self.predictor)
+            # the first click is replayed with the reference it had, if that is still on and ready
+            self.references.start(key, self.references.lookup_key(kept.get("reference")) if kept else None)
             if kept:  # an object left unfinished in a tab now closed, or by a server that was stopped
                 try:
                     replay(self.sessions[key], kept)
@@ -212,13 +218,16 @@ class AppState:
         """Add a click; returns the object in progress and the server time in ms.
 
         With ``category_id`` the object is segmented with that category's OPO
-        adapter (if any). A first positive click exactly on the proposal last
+        adapter (if any), and its first positive click with the category's
+        reference, when it has one switched on. A first positive click exactly on the proposal last
         offered for this image and category (Enter) starts from the mask the
         proposal's check found, without a decoder run.
         """
         t0 = time.perf_counter()
         click = Click(x=float(x), y=float(y), positive=bool(positive))
         with self.click_lock.bounded():
+            # before the session: a reference made with another model is rebuilt on its own image's embedding
+            reference = self.references.lookup(category_id, self._embedding) if click.positive else None
             session = self._session(image_id, tab)
             self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
             fresh = session.prediction is None
@@ -228,10 +237,12 @@ class AppState:
             else:
                 if fresh and isinstance(self.predictor, RefinedPredictor):
                     self.predictor.set_first_token(self.granularity.preferred(category_id))
+                if fresh:
+                    self.references.start((image_id, tab), reference)
                 self.prefetcher.wait_for_crop(image_id)  # the crop this click zooms into may be on its way
                 session.add_click(click)
             self._prepare_next_crop(image_id, session)
-            return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
+            return self._kept(image_id, session, tab), (time.perf_counter() - t0) * 1000
 
     def _prepare_next_crop(self, image_id: int, session: InteractiveSession) -> None:
         """Start encoding the zoom-in crop the object's next click will use, while the user looks (lock held)."""
@@ -250,7 +261,7 @@ class AppState:
             self.adaptation.select((image_id, tab), category_id, new_object=True)
             session.start_box(box)
             self._prepare_next_crop(image_id, session)
-            return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
+            return self._kept(image_id, session, tab), (time.perf_counter() - t0) * 1000
 
     def choose(self, image_id: int, index: int, tab: str = "") -> InProgress:
         """Show another of the first prompt's masks (``index`` modulo their number)."""
@@ -259,12 +270,16 @@ class AppState:
             if session is None:
                 raise ClickmaskError(f"image {image_id}: no object in progress to choose a mask for")
             session.choose(index)
-            return self._kept(image_id, session)
+            return self._kept(image_id, session, tab)
 
-    def _kept(self, image_id: int, session: InteractiveSession) -> InProgress:
+    def _kept(self, image_id: int, session: InteractiveSession, tab: str) -> InProgress:
         """Write the object's prompts to the project (a restart gives them back); returns it (lock held)."""
-        self.store.set_unfinished(image_id, kept_prompts(session))
-        return InProgress.of(session)
+        obj = InProgress.of(session, self.references.used((image_id, tab)))
+        prompts = kept_prompts(session)
+        if prompts is not None and obj.reference is not None:
+            prompts["reference"] = obj.reference
+        self.store.set_unfinished(image_id, prompts)
+        return obj
 
     def _accepted_proposal(self, image_id: int, category_id: int | None, click: Click) -> Prediction | None:
         """The first Prediction of an accepted proposal (``click`` is the one offered), else None (lock held).
@@ -284,7 +299,7 @@ class AppState:
             if session is None:
                 return InProgress.of(None)
             session.undo()
-            return self._kept(image_id, session)
+            return self._kept(image_id, session, tab)
 
     def redo_click(self, image_id: int, tab: str = "") -> InProgress:
         """Bring back the object's last undone click (or box)."""
@@ -293,7 +308,7 @@ class AppState:
             if session is None:
                 return InProgress.of(None)
             session.redo()
-            return self._kept(image_id, session)
+            return self._kept(image_id, session, tab)
 
     def reset_clicks(self, image_id: int, tab: str = "") -> None:
         with self.click_lock:
@@ -315,7 +330,7 @@ class AppState:
             if session is None and self.store.unfinished(image_id) and \
                     not any(k[0] == image_id for k in self.sessions):
                 session = self._session(image_id, tab)
-            return InProgress.of(session)
+            return InProgress.of(session, self.references.used((image_id, tab)))
 
     def finish(self, image_id: int, category_id: int | None, tab: str = "") -> dict[str, Any]:
         """Store the current click mask as a new instance and start a new object.
@@ -401,6 +416,16 @@ class AppState:
                              "confidence": round(float(checked.similarity or 0.0), 3),
                              "mask": None if preview is None else mask_runs(preview.mask)},
                 "bank_size": size}
+
+    def make_reference(self, instance_id: int, negative_instance_id: int | None, category_id: Any = ...
+                       ) -> dict[str, Any]:
+        """Make a finished object its category's reference (``category_id``: another category, ``...``: its
+        own); the prototypes come from its image's raw embedding (encoded here if it is not cached)."""
+        def embed(image_id: int) -> np.ndarray | None:
+            with self.click_lock:
+                return self._embedding(image_id)
+
+        return self.references.make(instance_id, negative_instance_id, category_id, embed)
 
     def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:
         """The current clicks of an image in a tab."""
