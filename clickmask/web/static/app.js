@@ -676,7 +676,10 @@ async function clearReference() {
 
 function bindReferencePanel() {
   $("#btn-reference-use").addEventListener("click", () => guard(useAsReference));
-  $("#reference-on").addEventListener("change", (ev) => guard(() => switchReference(ev.target.checked)));
+  $("#reference-on").addEventListener("change", (ev) => {
+    ev.target.blur(); // keep the shortcuts (Esc, Space) working
+    guard(() => switchReference(ev.target.checked));
+  });
   $("#btn-reference-clear").addEventListener("click", () => guard(clearReference));
   $("#reference-negative").addEventListener("change", (ev) => ev.target.blur()); // keep the shortcuts working
 }
