@@ -189,9 +189,9 @@ class Reference:
         if emb.shape[0] != self.channels:
             raise ClickmaskError(f"embedding has {emb.shape[0]} channels, the reference {self.channels}")
         protos = [self.positive] + ([] if self.local is None else list(self.local))
-        pos = similarity(emb, np.stack(protos)).max(axis=0)
-        neg = None if self.negative is None else similarity(emb, self.negative)
-        return pos, neg
+        extra = [] if self.negative is None else [self.negative]
+        sims = similarity(emb, np.stack(protos + extra))  # the cells are normalised once for all prototypes
+        return sims[:len(protos)].max(axis=0), (sims[-1] if extra else None)
 
     def positive_only(self) -> "Reference":
         """The same reference without its negative prototype."""
@@ -206,17 +206,17 @@ def candidate_scores(reference: Reference, embedding: np.ndarray, low_res: np.nd
     the positive prototype minus its cosine to the negative one (when there is
     one). An empty candidate scores -inf.
     """
-    g = _grid(embedding).shape[1]
-    out = np.full(len(low_res), -np.inf, np.float32)
-    for k, lr in enumerate(low_res):
-        feat = pool(embedding, low_res_weights(lr, g))
-        if feat is None:
-            continue
-        score = float(feat @ reference.positive)
-        if reference.negative is not None:
-            score -= float(feat @ reference.negative)
-        out[k] = score
-    return out
+    emb = _grid(embedding)
+    g = emb.shape[1]
+    weights = np.stack([low_res_weights(lr, g).reshape(-1) for lr in low_res])  # KxGG
+    totals = weights.sum(axis=1)
+    feats = (emb.reshape(emb.shape[0], -1) @ weights.T).T / np.maximum(totals, EPS)[:, None]  # KxC, one pass
+    norms = np.linalg.norm(feats, axis=1)
+    feats = unit(feats)
+    scores = feats @ reference.positive
+    if reference.negative is not None:
+        scores = scores - feats @ reference.negative
+    return np.where((totals > EPS) & (norms > EPS), scores, -np.inf).astype(np.float32)
 
 
 def choose_candidate(reference: Reference, embedding: np.ndarray, low_res: np.ndarray,

@@ -38,7 +38,7 @@ from clickmask.project.store import ProjectStore
 
 PREFIX = "reference/"
 #: What a reference does to an object's first click in the app (decision 0016).
-APP_USES = ReferenceUses(choose=True, prior=False, points=True, negative=True)
+APP_USES = ReferenceUses(choose=True, prior=False, points=False, negative=True)
 #: The thumbnail's longest side, in pixels.
 THUMBNAIL_SIDE = 160
 #: Context around the reference object in its thumbnail, as a fraction of the object's box.
