@@ -99,8 +99,10 @@ class ReferenceService:
         except ClickmaskError as exc:
             self.predictor, self.reason = None, str(exc)
         self._lock = threading.Lock()
+        self._records: dict[str, dict[str, Any]] = {}  # the stored records, by key (a click reads no database)
         self._prototypes: dict[str, Reference] = {}  # this model's prototypes, by key
         self._used: dict[Hashable, str] = {}  # object (image, tab) -> key of the reference its first click used
+        self._broken: dict[str, str] = {}  # key -> why it could not be rebuilt for this model
         self._load()
 
     @property
@@ -112,13 +114,31 @@ class ReferenceService:
         return ["none"] + [str(c["id"]) for c in self.store.list_categories()]
 
     def _record(self, key: str) -> dict[str, Any] | None:
-        return self.store.get_setting(PREFIX + key)
+        with self._lock:
+            return self._records.get(key)
+
+    def _save(self, key: str, record: dict[str, Any] | None, reference: Reference | None = None) -> None:
+        """Store (or, with None, forget) a record in one transaction, then in memory with its prototypes."""
+        with self._lock:
+            self._broken.pop(key, None)
+            if record is None:
+                self.store.forget_setting(PREFIX + key)
+                self._records.pop(key, None)
+                self._prototypes.pop(key, None)
+                return
+            self.store.set_setting(PREFIX + key, record)
+            self._records[key] = record
+            if reference is not None:
+                self._prototypes[key] = reference
 
     def _load(self) -> None:
         for key in self._keys():
-            record = self._record(key)
-            if record is None or record.get("model_id") != self.model_id:
-                continue  # none, or made with another model: rebuilt at its first use
+            record = self.store.get_setting(PREFIX + key)
+            if not isinstance(record, dict):
+                continue
+            self._records[key] = record
+            if record.get("model_id") != self.model_id:
+                continue  # made with another model: rebuilt at its first use
             try:
                 self._prototypes[key] = self._decode(record, key)
             except (ClickmaskError, AttributeError, KeyError) as exc:
@@ -169,6 +189,7 @@ class ReferenceService:
         embedding = embed(inst["image_id"])
         if embedding is None:
             raise ClickmaskError(f"model {self.model_id} has no image embedding: references need the SAM model")
+        self._check_size(positive, f"instance {instance_id}")
         reference = Reference.from_masks(embedding, positive.shape, positive, negative)
         key = reference_key(category)
         record = {"category_id": category, "image_id": inst["image_id"], "instance_id": instance_id,
@@ -177,9 +198,7 @@ class ReferenceService:
                   "model_id": self.model_id, "enabled": True, "created_at": utcnow().isoformat(),
                   "prototypes": {"positive": _vector_text(reference.positive),
                                  "negative": _vector_text(reference.negative)}}
-        with self._lock:
-            self.store.set_setting(PREFIX + key, record)
-            self._prototypes[key] = reference
+        self._save(key, record, reference)
         return self.describe(key)
 
     def record(self, key: str) -> dict[str, Any]:
@@ -206,7 +225,7 @@ class ReferenceService:
                 "area": int(decode_rle(r["positive_mask"]).sum()),
                 "negative_area": 0 if neg is None else int(decode_rle(neg).sum()),
                 "enabled": bool(r["enabled"]), "model_id": r["model_id"], "created_at": r["created_at"],
-                "uses": APP_USES.text()}
+                "uses": APP_USES.text(), "problem": self._broken.get(key)}
 
     def describe_all(self) -> list[dict[str, Any]]:
         """Every reference of the project (objects without a category first, then by category)."""
@@ -214,10 +233,9 @@ class ReferenceService:
 
     def set_enabled(self, key: str, enabled: bool) -> dict[str, Any]:
         """Switch a reference on or off (kept either way)."""
-        with self._lock:
-            record = self.record(key)
-            if record["enabled"] != enabled:
-                self.store.set_setting(PREFIX + key, {**record, "enabled": bool(enabled)})
+        record = self.record(key)
+        if record["enabled"] != enabled:
+            self._save(key, {**record, "enabled": bool(enabled)})
         return self.describe(key)
 
     def clear(self, key: str) -> None:
@@ -227,10 +245,7 @@ class ReferenceService:
 
     def forget(self, category_id: int | None) -> None:
         """Forget a category's reference, if it has one (the category is deleted)."""
-        key = reference_key(category_id)
-        with self._lock:
-            self.store.forget_setting(PREFIX + key)
-            self._prototypes.pop(key, None)
+        self._save(reference_key(category_id), None)
 
     def thumbnail(self, key: str, image: np.ndarray) -> bytes:
         """A PNG of the reference object cut out of its image (``image``, HxWx3 uint8 RGB): the
@@ -255,23 +270,18 @@ class ReferenceService:
             return None
         with self._lock:
             reference = self._prototypes.get(key)
-        if reference is None and embed is not None:
+            broken = key in self._broken
+        if reference is None and embed is not None and not broken:
             reference = self._rebuild(key, record, embed)
         return None if reference is None else Active(key, reference)
 
-    def lookup_key(self, key: str | None) -> Active | None:
-        """The reference ``key`` (an unfinished object's, replayed) if it is on and its prototypes are
-        this model's; None otherwise (never rebuilt here: the predictor is on the object's image)."""
-        if key is None or self.predictor is None:
-            return None
+    def lookup_key(self, key: Any) -> Active | None:
+        """The reference ``key`` (an unfinished object's, replayed) as :meth:`lookup` finds it, never
+        rebuilt (the predictor is on the object's image); None for a key that is not one."""
         try:
-            category = key_category(str(key))
+            return None if key is None else self.lookup(key_category(str(key)))
         except ClickmaskError:
             return None
-        record = self._record(reference_key(category))
-        with self._lock:
-            reference = self._prototypes.get(reference_key(category))
-        return Active(reference_key(category), reference) if record and record.get("enabled") and reference else None
 
     def _rebuild(self, key: str, record: dict[str, Any], embed: Embed) -> Reference | None:
         try:
@@ -280,16 +290,25 @@ class ReferenceService:
                 return None
             positive = decode_rle(record["positive_mask"])
             negative = None if record.get("negative_mask") is None else decode_rle(record["negative_mask"])
+            self._check_size(positive, f"reference {key}")
             reference = Reference.from_masks(embedding, positive.shape, positive, negative)
         except (ClickmaskError, ImageReadError, KeyError, TypeError, ValueError) as exc:
             logger.warning("reference %s cannot be rebuilt for model %s (%s): clicks go on without it",
                            key, self.model_id, exc)
+            with self._lock:
+                self._broken[key] = str(exc)  # not tried again at every click; set the reference again
             return None
-        with self._lock:
-            self.store.set_setting(PREFIX + key, {**record, "model_id": self.model_id, "prototypes": {
-                "positive": _vector_text(reference.positive), "negative": _vector_text(reference.negative)}})
-            self._prototypes[key] = reference
+        self._save(key, {**record, "model_id": self.model_id, "prototypes": {
+            "positive": _vector_text(reference.positive), "negative": _vector_text(reference.negative)}}, reference)
         return reference
+
+    def _check_size(self, mask: np.ndarray, what: str) -> None:
+        """ClickmaskError unless ``mask`` fits the image just embedded (the file may have been replaced)."""
+        assert self.predictor is not None
+        h, w = self.predictor.image_size
+        if mask.shape != (h, w):
+            raise ClickmaskError(f"{what}: the mask is {mask.shape[1]}x{mask.shape[0]} but its image is now "
+                                 f"{w}x{h} (the file was replaced?)")
 
     def start(self, obj: Hashable, active: Active | None) -> None:
         """The next prediction is an object's first click: decode it with ``active`` (None: without)."""
@@ -304,10 +323,6 @@ class ReferenceService:
     def used(self, obj: Hashable) -> str | None:
         """The key of the reference the object's first click used (None: none)."""
         return self._used.get(obj)
-
-    def release(self, obj: Hashable) -> None:
-        """The object is gone (finished, dropped, or its session replaced)."""
-        self._used.pop(obj, None)
 
 
 def thumbnail_png(image: np.ndarray, positive: np.ndarray, negative: np.ndarray | None) -> bytes:

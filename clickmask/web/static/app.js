@@ -605,7 +605,7 @@ function renderReference() {
     if ($("#reference-thumb").getAttribute("src") !== src) $("#reference-thumb").src = src;
     const not = { rest: `, not the rest of #${ref.negative_instance_id}`, other: `, not #${ref.negative_instance_id}` }[ref.negative] || "";
     $("#reference-text").textContent = `${referenceOwner(ref)}: object #${ref.instance_id} on ${ref.image || `image ${ref.image_id}`}${not}`
-      + (ref.enabled ? "" : " (off)");
+      + (ref.enabled ? "" : " (off)") + (ref.problem ? ` · not usable: ${ref.problem}` : "");
     $("#reference-on").checked = ref.enabled;
   }
   renderReferenceMaker();
