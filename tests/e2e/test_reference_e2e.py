@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from page_helpers import page_point, shown_mask
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthetic import two_part_objects  # noqa: E402
 
@@ -58,32 +60,15 @@ def reference_server(tmp_path):
     state.close()
 
 
-def _page_point(page, x: float, y: float) -> tuple[float, float]:
-    p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [float(x), float(y)])
-    return p["x"], p["y"]
-
-
-def _shown_mask(page, image_id: int) -> np.ndarray:
-    """The mask of the object the page is clicking, as the server holds it for the page's tab."""
-    from clickmask.geometry.rle import decode_rle
-
-    rle = page.evaluate("""async (id) => {
-        const r = await fetch(`/api/images/${id}/mask?format=rle`,
-                              {headers: {"X-Clickmask-Tab": sessionStorage.getItem("clickmask-tab")}});
-        return (await r.json()).rle;
-    }""", image_id)
-    return decode_rle(rle)
-
-
 def _single_click(page, image_id: int) -> np.ndarray:
     """Drop the object in progress, then one click in the new object's top half, just above its middle."""
     page.keyboard.press("Escape")
     page.wait_for_function("window.cm.state.clicks.length === 0")
     x0, y0, x1, y1 = NEW_BOX
-    page.mouse.click(*_page_point(page, (x0 + x1) / 2, (y0 + y1) // 2 - 8))
+    page.mouse.click(*page_point(page, (x0 + x1) / 2, (y0 + y1) // 2 - 8))
     page.wait_for_function("window.cm.state.clicks.length === 1 && window.cm.viewer.maskNode !== null "
                            "&& !window.cm.state.clickBusy")
-    return _shown_mask(page, image_id)
+    return shown_mask(page, image_id)
 
 
 def test_a_part_reference_makes_one_click_give_the_part(browser, reference_server, screenshots):
