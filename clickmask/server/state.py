@@ -232,13 +232,13 @@ class AppState:
             self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
             fresh = session.prediction is None
             accepted = self._accepted_proposal(image_id, category_id, click) if fresh else None
+            if fresh:  # an accepted proposal's mask is its own (no decoder run, no reference)
+                self.references.start((image_id, tab), reference if accepted is None else None)
             if accepted is not None:
                 session.start_from(click, accepted)
             else:
                 if fresh and isinstance(self.predictor, RefinedPredictor):
                     self.predictor.set_first_token(self.granularity.preferred(category_id))
-                if fresh:
-                    self.references.start((image_id, tab), reference)
                 self.prefetcher.wait_for_crop(image_id)  # the crop this click zooms into may be on its way
                 session.add_click(click)
             self._prepare_next_crop(image_id, session)
