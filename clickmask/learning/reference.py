@@ -107,7 +107,7 @@ def similarity(embedding: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     single = protos.ndim == 1
     protos = protos.reshape(-1, c)
     cells = unit(emb.reshape(c, -1).T)  # (G*G)xC
-    sims = (unit(protos) @ cells.T).reshape(-1, g, g)
+    sims = np.einsum("pc,nc->pn", unit(protos), cells).reshape(-1, g, g)  # no BLAS: see candidate_scores
     return sims[0] if single else sims
 
 
@@ -210,7 +210,9 @@ def candidate_scores(reference: Reference, embedding: np.ndarray, low_res: np.nd
     g = emb.shape[1]
     weights = np.stack([low_res_weights(lr, g).reshape(-1) for lr in low_res])  # KxGG
     totals = weights.sum(axis=1)
-    feats = (emb.reshape(emb.shape[0], -1) @ weights.T).T / np.maximum(totals, EPS)[:, None]  # KxC, one pass
+    # KxC in one pass over the embedding; einsum, not a BLAS product: right after a decoder run the ONNX
+    # runtime's threads still spin, and a multi-threaded BLAS call then waits for the cores (tens of ms)
+    feats = np.einsum("kg,cg->kc", weights, emb.reshape(emb.shape[0], -1)) / np.maximum(totals, EPS)[:, None]
     norms = np.linalg.norm(feats, axis=1)
     feats = unit(feats)
     scores = feats @ reference.positive
