@@ -211,7 +211,7 @@ def test_references_need_the_sam_model(project):
     listed = client.get("/api/references").json()
     assert listed["available"] is False and listed["reason"]
     r = client.post("/api/references", json={"instance_id": project["part"]})
-    assert r.status_code == 400 and r.json()["detail"].startswith("references need the SAM model")
+    assert r.status_code == 400 and r.json()["detail"].startswith("references are off: a reference needs the SAM")
     assert state.store.get_setting(f"reference/{project['flag']}") is None
     # clicks work as before
     assert _first_click(client, project["ids"]["new.png"], project["flag"])["reference"] is None

@@ -164,7 +164,7 @@ class ReferenceService:
         object's own). Nothing is stored when a check fails.
         """
         if self.predictor is None:
-            raise ClickmaskError(f"references need the SAM model: {self.reason}")
+            raise ClickmaskError(f"references are off: {self.reason}")
         inst = self.store.instance(instance_id)
         category = inst["category_id"] if category_id is ... else category_id
         if category is not None and not any(c["id"] == category for c in self.store.list_categories()):
