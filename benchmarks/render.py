@@ -762,9 +762,14 @@ def page(results: Path) -> list[str]:
     return out
 
 
+def reference_files(results: Path) -> list[Path]:
+    """The ``clickmask eval --reference`` results (``*_reference*.json``; not the app's latency with a reference)."""
+    return [p for p in sorted(results.glob("*_reference*.json")) if not p.name.startswith("app_latency")]
+
+
 def reference_section(results: Path, default: dict | None) -> list[str]:
     """RefCut's combination evaluation: IoU after the first click and NoC with each use of the reference."""
-    paths = sorted(results.glob("*_reference*.json"))
+    paths = reference_files(results)
     if not paths:
         return []
     out = ["## Reference-guided segmentation (PascalPart)", "",
@@ -900,7 +905,7 @@ def commands(results: Path) -> list[str]:
     video = sorted(results.glob("*_video*.json"))
     if video:
         sections.append(("Video: the DAVIS interactive protocol", [video_command(p) for p in video]))
-    reference = sorted(results.glob("*_reference*.json"))
+    reference = reference_files(results)
     if reference:
         sections.append(("Reference-guided segmentation (PascalPart)", ["export CLICKMASK_THREADS=1"]
                          + [reference_command(p, default) for p in reference]))
