@@ -21,6 +21,13 @@
   waits ``--think`` seconds before each click (the trainer runs then, and is stopped while a
   click is answered). ``paired_round_trip_ratio`` compares each click with its idle twin:
   busy/idle against idle-again/idle, the run-to-run noise of the same server.
+* ``--reference``: the click round trips of a category with a reference (issue 24) against the same
+  category with its reference switched off. The reference is the first sample's object (its
+  surroundings, a 20 px ring, as the negative), made through the API. Per image, the robot's clicks
+  with the reference on and off, in rotating order; then the first click alone (the only click a
+  reference changes) repeated ``--first-repeats`` times per image, on and off alternately, so each
+  first click has its twin: ``first_click_paired_difference_ms`` is the median of on minus off.
+  ``--reference-uses`` times other uses than the app's (``choose,points``...; decision 0016).
 
 Run: ``python benchmarks/app_latency.py --json out.json``.
 """
@@ -77,11 +84,11 @@ class Client:
 
 def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, predict_ms: list[float],
                   server_ms: list[float], category_id: int | None = None, keep: bool = False,
-                  think: float = 0.0, record: list | None = None) -> list[float]:
+                  think: float = 0.0, record: list | None = None, answers: list | None = None) -> list[float]:
     """``n`` robot-user clicks on one object (then cancelled unless ``keep``); returns the round-trip times (ms).
 
     ``think``: seconds waited (untimed) before each click, as a user looks at the mask; ``record``
-    gets the clicks made.
+    gets the clicks made, ``answers`` the server's answers.
     """
     from clickmask.geometry.masks import next_click
 
@@ -104,6 +111,8 @@ def _robot_clicks(client: Client, image_id: int, truth: np.ndarray, n: int, pred
         pred = _current(client, image_id, truth.shape)  # untimed: only to place the next robot click
         predict_ms.append(res["predict_ms"])
         server_ms.append(res["server_ms"])
+        if answers is not None:
+            answers.append(res)
     if not keep:
         client.call("DELETE", f"/api/images/{image_id}/clicks")
     return times
@@ -215,6 +224,65 @@ def _finish_objects(client: Client, state, images: list[dict], samples: dict, ca
     return objects
 
 
+REFERENCE_STATES = ("off", "on")
+
+
+def _time_reference(client: Client, state, images: list[dict], samples: dict, clicks: int, think: float,
+                    rnd: int, repeats: int) -> dict:
+    """``--reference``: the same category's clicks with its reference on and off (see the module doc).
+
+    The online adaptation is switched off (no trainer competes). Returns per-state round trips and
+    in-server prediction times of all the robot's clicks and of the repeated first clicks (ms), the
+    paired first-click differences (on minus off, ms) and how many first clicks said they used the reference.
+    """
+    import cv2
+
+    state.store.set_setting("opo_enabled", False)
+    category = client.call("POST", "/api/categories", {"name": f"reference-{rnd}"})["id"]
+    source = images[0]
+    truth = samples[source["path"]]
+    client.call("POST", f"/api/images/{source['id']}/open")
+    positive = state.store.add_instance(source["id"], truth, category)["id"]
+    ring = cv2.dilate(truth.astype(np.uint8), np.ones((41, 41), np.uint8)).astype(bool) & ~truth
+    negative = state.store.add_instance(source["id"], ring, None)["id"]
+    client.call("POST", "/api/references", {"instance_id": positive, "negative_instance_id": negative})
+    trips = {s: [] for s in REFERENCE_STATES}
+    predict = {s: [] for s in REFERENCE_STATES}
+    first = {s: [] for s in REFERENCE_STATES}
+    first_predict = {s: [] for s in REFERENCE_STATES}
+    differences: list[float] = []
+    used = {s: 0 for s in REFERENCE_STATES}
+
+    def switch(on: str) -> None:
+        client.call("PATCH", f"/api/references/{category}", {"enabled": on == "on"})
+
+    for k, image in enumerate(images):
+        client.call("POST", f"/api/images/{image['id']}/open")
+        state.prefetcher.wait_idle(120)
+        truth = samples[image["path"]]
+        order = REFERENCE_STATES if (k + rnd) % 2 == 0 else REFERENCE_STATES[::-1]
+        for on in order:
+            switch(on)
+            answers: list = []
+            trips[on] += _robot_clicks(client, image["id"], truth, clicks, predict[on], [], category, think=think,
+                                       answers=answers)
+            used[on] += answers[0]["reference"] is not None
+        for i in range(repeats):
+            pair = {}
+            for on in order if i % 2 == 0 else order[::-1]:
+                switch(on)
+                time.sleep(think)
+                answers = []
+                pair[on] = _robot_clicks(client, image["id"], truth, 1, first_predict[on], [], category,
+                                         answers=answers)[0]
+                first[on].append(pair[on])
+                used[on] += answers[0]["reference"] is not None
+            differences.append(pair["on"] - pair["off"])
+    state.store.set_setting("opo_enabled", True)
+    return {"trips": trips, "predict": predict, "first": first, "first_predict": first_predict,
+            "differences": differences, "used": used}
+
+
 def _time_proposals(client: Client, state, images: list[dict], samples: dict, clicks: int, rnd: int,
                     proposal_ms: list[float], accept_ms: list[float]) -> None:
     """Teach a new category one object per image, then time each image's proposal and its acceptance (ms)."""
@@ -239,7 +307,8 @@ def _time_proposals(client: Client, state, images: list[dict], samples: dict, cl
 
 def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, prefetch_ahead: int = 2,
             infer: str | None = None, opo_busy: bool = False, images_limit: int | None = None,
-            think: float = 0.5, prepare_crop: bool = True) -> dict:
+            think: float = 0.5, prepare_crop: bool = True, reference: bool = False, first_repeats: int = 6,
+            reference_uses: str | None = None) -> dict:
     """Start a server on the sample project and measure; returns the result dict.
 
     ``infer``: inference options as for ``clickmask serve --infer`` (None = the app's default).
@@ -247,6 +316,9 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     ``images_limit``: use only the first N sample images (quick checks).
     ``think``: seconds the robot waits before each click (the next zoom-in crop is encoded meanwhile; with
     ``opo_busy`` the trainer runs). ``prepare_crop``: False switches the early crop encoding off.
+    ``reference``: time a category's clicks with its reference on and off instead (``first_repeats``
+    first clicks per image and state besides the robot's objects; ``reference_uses``: other uses than the
+    app's, e.g. ``"choose,points"``).
     """
     from clickmask.engine.refine import InferenceOptions
     from clickmask.engine.loader import load_predictor
@@ -256,6 +328,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     from clickmask.learning.opo import OPOConfig
     from clickmask.server import AppState, create_app
     from clickmask.server.live import LiveServer
+    from clickmask.learning.reference import ReferenceUses
+    from clickmask.server.references import APP_USES
     from clickmask.server.sample import build_sample_project
 
     samples = {f"{s.name}.png": s.mask for s in load_samples()}
@@ -273,6 +347,7 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
     proposal_ms: list[float] = []
     accept_ms: list[float] = []
     opo_info: list[dict] = []
+    ref_runs: list[dict] = []
     load_before = os.getloadavg()[0]
     model_id = None
     for r in range(rounds):
@@ -287,6 +362,9 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
         opo_config = OPOConfig(gate=0) if opo_busy else None
         state = AppState(store=store, predictor=predictor, prefetch_ahead=prefetch_ahead, opo_config=opo_config,
                          prepare_crops=prepare_crop)
+        if reference and reference_uses is not None:
+            state.references.predictor.uses = ReferenceUses.parse(reference_uses)
+        uses = state.references.predictor.uses.text() if state.references.predictor is not None else None
         server = LiveServer(create_app(state)).start()
         client = Client(server.port)
         images = [i for i in store.list_images() if i["path"] in samples][:images_limit]
@@ -321,6 +399,8 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
                 opo_predict[c] += passes["predict"][c]
             opo_info.append({"same_clicks": passes["same_clicks"], "busy_throughout": passes["busy_throughout"],
                              "timed_adapter": passes["timed_adapter"]})
+        elif reference:
+            ref_runs.append(_time_reference(client, state, images, samples, clicks, think, r, first_repeats))
         else:
             for image in images:
                 client.call("POST", f"/api/images/{image['id']}/open")
@@ -343,19 +423,24 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
         return {"n": len(values), "median_ms": round(statistics.median(values), 1),
                 "p90_ms": round(float(np.percentile(values, 90)), 1), "max_ms": round(max(values), 1)}
 
+    def joined(key: str) -> dict[str, list[float]]:
+        return {s: [v for run in ref_runs for v in run[key][s]] for s in REFERENCE_STATES}
+
+    plain = not opo_busy and not reference
+
     return {
         "model": model_id,
         "inference": InferenceOptions.parse(infer).changed(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_1m_before": round(load_before, 2), "load_avg_1m_after": round(os.getloadavg()[0], 2)},
         "images": {p: list(m.shape) for p, m in samples.items()},
-        "click_round_trip": summary(round_trips) if not opo_busy else None,
-        "click_predict_in_server": summary(predict_ms) if not opo_busy else None,
-        "slowest_click": slowest if not opo_busy else None,
+        "click_round_trip": summary(round_trips) if plain else None,
+        "click_predict_in_server": summary(predict_ms) if plain else None,
+        "slowest_click": slowest if plain else None,
         "think_s": think,
         "prepare_crop": prepare_crop,
-        "box_round_trip": summary(box_trips) if not opo_busy else None,
-        "click_handler_in_server": summary(server_ms) if not opo_busy else None,
+        "box_round_trip": summary(box_trips) if plain else None,
+        "click_handler_in_server": summary(server_ms) if plain else None,
         "opo_busy": None if not opo_busy else {
             "think_s": think,
             "click_round_trip": {c: summary(opo_trips[c]) for c in CONDITIONS},
@@ -364,8 +449,23 @@ def measure(model: str | None, clicks: int, prefetch_wait: float, rounds: int, p
             "rounds": opo_info,
             "config": asdict(state.adaptation.config),
         },
-        "proposal": summary(proposal_ms) if not opo_busy else None,
-        "proposal_accept": summary(accept_ms) if not opo_busy else None,
+        "reference": None if not reference else {
+            "uses": uses,
+            "app_uses": APP_USES.text(),
+            "think_s": think,
+            "first_repeats": first_repeats,
+            "click_round_trip": {s: summary(v) for s, v in joined("trips").items()},
+            "click_predict_in_server": {s: summary(v) for s, v in joined("predict").items()},
+            "first_click_round_trip": {s: summary(v) for s, v in joined("first").items()},
+            "first_click_predict_in_server": {s: summary(v) for s, v in joined("first_predict").items()},
+            "first_click_paired_difference_ms": _bootstrap_median(
+                np.asarray([d for run in ref_runs for d in run["differences"]])),
+            "first_clicks_that_used_it": {s: sum(run["used"][s] for run in ref_runs) for s in REFERENCE_STATES},
+            "first_clicks_per_state": len(images) * (1 + first_repeats) * rounds,
+            "target_difference_ms": 20,
+        },
+        "proposal": summary(proposal_ms) if plain else None,
+        "proposal_accept": summary(accept_ms) if plain else None,
         "next_image_first_click": {**summary(next_first), "prefetch_wait_s": prefetch_wait,
                                    "prefetch_ahead": prefetch_ahead,
                                    "embedding_ready_after_wait": f"{sum(ready)}/{len(ready)}"},
@@ -389,11 +489,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds the robot looks at each mask before its next click (untimed)")
     parser.add_argument("--no-prepare-crop", dest="prepare_crop", action="store_false",
                         help="do not encode the next click's zoom-in crop in the background (for comparison)")
+    parser.add_argument("--reference", action="store_true",
+                        help="time a category's clicks with its reference on and off (issue 24)")
+    parser.add_argument("--first-repeats", type=int, default=6,
+                        help="with --reference: first clicks per image and state besides the robot's objects")
+    parser.add_argument("--reference-uses", default=None,
+                        help="with --reference: the uses to time (default: the app's), e.g. choose,points")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
     return run_and_write(lambda: measure(args.model, args.clicks, args.prefetch_wait, args.rounds, args.prefetch_ahead,
                                          args.infer, args.opo_busy, args.images, args.think,
-                                         args.prepare_crop), args.json_path)
+                                         args.prepare_crop, args.reference, args.first_repeats,
+                                         args.reference_uses), args.json_path)
 
 
 def run_and_write(run, json_path: Path | None) -> int:

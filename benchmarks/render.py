@@ -323,6 +323,9 @@ def app_command(path: Path, default: dict | None) -> str:
     label = infer_label(app.get("inference") or {}, default)
     infer = "" if label == "default" else f' --infer "{label}"'
     flags = (" --opo-busy" if app.get("opo_busy") else "") + ("" if app.get("prepare_crop", True) else " --no-prepare-crop")
+    ref = app.get("reference")
+    if ref:
+        flags += " --reference" + ("" if ref["uses"] == ref["app_uses"] else f" --reference-uses {ref['uses']}")
     return f"python benchmarks/app_latency.py{flags}{infer} --json {path.as_posix()}"
 
 
@@ -336,7 +339,7 @@ def _timed_adapter(busy: dict) -> str:
 
 
 def app_latency_section(results: Path, default: dict | None) -> list[str]:
-    paths = sorted(results.glob("app_latency*.json"))
+    paths = [p for p in sorted(results.glob("app_latency*.json")) if not load(p).get("reference")]
     if not paths:
         return []
     out = ["## Annotation app latency (through the HTTP server)", "",
@@ -406,6 +409,49 @@ def app_latency_section(results: Path, default: dict | None) -> list[str]:
                         f"{ratios['idle_again_vs_idle']['median']:.3f})")
     out += ["What the tables show: " + "; ".join(said) + ". The trainer runs in a niced child process that is "
             "stopped while a click is answered (`docs/decisions/0002-opo-trainer-process.md`).", ""]
+    return out
+
+
+def app_reference_latency_section(results: Path, default: dict | None) -> list[str]:
+    """``app_latency.py --reference``: a category's clicks with its reference on and off (issue 24)."""
+    paths = [p for p in sorted(results.glob("app_latency*.json")) if load(p).get("reference")]
+    if not paths:
+        return []
+    out = ["## Annotation app latency with a reference", "",
+           "The same server and robot as above; a category whose reference (the first sample's object, its "
+           "surroundings as the negative) is switched on and off between passes over the same images. A "
+           "reference changes an object's first click only, so the first click is also timed alone, on and "
+           "off alternately, each with its twin (decision 0016).", ""]
+    out += code_block([app_command(p, default) for p in paths])
+    said = []
+    for path in paths:
+        app = load(path)
+        ref, m = app["reference"], app["machine"]
+        out += [f"`{path.name}`: model {app['model']}, inference `{infer_label(app.get('inference') or {}, default)}`, "
+                f"reference uses `{ref['uses']}` (the app's: `{ref['app_uses']}`); {ref['think_s']} s of robot "
+                f"thinking before each click; first clicks that used the reference: "
+                f"{ref['first_clicks_that_used_it']['on']} of {ref['first_clicks_per_state']} with it on, "
+                f"{ref['first_clicks_that_used_it']['off']} with it off.",
+                f"Machine (from the JSON): {m['cpus']} CPUs, {m['platform']}, Python {m['python']}; "
+                f"load average (1 min) before/after {m['load_avg_1m_before']} / {m['load_avg_1m_after']}.", "",
+                "| what | reference | median ms | p90 ms | max ms | n |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+        for key, what in (("click_round_trip", "click -> mask round trip, all the robot's clicks"),
+                          ("click_predict_in_server", "of which the model's prediction"),
+                          ("first_click_round_trip", "first click -> mask round trip"),
+                          ("first_click_predict_in_server", "of which the model's prediction")):
+            for state in ("off", "on"):
+                s = ref[key][state]
+                if s.get("n"):
+                    out.append(f"| {what} | {state} | {s['median_ms']:.1f} | {s['p90_ms']:.1f} | {s['max_ms']:.1f} "
+                               f"| {s['n']} |")
+        d = ref["first_click_paired_difference_ms"]
+        out += ["", f"First click with the reference minus its twin without: median {d['median']:+.1f} ms "
+                f"(95% bootstrap interval {d['ci95'][0]:+.1f} to {d['ci95'][1]:+.1f}, {d['n']} pairs).", ""]
+        all_clicks = ref["click_round_trip"]
+        said.append(f"{path.name} (`{ref['uses']}`): the first click costs {d['median']:+.1f} ms with the reference "
+                    f"(target: within {ref['target_difference_ms']} ms), all clicks "
+                    f"{all_clicks['on']['median_ms'] - all_clicks['off']['median_ms']:+.1f} ms in the median")
+    out += ["What the tables show: " + "; ".join(said) + ".", ""]
     return out
 
 
@@ -706,6 +752,7 @@ def page(results: Path) -> list[str]:
     out += large_image_section(results)
     out += latency_section(results, default, host)
     out += app_latency_section(results, default)
+    out += app_reference_latency_section(results, default)
     out += load_section(results)
     out += ablation_section(results / "ablation", default, host)
     out += sequential_section(results / "sequential", default, host)
@@ -745,9 +792,14 @@ def large_image_section(results: Path) -> list[str]:
     return out + [""]
 
 
+def reference_files(results: Path) -> list[Path]:
+    """The ``clickmask eval --reference`` results (``*_reference*.json``; not the app's latency with a reference)."""
+    return [p for p in sorted(results.glob("*_reference*.json")) if not p.name.startswith("app_latency")]
+
+
 def reference_section(results: Path, default: dict | None) -> list[str]:
     """RefCut's combination evaluation: IoU after the first click and NoC with each use of the reference."""
-    paths = sorted(results.glob("*_reference*.json"))
+    paths = reference_files(results)
     if not paths:
         return []
     out = ["## Reference-guided segmentation (PascalPart)", "",
@@ -768,10 +820,11 @@ def reference_section(results: Path, default: dict | None) -> list[str]:
         for name, c in configs.items():
             kinds = c.get("by_kind", {})
             cell = lambda k: f"{100 * kinds[k]['iou1']:.1f}" if k in kinds else ""
-            noc = c.get("noc") or {}
+            noc = {t: v for t, v in (c.get("noc") or {}).items() if v is not None}  # none: first clicks only
+            base_noc = {t: v for t, v in ((base or {}).get("noc") or {}).items() if v is not None}
             d_iou = "" if base is None or name == "none" else f"{100 * (c['iou1'] - base['iou1']):+.1f}"
-            d_noc = ("" if base is None or name == "none" or not base.get("noc") or not noc
-                     else f"{100 * (noc['85'] / base['noc']['85'] - 1):+.1f}%")
+            d_noc = ("" if name == "none" or "85" not in base_noc or "85" not in noc
+                     else f"{100 * (noc['85'] / base_noc['85'] - 1):+.1f}%")
             out.append(f"| {name} (`{c['uses']}`) | {100 * c['iou1']:.1f} ({c['n']}) | {cell('part')} | {cell('pair')} | "
                        f"{cell('object')} | {c.get('n_noc', '')} | "
                        + " | ".join(f"{noc[t]:.2f}" if t in noc else "" for t in ("80", "85", "90"))
@@ -912,6 +965,8 @@ def reference_command(path: Path, default: dict | None) -> str:
     flags = "".join(f" --{flag} {opts[key]}" for key, flag, unset in
                     (("every", "every", 1), ("noc_every", "noc-every", 1), ("local", "local", 0),
                      ("limit", "limit", None)) if opts.get(key, unset) != unset)
+    if r.get("max_clicks", 20) != 20:
+        flags += f" --max-clicks {r['max_clicks']}"
     configs = ";".join(f"{name}:{c['uses']}" for name, c in r["configs"].items())
     from clickmask.evaluation.reference.benchmark import CONFIGS
     if configs != ";".join(f"{name}:{uses}" for name, uses in CONFIGS.items()):
@@ -952,7 +1007,7 @@ def commands(results: Path) -> list[str]:
     volumes = sorted(results.glob("*_volumes*.json"))
     if volumes:
         sections.append(("Volumes: propagation along the slices", [volume_command(p) for p in volumes]))
-    reference = sorted(results.glob("*_reference*.json"))
+    reference = reference_files(results)
     if reference:
         sections.append(("Reference-guided segmentation (PascalPart)", ["export CLICKMASK_THREADS=1"]
                          + [reference_command(p, default) for p in reference]))

@@ -49,8 +49,9 @@ from clickmask.engine.predictor import Prediction, check_clicks
 from clickmask.engine.refine import sam_model
 from clickmask.engine.refine.first_click import pick_central
 from clickmask.engine.refine.frame import Frame
-from clickmask.engine.sam_onnx import LOW_RES
+from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor
 from clickmask.errors import ClickmaskError
+from clickmask.learning.adapted import AdaptedPredictor
 from clickmask.learning.click_bank import SIDE, _cell_fraction, _check_hw, _grid, _valid_cells, pixel_to_grid
 
 EPS = 1e-6
@@ -106,7 +107,7 @@ def similarity(embedding: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     single = protos.ndim == 1
     protos = protos.reshape(-1, c)
     cells = unit(emb.reshape(c, -1).T)  # (G*G)xC
-    sims = (unit(protos) @ cells.T).reshape(-1, g, g)
+    sims = np.einsum("pc,nc->pn", unit(protos), cells).reshape(-1, g, g)  # no BLAS: see candidate_scores
     return sims[0] if single else sims
 
 
@@ -188,9 +189,9 @@ class Reference:
         if emb.shape[0] != self.channels:
             raise ClickmaskError(f"embedding has {emb.shape[0]} channels, the reference {self.channels}")
         protos = [self.positive] + ([] if self.local is None else list(self.local))
-        pos = similarity(emb, np.stack(protos)).max(axis=0)
-        neg = None if self.negative is None else similarity(emb, self.negative)
-        return pos, neg
+        extra = [] if self.negative is None else [self.negative]
+        sims = similarity(emb, np.stack(protos + extra))  # the cells are normalised once for all prototypes
+        return sims[:len(protos)].max(axis=0), (sims[-1] if extra else None)
 
     def positive_only(self) -> "Reference":
         """The same reference without its negative prototype."""
@@ -205,17 +206,19 @@ def candidate_scores(reference: Reference, embedding: np.ndarray, low_res: np.nd
     the positive prototype minus its cosine to the negative one (when there is
     one). An empty candidate scores -inf.
     """
-    g = _grid(embedding).shape[1]
-    out = np.full(len(low_res), -np.inf, np.float32)
-    for k, lr in enumerate(low_res):
-        feat = pool(embedding, low_res_weights(lr, g))
-        if feat is None:
-            continue
-        score = float(feat @ reference.positive)
-        if reference.negative is not None:
-            score -= float(feat @ reference.negative)
-        out[k] = score
-    return out
+    emb = _grid(embedding)
+    g = emb.shape[1]
+    weights = np.stack([low_res_weights(lr, g).reshape(-1) for lr in low_res])  # KxGG
+    totals = weights.sum(axis=1)
+    # KxC in one pass over the embedding; einsum, not a BLAS product: right after a decoder run the ONNX
+    # runtime's threads still spin, and a multi-threaded BLAS call then waits for the cores (tens of ms)
+    feats = np.einsum("kg,cg->kc", weights, emb.reshape(emb.shape[0], -1)) / np.maximum(totals, EPS)[:, None]
+    norms = np.linalg.norm(feats, axis=1)
+    feats = unit(feats)
+    scores = feats @ reference.positive
+    if reference.negative is not None:
+        scores = scores - feats @ reference.negative
+    return np.where((totals > EPS) & (norms > EPS), scores, -np.inf).astype(np.float32)
 
 
 def choose_candidate(reference: Reference, embedding: np.ndarray, low_res: np.ndarray,
@@ -370,8 +373,8 @@ class ReferencePredictor:
 
     def reference_of(self, image: np.ndarray, positive: np.ndarray, negative: np.ndarray | None = None,
                      local: int = 0) -> Reference:
-        """The reference of an HxWx3 image (its embedding from the model's cache) and HxW bool masks."""
-        embedding, _ = self.base.image_embedding(image)
+        """The reference of an HxWx3 image (its raw embedding from the model's cache) and HxW bool masks."""
+        embedding, _ = SamOnnxPredictor.image_embedding(self.base, image)  # never an OPO-adapted one
         return Reference.from_masks(embedding, image.shape[:2], positive, negative, local, self.base.side)
 
     # the predictor contract ------------------------------------------------------
@@ -423,7 +426,9 @@ class ReferencePredictor:
         h, w = self.image_size
         base = self.base
         frame = Frame.full(base, (h, w))
-        emb = frame.embedding
+        # the reference was pooled from a raw embedding: compare it with this image's raw one (the decoder
+        # itself may run on a category's OPO-adapted embedding)
+        emb = base.raw_embedding if isinstance(base, AdaptedPredictor) else frame.embedding
         g = _grid(emb).shape[1]
         coords, labels = frame.prompts([click])
         low_res, scores = frame.decode(coords, labels, None)

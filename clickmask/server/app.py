@@ -1,7 +1,7 @@
 """The FastAPI application: the JSON API under ``/api`` and the web front end under ``/``.
 
 The routes live in :mod:`clickmask.server.routes`, one module per resource
-(images, clicks, instances, categories, project); this module adds the
+(images, clicks, instances, categories, project, reference); this module adds the
 access checks (localhost only without a token, the token otherwise, a
 same-origin proof on every state-changing request: see docs/security.md) and
 turns :class:`~clickmask.errors.ClickmaskError` into one-line JSON errors.
@@ -18,12 +18,12 @@ from fastapi.staticfiles import StaticFiles
 from clickmask.errors import ClickmaskError, ImageReadError, VideoReadError, VolumeReadError
 from clickmask.project.errors import ConflictError, NotFoundError
 from clickmask.server.click_queue import ServerBusy
-from clickmask.server.routes import categories, clicks, images, instances, project, sequences, tiles
+from clickmask.server.routes import categories, clicks, images, instances, project, reference, sequences, tiles
 from clickmask.server.security import TOKEN_COOKIE, BodyLimit, cross_origin_refusal, is_localhost, token_ok
 from clickmask.server.state import AppState
 from clickmask.web import static_dir
 
-ROUTES = (images, tiles, clicks, instances, categories, project, sequences)
+ROUTES = (images, tiles, clicks, instances, categories, project, reference, sequences)
 
 
 def create_app(state: AppState) -> FastAPI:

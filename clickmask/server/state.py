@@ -32,6 +32,7 @@ from clickmask.server.memory import release_memory
 from clickmask.server.prefetch import Prefetcher
 from clickmask.server.sequences import SequenceService
 from clickmask.server.proposals import ProposalService
+from clickmask.server.references import ReferenceService
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,10 @@ class InProgress:
     redo: int = 0  # undone prompts that redo brings back
     offset: tuple[int, int] | None = None  # a large image's object: the mask is a window starting here (x0, y0)
     image_hw: tuple[int, int] | None = None  # and the image's (height, width)
+    reference: str | None = None  # the key of the reference its first click used (None: none)
 
     @classmethod
-    def of(cls, session: "InteractiveSession | WindowedSession | None") -> "InProgress":
+    def of(cls, session: "InteractiveSession | WindowedSession | None", reference: str | None = None) -> "InProgress":
         if session is None:
             return cls(None, [])
         if isinstance(session, WindowedSession):
@@ -67,7 +69,7 @@ class InProgress:
         else:
             offset = hw = None
         return cls(session.current_mask(), session.clicks, session.box, session.choices, session.redo_count,
-                   offset, hw)
+                   offset, hw, reference if session.clicks and session.box is None else None)
 
 
 def kept_prompts(session: "InteractiveSession | WindowedSession") -> dict[str, Any] | None:
@@ -128,6 +130,7 @@ class AppState:
         self.adaptation = AdaptationService(self.store, self.predictor, self.opo_config)
         self.granularity = GranularityService(self.store)
         self.large = LargeImages(self.store, self.pyramid_cache)
+        self.references = ReferenceService(self.store, self.predictor)
         self.sequences = SequenceService(self)  # the project's videos and volumes
 
     def _activate_window(self, image_id: int, window: Window) -> None:
@@ -236,7 +239,7 @@ class AppState:
             self.predictor.set_image(image)
             self._current_image = image_id
         if key not in self.sessions:
-            self._add_session(key, InteractiveSession(self.predictor))
+            self._add_session(key, InteractiveSession(self.references.predictor or self.predictor), references=True)
         self.sessions.move_to_end(key)
         return self.sessions[key]
 
@@ -250,11 +253,15 @@ class AppState:
         self.sessions.move_to_end(key)
         return self.sessions[key]
 
-    def _add_session(self, key: tuple[int, str], session: InteractiveSession | WindowedSession) -> None:
-        """Keep a new session, with the object left unfinished on its image replayed (lock held)."""
+    def _add_session(self, key: tuple[int, str], session: InteractiveSession | WindowedSession,
+                     references: bool = False) -> None:
+        """Keep a new session, with the object left unfinished on its image replayed (lock held); with
+        ``references``, its first click is replayed with the reference it had, if that is still on and ready."""
         image_id = key[0]
         kept = None if any(k[0] == image_id for k in self.sessions) else self.store.unfinished(image_id)
         self.sessions[key] = session
+        if references:
+            self.references.start(key, self.references.lookup_key(kept.get("reference")) if kept else None)
         if kept:  # an object left unfinished in a tab now closed, or by a server that was stopped
             try:
                 replay(session, kept)
@@ -271,7 +278,8 @@ class AppState:
         """Add a click; returns the object in progress and the server time in ms.
 
         With ``category_id`` the object is segmented with that category's OPO
-        adapter (if any). A first positive click exactly on the proposal last
+        adapter (if any), and its first positive click with the category's
+        reference, when it has one switched on. A first positive click exactly on the proposal last
         offered for this image and category (Enter) starts from the mask the
         proposal's check found, without a decoder run. On a large image,
         ``view`` (the visible rectangle ``[x0, y0, x1, y1]``) sizes a new
@@ -280,15 +288,19 @@ class AppState:
         t0 = time.perf_counter()
         click = Click(x=float(x), y=float(y), positive=bool(positive))
         with self.click_lock.bounded():
+            # before the session: a reference made with another model is rebuilt on its own image's embedding
+            reference = self.references.lookup(category_id, self._embedding) if click.positive else None
             session = self._session(image_id, tab)
             if isinstance(session, WindowedSession):
                 self.adaptation.select((image_id, tab), None, new_object=not session.clicks)
                 session.set_view(view)
                 session.add_click(click)
-                return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
+                return self._kept(image_id, session, tab), (time.perf_counter() - t0) * 1000
             self.adaptation.select((image_id, tab), category_id, new_object=not session.clicks)
             fresh = session.prediction is None
             accepted = self._accepted_proposal(image_id, category_id, click) if fresh else None
+            if fresh:  # an accepted proposal's mask is its own (no decoder run, no reference)
+                self.references.start((image_id, tab), reference if accepted is None else None)
             if accepted is not None:
                 session.start_from(click, accepted)
             else:
@@ -297,7 +309,7 @@ class AppState:
                 self.prefetcher.wait_for_crop(image_id)  # the crop this click zooms into may be on its way
                 session.add_click(click)
             self._prepare_next_crop(image_id, session)
-            return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
+            return self._kept(image_id, session, tab), (time.perf_counter() - t0) * 1000
 
     def _prepare_next_crop(self, image_id: int, session: InteractiveSession | WindowedSession) -> None:
         """Start encoding the zoom-in crop the object's next click will use, while the user looks (lock held)."""
@@ -318,7 +330,7 @@ class AppState:
             self.adaptation.select((image_id, tab), category_id, new_object=True)
             session.start_box(box)
             self._prepare_next_crop(image_id, session)
-            return self._kept(image_id, session), (time.perf_counter() - t0) * 1000
+            return self._kept(image_id, session, tab), (time.perf_counter() - t0) * 1000
 
     def choose(self, image_id: int, index: int, tab: str = "") -> InProgress:
         """Show another of the first prompt's masks (``index`` modulo their number)."""
@@ -327,12 +339,16 @@ class AppState:
             if session is None:
                 raise ClickmaskError(f"image {image_id}: no object in progress to choose a mask for")
             session.choose(index)
-            return self._kept(image_id, session)
+            return self._kept(image_id, session, tab)
 
-    def _kept(self, image_id: int, session: InteractiveSession) -> InProgress:
+    def _kept(self, image_id: int, session: InteractiveSession, tab: str) -> InProgress:
         """Write the object's prompts to the project (a restart gives them back); returns it (lock held)."""
-        self.store.set_unfinished(image_id, kept_prompts(session))
-        return InProgress.of(session)
+        obj = InProgress.of(session, self.references.used((image_id, tab)))
+        prompts = kept_prompts(session)
+        if prompts is not None and obj.reference is not None:
+            prompts["reference"] = obj.reference
+        self.store.set_unfinished(image_id, prompts)
+        return obj
 
     def _accepted_proposal(self, image_id: int, category_id: int | None, click: Click) -> Prediction | None:
         """The first Prediction of an accepted proposal (``click`` is the one offered), else None (lock held).
@@ -352,7 +368,7 @@ class AppState:
             if session is None:
                 return InProgress.of(None)
             session.undo()
-            return self._kept(image_id, session)
+            return self._kept(image_id, session, tab)
 
     def redo_click(self, image_id: int, tab: str = "") -> InProgress:
         """Bring back the object's last undone click (or box)."""
@@ -361,7 +377,7 @@ class AppState:
             if session is None:
                 return InProgress.of(None)
             session.redo()
-            return self._kept(image_id, session)
+            return self._kept(image_id, session, tab)
 
     def reset_clicks(self, image_id: int, tab: str = "") -> None:
         with self.click_lock:
@@ -383,7 +399,7 @@ class AppState:
             if session is None and self.store.unfinished(image_id) and \
                     not any(k[0] == image_id for k in self.sessions):
                 session = self._session(image_id, tab)
-            return InProgress.of(session)
+            return InProgress.of(session, self.references.used((image_id, tab)))
 
     def finish(self, image_id: int, category_id: int | None, tab: str = "") -> dict[str, Any]:
         """Store the current click mask as a new instance and start a new object.
@@ -477,6 +493,16 @@ class AppState:
                              "confidence": round(float(checked.similarity or 0.0), 3),
                              "mask": None if preview is None else mask_runs(preview.mask)},
                 "bank_size": size}
+
+    def make_reference(self, instance_id: int, negative_instance_id: int | None, category_id: Any = ...
+                       ) -> dict[str, Any]:
+        """Make a finished object its category's reference (``category_id``: another category, ``...``: its
+        own); the prototypes come from its image's raw embedding (encoded here if it is not cached)."""
+        def embed(image_id: int) -> np.ndarray | None:
+            with self.click_lock:
+                return self._embedding(image_id)
+
+        return self.references.make(instance_id, negative_instance_id, category_id, embed)
 
     def clicks_of(self, image_id: int, tab: str = "") -> list[Click]:
         """The current clicks of an image in a tab."""

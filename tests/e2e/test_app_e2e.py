@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from page_helpers import shown_mask
 
 
 def _deepest(mask: np.ndarray) -> tuple[int, int]:
@@ -397,18 +398,6 @@ def test_the_layout_works_at_1024x768_with_long_names(browser, app_server, scree
     assert box["nameFits"], box["name"]
 
 
-def _shown_mask(page, image_id: int) -> np.ndarray:
-    """The mask the page's tab has in progress, as the server holds it."""
-    from clickmask.geometry.rle import decode_rle
-
-    rle = page.evaluate("""async (id) => {
-        const r = await fetch(`/api/images/${id}/mask?format=rle`,
-                              {headers: {"X-Clickmask-Tab": sessionStorage.getItem("clickmask-tab")}});
-        return (await r.json()).rle;
-    }""", image_id)
-    return decode_rle(rle)
-
-
 def test_the_fourth_click_on_the_coco_person_keeps_the_mask(browser, app_server, data_root):
     """Finding 2: COCO128 000000000192, person 02, the reported clicks replayed in the app: the 4th click
     turned the mask into the zoom crop's rectangle (IoU 0.79 -> 0.31). No click may lose more than 0.05."""
@@ -433,7 +422,7 @@ def test_the_fourth_click_on_the_coco_person_keeps_the_mask(browser, app_server,
         _wait(page, f"window.cm.state.clicks.length === {n} && !window.cm.state.clickBusy", timeout=120_000)
         sent = page.evaluate(f"window.cm.state.clicks[{n - 1}]")
         assert abs(sent["x"] - x) < 0.01 and abs(sent["y"] - y) < 0.01 and sent["positive"], sent
-        ious.append(_iou(_shown_mask(page, image["id"]), truth))
+        ious.append(_iou(shown_mask(page, image["id"]), truth))
     assert all(b > a - 0.05 for a, b in zip(ious, ious[1:])), ious
     assert ious[3] > 0.7, ious
     assert not errors, errors

@@ -50,6 +50,7 @@ def router(state: AppState) -> APIRouter:
         state.adaptation.reset(category_id)
         state.granularity.reset(category_id)
         state.proposals.reset(category_id)
+        state.references.forget(category_id)
         return {"deleted": category_id}
 
     @api.post("/api/categories/save")

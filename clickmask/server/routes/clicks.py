@@ -106,11 +106,13 @@ def router(state: AppState) -> APIRouter:
 
 def object_json(obj: InProgress, fmt: str) -> dict:
     """The object in progress as JSON: its mask in ``fmt``, clicks, box (or null) and
-    ``choice`` {index, count} (count 0: no other masks to show), ``redo`` (undone prompts redo brings back)."""
+    ``choice`` {index, count} (count 0: no other masks to show), ``redo`` (undone prompts redo brings back),
+    ``reference`` (the key of the reference its first click used, or null)."""
     box = obj.box
     return {**mask_payload(obj.mask, fmt, obj.offset, obj.image_hw), "clicks": [click_json(c) for c in obj.clicks],
             "box": None if box is None else [box.x0, box.y0, box.x1, box.y1],
-            "choice": {"index": obj.choices[0], "count": obj.choices[1]}, "redo": obj.redo}
+            "choice": {"index": obj.choices[0], "count": obj.choices[1]}, "redo": obj.redo,
+            "reference": obj.reference}
 
 
 def _answer(obj: InProgress, fmt: str, predict_ms: float, t0: float) -> Response:

@@ -73,4 +73,9 @@ export const api = {
   setDisplay: (id, settings) => request("PUT", `/api/images/${id}/display`, { settings }),
   getSetting: (key) => request("GET", `/api/settings/${key}`),
   putSetting: (key, value) => request("PUT", `/api/settings/${key}`, { value }),
+  references: () => request("GET", "/api/references"),
+  makeReference: (instanceId, negativeId, categoryId) =>
+    request("POST", "/api/references", { instance_id: instanceId, negative_instance_id: negativeId, category_id: categoryId }),
+  switchReference: (key, enabled) => request("PATCH", `/api/references/${key}`, { enabled }),
+  clearReference: (key) => request("DELETE", `/api/references/${key}`),
 };

@@ -315,6 +315,8 @@ function showObject(r) {
   const c = state.choice;
   $("#choice").hidden = c.count < 2;
   $("#choice-text").textContent = `mask ${c.index + 1} of ${c.count}`;
+  state.objectReference = r && r.reference ? r.reference : null; // the reference its first click used
+  renderReferenceBadge();
   renderHint();
 }
 
@@ -460,6 +462,7 @@ function select(id) {
 function redraw() {
   viewer.setInstances([...state.instances].sort((a, b) => a.z_order - b.z_order), colors(), state.selected);
   renderInstances();
+  renderReferenceMaker();
   renderHint();
 }
 
@@ -567,6 +570,7 @@ function renderCategories() {
   const ul = $("#category-list");
   ul.replaceChildren();
   if ((state.adaptation ? state.adaptation.category_id : null) !== state.currentCategory) refreshAdaptation();
+  renderReference();
   state.categories.forEach((cat, i) => {
     const li = document.createElement("li");
     li.dataset.testid = "category-item";
@@ -658,6 +662,117 @@ async function resetAdaptation() {
   adaptationEpoch += 1;
   renderAdaptation();
   refreshProposal(); // the proposals were forgotten too: the marker goes
+}
+
+// ------------------------------------------------------------ reference-guided clicks (RefCut, issue 24)
+// A category can carry a reference: a finished object (and what is not the target: the rest of an object
+// containing it, or a neighbour). The first click of the category's next objects then gives the same kind of
+// target. The panel shows the current category's reference; the toolbar badge says when one is in use.
+Object.assign(state, { references: {}, referencesAvailable: true, referenceReason: null, objectReference: null });
+window.cm.loadReferences = () => loadReferences();
+
+const referenceKey = (categoryId) => (categoryId === null ? "none" : String(categoryId));
+const referenceOwner = (ref) => (ref.category ? `“${ref.category}”` : "objects without a category");
+
+async function loadReferences() {
+  const r = await api.references();
+  state.referencesAvailable = r.available;
+  state.referenceReason = r.reason;
+  state.references = Object.fromEntries(r.references.map((ref) => [ref.key, ref]));
+  renderReference();
+}
+
+/** The Reference panel for the current category: thumbnail, owner, what is not the target, on/off. */
+function renderReference() {
+  const ref = state.references[referenceKey(state.currentCategory)] || null;
+  const cat = state.categories.find((c) => c.id === state.currentCategory);
+  $("#reference-card").hidden = !ref;
+  $("#reference-empty").hidden = !!ref;
+  $("#reference-empty").textContent = state.referencesAvailable
+    ? `No reference for ${cat ? `“${cat.name}”` : "objects without a category"}: select a finished object, then “use as reference”.`
+    : `References are off: ${state.referenceReason}`;
+  if (ref) {
+    const src = `/api/references/${ref.key}/thumbnail.png?v=${encodeURIComponent(ref.created_at)}`;
+    if ($("#reference-thumb").getAttribute("src") !== src) $("#reference-thumb").src = src;
+    const not = { rest: `, not the rest of #${ref.negative_instance_id}`, other: `, not #${ref.negative_instance_id}` }[ref.negative] || "";
+    $("#reference-text").textContent = `${referenceOwner(ref)}: object #${ref.instance_id} on ${ref.image || `image ${ref.image_id}`}${not}`
+      + (ref.enabled ? "" : " (off)") + (ref.problem ? ` · not usable: ${ref.problem}` : "");
+    $("#reference-on").checked = ref.enabled;
+  }
+  renderReferenceMaker();
+  renderReferenceBadge();
+}
+
+/** "use as reference" works on the selected object; the negative choices are the image's other objects. */
+function renderReferenceMaker() {
+  const inst = state.instances.find((i) => i.id === state.selected);
+  const select = $("#reference-negative");
+  const keep = select.value;
+  select.replaceChildren(new Option("no negative", ""));
+  for (const other of inst ? state.instances : []) {
+    if (other.id === inst.id) continue;
+    const [x, y, w, h] = inst.bbox, [ox, oy, ow, oh] = other.bbox;
+    const contains = ox <= x && oy <= y && ox + ow >= x + w && oy + oh >= y + h; // then: the rest of that object
+    select.append(new Option(contains ? `not the rest of #${other.id}` : `not #${other.id}`, String(other.id)));
+  }
+  select.value = [...select.options].some((o) => o.value === keep) ? keep : "";
+  select.disabled = !inst;
+  $("#btn-reference-use").disabled = !inst || !state.referencesAvailable;
+}
+
+/** The toolbar badge: the object being clicked used a reference, or the next first click will. */
+function renderReferenceBadge() {
+  const el = $("#reference-badge");
+  const armed = state.references[referenceKey(state.currentCategory)];
+  const used = inProgress() && state.objectReference ? state.references[state.objectReference] : null;
+  if (inProgress() && state.objectReference) {
+    el.textContent = `reference in use${used ? `: ${referenceOwner(used)}` : ""}`;
+    el.className = "used";
+  } else if (!inProgress() && armed && armed.enabled) {
+    el.textContent = `reference on: ${referenceOwner(armed)}`;
+    el.className = "armed";
+  } else {
+    el.hidden = true;
+    return;
+  }
+  el.hidden = false;
+}
+
+async function useAsReference() {
+  const inst = state.instances.find((i) => i.id === state.selected);
+  if (!inst) { toast("Select a finished object first (click it in the Objects list, or Ctrl+click it)"); return; }
+  const negative = $("#reference-negative").value;
+  // an object without a category becomes the current category's reference
+  const category = inst.category_id !== null ? inst.category_id : state.currentCategory;
+  const ref = await api.makeReference(inst.id, negative === "" ? null : Number(negative), category);
+  state.currentCategory = ref.category_id; // the next clicks are of the reference's category
+  await loadReferences();
+  renderCategories();
+  toast(`Object #${inst.id} is the reference of ${referenceOwner(ref)}: first clicks now give that kind of target`);
+}
+
+async function switchReference(enabled) {
+  const key = referenceKey(state.currentCategory);
+  state.references[key] = await api.switchReference(key, enabled);
+  renderReference();
+}
+
+async function clearReference() {
+  const key = referenceKey(state.currentCategory);
+  await api.clearReference(key);
+  delete state.references[key];
+  renderReference();
+  toast("Reference cleared: first clicks are the model's own again");
+}
+
+function bindReferencePanel() {
+  $("#btn-reference-use").addEventListener("click", () => guard(useAsReference));
+  $("#reference-on").addEventListener("change", (ev) => {
+    ev.target.blur(); // keep the shortcuts (Esc, Space) working
+    guard(() => switchReference(ev.target.checked));
+  });
+  $("#btn-reference-clear").addEventListener("click", () => guard(clearReference));
+  $("#reference-negative").addEventListener("change", (ev) => ev.target.blur()); // keep the shortcuts working
 }
 
 // ------------------------------------------------------------ busy indicator
@@ -1013,7 +1128,9 @@ async function main() {
   }
   const saved = await guard(() => api.getSetting("shortcuts"));
   if (saved && saved.value) state.shortcuts = { ...defaults(), ...saved.value };
+  bindReferencePanel();
   await guard(loadCategories);
+  await guard(loadReferences);
   await guard(loadImages);
   await guard(() => seqView.loadList());
   const fromHash = Number((location.hash.match(/image=(\d+)/) || [])[1]);
