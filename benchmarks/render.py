@@ -758,6 +758,7 @@ def page(results: Path) -> list[str]:
     out += sequential_section(results / "sequential", default, host)
     out += reference_section(results, default)
     out += video_section(results)
+    out += propagation_speed_section(results)
     out += volume_section(results)
     out += training_section(results / "training", default, host)
     out += plots_section(results)
@@ -843,6 +844,27 @@ def video_command(path: Path) -> str:
     fusion = r.get("options", {}).get("propagation", {}).get("fusion", "fuse")
     flags = pointer + ("" if fusion == "fuse" else f" --fusion {fusion}")
     return f"CLICKMASK_THREADS=1 clickmask eval-video --dataset {r['dataset']}{flags} --json {path.as_posix()}"
+
+
+def propagation_speed_section(results: Path) -> list[str]:
+    """Per-frame propagation with the embeddings ready, and the encoder's speed (benchmarks/propagation_speed.py)."""
+    path = results / "propagation_speed.json"
+    if not path.is_file():
+        return []
+    r = load(path)
+    out = ["## Propagation speed", "",
+           "Every frame's embedding computed first (the encoder's frames per second), then frame 0's ground-truth "
+           "mask propagated through the others with the app's default options: per frame the memory read-out, the "
+           f"decoder and the upsampling, the embedding ready. Threads: {r['threads']}; load average when it ran: "
+           f"{', '.join(str(v) for v in r['machine']['load_average'])}.", ""]
+    out += code_block([r["command"]])
+    out += ["| sequence | frames | encoder frames/s | propagation ms per frame, median | p90 |",
+            "| --- | ---: | ---: | ---: | ---: |"]
+    for row in r["rows"]:
+        out.append(f"| {row['sequence']} | {row['frames']} | {row['encoder_fps']:.2f} | {row['propagate_ms_median']:.0f} "
+                   f"| {row['propagate_ms_p90']:.0f} |")
+    out.append(f"| **all** | | {r['encoder_fps_median']:.2f} | {r['propagate_ms_median']:.0f} | |")
+    return out + [""]
 
 
 def video_section(results: Path) -> list[str]:
@@ -1004,6 +1026,8 @@ def commands(results: Path) -> list[str]:
     video = sorted(results.glob("*_video*.json"))
     if video:
         sections.append(("Video: the DAVIS interactive protocol", [video_command(p) for p in video]))
+    if (results / "propagation_speed.json").is_file():
+        sections.append(("Propagation speed", [load(results / "propagation_speed.json")["command"]]))
     volumes = sorted(results.glob("*_volumes*.json"))
     if volumes:
         sections.append(("Volumes: propagation along the slices", [volume_command(p) for p in volumes]))
