@@ -1,6 +1,8 @@
-"""What several browser tests ask the page: where an image pixel is on the page, and the mask being clicked."""
+"""What several browser tests ask the page: where an image pixel is on the page, the mask being clicked, an export."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -21,3 +23,12 @@ def shown_mask(page, image_id: int) -> np.ndarray:
         return (await r.json()).rle;
     }""", image_id)
     return decode_rle(rle)
+
+
+def export_with_button(page, fmt: str, select: str = "export-format", button: str = "export") -> tuple[Path, list[str]]:
+    """Choose ``fmt`` in the export list, press Export, wait for the report: (its folder, its files)."""
+    page.get_by_test_id(select).select_option(fmt)
+    page.get_by_test_id(button).click()
+    page.wait_for_function(f"window.cm.state.exportResult && window.cm.state.exportResult.format === '{fmt}'")
+    result = page.evaluate("window.cm.state.exportResult")
+    return Path(result["dir"]), result["files"]

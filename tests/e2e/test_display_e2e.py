@@ -15,6 +15,7 @@ pyogrio = pytest.importorskip("pyogrio")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from display_files import PATIENT, write_ct_dicom, write_four_band_tiff  # noqa: E402
+from page_helpers import export_with_button, page_point  # noqa: E402
 
 X0, Y0, GSD = 733600.0, 3725100.0, 0.5  # the GeoTIFF's top-left corner (EPSG:32616) and pixel size
 
@@ -57,10 +58,6 @@ def _page(browser, server, errors):
     return page
 
 
-def _page_point(page, x: float, y: float) -> tuple[float, float]:
-    p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [float(x), float(y)])
-    return p["x"], p["y"]
-
 
 def test_geotiff_bands_map_coordinates_click_and_geojson(browser, project_server):
     server, store, state = project_server("four.tif", lambda p: write_four_band_tiff(p, 160, 128))
@@ -84,7 +81,7 @@ def test_geotiff_bands_map_coordinates_click_and_geojson(browser, project_server
     assert "d=" in page.evaluate("window.cm.viewer.imageNode.image().src")
 
     # the pointer's map coordinates (pixel corners through the geotransform) in the status line
-    page.mouse.move(*_page_point(page, 45.5, 35.5))
+    page.mouse.move(*page_point(page, 45.5, 35.5))
     coords = page.get_by_test_id("coords")
     coords.wait_for(state="visible")
     text = coords.text_content()
@@ -97,15 +94,12 @@ def test_geotiff_bands_map_coordinates_click_and_geojson(browser, project_server
 
     # a click on the square (columns 30..60, rows 20..50), Space, then a GeoJSON export
     page.keyboard.press("1")
-    page.mouse.click(*_page_point(page, 45.5, 35.5))
+    page.mouse.click(*page_point(page, 45.5, 35.5))
     page.wait_for_function("window.cm.state.clicks.length === 1 && window.cm.viewer.maskNode !== null")
     page.keyboard.press("Space")
     page.wait_for_function("window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
-    page.get_by_test_id("export-format").select_option("geojson")
-    page.get_by_test_id("export").click()
-    page.wait_for_function("window.cm.state.exportResult && window.cm.state.exportResult.format === 'geojson'")
-    result = page.evaluate("window.cm.state.exportResult")
-    geojson = Path(result["dir"]) / next(f for f in result["files"] if f.endswith(".geojson"))
+    folder, files = export_with_button(page, "geojson")
+    geojson = folder / next(f for f in files if f.endswith(".geojson"))
     from pyogrio.raw import read as ogr_read
 
     meta, _, geometry, fields = ogr_read(geojson)
@@ -149,8 +143,8 @@ def test_dicom_window_preset_and_metadata_panel(browser, project_server):
     page.wait_for_function("window.cm.state.display.window.level > 0 && window.cm.state.display.window.width > 2000")
     assert store.display(image_id)["preset"] is None and store.display(image_id)["level"] > 0
     # the model segments what the user sees: a click on the bone square
-    page.mouse.click(*_page_point(page, 36.5, 32.5))
+    page.mouse.click(*page_point(page, 36.5, 32.5))
     page.wait_for_function("window.cm.state.clicks.length === 1 && window.cm.viewer.maskNode !== null")
-    page.mouse.move(*_page_point(page, 10.5, 5.5))
+    page.mouse.move(*page_point(page, 10.5, 5.5))
     assert "no CRS" in page.get_by_test_id("coords").text_content()
     assert not errors, errors

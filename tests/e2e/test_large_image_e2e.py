@@ -15,6 +15,7 @@ pyogrio = pytest.importorskip("pyogrio")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from large_files import ORIGIN, PIXEL, Square, write_large_geotiff  # noqa: E402
+from page_helpers import export_with_button, page_point  # noqa: E402
 
 SIZE = 20000
 BUILDING = Square(12000, 12000, 100, (200, 70, 50))
@@ -41,10 +42,6 @@ def large_server(tmp_path):
     state.adaptation.close()
 
 
-def _page_point(page, x: float, y: float) -> tuple[float, float]:
-    p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [float(x), float(y)])
-    return p["x"], p["y"]
-
 
 def _tiles_shown(page) -> None:
     page.wait_for_function("(() => { const t = window.cm.viewer.tileStatus(); "
@@ -70,7 +67,7 @@ def test_large_geotiff_tiles_zoom_click_and_geojson(browser, large_server):
 
     # zoom in with the wheel on the building until the screen shows full-resolution pixels
     x, y = BUILDING.x + 50, BUILDING.y + 50
-    page.mouse.move(*_page_point(page, x, y))
+    page.mouse.move(*page_point(page, x, y))
     for _ in range(40):
         if page.evaluate("window.cm.viewer.stage.scaleX()") >= 1:
             break
@@ -85,18 +82,15 @@ def test_large_geotiff_tiles_zoom_click_and_geojson(browser, large_server):
 
     # a click on the building: its mask on the window around it, at the building's own scale
     page.keyboard.press("1")
-    page.mouse.click(*_page_point(page, x, y))
+    page.mouse.click(*page_point(page, x, y))
     page.wait_for_function("window.cm.state.clicks.length === 1 && window.cm.viewer.maskNode !== null")
     node = page.evaluate("(() => { const m = window.cm.viewer.maskNode; return {x: m.x(), y: m.y(), w: m.width()}; })()")
     assert node["x"] > 10000 and node["y"] > 10000 and node["w"] < 4200, node
     page.keyboard.press("Space")
     page.wait_for_function("window.cm.state.instances.length === 1 && window.cm.state.clicks.length === 0")
 
-    page.get_by_test_id("export-format").select_option("geojson")
-    page.get_by_test_id("export").click()
-    page.wait_for_function("window.cm.state.exportResult && window.cm.state.exportResult.format === 'geojson'")
-    result = page.evaluate("window.cm.state.exportResult")
-    geojson = Path(result["dir"]) / next(f for f in result["files"] if f.endswith(".geojson"))
+    folder, files = export_with_button(page, "geojson")
+    geojson = folder / next(f for f in files if f.endswith(".geojson"))
     from pyogrio.raw import read as ogr_read
     import shapely
 

@@ -13,6 +13,7 @@ pytest.importorskip("av")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sequence_files import disk_centre, disk_mask, write_video  # noqa: E402
+from page_helpers import export_with_button, page_point  # noqa: E402
 
 
 @pytest.fixture()
@@ -34,10 +35,6 @@ def video_server(tmp_path):
     live.__exit__(None, None, None)
     state.close()
 
-
-def _page_point(page, x: float, y: float) -> tuple[float, float]:
-    p = page.evaluate("([x, y]) => window.cm.viewer.toPage(x, y)", [float(x), float(y)])
-    return p["x"], p["y"]
 
 
 def _wait_job_done(page, total: int) -> None:
@@ -61,7 +58,7 @@ def test_video_click_propagate_correct_export(browser, video_server):
 
     # frame 1: a click on the ball, category 1, Space: track 1 drawn there
     page.keyboard.press("1")
-    page.mouse.click(*_page_point(page, *disk_centre(0)))
+    page.mouse.click(*page_point(page, *disk_centre(0)))
     page.wait_for_function("window.cm.sequence.clicks.length === 1 && window.cm.viewer.maskNode !== null")
     page.keyboard.press("Space")
     page.wait_for_function("window.cm.sequence.info.tracks.length === 1")
@@ -77,7 +74,7 @@ def test_video_click_propagate_correct_export(browser, video_server):
     page.wait_for_function("window.cm.viewer.seqLayer.getChildren().length === 1")
 
     # correct that frame: a click on the ball there, Space into the selected track; propagate again
-    page.mouse.click(*_page_point(page, *disk_centre(frame)))
+    page.mouse.click(*page_point(page, *disk_centre(frame)))
     page.wait_for_function("window.cm.sequence.clicks.length === 1")
     page.keyboard.press("Space")
     page.wait_for_function(f"window.cm.sequence.info.tracks[0].annotated.includes({frame})")
@@ -93,11 +90,8 @@ def test_video_click_propagate_correct_export(browser, video_server):
     page.wait_for_function("window.cm.sequence.frame === 7")
 
     # export the DAVIS PNG sequence
-    page.get_by_test_id("sequence-export-format").select_option("davis-png")
-    page.get_by_test_id("sequence-export").click()
-    page.wait_for_function("window.cm.state.exportResult && window.cm.state.exportResult.format === 'davis-png'")
-    result = page.evaluate("window.cm.state.exportResult")
-    pngs = sorted(Path(result["dir"]).rglob("*.png"))
+    folder, _ = export_with_button(page, "davis-png", "sequence-export-format", "sequence-export")
+    pngs = sorted(folder.rglob("*.png"))
     assert len(pngs) == 8
     from PIL import Image
 
