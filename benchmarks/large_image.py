@@ -234,14 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=2000, help="side of the image to compare with")
     parser.add_argument("--json", dest="json_path", type=Path)
     args = parser.parse_args(argv)
-    result = measure(args.work, args.size, args.small)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_path:
-        from clickmask.io.atomic import atomic_write_text
+    from app_latency import run_and_write  # the same JSON writer as the app's latency benchmark
 
-        atomic_write_text(args.json_path, text + "\n")
-    return 0
+    return run_and_write(lambda: measure(args.work, args.size, args.small), args.json_path)
 
 
 if __name__ == "__main__":
