@@ -196,3 +196,19 @@ def test_evaluate_object_stops_at_the_target_and_pads():
     predictor.set_image(SquareFrames([gt]).frame(0))
     result = evaluate_object(predictor, gt, None, EvalOptions(max_clicks=5, stop_at=0.85))
     assert len(result.clicks) == 1 and result.ious == [1.0] * 5
+
+
+def test_next_frame_skips_frames_with_nothing_left_to_click():
+    from clickmask.evaluation.video.protocol import next_frame
+
+    gts = [np.zeros((20, 20), bool) for _ in range(3)]
+    gts[0][5:15, 5:15] = True  # half missed below: clickable
+    gts[1][0, 0:2] = True  # a 2 px object, missed: under the threshold
+    gts[2][2:6, 2:6] = True  # found exactly
+    masks = [g.copy() for g in gts]
+    masks[0][10:15] = False
+    masks[1][:] = False
+    scores = [0.5, 0.0, 1.0]
+    assert next_frame({0}, scores, gts, masks, 5) == 1  # frames not annotated come first, worst score
+    assert next_frame({0, 1, 2}, scores, gts, masks, 5) == 0  # all annotated: frame 1 has nothing to click
+    assert next_frame({0, 1, 2}, scores, gts, gts, 5) == 1  # nothing to click anywhere: all frames

@@ -151,6 +151,20 @@ def interact(predictor, image: np.ndarray, gt: np.ndarray, current: np.ndarray |
     return mask, len(clicks)
 
 
+def next_frame(annotated: set[int], score: list[float], gts: list[np.ndarray], masks: list[np.ndarray],
+               min_area: int = MIN_ERROR_AREA) -> int:
+    """The frame of a later round: the lowest ``score`` (earliest on ties) among the frames not annotated.
+
+    Once every frame was annotated: among the frames where the robot still
+    finds an error region of at least ``min_area`` px, else among all frames.
+    """
+    pool = [i for i in range(len(gts)) if i not in annotated]
+    if not pool:
+        pool = [i for i in range(len(gts)) if error_click(gts[i], masks[i], [], min_area) is not None] \
+            or list(range(len(gts)))
+    return min(pool, key=lambda i: (score[i], i))
+
+
 def evaluate_frames(track: Track, gts: list[np.ndarray]) -> tuple[list[float], list[float], list[float]]:
     """Per-frame (J, F, J&F) lists of the track's current masks."""
     js, fs, jfs = [], [], []
@@ -183,15 +197,8 @@ def run_sequence(predictor, model, name: str, frames, gts: list[np.ndarray],
         if first:
             index = largest_frame(gts)
         else:
-            annotated = set(track.annotated)
-            pool = [i for i in range(len(frames)) if i not in annotated]
-            if not pool:  # every frame was annotated: those where the robot still has an error region to click
-                masks = track.masks()
-                pool = [i for i in range(len(frames))
-                        if error_click(gts[i], masks[i], [], options.min_error_area) is not None] \
-                    or list(range(len(frames)))
             score = track.confidences() if options.pointer else jfs
-            index = min(pool, key=lambda i: (score[i], i))
+            index = next_frame(set(track.annotated), score, gts, track.masks(), options.min_error_area)
         state = track.states[index]
         before = None if state.mask is None else state.mask.copy()
         mask, n_clicks = interact(predictor, frames.frame(index), gts[index], state.mask, state.low_res, first,
