@@ -29,7 +29,7 @@ from clickmask.propagation.propagator import Track
 
 
 def measure(data_root: Path, dataset: str, sequences: int, frames: int) -> dict:
-    model = sam_model(load_predictor(None, memory_items=frames + 4))
+    model = sam_model(load_predictor(None, disk_cache=False, memory_items=frames + 4))  # every frame encoded here
     rows = []
     for sample in load_video_dataset(data_root, dataset, limit=sequences):
         source, gts = sample.open(max_frames=frames)
