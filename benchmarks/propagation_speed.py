@@ -52,7 +52,8 @@ def measure(data_root: Path, dataset: str, sequences: int, frames: int) -> dict:
             "threads": os.environ.get("CLICKMASK_THREADS", "default"),
             "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                         "load_average": [round(v, 2) for v in os.getloadavg()]},
-            "command": f"python benchmarks/propagation_speed.py --dataset {dataset} --sequences {sequences} "
+            "command": f"CLICKMASK_THREADS={os.environ.get('CLICKMASK_THREADS', '2')} python benchmarks/propagation_speed.py "
+                       f"--dataset {dataset} --sequences {sequences} "
                        f"--frames {frames}"}
 
 
