@@ -104,6 +104,18 @@ def test_a_video_is_clicked_propagated_corrected_and_exported(app):
     bad = c.post(f"/api/sequences/{vid}/export", json={"format": "nifti"})
     assert bad.status_code == 400 and "is a video" in bad.json()["detail"]
 
+    # the DAVIS PNGs read back into the project: a new track, drawn on every frame with the object
+    import shutil
+
+    shutil.copytree(Path(out["dir"]) / "ball", state.store.root / "labels")
+    made = c.post(f"/api/sequences/{vid}/import", json={"folder": "labels"}).json()
+    new = made["tracks"][str(track["id"])]
+    back = next(t for t in made["sequence"]["tracks"] if t["id"] == new)
+    assert new != track["id"] and back["annotated"] == list(range(8))
+    assert _iou(state.sequences.frame_masks(vid, 6)[new], labels == track["id"]) == 1.0
+    outside = c.post(f"/api/sequences/{vid}/import", json={"folder": "../"})
+    assert outside.status_code == 403
+
 
 def test_a_volume_is_propagated_along_its_slices_and_exported_as_nifti(app):
     c, state, affine = app

@@ -340,6 +340,28 @@ class SequenceService:
             maps.append(resolve_overlaps(ids, masks, probs))
         return maps
 
+    def import_png(self, sequence_id: int, folder: Path) -> dict[int, int]:
+        """Read a DAVIS-style folder of label PNGs (``00012.png``: pixel value = object) into new tracks, each
+        object drawn on the frames where it is present; returns {object value in the files: new track id}.
+        Everything is checked (frame numbers, size) before anything is stored."""
+        from clickmask.formats.sequences import read_png_sequence
+
+        frames, maps = read_png_sequence(folder)
+        source = self.source(sequence_id)
+        if frames[-1] >= len(source):
+            raise ClickmaskError(f"PNG sequence '{folder}' has frame {frames[-1]}, the sequence has {len(source)}")
+        w, h = source.size
+        if maps[0].shape != (h, w):
+            raise ClickmaskError(f"PNG sequence '{folder}' is {maps[0].shape[1]}x{maps[0].shape[0]}, "
+                                 f"the frames are {w}x{h}")
+        made: dict[int, int] = {}
+        for value in sorted({int(v) for m in maps for v in np.unique(m)} - {0}):
+            items = [(f, m == value, True, f, 1.0) for f, m in zip(frames, maps) if (m == value).any()]
+            track = self.store.add_track(sequence_id)
+            self.store.put_masks(track["id"], items)
+            made[value] = track["id"]
+        return made
+
     def export(self, sequence_id: int, fmt: str, out_dir: Path) -> list[Path]:
         """Write the sequence's tracks in ``fmt`` (:data:`SEQUENCE_FORMATS`) under ``out_dir``; the files."""
         from clickmask.formats.sequences import export_coco_sequence, export_nifti_labels, export_png_sequence

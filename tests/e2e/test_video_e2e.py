@@ -102,4 +102,11 @@ def test_video_click_propagate_correct_export(browser, video_server):
             labels = np.asarray(img)
         got, truth = labels == track, disk_mask(k)
         assert (got & truth).sum() / (got | truth).sum() > 0.6, k
-    assert track == 1 and not errors, errors
+    assert track == 1
+
+    # and the PNGs read back as a new track, from the panel
+    page.get_by_test_id("sequence-import-folder").fill(str((folder / "ball").relative_to(store.root)))
+    page.get_by_test_id("sequence-import").click()
+    page.wait_for_function("window.cm.sequence.info.tracks.length === 2")
+    assert page.get_by_test_id("track").count() == 3  # two tracks and "+ new track"
+    assert not errors, errors

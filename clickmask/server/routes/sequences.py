@@ -6,10 +6,10 @@ import time
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clickmask.server.imaging import mask_runs
-from clickmask.server.routes.common import DbInt, Tab, click_json, mask_payload
+from clickmask.server.routes.common import DbInt, Tab, click_json, inside, mask_payload
 from clickmask.server.state import AppState
 
 
@@ -32,6 +32,10 @@ class PropagateIn(BaseModel):
 
 class SequenceExportIn(BaseModel):
     format: str
+
+
+class SequenceImportIn(BaseModel):
+    folder: str = Field(max_length=1000)  # a folder of DAVIS-style label PNGs inside the project
 
 
 def router(state: AppState) -> APIRouter:
@@ -105,6 +109,12 @@ def router(state: AppState) -> APIRouter:
     def delete_track(sequence_id: DbInt, track_id: DbInt):
         seqs.store.delete_track(track_id)
         return {"deleted": track_id}
+
+    @api.post("/api/sequences/{sequence_id}/import")
+    def import_png(sequence_id: DbInt, body: SequenceImportIn):
+        """New tracks from a folder of DAVIS-style label PNGs in the project (one track per object value)."""
+        made = seqs.import_png(sequence_id, inside(state.store.root, body.folder))
+        return {"tracks": made, "sequence": seqs.info(sequence_id)}
 
     @api.post("/api/sequences/{sequence_id}/export")
     def export(sequence_id: DbInt, body: SequenceExportIn):

@@ -1076,6 +1076,7 @@ function bindToolbar() {
   $("#btn-propagate").addEventListener("click", () => guard(() => seqView.propagate()));
   $("#btn-cancel-propagation").addEventListener("click", () => guard(() => seqView.cancel()));
   $("#btn-sequence-export").addEventListener("click", () => guard(() => seqView.exportNow()));
+  $("#btn-sequence-import").addEventListener("click", () => guard(() => seqView.importPng()));
   $("#btn-grid-prev").addEventListener("click", () => gridStep(-1));
   $("#btn-grid-done").addEventListener("click", () => guard(gridToggleDone));
   $("#grid-patch").addEventListener("change", (ev) => guard(() => gridPatchSize(Number(ev.target.value))));

@@ -16,6 +16,7 @@ const seqApi = {
   job: (id) => request("GET", `/api/sequences/${id}/job`),
   cancel: (id) => request("DELETE", `/api/sequences/${id}/job`),
   exportAs: (id, format) => request("POST", `/api/sequences/${id}/export`, { format }),
+  importPng: (id, folder) => request("POST", `/api/sequences/${id}/import`, { folder }),
 };
 
 const TRACK_COLORS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c"];
@@ -213,6 +214,16 @@ export class SequenceView {
     const r = await seqApi.exportAs(this.current.id, fmt);
     this.state.exportResult = { format: fmt, dir: r.dir, files: r.files };
     this.toast(`Exported ${r.files.length} file${r.files.length === 1 ? "" : "s"} to ${r.dir}`);
+  }
+
+  async importPng() {
+    const folder = $("#sequence-import-folder").value.trim();
+    if (!folder) { this.toast("Type the folder of label PNGs (inside the project)"); return; }
+    const r = await seqApi.importPng(this.current.id, folder);
+    this.current.info = r.sequence;
+    this.renderAll();
+    await this.showFrame();
+    this.toast(`Imported ${Object.keys(r.tracks).length} track(s)`);
   }
 
   // ---------------------------------------------------------------- rendering
