@@ -98,7 +98,7 @@ def test_a_video_is_clicked_propagated_corrected_and_exported(app):
         assert img.mode == "P"
         labels = np.asarray(img)
     assert _iou(labels == track["id"], disk_mask(6)) > 0.6
-    coco = c.post(f"/api/sequences/{vid}/export", json={"format": "coco"}).json()
+    coco = c.post(f"/api/sequences/{vid}/export", json={"format": "coco-video"}).json()
     data = json.loads((Path(coco["dir"]) / coco["files"][0]).read_text())
     assert len(data["images"]) == 8 and {a.get("track_id") for a in data["annotations"]} == {track["id"]}
     bad = c.post(f"/api/sequences/{vid}/export", json={"format": "nifti"})
@@ -192,3 +192,39 @@ def test_frame_folders_and_dicom_series_are_sequences_not_images(tmp_path, model
     slice4 = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
     assert slice4[labels[4]].mean() > slice4[~labels[4]].mean() + 80  # the ball, in the abdomen window
     state.close()
+
+
+def test_clickmask_export_writes_every_sequence_with_tracks(tmp_path):
+    """``clickmask export --format davis-png|coco-video|nifti`` on a project's sequences (no server, no model)."""
+    from PIL import Image
+
+    from clickmask.cli import main
+    from clickmask.project import open_project
+    from clickmask.project.sequences import SequenceStore
+
+    project = tmp_path / "project"
+    project.mkdir()
+    write_video(project / "ball.mp4", frames=4)
+    affine = write_ct_volume(project / "ct.nii.gz")
+    seqs = SequenceStore(open_project(project))
+    seqs.sync()
+    ids = {s["path"]: s["id"] for s in seqs.list()}
+    seqs.set_info(ids["ball.mp4"], 4, 160, 120, None)
+    track = seqs.add_track(ids["ball.mp4"])["id"]
+    seqs.put_masks(track, [(i, disk_mask(i), True, i, 1.0) for i in range(4)])
+    seqs.set_info(ids["ct.nii.gz"], 10, 64, 64, None)
+    organ = seqs.add_track(ids["ct.nii.gz"])["id"]
+    truth = sphere_labels()
+    seqs.put_masks(organ, [(z, truth[z], True, z, 1.0) for z in range(10) if truth[z].any()])
+
+    assert main(["export", str(project), "--format", "davis-png", "--out", str(tmp_path / "png")]) == 0
+    with Image.open(tmp_path / "png" / "ball" / "00002.png") as img:
+        assert img.mode == "P" and np.array_equal(np.asarray(img) == track, disk_mask(2))
+    assert main(["export", str(project), "--format", "coco-video", "--out", str(tmp_path / "coco")]) == 0
+    data = json.loads((tmp_path / "coco" / "ball.json").read_text())
+    assert len(data["images"]) == 4 and {a["track_id"] for a in data["annotations"]} == {track}
+    assert main(["export", str(project), "--format", "nifti", "--out", str(tmp_path / "nii")]) == 0
+    img = nib.load(str(tmp_path / "nii" / "ct_labels.nii.gz"))
+    assert np.allclose(img.affine, affine)
+    assert np.array_equal(np.asarray(img.dataobj).transpose(2, 1, 0) == organ, truth)
+    assert not (tmp_path / "nii" / "ball_labels.nii.gz").exists()  # a video has no NIfTI

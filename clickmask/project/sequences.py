@@ -175,3 +175,4 @@ class SequenceStore:
             rows = s.execute(select(FrameMaskRow).join(TrackRow, TrackRow.id == FrameMaskRow.track_id)
                              .where(TrackRow.sequence_id == sequence_id, FrameMaskRow.frame == frame)).scalars().all()
             return {r.track_id: (decode_rle(r.rle), r.annotated, r.confidence) for r in rows}
+

@@ -10,9 +10,7 @@ masks: the annotated frames, and the propagated ones for the fusion), writes
 every frame's mask as soon as it is computed (a killed server loses no
 finished frame; the browser shows them as they come), reports its progress
 and can be cancelled. The worst-frame pointer is the propagated frame with the
-lowest confidence. Exports: DAVIS palette PNGs (one index per track, overlaps
-to the more confident track), COCO with per-frame instances and track ids, and
-a NIfTI label volume with the volume's affine.
+lowest confidence. Exports: :func:`export_sequence` (also ``clickmask export``).
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ from clickmask.engine.clicks import Click
 from clickmask.engine.refine.predictor import sam_model
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, VideoReadError, VolumeReadError
-from clickmask.io.sequences import VolumeFrames, open_sequence
+from clickmask.io.sequences import open_sequence
 from clickmask.project.sequences import SequenceStore
 from clickmask.propagation.propagator import Track
 from clickmask.propagation.rounds import round_passes
@@ -46,8 +44,59 @@ MAX_SOURCES = 2
 MAX_SESSIONS = 8
 #: A propagated frame below this confidence is shown as one to check.
 LOW_CONFIDENCE = 0.5
-#: Export formats of a sequence.
-SEQUENCE_FORMATS = ("davis-png", "coco", "nifti")
+
+
+#: Export formats of a sequence: DAVIS palette PNGs, COCO with track ids, a NIfTI label volume (volumes).
+SEQUENCE_FORMATS = ("davis-png", "coco-video", "nifti")
+
+
+def label_maps(store: SequenceStore, sequence_id: int, source) -> list[np.ndarray]:
+    """Per frame of ``source`` (the sequence's frames), an HxW int32 map of track ids: a pixel two tracks
+    claim goes to the one the user drew there, else to the more confident
+    (``propagation.tracks.resolve_overlaps``)."""
+    w, h = source.size
+    known = {t["id"]: store.masks(t["id"]) for t in store.tracks(sequence_id)}
+    maps = []
+    for f in range(len(source)):
+        ids = [t for t in known if f in known[t]]
+        if not ids:
+            maps.append(np.zeros((h, w), np.int32))
+            continue
+        masks = [known[t][f][0] for t in ids]
+        probs = [np.full((h, w), 2.0 if known[t][f][1] else known[t][f][3], np.float64) for t in ids]
+        maps.append(resolve_overlaps(ids, masks, probs))
+    return maps
+
+
+def export_sequence(store: SequenceStore, sequence_id: int, source, fmt: str, out_dir: Path) -> list[Path]:
+    """Write a sequence's tracks in ``fmt`` (:data:`SEQUENCE_FORMATS`) under ``out_dir``; returns the files.
+
+    ``davis-png``: ``<name>/00000.png`` ... (palette PNGs, pixel = track id);
+    ``coco-video``: ``<name>.json`` (one image per frame, one instance per
+    track and frame with its ``track_id``); ``nifti``: ``<name>_labels.nii.gz``
+    with the volume's affine (volumes only).
+    """
+    from clickmask.formats.sequences import export_coco_sequence, export_nifti_labels, export_png_sequence
+
+    if fmt not in SEQUENCE_FORMATS:
+        raise ClickmaskError(f"unknown export format {fmt!r} for a video or volume: use {', '.join(SEQUENCE_FORMATS)}")
+    info = store.get(sequence_id)
+    stem = Path(info["path"]).name.split(".")[0]
+    if fmt == "nifti" and not hasattr(source, "volume"):
+        raise ClickmaskError(f"{info['path']} is a video: a NIfTI label volume is for volumes")
+    maps = label_maps(store, sequence_id, source)
+    if fmt == "davis-png":
+        export_png_sequence(maps, out_dir / stem)
+        return sorted((out_dir / stem).glob("*.png"))
+    if fmt == "coco-video":
+        names = {c["id"]: c["name"] for c in store.store.list_categories()}
+        cats = {t["id"]: names[t["category_id"]] for t in store.tracks(sequence_id) if t["category_id"] in names}
+        target = out_dir / f"{stem}.json"
+        export_coco_sequence(maps, target, video=info["path"], categories=cats)
+        return [target]
+    target = out_dir / f"{stem}_labels.nii.gz"
+    export_nifti_labels(np.stack(maps), source.volume.affine, target)
+    return [target]
 
 
 class _Cancelled(Exception):
@@ -323,22 +372,8 @@ class SequenceService:
         return {t: m for t, (m, _, _) in self.store.frame_masks(sequence_id, index).items()}
 
     def label_maps(self, sequence_id: int) -> list[np.ndarray]:
-        """Per frame, an HxW int32 map of track ids; a pixel two tracks claim goes to the one drawn by
-        the user there, else the more confident one (``propagation.tracks.resolve_overlaps``)."""
-        source = self.source(sequence_id)
-        w, h = source.size
-        tracks = self.store.tracks(sequence_id)
-        known = {t["id"]: self.store.masks(t["id"]) for t in tracks}
-        maps = []
-        for f in range(len(source)):
-            ids = [t for t in known if f in known[t]]
-            if not ids:
-                maps.append(np.zeros((h, w), np.int32))
-                continue
-            masks = [known[t][f][0] for t in ids]
-            probs = [np.full((h, w), 2.0 if known[t][f][1] else known[t][f][3], np.float64) for t in ids]
-            maps.append(resolve_overlaps(ids, masks, probs))
-        return maps
+        """Per frame, an HxW int32 map of track ids (:func:`label_maps`)."""
+        return label_maps(self.store, sequence_id, self.source(sequence_id))
 
     def import_png(self, sequence_id: int, folder: Path) -> dict[int, int]:
         """Read a DAVIS-style folder of label PNGs (``00012.png``: pixel value = object) into new tracks, each
@@ -364,27 +399,4 @@ class SequenceService:
 
     def export(self, sequence_id: int, fmt: str, out_dir: Path) -> list[Path]:
         """Write the sequence's tracks in ``fmt`` (:data:`SEQUENCE_FORMATS`) under ``out_dir``; the files."""
-        from clickmask.formats.sequences import export_coco_sequence, export_nifti_labels, export_png_sequence
-
-        if fmt not in SEQUENCE_FORMATS:
-            raise ClickmaskError(f"unknown export format {fmt!r} for a video or volume: use "
-                                 f"{', '.join(SEQUENCE_FORMATS)}")
-        info = self.store.get(sequence_id)
-        source = self.source(sequence_id)
-        stem = Path(info["path"]).name.split(".")[0]
-        maps = self.label_maps(sequence_id)
-        if fmt == "davis-png":
-            export_png_sequence(maps, out_dir / stem)
-            return sorted((out_dir / stem).glob("*.png"))
-        if fmt == "coco":
-            names = {c["id"]: c["name"] for c in self.state.store.list_categories()}
-            cats = {t["id"]: names[t["category_id"]] for t in self.store.tracks(sequence_id)
-                    if t["category_id"] in names}
-            target = out_dir / f"{stem}.json"
-            export_coco_sequence(maps, target, video=info["path"], categories=cats)
-            return [target]
-        if not isinstance(source, VolumeFrames):
-            raise ClickmaskError(f"{info['path']} is a video: a NIfTI label volume is for volumes")
-        target = out_dir / f"{stem}_labels.nii.gz"
-        export_nifti_labels(np.stack(maps), source.volume.affine, target)
-        return [target]
+        return export_sequence(self.store, sequence_id, self.source(sequence_id), fmt, out_dir)
