@@ -33,18 +33,18 @@ class LargeImages:
         self.store = store
         self.cache = cache
         self._open: OrderedDict[int, LargeImage] = OrderedDict()
-        self._small: set[tuple[int, str]] = set()  # (image id, path) known not to be large
+        self._small: set[int] = set()  # image ids known not to be large: a click asks no database
         self._lock = threading.Lock()
 
     def get(self, image_id: int) -> LargeImage | None:
         """The image's LargeImage, or None for an image decoded whole (or unreadable: its reader says why)."""
         with self._lock:
+            if image_id in self._small:
+                return None
             if image_id in self._open:
                 self._open.move_to_end(image_id)
                 return self._open[image_id]
         info = self.store.image(image_id)
-        if (image_id, info["path"]) in self._small:
-            return None
         path = self.store.image_path(image_id)
         size = (info["width"], info["height"])
         if size[0] is None:
@@ -54,7 +54,7 @@ class LargeImages:
                 return None
         if not is_large(*size):
             with self._lock:
-                self._small.add((image_id, info["path"]))
+                self._small.add(image_id)
             return None
         bands, stretch = raster_options(self.store.display(image_id))
         try:
