@@ -30,20 +30,32 @@ def draw(i: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_video(path: Path, frames: int = 8) -> Path:
+def encode_video(path: Path, images, codec: str = "libx264", rate: int = 10, gop: int | None = None,
+                 options: dict[str, str] | None = None) -> Path:
+    """Write ``images`` (HxWx3 uint8, one size) as a video with PyAV."""
     import av
 
+    images = list(images)
     container = av.open(str(path), mode="w")
-    stream = container.add_stream("libx264", rate=10)
-    stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-    stream.options = {"crf": "12"}
-    for i in range(frames):
-        for packet in stream.encode(av.VideoFrame.from_ndarray(draw(i), format="rgb24")):
+    stream = container.add_stream(codec, rate=rate)
+    stream.height, stream.width = images[0].shape[:2]
+    stream.pix_fmt = "yuv420p"
+    if gop is not None:
+        stream.codec_context.gop_size = gop
+    if options:
+        stream.options = options
+    for image in images:
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
     container.close()
     return path
+
+
+def write_video(path: Path, frames: int = 8) -> Path:
+    """The red disk moving over the ground, ``frames`` frames (H.264)."""
+    return encode_video(path, (draw(i) for i in range(frames)), options={"crf": "12"})
 
 
 SPACING = (2.0, 0.8, 0.8)  # z, y, x (mm)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ av = pytest.importorskip("av")
 
 from clickmask.errors import ClickmaskError, VideoReadError  # noqa: E402
 from clickmask.io.video import FrameFolder, FrameSource, VideoFile, natural_key, open_frames  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sequence_files import encode_video  # noqa: E402
 
 WIDTH, HEIGHT, FRAMES, GOP = 128, 96, 48, 8
 SQUARE = 24
@@ -34,19 +38,8 @@ def draw(i: int) -> np.ndarray:
 
 
 def write_video(path: Path, codec: str, frames: int = FRAMES, gop: int = GOP) -> Path:
-    container = av.open(str(path), mode="w")
-    stream = container.add_stream(codec, rate=25)
-    stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-    stream.codec_context.gop_size = gop
-    if codec == "libx264":
-        stream.options = {"g": str(gop), "keyint_min": str(gop), "bf": "2", "crf": "18"}
-    for i in range(frames):
-        for packet in stream.encode(av.VideoFrame.from_ndarray(draw(i), format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    options = {"g": str(gop), "keyint_min": str(gop), "bf": "2", "crf": "18"} if codec == "libx264" else None
+    return encode_video(path, (draw(i) for i in range(frames)), codec, rate=25, gop=gop, options=options)
 
 
 def check_square(frame: np.ndarray, i: int) -> None:
