@@ -18,7 +18,7 @@ from clickmask.propagation.decode import DecodeOptions
 from clickmask.propagation.fusion import distance_weight, fuse_low_res
 from clickmask.propagation.grid import FrameGrid, grid_to_low_res, low_res_to_grid, sigmoid
 from clickmask.propagation.propagator import PropagationOptions, Track
-from clickmask.propagation.readout import Memory, MemoryFrame, Projection, read_out
+from clickmask.propagation.readout import Memory, MemoryFrame, Projection, ReadOut, read_out
 from clickmask.propagation.rounds import round_passes
 
 
@@ -184,6 +184,22 @@ def test_readout_top_k_softmax():
     q2 = np.array([[0.9, 0.1, 0, 0]], np.float32)
     assert read_out(q2, keys, values, k=1)[0] == 1.0
     assert read_out(q, keys[:0], values[:0]).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("m,k", [(3, 20), (20, 20), (1000, 20), (2304 * 4, 20), (500, 1)])
+def test_onnxruntime_readout_equals_the_numpy_readout(m, k):
+    rng = np.random.default_rng(m)
+
+    def unit(a):
+        return (a / np.linalg.norm(a, axis=1, keepdims=True)).astype(np.float32)
+
+    query = unit(rng.standard_normal((300, 64)))
+    keys = unit(rng.standard_normal((m, 64)) + 2 * query[rng.integers(0, 300, m)])
+    values = rng.random(m).astype(np.float32)
+    got = ReadOut(threads=2)(query, keys, values, k=k, temperature=0.05)
+    assert got.dtype == np.float32 and got.shape == (300,)
+    assert np.allclose(got, read_out(query, keys, values, k=k, temperature=0.05), atol=1e-5)
+    assert ReadOut(threads=1)(query, keys[:0], values[:0]).tolist() == [0.0] * 300
 
 
 def test_projection_keeps_unit_keys():

@@ -79,6 +79,7 @@ class SamOnnxPredictor:
         self, spec: ModelSpec, cache: EmbeddingCache | None = None, threads: int | None = None
     ) -> None:
         threads = threads or int(os.environ.get("CLICKMASK_THREADS", 0)) or os.cpu_count() or 1
+        self.threads = threads
         self.spec = spec
         self.model_id = spec.id
         self.side = spec.input_size

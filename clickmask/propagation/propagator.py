@@ -21,7 +21,7 @@ import numpy as np
 from clickmask.propagation.decode import DecodeOptions, decode_readout
 from clickmask.propagation.fusion import FUSION_MODES, distance_weight, fuse_low_res
 from clickmask.propagation.grid import FrameGrid, low_res_to_grid
-from clickmask.propagation.readout import TEMPERATURE, TOP_K, Memory, MemoryFrame, Projection, read_out
+from clickmask.propagation.readout import TEMPERATURE, TOP_K, Memory, MemoryFrame, Projection, ReadOut
 from clickmask.propagation.rounds import Pass, round_passes
 
 
@@ -94,6 +94,7 @@ class Track:
         self.grid = FrameGrid(self.height, self.width, model.side)
         self.states = [FrameState() for _ in range(len(frames))]
         self.projection: Projection | None = None
+        self.read_out = ReadOut(getattr(model, "threads", None))
         self._keys: OrderedDict[int, np.ndarray] = OrderedDict()
         self._key_cache = key_cache
         self.propagate_ms: list[float] = []  # one entry per propagated frame, all rounds
@@ -182,7 +183,7 @@ class Track:
             emb = self.embedding(j)
             q = self.keys(j, emb)
             mem_keys, mem_values = memory.stacked()
-            readout = self.grid.unflat(read_out(q, mem_keys, mem_values, o.k, o.temperature))
+            readout = self.grid.unflat(self.read_out(q, mem_keys, mem_values, o.k, o.temperature))
             dec = decode_readout(self.model, emb, self.grid, readout, o.decode)
             low = dec.low_res
             state = self.states[j]
@@ -190,7 +191,7 @@ class Track:
                 w = distance_weight(j, index, state.source)
                 diff256 = None
                 if diff is not None:
-                    spread = self.grid.unflat(read_out(q, anchor.keys, diff, o.k, o.temperature))
+                    spread = self.grid.unflat(self.read_out(q, anchor.keys, diff, o.k, o.temperature))
                     diff256 = _to_low_res(spread)
                 low = fuse_low_res(low, state.low_res, w, diff256)
             state.low_res = low

@@ -15,11 +15,18 @@ found in two steps (:func:`top_k`): the k best blocks of ``BLOCK`` memory
 cells by their maximum (every one of the k largest values lies in one of
 them), then the k largest values among those blocks' cells; a partial sort
 of M/``BLOCK`` + k x ``BLOCK`` values per row instead of M.
+
+:class:`ReadOut` runs the same read-out as one small onnxruntime graph
+(matrix product, top-k, softmax, gather): the product and the top-k use
+both cores, about half the time of the NumPy version on this 2-core
+machine; :func:`read_out` stays the reference it is tested against.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -77,6 +84,68 @@ def read_out(query: np.ndarray, keys: np.ndarray, values: np.ndarray,
     weights = np.exp(top)
     weights /= weights.sum(axis=1, keepdims=True)
     return (weights * values[idx]).sum(axis=1).astype(np.float32)
+
+
+def _readout_graph() -> bytes:
+    """The serialized ONNX graph of :func:`read_out`: inputs query (T x C), keys (M x C), values (M,),
+    k (1,) int64, temperature () float; output (T,) float."""
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Gemm", ["query", "keys"], ["sim"], transB=1),
+        helper.make_node("TopK", ["sim", "k"], ["top", "idx"], axis=1),  # sorted: column 0 is the maximum
+        helper.make_node("Slice", ["top", "zero", "one", "one"], ["best"]),
+        helper.make_node("Sub", ["top", "best"], ["shifted"]),
+        helper.make_node("Div", ["shifted", "temperature"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["weights"], axis=1),
+        helper.make_node("Gather", ["values", "idx"], ["picked"], axis=0),
+        helper.make_node("Mul", ["weights", "picked"], ["weighted"]),
+        helper.make_node("ReduceSum", ["weighted", "one"], ["out"], keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes, "clickmask_readout",
+        [helper.make_tensor_value_info("query", f, ["T", "C"]), helper.make_tensor_value_info("keys", f, ["M", "C"]),
+         helper.make_tensor_value_info("values", f, ["M"]), helper.make_tensor_value_info("k", TensorProto.INT64, [1]),
+         helper.make_tensor_value_info("temperature", f, [])],
+        [helper.make_tensor_value_info("out", f, ["T"])],
+        initializer=[helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+                     helper.make_tensor("one", TensorProto.INT64, [1], [1])])
+    # IR 8 / opset 17: what every onnxruntime the project allows (>= 1.18) reads
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+@lru_cache(maxsize=4)
+def _readout_session(threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(_readout_graph(), opts, providers=["CPUExecutionProvider"])
+
+
+class ReadOut:
+    """:func:`read_out` run by onnxruntime with ``threads`` threads (default ``CLICKMASK_THREADS``, else all cores).
+
+    Same arguments and result as :func:`read_out` (to float rounding; ties in
+    the top-k may be broken differently). The compiled graph is shared by
+    every instance with the same thread count; ``run`` is thread-safe.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or int(os.environ.get("CLICKMASK_THREADS", 0)) or os.cpu_count() or 1
+
+    def __call__(self, query: np.ndarray, keys: np.ndarray, values: np.ndarray,
+                 k: int = TOP_K, temperature: float = TEMPERATURE) -> np.ndarray:
+        query = np.ascontiguousarray(query, np.float32)
+        keys = np.ascontiguousarray(keys, np.float32)
+        values = np.ascontiguousarray(values, np.float32).reshape(-1)
+        if keys.shape[0] == 0 or query.shape[0] == 0:
+            return np.zeros(query.shape[0], np.float32)
+        feed = {"query": query, "keys": keys, "values": values,
+                "k": np.array([min(k, keys.shape[0])], np.int64), "temperature": np.array(temperature, np.float32)}
+        return _readout_session(self.threads).run(None, feed)[0]
 
 
 @dataclass
