@@ -41,20 +41,24 @@ class FrameGrid:
         cell = self.side / GRID
         return min(GRID, math.ceil(nh / cell)), min(GRID, math.ceil(nw / cell))
 
-    def keys(self, embedding: np.ndarray, center: bool = True) -> np.ndarray:
+    def keys(self, embedding: np.ndarray, center: bool = True, basis: np.ndarray | None = None) -> np.ndarray:
         """(rows*cols) x 256 float32 unit-length features of the image cells of a 1x256x64x64 embedding.
 
         ``center``: subtract the frame's mean feature first, so the part every
         location shares (SAM features have a large one) does not dominate the
-        cosine similarity.
+        cosine similarity. ``basis`` (256 x d, a :class:`~.readout.Projection`'s):
+        the features projected onto it, (rows*cols) x d unit keys; the same as
+        projecting the 256-d unit keys, since the length is taken afterwards.
         """
         rows, cols = self.cells
         feats = np.asarray(embedding, np.float32).reshape(-1, GRID, GRID)[:, :rows, :cols]
-        feats = feats.reshape(feats.shape[0], -1).T
+        feats = feats.reshape(feats.shape[0], -1)  # C x T
         if center:
-            feats = feats - feats.mean(axis=0, keepdims=True)
-        norm = np.linalg.norm(feats, axis=1, keepdims=True)
-        return np.ascontiguousarray(feats / np.maximum(norm, 1e-6), dtype=np.float32)
+            feats = feats - feats.mean(axis=1, keepdims=True)
+        if basis is not None:
+            feats = basis.T @ feats  # d x T
+        norm = np.linalg.norm(feats, axis=0, keepdims=True)
+        return np.ascontiguousarray((feats / np.maximum(norm, 1e-6)).T, dtype=np.float32)
 
     def mask_to_grid(self, mask: np.ndarray) -> np.ndarray:
         """HxW bool (or [0, 1] float) mask -> 64x64 float32 object fraction of each cell."""

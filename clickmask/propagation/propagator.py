@@ -114,10 +114,9 @@ class Track:
             return self._keys[index]
         if embedding is None:
             embedding = self.embedding(index)
-        raw = self.grid.keys(embedding, self.options.center)
         if self.projection is None:
-            self.projection = Projection.fit(raw, self.options.dims)
-        keys = self.projection(raw)
+            self.projection = Projection.fit(self.grid.keys(embedding, self.options.center), self.options.dims)
+        keys = self.grid.keys(embedding, self.options.center, self.projection.basis)
         self._keys[index] = keys
         while len(self._keys) > self._key_cache:
             self._keys.popitem(last=False)
