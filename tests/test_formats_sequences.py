@@ -140,3 +140,37 @@ def test_nifti_labels_keep_the_affine_and_the_labels(tmp_path):
     with pytest.raises(ClickmaskError, match="3D integer array"):
         export_nifti_labels(labels[0], volume.affine, tmp_path / "x.nii.gz")
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_dicom_seg_one_segment_per_track_named_by_category(tmp_path):
+    """Track ids 3 and 7 become segments 1 and 2, labelled with their categories, on the series' slices;
+    anonymised sources (empty SOP class, study and series UIDs) still give a valid SEG; bad input is one line."""
+    hd = pytest.importorskip("highdicom")
+    import pydicom
+    from sequence_files import write_ct_series
+
+    from clickmask.formats.sequences import export_dicom_seg
+    from clickmask.io.volumes import load_dicom_series
+
+    truth = write_ct_series(tmp_path / "series", slices=6)
+    files = load_dicom_series(tmp_path / "series")[0].sources
+    for f in files[:2]:  # as the anonymised series of the Medical3D data
+        ds = pydicom.dcmread(f)
+        ds.SOPClassUID = ""
+        ds.StudyInstanceUID = ""
+        ds.save_as(f)
+    labels = np.zeros(truth.shape, np.int32)
+    labels[truth] = 3
+    labels[:, :4, :4] = 7
+    export_dicom_seg(labels, files, tmp_path / "out.dcm", {3: "kidney", 7: "marker"})
+    seg = hd.seg.segread(tmp_path / "out.dcm")
+    assert [(s.SegmentNumber, s.SegmentLabel) for s in seg.SegmentSequence] == [(1, "kidney"), (2, "marker")]
+    uids = [pydicom.dcmread(f, stop_before_pixels=True).file_meta.MediaStorageSOPInstanceUID for f in files]
+    got = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True, relabel=False,
+                                            ignore_spatial_locations=True)
+    assert np.array_equal(got, np.select([labels == 3, labels == 7], [1, 2], 0))
+    with pytest.raises(ClickmaskError, match=r"out2\.dcm.*6 slices of labels but 5 source"):
+        export_dicom_seg(labels, files[:5], tmp_path / "out2.dcm")
+    with pytest.raises(ClickmaskError, match="no labelled voxel"):
+        export_dicom_seg(np.zeros_like(labels), files, tmp_path / "out3.dcm")
+    assert not (tmp_path / "out2.dcm").exists() and not (tmp_path / "out3.dcm").exists()

@@ -103,6 +103,8 @@ def test_a_video_is_clicked_propagated_corrected_and_exported(app):
     assert len(data["images"]) == 8 and {a.get("track_id") for a in data["annotations"]} == {track["id"]}
     bad = c.post(f"/api/sequences/{vid}/export", json={"format": "nifti"})
     assert bad.status_code == 400 and "is a video" in bad.json()["detail"]
+    bad = c.post(f"/api/sequences/{vid}/export", json={"format": "dicom-seg"})
+    assert bad.status_code == 400 and "is not a DICOM series" in bad.json()["detail"]
 
     # the DAVIS PNGs read back into the project: a new track, drawn on every frame with the object
     import shutil
@@ -195,7 +197,8 @@ def test_frame_folders_and_dicom_series_are_sequences_not_images(tmp_path, model
 
 
 def test_clickmask_export_writes_every_sequence_with_tracks(tmp_path):
-    """``clickmask export --format davis-png|coco-video|nifti`` on a project's sequences (no server, no model)."""
+    """``clickmask export --format davis-png|coco-video|nifti|dicom-seg`` on a project's sequences (no server,
+    no model)."""
     from PIL import Image
 
     from clickmask.cli import main
@@ -206,6 +209,7 @@ def test_clickmask_export_writes_every_sequence_with_tracks(tmp_path):
     project.mkdir()
     write_video(project / "ball.mp4", frames=4)
     affine = write_ct_volume(project / "ct.nii.gz")
+    series_truth = write_ct_series(project / "series")
     seqs = SequenceStore(open_project(project))
     seqs.sync()
     ids = {s["path"]: s["id"] for s in seqs.list()}
@@ -228,3 +232,22 @@ def test_clickmask_export_writes_every_sequence_with_tracks(tmp_path):
     assert np.allclose(img.affine, affine)
     assert np.array_equal(np.asarray(img.dataobj).transpose(2, 1, 0) == organ, truth)
     assert not (tmp_path / "nii" / "ball_labels.nii.gz").exists()  # a video has no NIfTI
+
+    # DICOM-SEG: only the DICOM series; read back with highdicom, slice by slice through the source UIDs
+    hd = pytest.importorskip("highdicom")
+    import pydicom
+
+    from clickmask.io.volumes import load_dicom_series
+
+    seqs.set_info(ids["series"], 8, 64, 64, None)
+    ball = seqs.add_track(ids["series"])["id"]
+    seqs.put_masks(ball, [(z, series_truth[z], True, z, 1.0) for z in range(8) if series_truth[z].any()])
+    assert main(["export", str(project), "--format", "dicom-seg", "--out", str(tmp_path / "seg")]) == 0
+    assert sorted(p.name for p in (tmp_path / "seg").iterdir()) == ["series_seg.dcm"]
+    seg = hd.seg.segread(tmp_path / "seg" / "series_seg.dcm")
+    assert seg.number_of_segments == 1
+    uids = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
+            for f in load_dicom_series(project / "series")[0].sources]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True,
+                                               relabel=False, ignore_spatial_locations=True)
+    assert np.array_equal(pixels == 1, series_truth)

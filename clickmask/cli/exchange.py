@@ -47,16 +47,19 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def _export_sequences(store, fmt: str, out: Path) -> int:
-    """Every video (every volume, for ``nifti``) of the project with tracks, in ``fmt``."""
+    """Every video (every volume, for ``nifti``; every DICOM series, for ``dicom-seg``) of the project
+    with tracks, in ``fmt``."""
     from clickmask.io.sequences import open_sequence
 
     sequences = SequenceStore(store)
     sequences.sync()
     files = 0
     for info in sequences.list():
-        if not info["tracks"] or (fmt == "nifti" and info["kind"] != "volume"):
+        if not info["tracks"] or (fmt in ("nifti", "dicom-seg") and info["kind"] != "volume"):
             continue
         source = open_sequence(sequences.path(info["id"]))
+        if fmt == "dicom-seg" and not source.volume.sources:
+            continue
         try:
             files += len(export_sequence(sequences, info["id"], source, fmt, out))
         finally:

@@ -14,6 +14,10 @@ values are track ids, 0 = background (:meth:`clickmask.propagation.tracks.Tracks
 - **NIfTI label volume**: the ``[z, y, x]`` label volume on its volume's grid,
   written with the volume's affine (stored ``[x, y, z]`` as NIfTI does), so
   :func:`clickmask.io.volumes.load_labels` reads it back onto the same grid.
+- **DICOM-SEG** (volumes read from a DICOM series): one binary Segmentation
+  object (highdicom) referring to the series' slices, one segment per track
+  (segment numbers 1..N in track id order, labelled with the track's
+  category), frames only where a segment is present.
 
 Every file is written atomically. :func:`read_png_sequence` reads a DAVIS-style
 folder back (frame numbers from the file names) and
@@ -239,3 +243,102 @@ def export_nifti_labels(labels: np.ndarray, affine: np.ndarray, out_path: Path |
         raise ClickmaskError(f"cannot write '{out}': {exc.strerror or exc}") from None
     result.files.append(out)
     return result
+
+
+# ----------------------------------------------------------------------------- DICOM-SEG
+
+
+def export_dicom_seg(labels: np.ndarray, source_files: Sequence[Path | str], out_path: Path | str,
+                     names: Mapping[int, str] | None = None) -> ExportResult:
+    """Write a ``[z, y, x]`` label volume of track ids as a DICOM Segmentation of its DICOM series.
+
+    source_files: the series' files, slice ``z`` of ``labels`` on ``source_files[z]``
+    (:attr:`clickmask.io.volumes.Volume.sources`); names: track id -> segment label
+    (default ``track <id>``). Segments are numbered 1..N in track id order.
+    """
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    import clickmask
+
+    out = Path(out_path)
+    data = np.asarray(labels)
+    if data.ndim != 3 or not np.issubdtype(data.dtype, np.integer):
+        raise ClickmaskError(f"cannot write DICOM-SEG '{out}': labels must be a 3D integer array "
+                             f"(got shape {data.shape}, {data.dtype})")
+    if len(source_files) != data.shape[0]:
+        raise ClickmaskError(f"cannot write DICOM-SEG '{out}': {data.shape[0]} slices of labels "
+                             f"but {len(source_files)} source DICOM files")
+    ids = [int(v) for v in np.unique(data) if v > 0]
+    if not ids:
+        raise ClickmaskError(f"cannot write DICOM-SEG '{out}': no labelled voxel (a segmentation needs a segment)")
+    try:
+        sources = [pydicom.dcmread(str(f)) for f in source_files]
+    except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        raise ClickmaskError(f"cannot write DICOM-SEG '{out}': cannot read a source slice: {exc}") from None
+    _complete_header(sources)
+    rows, cols = int(sources[0].Rows), int(sources[0].Columns)
+    if (rows, cols) != data.shape[1:]:
+        raise ClickmaskError(f"cannot write DICOM-SEG '{out}': labels are {data.shape[1]}x{data.shape[2]}, "
+                             f"the series' slices {rows}x{cols}")
+    segments = np.zeros(data.shape, np.uint16)
+    algorithm = hd.AlgorithmIdentificationSequence(name="clickmask", version=clickmask.__version__,
+                                                   family=codes.cid7162.ArtificialIntelligence)
+    descriptions = []
+    for number, track in enumerate(ids, start=1):
+        segments[data == track] = number
+        label = (names or {}).get(track) or f"track {track}"
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=number, segment_label=label[:64], tracking_id=f"track {track}",
+            tracking_uid=hd.UID(), segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
+            algorithm_identification=algorithm))
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=sources, pixel_array=segments, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=1000,
+            sop_instance_uid=hd.UID(), instance_number=1, manufacturer="clickmask",
+            manufacturer_model_name="clickmask", software_versions=clickmask.__version__, device_serial_number="0",
+            series_description="clickmask segmentation")
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ClickmaskError(f"cannot write DICOM-SEG '{out}': {exc}") from None
+    import io
+
+    buffer = io.BytesIO()
+    seg.save_as(buffer)
+    result = ExportResult(format="dicom-seg")
+    try:
+        atomic_write_bytes(out, buffer.getvalue())
+    except OSError as exc:
+        raise ClickmaskError(f"cannot write '{out}': {exc.strerror or exc}") from None
+    result.files.append(out)
+    return result
+
+
+#: Patient and study attributes a SEG copies from its sources (DICOM type 2: present, possibly empty).
+_TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
+def _complete_header(sources: list) -> None:
+    """Fill what an anonymised or minimal series may leave out, in memory only (the user's files are not
+    touched): the SOP class and instance from the file meta, one generated UID each for the series' study,
+    series and frame of reference, and the patient and study attributes a SEG copies as empty values."""
+    import highdicom as hd
+
+    shared = {"StudyInstanceUID": None, "SeriesInstanceUID": None, "FrameOfReferenceUID": None}
+    for ds in sources:
+        meta = getattr(ds, "file_meta", None)
+        if not ds.get("SOPClassUID") and meta is not None and meta.get("MediaStorageSOPClassUID"):
+            ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        if not ds.get("SOPInstanceUID") and meta is not None and meta.get("MediaStorageSOPInstanceUID"):
+            ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        for key in shared:
+            if not ds.get(key):
+                shared[key] = shared[key] or hd.UID()
+                setattr(ds, key, shared[key])
+        for key in _TYPE2:
+            if key not in ds:
+                setattr(ds, key, "")

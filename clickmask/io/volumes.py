@@ -103,6 +103,8 @@ class Volume:
     name: str = ""
     #: True for DICOM MONOCHROME1 (high values shown dark): :meth:`slice_rgb` inverts the gray.
     invert: bool = False
+    #: A DICOM series' files, one per slice in z order (what a DICOM-SEG refers to); empty otherwise.
+    sources: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         data = np.asarray(self.data)
@@ -601,6 +603,7 @@ def _build_volume(kind: str, where: Path, slices: list[_Slice], name: str) -> Vo
         modality=str(ds.get("Modality", "") or ""),
         name=name,
         invert=str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1",
+        sources=tuple(item.file for item in slices),
     )
 
 

@@ -46,8 +46,9 @@ MAX_SESSIONS = 8
 LOW_CONFIDENCE = 0.5
 
 
-#: Export formats of a sequence: DAVIS palette PNGs, COCO with track ids, a NIfTI label volume (volumes).
-SEQUENCE_FORMATS = ("davis-png", "coco-video", "nifti")
+#: Export formats of a sequence: DAVIS palette PNGs, COCO with track ids, a NIfTI label volume (volumes),
+#: a DICOM Segmentation (volumes read from a DICOM series).
+SEQUENCE_FORMATS = ("davis-png", "coco-video", "nifti", "dicom-seg")
 
 
 def label_maps(store: SequenceStore, sequence_id: int, source) -> list[np.ndarray]:
@@ -74,9 +75,11 @@ def export_sequence(store: SequenceStore, sequence_id: int, source, fmt: str, ou
     ``davis-png``: ``<name>/00000.png`` ... (palette PNGs, pixel = track id);
     ``coco-video``: ``<name>.json`` (one image per frame, one instance per
     track and frame with its ``track_id``); ``nifti``: ``<name>_labels.nii.gz``
-    with the volume's affine (volumes only).
+    with the volume's affine (volumes only); ``dicom-seg``: ``<name>_seg.dcm``,
+    one segment per track named by its category (volumes read from a DICOM series).
     """
-    from clickmask.formats.sequences import export_coco_sequence, export_nifti_labels, export_png_sequence
+    from clickmask.formats.sequences import export_coco_sequence, export_dicom_seg, export_nifti_labels, \
+        export_png_sequence
 
     if fmt not in SEQUENCE_FORMATS:
         raise ClickmaskError(f"unknown export format {fmt!r} for a video or volume: use {', '.join(SEQUENCE_FORMATS)}")
@@ -84,13 +87,19 @@ def export_sequence(store: SequenceStore, sequence_id: int, source, fmt: str, ou
     stem = Path(info["path"]).name.split(".")[0]
     if fmt == "nifti" and not hasattr(source, "volume"):
         raise ClickmaskError(f"{info['path']} is a video: a NIfTI label volume is for volumes")
+    if fmt == "dicom-seg" and not getattr(getattr(source, "volume", None), "sources", ()):
+        raise ClickmaskError(f"{info['path']} is not a DICOM series: a DICOM-SEG refers to the series' slices")
     maps = label_maps(store, sequence_id, source)
     if fmt == "davis-png":
         export_png_sequence(maps, out_dir / stem)
         return sorted((out_dir / stem).glob("*.png"))
+    names = {c["id"]: c["name"] for c in store.store.list_categories()}
+    cats = {t["id"]: names[t["category_id"]] for t in store.tracks(sequence_id) if t["category_id"] in names}
+    if fmt == "dicom-seg":
+        target = out_dir / f"{stem}_seg.dcm"
+        export_dicom_seg(np.stack(maps), source.volume.sources, target, cats)
+        return [target]
     if fmt == "coco-video":
-        names = {c["id"]: c["name"] for c in store.store.list_categories()}
-        cats = {t["id"]: names[t["category_id"]] for t in store.tracks(sequence_id) if t["category_id"] in names}
         target = out_dir / f"{stem}.json"
         export_coco_sequence(maps, target, video=info["path"], categories=cats)
         return [target]
