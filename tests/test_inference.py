@@ -68,6 +68,19 @@ def test_default_options_equal_the_base_predictor(base):
 
 
 @pytest.mark.model
+def test_first_finest_takes_the_finest_token_for_a_lone_click_only(base):
+    sam, sample = base
+    finest = RefinedPredictor(sam, InferenceOptions.parse("first=finest"))
+    finest.set_image(sample.image)
+    click = Click(320, 200, True)
+    pred = finest.predict([click])
+    assert pred.info["first_token"] == 1
+    assert np.allclose(pred.low_res_logits, pred.info["first_low_res"][1])
+    two = finest.predict([click, Click(100, 100, False)], previous=pred)
+    assert "first_token" not in two.info
+
+
+@pytest.mark.model
 def test_cfr_runs_extra_passes_and_acfr_stops_early(base):
     sam, sample = base
     fixed = RefinedPredictor(sam, InferenceOptions(cfr=3))

@@ -3,13 +3,19 @@
 SAM answers a lone click with several readings (roughly a sub-part, a part and
 the whole object, tokens 1-3). ``sam`` takes the best predicted IoU;
 ``central`` weighs it by how central the click lies in each candidate, since a
-user (and the standard robot) clicks well inside the object meant.
+user (and the standard robot) clicks well inside the object meant; ``finest``
+takes token 1, the finest reading: on a CT or MR slice the coarser readings of
+a click inside an organ are mostly the whole body section, never the target.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+
+#: The mask token of SAM's finest reading of a lone click (``first=finest``).
+FINEST = 1
 
 
 def click_centrality(mask: np.ndarray, x: float, y: float) -> float:

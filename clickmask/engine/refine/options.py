@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 from clickmask.errors import ClickmaskError
 
-FIRST_RULES = ("sam", "central")
+FIRST_RULES = ("sam", "central", "finest")
 
 # The configuration the app and `clickmask eval` use by default: a better first mask
 # (first=central), the second click cannot wipe it out (local until click 2), a crop
@@ -25,8 +25,8 @@ class InferenceOptions:
     """Switches and parameters of the refinement steps (all off by default: the raw model).
 
     - ``first``: the first click's mask token: ``sam`` (best predicted IoU of
-      tokens 1-3) or ``central`` (predicted IoU x how central the click lies in
-      the candidate), :mod:`.first_click`.
+      tokens 1-3), ``central`` (predicted IoU x how central the click lies in
+      the candidate) or ``finest`` (token 1, the finest reading), :mod:`.first_click`.
     - ``cfr`` / ``acfr``: Cascade-Forward Refinement (CFR-ICL), :mod:`.cfr`.
     - ``zoom`` (``zoom_from``, ``zoom_expand``, ``zoom_min``, ``zoom_max_frac``):
       refine in a crop around the object at full model resolution, :mod:`.zoom`.

@@ -26,7 +26,7 @@ from clickmask.engine.click_regions import honor_clicks, lab_image
 from clickmask.engine.clicks import BoxPrompt, Click
 from clickmask.engine.predictor import Prediction, check_clicks
 from clickmask.engine.refine import cfr, flip, local, zoom
-from clickmask.engine.refine.first_click import pick_central
+from clickmask.engine.refine.first_click import FINEST, pick_central
 from clickmask.engine.refine.frame import Box, Frame, satisfied
 from clickmask.engine.refine.options import InferenceOptions
 from clickmask.engine.sam_onnx import LOW_RES, SamOnnxPredictor, lone_prompt, prompt_count
@@ -154,6 +154,8 @@ class RefinedPredictor:
         if len(clicks) == 1 and box is None:
             if opts.first == "central" and len(scores) > 1:
                 best = pick_central(low_res, scores, coords[0] * LOW_RES / self.base.side)
+            elif opts.first == "finest" and len(scores) > 1:
+                best = FINEST
             else:
                 best = self.base.select_candidate(len(inside), scores)
             first_info = {"first_default": best, "first_low_res": low_res}
