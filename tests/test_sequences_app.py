@@ -60,8 +60,11 @@ def test_a_video_is_clicked_propagated_corrected_and_exported(app):
 
     # frame 0: one click on the disk, Space: a new track annotated there
     x, y = disk_centre(0)
+    state.predictor.set_first_token(3)  # left over from an image's category: a video frame does not use it
     r = c.post(f"/api/sequences/{vid}/frames/0/clicks", json={"x": x, "y": y}).json()
     assert _iou(_runs_mask(r["runs"]), disk_mask(0)) > 0.8
+    info = state.sequences.in_progress(vid, 0).prediction.info
+    assert info["first_token"] == info["first_default"]
     cat = c.post("/api/categories", json={"name": "ball"}).json()["id"]
     track = c.post(f"/api/sequences/{vid}/frames/0/finish", json={"category_id": cat}).json()
     assert track["category_id"] == cat
@@ -126,6 +129,7 @@ def test_a_volume_is_propagated_along_its_slices_and_exported_as_nifti(app):
     assert (info["frames"], info["width"], info["height"], info["kind"]) == (10, 64, 64, "volume")
     truth = sphere_labels()
     c.post(f"/api/sequences/{vol}/frames/5/clicks", json={"x": 34, "y": 30})
+    assert state.sequences.in_progress(vol, 5).prediction.info["first_token"] == 1  # a slice: the finest reading
     track = c.post(f"/api/sequences/{vol}/frames/5/finish", json={}).json()
     c.post(f"/api/sequences/{vol}/propagate", json={"track_id": track["id"], "frame": 5})
     state.sequences.wait(vol, 300)

@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
                          "(labels/ with volumes/ or dicom/, e.g. Medical3D), told apart by the layout")
     add_data_root(ev)
     add_model(ev)
-    add_infer(ev)
+    add_infer(ev, what="the recommended set; for volumes with first=finest")
     ev.add_argument("--rounds", type=int, default=8, help="interaction rounds (default 8)")
     ev.add_argument("--fusion", choices=("fuse", "overwrite"), default="fuse",
                     help="a new round's masks on frames an earlier round produced: fuse (default) or overwrite")
@@ -121,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     samples = load_volume_dataset(root, args.dataset) if volumes else load_video_dataset(root, args.dataset,
                                                                                           limit=args.limit)
     infer = InferenceOptions.parse(args.infer)
+    if volumes and args.infer is None:
+        infer = dataclasses.replace(infer, first="finest")  # a slice's first click: the organ (decision 0021)
     predictor = load_predictor(args.model, disk_cache=True, memory_items=16, options=infer)
     model = sam_model(predictor)
     if model is None:

@@ -27,7 +27,8 @@ import cv2
 import numpy as np
 
 from clickmask.engine.clicks import Click
-from clickmask.engine.refine.predictor import sam_model
+from clickmask.engine.refine.first_click import FINEST
+from clickmask.engine.refine.predictor import RefinedPredictor, sam_model
 from clickmask.engine.session import InteractiveSession
 from clickmask.errors import ClickmaskError, VideoReadError, VolumeReadError
 from clickmask.io.sequences import open_sequence
@@ -256,6 +257,10 @@ class SequenceService:
         with self.state.click_lock.bounded():
             session = self._session(sequence_id, index, tab)
             self.state.adaptation.select(("frame", sequence_id, tab), category_id, new_object=not session.clicks)
+            if not session.clicks and isinstance(self.state.predictor, RefinedPredictor):
+                # a slice's first click: the finest reading (an organ, not the body section; decision 0021)
+                volume = self.store.get(sequence_id)["kind"] == "volume"
+                self.state.predictor.set_first_token(FINEST if volume else None)
             session.add_click(Click(float(x), float(y), bool(positive)))
             return session
 
