@@ -882,7 +882,9 @@ def video_section(results: Path) -> list[str]:
     out += code_block([video_command(p) for p in paths])
     for path in paths:
         r = load(path)
-        out += [f"`{path.name}`: {r['dataset']}, model {r['model']}"
+        fusion = r.get("options", {}).get("propagation", {}).get("fusion", "fuse")
+        out += [f"`{path.name}`: {r['dataset']}, model {r['model']}; rounds "
+                + ("fused with the earlier rounds' masks" if fusion == "fuse" else "overwriting the earlier masks")
                 + ("" if r.get("complete", True) else "; the run did not complete") + f"; encoder "
                 f"{r.get('encoder_fps', 0):.2f} frames/s; peak RSS {r.get('peak_rss_mb', 0):.0f} MB.", "",
                 "| frame chosen by | sequences | frames | " + " | ".join(f"J&F r{i}" for i in range(1, 9))
