@@ -181,8 +181,9 @@ def summarize(results: list[TargetResult], max_clicks: int) -> dict:
 
 
 def build_report(results: dict[str, list[TargetResult]], configs: dict[str, str], skipped: dict[str, str],
-                 total_targets: int, max_clicks: int, options: dict, kinds: tuple[str, ...] = ("part", "pair", "object"),
-                 dataset: str = "PascalPart", protocol: str = "") -> dict:
+                 total_targets: int, max_clicks: int, options: dict,
+                 kinds: tuple[str, ...] = ("part", "pair", "object"), dataset: str = "PascalPart",
+                 protocol: str = "") -> dict:
     """The ``--json`` report: per configuration the summary over all targets and per kind
     (``kinds``: part / pair / object on a part dataset), the change against ``none`` when it ran,
     and per-target IoUs."""

@@ -128,7 +128,8 @@ def negatives(pair: InstancePair, instances: list[Instance], load: Callable[[Ins
               touch_px: int = TOUCH_PX) -> tuple[Instance, ...]:
     """The other instances of the pair's image (any area, crowd too) touching the pair's union."""
     whole = load(pair.a) | load(pair.b)
-    return tuple(i for i in instances if i.mask not in (pair.a.mask, pair.b.mask) and touching(whole, load(i), touch_px))
+    return tuple(i for i in instances
+                 if i.mask not in (pair.a.mask, pair.b.mask) and touching(whole, load(i), touch_px))
 
 
 def build_combinations(instances: list[Instance], load: Callable[[Instance], np.ndarray], min_area: int = MIN_AREA,
