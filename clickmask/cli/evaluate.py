@@ -59,8 +59,11 @@ def add_parser(sub) -> None:
                     help="with --sequential: only these sequences (category or video names)")
     ref = ev.add_argument_group("reference-guided segmentation (RefCut): --reference and its options")
     ref.add_argument("--reference", action="store_true",
-                    help="reference-guided segmentation on a part dataset (PascalPart): every part, touching "
-                         "pair of parts and whole object, with the next object of its category as the reference")
+                    help="reference-guided segmentation (RefCut's protocol). A part dataset (PascalPart): every "
+                         "part, touching pair of parts and whole object, the next object of its category as the "
+                         "reference; an instance dataset (COCO128): touching pairs of instances, the next pair of "
+                         "the same categories on another image; a video dataset (DAVIS2016_dev): every 10th "
+                         "frame, the video's first frame as the reference")
     ref.add_argument("--configs", default=None, metavar="SPEC",
                     help="with --reference: 'name:uses;...' or known names (default: none, choose_positive_only, "
                          "choose, prior, points, all); uses from choose, prior, points, "

@@ -1,6 +1,7 @@
-"""The reference benchmark: every target of a part dataset under each reference configuration.
+"""The reference benchmark: every target of a dataset under each reference configuration.
 
-For each target (:mod:`.pairs`) the robot user clicks as in the standard
+For each target (a :class:`~.cases.Case`: :mod:`.pairs` on a part dataset, :mod:`.combinations` on an
+instance dataset, :mod:`.frames` on a video dataset) the robot user clicks as in the standard
 benchmark (first click at the target's centre, then at the largest error),
 once per configuration, on the same engine: ``none`` (no reference) and the
 reference with the uses of a :class:`~clickmask.learning.reference.ReferenceUses`
@@ -19,11 +20,10 @@ from typing import Callable
 import numpy as np
 
 from clickmask.engine.session import InteractiveSession
-from clickmask.errors import ClickmaskError, DatasetError
+from clickmask.errors import ClickmaskError
 from clickmask.evaluation.clicker import Clicker
 from clickmask.evaluation.metrics import noc, reached, threshold_key
-from clickmask.evaluation.reference.pairs import Target, build_targets, group_samples, load_mask, read_listing, \
-    target_masks
+from clickmask.evaluation.reference.cases import Case, case_masks, open_cases
 from clickmask.geometry.masks import iou
 from clickmask.io.images import load_image
 from clickmask.learning.reference import Reference, ReferencePredictor, ReferenceUses
@@ -108,7 +108,7 @@ def run_benchmark(
     on_result: Callable[[], None] | None = None,
     on_partial: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Evaluate every target of ``root`` (``parts.json``, ``images/``, ``masks/``) under ``configs``.
+    """Evaluate every target of the dataset folder ``root`` (:func:`~.cases.open_cases`) under ``configs``.
 
     ``predictor``: the engine (a RefinedPredictor); ``every``: every N-th target only (a spread-out
     subset for quick ablations); ``limit``: then the first N of them only; ``noc_every``: the
@@ -119,47 +119,48 @@ def run_benchmark(
     (:func:`build_report`, ``"complete": true``).
     """
     root = Path(root)
-    if not (root / "parts.json").is_file():
-        raise DatasetError(f"no part listing at {root / 'parts.json'}: --reference needs a part dataset")
-    samples = group_samples(read_listing(root / "parts.json"))
-    pairing = build_targets(samples, lambda e: load_mask(root, e))
-    targets = pairing.targets[::max(1, every)]
-    targets = targets[:limit] if limit is not None else targets
+    case_set = open_cases(root)
+    cases = case_set.cases[::max(1, every)]
+    cases = cases[:limit] if limit is not None else cases
     wrapper = ReferencePredictor(predictor)
     results: dict[str, list[TargetResult]] = {name: [] for name in configs}
-    by_image: dict[str, list[Target]] = defaultdict(list)
-    for t in targets:
-        by_image[t.sample.image].append(t)
-    images: dict[str, np.ndarray] = {}
+    by_image: dict[Path, list[Case]] = defaultdict(list)
+    for c in cases:
+        by_image[c.image].append(c)
+    images: dict[Path, np.ndarray] = {}
 
-    def image(name: str) -> np.ndarray:
-        if name not in images:
+    def image(path: Path) -> np.ndarray:
+        if path not in images:
             images.clear() if len(images) > 4 else None
-            images[name] = load_image(root / "images" / name)
-        return images[name]
+            images[path] = load_image(path)
+        return images[path]
 
-    full = {t.name for t in targets[::max(1, noc_every)]}
+    full = {c.name for c in cases[::max(1, noc_every)]}
     options = {"local": local, "limit": limit, "every": every, "noc_every": noc_every}
-    for image_name in sorted(by_image):
-        for target in by_image[image_name]:
-            gt, pos, neg = target_masks(root, target)
-            reference = wrapper.reference_of(image(target.reference.image), pos, neg if neg.any() else None, local)
-            wrapper.set_image(image(image_name))
+
+    def report(complete: bool) -> dict:
+        return {**build_report(results, configs, case_set.skipped, len(case_set.cases), max_clicks, options,
+                               kinds=case_set.kinds, dataset=root.name, protocol=case_set.protocol),
+                "complete": complete}
+
+    for image_path in sorted(by_image):
+        for case in by_image[image_path]:
+            gt, pos, neg = case_masks(case)
+            reference = wrapper.reference_of(image(case.reference_image), pos, neg if neg.any() else None, local)
+            wrapper.set_image(image(image_path))
             for name, uses in configs.items():
                 if uses == NONE:
                     wrapper.set_reference(None)
                 else:
                     wrapper.set_reference(reference, ReferenceUses.parse(uses))
-                clicks = max_clicks if target.name in full else 1
+                clicks = max_clicks if case.name in full else 1
                 ious, ms, token = run_target(wrapper, gt, clicks, max(THRESHOLDS))
-                results[name].append(TargetResult(target.name, target.kind, ious, ms, token, clicks > 1))
+                results[name].append(TargetResult(case.name, case.kind, ious, ms, token, clicks > 1))
             if on_result is not None:
                 on_result()
         if on_partial is not None:
-            on_partial({**build_report(results, configs, pairing.skipped, len(pairing.targets), max_clicks,
-                                       options), "complete": False})
-    return {**build_report(results, configs, pairing.skipped, len(pairing.targets), max_clicks, options),
-            "complete": True}
+            on_partial(report(False))
+    return report(True)
 
 
 def summarize(results: list[TargetResult], max_clicks: int) -> dict:
@@ -180,17 +181,20 @@ def summarize(results: list[TargetResult], max_clicks: int) -> dict:
 
 
 def build_report(results: dict[str, list[TargetResult]], configs: dict[str, str], skipped: dict[str, str],
-                 total_targets: int, max_clicks: int, options: dict) -> dict:
+                 total_targets: int, max_clicks: int, options: dict,
+                 kinds: tuple[str, ...] = ("part", "pair", "object"), dataset: str = "PascalPart",
+                 protocol: str = "") -> dict:
     """The ``--json`` report: per configuration the summary over all targets and per kind
-    (part / pair / object), the change against ``none`` when it ran, and per-target IoUs."""
-    report: dict = {"dataset": "PascalPart", "protocol": "reference (RefCut combination evaluation)",
+    (``kinds``: part / pair / object on a part dataset), the change against ``none`` when it ran,
+    and per-target IoUs."""
+    report: dict = {"dataset": dataset, "protocol": "reference (RefCut combination evaluation)"
+                    + (f"; {protocol}" if protocol else ""),
                     "max_clicks": max_clicks, "stop_iou": max(THRESHOLDS), "options": options,
                     "targets": total_targets, "skipped": len(skipped), "skipped_targets": skipped,
-                    "configs": {}}
+                    "kinds": list(kinds), "configs": {}}
     for name, rs in results.items():
         entry = {"uses": configs[name], **summarize(rs, max_clicks),
-                 "by_kind": {k: summarize([r for r in rs if r.kind == k], max_clicks)
-                             for k in ("part", "pair", "object")},
+                 "by_kind": {k: summarize([r for r in rs if r.kind == k], max_clicks) for k in kinds},
                  "per_target": {r.name: [round(v, 4) for v in r.ious] for r in rs}}
         report["configs"][name] = entry
     base = report["configs"].get(NONE)
@@ -207,7 +211,7 @@ def format_table(report: dict) -> str:
     """The terminal table: one row per configuration."""
     first = next(iter(report["configs"].values()), {"n": 0, "n_noc": 0})
     lines = [f"{report['dataset']} reference benchmark: {report['targets']} targets with a reference "
-             f"({report['skipped']} skipped: the reference lacks the parts); IoU@1 over {first['n']}, "
+             f"({report['skipped']} skipped: no usable reference); IoU@1 over {first['n']}, "
              f"NoC over {first.get('n_noc', 0)} clicked through (max {report['max_clicks']} clicks)",
              f"  {'config':22s} {'uses':34s} {'IoU@1':>6s} {'NoC@80':>7s} {'NoC@85':>7s} {'NoC@90':>7s} "
              f"{'>=20@85':>8s} {'dIoU@1':>7s} {'dNoC@85':>8s} {'ms@1':>6s}"]
@@ -219,9 +223,9 @@ def format_table(report: dict) -> str:
         dnoc = f"{d['noc85_pct']:+7.1f}%" if "noc85_pct" in d else f"{'-':>8s}"
         lines.append(f"  {name:22s} {e['uses']:34s} {100 * e['iou1']:6.1f} {nocs} {e['failures']['85']:8d} "
                      f"{d.get('iou1_points', 0.0):+7.1f} {dnoc} {e['first_click_ms_median']:6.0f}")
-    for kind in ("part", "pair", "object"):
+    for kind in report.get("kinds", ("part", "pair", "object")):
         row = "  ".join(f"{name}: {100 * e['by_kind'][kind]['iou1']:.1f}" for name, e in report["configs"].items()
-                        if e["by_kind"][kind].get("n"))
+                        if e["by_kind"].get(kind, {}).get("n"))
         if row:
             lines.append(f"  {kind:7s} IoU@1  {row}")
     return "\n".join(lines)

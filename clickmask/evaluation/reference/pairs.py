@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from clickmask.errors import DatasetError
+from clickmask.evaluation.reference.cases import Case, CaseSet, case_masks, read_mask
 
 WHOLE = "object"  # the part name of an object's whole mask in the listing
 MIN_AREA = 100
@@ -174,22 +175,37 @@ def build_targets(
 
 def load_mask(root: Path, entry: PartEntry) -> np.ndarray:
     """The HxW bool mask of a listing entry (``root/masks/<mask>``, > 0 is inside)."""
-    path = Path(root) / "masks" / entry.mask
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise DatasetError(f"cannot read mask '{path}'")
-    return mask > 0
+    return read_mask(Path(root) / "masks" / entry.mask)
+
+
+PROTOCOL = ("parts: each part, each touching pair of parts and the whole object; reference = the next object "
+            "of the category (lexicographic), the same parts positive, the rest of that object negative")
+
+
+def target_case(root: Path, target: Target) -> Case:
+    """The masks of a target and its reference, as files (:class:`~.cases.Case`)."""
+    s, ref = target.sample, target.reference
+    assert s.whole is not None and ref.whole is not None
+    masks = Path(root) / "masks"
+    if target.parts:
+        gt = tuple(masks / s.parts[p].mask for p in target.parts)
+        pos = tuple(masks / ref.parts[p].mask for p in target.parts)
+    else:
+        gt, pos = (masks / s.whole.mask,), (masks / ref.whole.mask,)
+    # the negative: the rest of the reference's object (case_masks takes the positive out)
+    return Case(target.name, target.kind, Path(root) / "images" / s.image, gt,
+                Path(root) / "images" / ref.image, pos, (masks / ref.whole.mask,))
 
 
 def target_masks(root: Path, target: Target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(target gt, reference positive, reference negative), HxW bool each (the reference's in its image)."""
-    s, ref = target.sample, target.reference
-    assert s.whole is not None and ref.whole is not None
-    if target.parts:
-        gt = np.logical_or.reduce([load_mask(root, s.parts[p]) for p in target.parts])
-        pos = np.logical_or.reduce([load_mask(root, ref.parts[p]) for p in target.parts])
-    else:
-        gt = load_mask(root, s.whole)
-        pos = load_mask(root, ref.whole)
-    neg = load_mask(root, ref.whole) & ~pos
-    return gt, pos, neg
+    return case_masks(target_case(root, target))
+
+
+def part_cases(root: Path, min_area: int = MIN_AREA, touch_px: int = TOUCH_PX) -> CaseSet:
+    """The cases of a part dataset folder (``parts.json``, ``images/``, ``masks/``)."""
+    root = Path(root)
+    samples = group_samples(read_listing(root / "parts.json"))
+    pairing = build_targets(samples, lambda e: load_mask(root, e), min_area, touch_px)
+    return CaseSet(PROTOCOL, ("part", "pair", "object"), [target_case(root, t) for t in pairing.targets],
+                   pairing.skipped)
