@@ -64,7 +64,10 @@ def add_parser(sub) -> None:
     ref.add_argument("--configs", default=None, metavar="SPEC",
                     help="with --reference: 'name:uses;...' or known names (default: none, choose_positive_only, "
                          "choose, prior, points, all); uses from choose, prior, points, "
-                         "positive_only, or 'none'")
+                         "learned (with --reference-prompts), positive_only, or 'none'")
+    ref.add_argument("--reference-prompts", default=None, metavar="NPZ[,NPZ...]",
+                    help="with --reference: trained learned-prompt files (clickmask train-reference) for "
+                         "configurations with the 'learned' use; each target uses one not trained on its image")
     ref.add_argument("--every", type=int, default=1, metavar="N",
                     help="with --reference: every N-th target only (a quick, spread-out subset; default 1 = all)")
     ref.add_argument("--noc-every", type=int, default=1, metavar="N",
@@ -109,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         return run_sequential(args)
     if args.reference:
         return run_reference(args)
-    if args.configs is not None or args.local or args.every != 1 or args.noc_every != 1:
-        raise ClickmaskError("--configs, --every, --noc-every and --local need --reference")
+    if (args.configs is not None or args.local or args.every != 1 or args.noc_every != 1
+            or args.reference_prompts is not None):
+        raise ClickmaskError("--configs, --every, --noc-every, --local and --reference-prompts need --reference")
     if args.categories is not None:
         raise ClickmaskError("--categories needs --sequential")
     root = args.data_root or default_data_root()
@@ -169,6 +173,11 @@ def run_reference(args: argparse.Namespace) -> int:
     if args.adapter is not None or args.plot is not None or args.categories is not None:
         raise ClickmaskError("--adapter, --plot and --categories do not apply to --reference")
     configs = parse_configs(args.configs)
+    prompts = None
+    if args.reference_prompts:
+        from clickmask.learning.reference_prompts import ReferencePrompts
+
+        prompts = [ReferencePrompts.load(p.strip()) for p in args.reference_prompts.split(",") if p.strip()]
     infer = InferenceOptions.parse(args.infer)
     # references and zoom crops are re-read many times: keep more embeddings in memory
     predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer, memory_items=48)
@@ -185,7 +194,7 @@ def run_reference(args: argparse.Namespace) -> int:
     with tqdm(desc=f"{args.dataset} reference", unit="target", disable=None) as bar:
         report = run_reference_benchmark(predictor, root, configs, max_clicks=args.max_clicks, limit=args.limit,
                                          every=args.every, noc_every=args.noc_every,
-                                         local=args.local, on_result=lambda: bar.update(1),
+                                         local=args.local, prompts=prompts, on_result=lambda: bar.update(1),
                                          on_partial=partial if args.json_path else None)
     report["dataset"] = args.dataset
     report["model"] = predictor.model_id

@@ -105,6 +105,7 @@ def run_benchmark(
     every: int = 1,
     noc_every: int = 1,
     local: int = 0,
+    prompts: list | None = None,
     on_result: Callable[[], None] | None = None,
     on_partial: Callable[[dict], None] | None = None,
 ) -> dict:
@@ -115,17 +116,32 @@ def run_benchmark(
     robot clicks up to ``max_clicks`` on every N-th of those targets only, and once on the others
     (IoU after the first click is over all targets, NoC over the clicked-through ones);
     ``local``: local prototypes per reference; ``on_partial``: given the report so far after each
-    image (``"complete": false``), so a long run leaves its numbers if stopped. Returns the report
-    (:func:`build_report`, ``"complete": true``).
+    image (``"complete": false``), so a long run leaves its numbers if stopped;
+    ``prompts``: learned reference prompt encoders (:class:`~clickmask.learning.reference_prompts.ReferencePrompts`)
+    for configurations with the ``learned`` use: each target is decoded with the first one not trained
+    on its image (held-out; e.g. the two folds of a 2-fold split), and when some configuration is
+    learned, targets on an image every encoder was trained on are left out of all configurations.
+    Returns the report (:func:`build_report`, ``"complete": true``).
     """
     root = Path(root)
     if not (root / "parts.json").is_file():
         raise DatasetError(f"no part listing at {root / 'parts.json'}: --reference needs a part dataset")
     samples = group_samples(read_listing(root / "parts.json"))
     pairing = build_targets(samples, lambda e: load_mask(root, e))
-    targets = pairing.targets[::max(1, every)]
+    learned = any(uses != NONE and ReferenceUses.parse(uses).learned for uses in configs.values())
+    if learned and not prompts:
+        raise ClickmaskError("a configuration uses 'learned' reference prompts: give the trained file(s)")
+    held_out: dict[str, int] = {}  # image -> index of the prompt encoder not trained on it
+    if learned:
+        for t in pairing.targets:
+            free = [i for i, p in enumerate(prompts or []) if t.sample.image not in p.trained_on]
+            if free:
+                held_out[t.sample.image] = free[0]
+    targets = [t for t in pairing.targets if not learned or t.sample.image in held_out]
+    n_trained_on = len(pairing.targets) - len(targets)
+    targets = targets[::max(1, every)]
     targets = targets[:limit] if limit is not None else targets
-    wrapper = ReferencePredictor(predictor)
+    wrapper = ReferencePredictor(predictor, prompts=prompts[0] if learned and prompts else None)
     results: dict[str, list[TargetResult]] = {name: [] for name in configs}
     by_image: dict[str, list[Target]] = defaultdict(list)
     for t in targets:
@@ -140,11 +156,16 @@ def run_benchmark(
 
     full = {t.name for t in targets[::max(1, noc_every)]}
     options = {"local": local, "limit": limit, "every": every, "noc_every": noc_every}
+    if learned:
+        options["prompts"] = [dict(p.meta, pascalpart_images=sorted(p.trained_on)) for p in prompts or []]
+        options["left_out_trained_on"] = n_trained_on
     for image_name in sorted(by_image):
         for target in by_image[image_name]:
             gt, pos, neg = target_masks(root, target)
             reference = wrapper.reference_of(image(target.reference.image), pos, neg if neg.any() else None, local)
             wrapper.set_image(image(image_name))
+            if learned:
+                wrapper.set_prompts(prompts[held_out[image_name]])  # type: ignore[index]
             for name, uses in configs.items():
                 if uses == NONE:
                     wrapper.set_reference(None)
