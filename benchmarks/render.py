@@ -989,6 +989,9 @@ def reference_command(path: Path, default: dict | None) -> str:
                      ("limit", "limit", None)) if opts.get(key, unset) != unset)
     if r.get("max_clicks", 20) != 20:
         flags += f" --max-clicks {r['max_clicks']}"
+    if opts.get("reference_prompts"):  # learned prompts: the trained files (build outputs, decision 0019)
+        flags += f" --reference-prompts {opts['reference_prompts']}"
+        flags += " --reference-prompts-fit" if opts.get("reference_prompts_fit") else ""
     configs = ";".join(f"{name}:{c['uses']}" for name, c in r["configs"].items())
     from clickmask.evaluation.reference.benchmark import CONFIGS
     if configs != ";".join(f"{name}:{uses}" for name, uses in CONFIGS.items()):

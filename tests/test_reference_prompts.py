@@ -181,6 +181,13 @@ def test_eval_learned_prompts_are_held_out(model_spec, tmp_path, capsys):
     assert report["options"]["left_out_trained_on"] == 4
     for entry in report["configs"].values():
         assert entry["n"] == 4 and all(name.startswith("im1") for name in entry["per_target"])
+    # the fit-to-test headroom: the file trained on the target's image, so im0's targets
+    code = main(["eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--reference", "--max-clicks", "1",
+                 "--configs", "learned:learned", "--reference-prompts", str(weights), "--reference-prompts-fit",
+                 "--json", str(out_json)])
+    assert code == 0, capsys.readouterr().err
+    entry = json.loads(out_json.read_text())["configs"]["learned"]
+    assert entry["n"] == 4 and all(name.startswith("im0") for name in entry["per_target"])
     code = main(["eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--reference", "--configs",
                  "learned:learned"])
     assert code == 2 and "trained file" in capsys.readouterr().err

@@ -68,6 +68,9 @@ def add_parser(sub) -> None:
     ref.add_argument("--reference-prompts", default=None, metavar="NPZ[,NPZ...]",
                     help="with --reference: trained learned-prompt files (clickmask train-reference) for "
                          "configurations with the 'learned' use; each target uses one not trained on its image")
+    ref.add_argument("--reference-prompts-fit", action="store_true",
+                    help="with --reference-prompts: use the file that WAS trained on each target's image "
+                         "(fit to the test: the learned prompts' headroom, never a result)")
     ref.add_argument("--every", type=int, default=1, metavar="N",
                     help="with --reference: every N-th target only (a quick, spread-out subset; default 1 = all)")
     ref.add_argument("--noc-every", type=int, default=1, metavar="N",
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.reference:
         return run_reference(args)
     if (args.configs is not None or args.local or args.every != 1 or args.noc_every != 1
-            or args.reference_prompts is not None):
+            or args.reference_prompts is not None or args.reference_prompts_fit):
         raise ClickmaskError("--configs, --every, --noc-every, --local and --reference-prompts need --reference")
     if args.categories is not None:
         raise ClickmaskError("--categories needs --sequential")
@@ -187,15 +190,20 @@ def run_reference(args: argparse.Namespace) -> int:
             raise ClickmaskError("--reference needs a SAM model (not the GrabCut fallback)")
     root = (args.data_root or default_data_root()) / args.dataset
 
+    files = {} if prompts is None else {"reference_prompts": args.reference_prompts,
+                                        "reference_prompts_fit": args.reference_prompts_fit}
+
     def partial(report: dict) -> None:  # a long run leaves its numbers so far
-        write_json({**report, "dataset": args.dataset, "model": predictor.model_id, "infer": infer.changed()},
-                   args.json_path)
+        write_json({**report, "options": {**report["options"], **files}, "dataset": args.dataset,
+                    "model": predictor.model_id, "infer": infer.changed()}, args.json_path)
 
     with tqdm(desc=f"{args.dataset} reference", unit="target", disable=None) as bar:
         report = run_reference_benchmark(predictor, root, configs, max_clicks=args.max_clicks, limit=args.limit,
                                          every=args.every, noc_every=args.noc_every,
-                                         local=args.local, prompts=prompts, on_result=lambda: bar.update(1),
+                                         local=args.local, prompts=prompts, fit=args.reference_prompts_fit,
+                                         on_result=lambda: bar.update(1),
                                          on_partial=partial if args.json_path else None)
+    report["options"].update(files)
     report["dataset"] = args.dataset
     report["model"] = predictor.model_id
     report["infer"] = infer.changed()

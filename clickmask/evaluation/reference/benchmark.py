@@ -106,6 +106,7 @@ def run_benchmark(
     noc_every: int = 1,
     local: int = 0,
     prompts: list | None = None,
+    fit: bool = False,
     on_result: Callable[[], None] | None = None,
     on_partial: Callable[[dict], None] | None = None,
 ) -> dict:
@@ -121,6 +122,8 @@ def run_benchmark(
     for configurations with the ``learned`` use: each target is decoded with the first one not trained
     on its image (held-out; e.g. the two folds of a 2-fold split), and when some configuration is
     learned, targets on an image every encoder was trained on are left out of all configurations.
+    ``fit``: the opposite choice, the encoder that *was* trained on the target's image (a fit to the
+    test: its headroom, never a result).
     Returns the report (:func:`build_report`, ``"complete": true``).
     """
     root = Path(root)
@@ -134,7 +137,7 @@ def run_benchmark(
     held_out: dict[str, int] = {}  # image -> index of the prompt encoder not trained on it
     if learned:
         for t in pairing.targets:
-            free = [i for i, p in enumerate(prompts or []) if t.sample.image not in p.trained_on]
+            free = [i for i, p in enumerate(prompts or []) if (t.sample.image in p.trained_on) == fit]
             if free:
                 held_out[t.sample.image] = free[0]
     targets = [t for t in pairing.targets if not learned or t.sample.image in held_out]
@@ -158,7 +161,8 @@ def run_benchmark(
     options = {"local": local, "limit": limit, "every": every, "noc_every": noc_every}
     if learned:
         options["prompts"] = [dict(p.meta, pascalpart_images=sorted(p.trained_on)) for p in prompts or []]
-        options["left_out_trained_on"] = n_trained_on
+        options["left_out_trained_on" if not fit else "left_out_not_trained_on"] = n_trained_on
+        options["prompts_fit_to_test"] = fit
     for image_name in sorted(by_image):
         for target in by_image[image_name]:
             gt, pos, neg = target_masks(root, target)
