@@ -181,13 +181,41 @@ def test_eval_learned_prompts_are_held_out(model_spec, tmp_path, capsys):
     assert report["options"]["left_out_trained_on"] == 4
     for entry in report["configs"].values():
         assert entry["n"] == 4 and all(name.startswith("im1") for name in entry["per_target"])
-    # the fit-to-test headroom: the file trained on the target's image, so im0's targets
+    code = main(["eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--reference", "--configs",
+                 "learned:learned"])
+    assert code == 2 and "trained file" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_eval_learned_prompts_fit_to_the_test(model_spec, tmp_path, capsys):
+    """--reference-prompts-fit (the headroom): the file trained on the target's image, so im0's targets."""
+    from clickmask.cli import main
+    from test_learning_reference import _part_dataset
+
+    _part_dataset(tmp_path)
+    weights = tmp_path / "p.npz"
+    _random_encoder(7).to_prompts({"pascalpart_images": ["im0.jpg"]}).save(weights)
+    out_json = tmp_path / "ref.json"
     code = main(["eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--reference", "--max-clicks", "1",
                  "--configs", "learned:learned", "--reference-prompts", str(weights), "--reference-prompts-fit",
                  "--json", str(out_json)])
     assert code == 0, capsys.readouterr().err
     entry = json.loads(out_json.read_text())["configs"]["learned"]
     assert entry["n"] == 4 and all(name.startswith("im0") for name in entry["per_target"])
-    code = main(["eval", "--data-root", str(tmp_path), "--dataset", "Parts", "--reference", "--configs",
-                 "learned:learned"])
-    assert code == 2 and "trained file" in capsys.readouterr().err
+
+
+def test_first_click_losses_and_cli_options():
+    from clickmask.cli.train_reference import parse_fold, parse_weights
+    from clickmask.training.loop import ClickConfig
+
+    for name in ("best", "mean", "expected"):
+        assert ClickConfig(first_loss=name).first_loss == name
+    with pytest.raises(ClickmaskError, match="first-click loss"):
+        ClickConfig(first_loss="worst")
+    assert parse_fold("1/2") == (1, 2) and parse_fold("none")[0] is None
+    for bad in ("2/2", "1", "a/b"):
+        with pytest.raises(ClickmaskError, match="--fold"):
+            parse_fold(bad)
+    assert parse_weights("PascalPart=0.5,COCO128=1") == {"PascalPart": 0.5, "COCO128": 1.0}
+    with pytest.raises(ClickmaskError, match="--weights"):
+        parse_weights("Berkeley=1")

@@ -30,9 +30,15 @@ def add_parser(sub) -> None:
     tr.add_argument("--batch", type=int, default=6, help="pairs (click sequences) per step")
     tr.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     tr.add_argument("--hidden", type=int, default=64, help="hidden units of each MLP")
-    tr.add_argument("--iterative-clicks", type=int, default=2, help="robot clicks after the first (ICL)")
+    tr.add_argument("--iterative-clicks", type=int, default=1, help="robot clicks after the first (ICL)")
+    tr.add_argument("--first-loss", choices=["mean", "expected", "best"], default="mean",
+                    help="the first click's candidates: all scored (mean, default), the soft choice by predicted "
+                         "IoU (expected) or the best one (best, as SAM trains)")
     tr.add_argument("--sources", default=",".join(SOURCES),
                     help=f"comma-separated training sources (default {','.join(SOURCES)})")
+    tr.add_argument("--weights", default="PascalPart=0.7,COCO128=0.2,DAVIS2016_dev=0.1", metavar="SRC=W,...",
+                    help="how often each source is drawn for a batch (default PascalPart=0.7,COCO128=0.2,"
+                         "DAVIS2016_dev=0.1)")
     tr.add_argument("--fold", default="0/2", metavar="K/N",
                     help="train on PascalPart fold K of N (images in sorted order, every N-th); "
                          "'none': no PascalPart (default 0/2; evaluate on the other folds)")
@@ -52,6 +58,20 @@ def parse_fold(text: str) -> tuple[int | None, int]:
     return fold, folds
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or name.strip() not in SOURCES or weight < 0:
+            raise ClickmaskError(f"--weights: {item!r} is not SOURCE=WEIGHT (sources: {', '.join(SOURCES)})")
+        out[name.strip()] = weight
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     for name in ("steps", "batch", "hidden"):
         if getattr(args, name) < 1:
@@ -61,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not sources:
         raise ClickmaskError(f"--sources: unknown {unknown[0]!r}" if unknown else "--sources: none given")
     fold, folds = parse_fold(args.fold)
+    weights = parse_weights(args.weights)
     try:
         from clickmask.training.loop import ClickConfig
         from clickmask.training.reference_prompts import ReferenceTrainConfig, run_train_reference
@@ -68,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
         raise ClickmaskError(f"training needs PyTorch: pip install 'clickmask[learn]' ({exc})") from None
 
     clicks = ClickConfig(max_pos=1, max_neg=0, iterative_clicks=args.iterative_clicks, batch_size=args.batch,
-                         first_loss="mean")
+                         first_loss=args.first_loss)
     config = ReferenceTrainConfig(out=args.out, data_root=args.data_root, model=args.model, steps=args.steps,
                                   lr=args.lr, hidden=args.hidden, fold=fold, folds=folds, sources=sources,
-                                  seed=args.seed, clicks=clicks)
+                                  seed=args.seed, clicks=clicks, weights=weights)
     with tqdm(total=args.steps, desc="training", disable=None) as bar:
         def progress(i: int, loss: float) -> None:
             bar.update()

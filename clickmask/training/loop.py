@@ -75,6 +75,10 @@ class TrainSample:
         return self._regions
 
 
+FIRST_LOSSES = ("best", "mean", "expected")
+EXPECTED_TEMPERATURE = 0.05  # predicted IoUs differ by a few hundredths between candidates
+
+
 @dataclass
 class ClickConfig:
     """How click sequences are simulated and scored.
@@ -85,8 +89,10 @@ class ClickConfig:
     choice); ``icl``: the weight scheme of :func:`icl_weights` ("linear",
     "uniform", "last"). BCE is the default (docs/decisions/0009-offline-adapter-opt-in.md).
     ``first_loss``: how a lone first click's three candidates are scored: "best" (the
-    best of them, as SAM trains) or "mean" (all of them: whichever the engine picks
-    must be right, for prompts meant to remove the first click's ambiguity).
+    best of them, as SAM trains), "mean" (all of them: whichever the engine picks
+    must be right, for prompts meant to remove the first click's ambiguity) or
+    "expected" (each weighted by a softmax of the predicted IoUs: the loss of a soft
+    version of the choice the engine makes, so the scores learn to pick the right one).
     """
 
     max_pos: int = 3
@@ -98,8 +104,8 @@ class ClickConfig:
     first_loss: str = "best"
 
     def __post_init__(self) -> None:
-        if self.first_loss not in ("best", "mean"):
-            raise ClickmaskError(f"unknown first-click loss {self.first_loss!r} (use best or mean)")
+        if self.first_loss not in FIRST_LOSSES:
+            raise ClickmaskError(f"unknown first-click loss {self.first_loss!r} (use {', '.join(FIRST_LOSSES)})")
         if self.loss not in LOSSES:
             raise ClickmaskError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
         icl_weights(1 + self.iterative_clicks, self.icl)  # validates the scheme
@@ -152,7 +158,13 @@ def sequence_loss(
         masks, scores = decode(decoder, emb, torch.from_numpy(coords), torch.from_numpy(labels), previous)
         if len(clicks) == 1:
             candidate_losses = torch.stack([loss_fn(masks[k], target, valid) for k in (1, 2, 3)])
-            step_losses.append(candidate_losses.min() if config.first_loss == "best" else candidate_losses.mean())
+            if config.first_loss == "best":
+                step_losses.append(candidate_losses.min())
+            elif config.first_loss == "mean":
+                step_losses.append(candidate_losses.mean())
+            else:  # "expected": under a soft choice by predicted IoU, so the scores learn to pick the right one
+                choice = torch.softmax(scores[1:4] / EXPECTED_TEMPERATURE, dim=0)
+                step_losses.append((choice * candidate_losses).sum())
             chosen = 1 + int(torch.argmax(scores[1:]))
         else:
             step_losses.append(loss_fn(masks[0], target, valid))

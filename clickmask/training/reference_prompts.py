@@ -338,8 +338,8 @@ class ReferenceTrainConfig:
     fold: int | None = 0  # PascalPart images of this fold are trained on; None = no PascalPart
     folds: int = 2
     sources: tuple[str, ...] = ("PascalPart", "COCO128", "DAVIS2016_dev")
-    weights: dict[str, float] = field(default_factory=lambda: {"PascalPart": 0.5, "COCO128": 0.3,
-                                                               "DAVIS2016_dev": 0.2})
+    weights: dict[str, float] = field(default_factory=lambda: {"PascalPart": 0.7, "COCO128": 0.2,
+                                                               "DAVIS2016_dev": 0.1})
     val_fraction: float = 0.1
     seed: int = 0
     clicks: ClickConfig = field(default_factory=lambda: REFERENCE_CLICKS)
@@ -356,7 +356,7 @@ def build_pairs(config: ReferenceTrainConfig, embed: Callable[[Path], np.ndarray
         names = sorted({e.image for e in read_listing(pp / "parts.json")})
         chosen = pascalpart_fold(names, config.fold, config.folds)
         out.pascalpart_images = chosen
-        out.pairs["PascalPart"] = part_pairs(pp, embed, set(chosen), rng)
+        out.pairs["PascalPart"] = part_pairs(pp, embed, set(chosen), rng, per_object=16)
         log(f"PascalPart fold {config.fold}/{config.folds}: {len(chosen)} images, {len(out.pairs['PascalPart'])} pairs")
     if "COCO128" in config.sources:
         out.pairs["COCO128"] = combination_pairs(root / "COCO128", embed, rng)
@@ -430,7 +430,9 @@ def run_train_reference(config: ReferenceTrainConfig, progress: Callable[[int, f
     meta = {"model_id": spec.id, "sha256": {k: spec.sha256.get(k, "") for k in ("encoder", "decoder")},
             "pascalpart_images": pairs.pascalpart_images, "fold": config.fold, "folds": config.folds,
             "sources": list(config.sources), "steps": config.steps, "lr": config.lr, "hidden": config.hidden,
-            "seed": config.seed, "pairs": {k: len(v) for k, v in train.items()}}
+            "seed": config.seed, "weights": config.weights, "iterative_clicks": config.clicks.iterative_clicks,
+            "first_loss": config.clicks.first_loss,
+            "pairs": {k: len(v) for k, v in train.items()}}
     encoder.to_prompts(meta).save(out / "reference_prompts.npz")
     summary = {**meta, "n_val": len(val), "val_without": before_none, "val_with": after,
                "losses": [round(x, 5) for x in losses], "train_seconds": round(time.perf_counter() - t1, 1),
