@@ -808,7 +808,9 @@ def reference_section(results: Path, default: dict | None) -> list[str]:
            "single parts, every pair of touching parts and the whole object; the reference is the next object of "
            "the same category, its same parts the positive mask and the rest of it the negative. IoU after the "
            "first click over all targets; NoC over the targets clicked through (`--noc-every`, `--every`). "
-           "Training-free uses only (decision 0015).", ""]
+           "Training-free uses (decision 0015) and the learned prompts (`learned`, decision 0019: trained with "
+           "`clickmask train-reference`, each target decoded by the encoder of the fold that did not train on its "
+           "image; `--reference-prompts-fit` files are the fit-to-test headroom, not a result).", ""]
     out += code_block(["export CLICKMASK_THREADS=1"] + [reference_command(p, default) for p in paths])
     for path in paths:
         r = load(path)
@@ -832,8 +834,8 @@ def reference_section(results: Path, default: dict | None) -> list[str]:
                        + f" | {d_iou} | {d_noc} |")
         out.append("")
     out += ["What the tables show: issue 24 asks for +8 points of IoU after the first click and 10% fewer clicks "
-            "at NoC@85 with a reference; the training-free uses above do not reach it, and the learned prompts "
-            "are not built yet (decision 0015).", ""]
+            "at NoC@85 with a reference; neither the training-free uses (decision 0015) nor the learned prompts "
+            "on held-out images (decision 0019) reach it.", ""]
     return out
 
 
