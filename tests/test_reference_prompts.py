@@ -74,6 +74,8 @@ def test_learned_use_parses_and_needs_weights():
     uses = ReferenceUses.parse("learned,positive_only")
     assert uses.learned and not uses.first_click and not uses.negative
     assert ReferenceUses.parse(uses.text()) == uses
+    first = ReferenceUses.parse("learned_first")
+    assert first.learned and first.learned_first and first.text() == "learned_first"
     assert not ReferenceUses().learned  # the app's uses are unchanged
 
 
@@ -158,6 +160,12 @@ def test_reference_predictor_decodes_with_the_learned_prompt(sam_predictor, two_
     np.testing.assert_allclose(predictor.base.embedding, prompts.encode(reference)(raw), atol=1e-6)
     pred = predictor.predict([click])
     assert np.abs(pred.low_res_logits - plain).max() > 1e-3
+    # learned_first: the prompt on the first click only; the second click decodes the raw embedding
+    predictor.set_reference(reference, ReferenceUses.parse("learned_first"))
+    first = predictor.predict([click])
+    np.testing.assert_allclose(first.low_res_logits, pred.low_res_logits, atol=1e-5)
+    predictor.predict([click, Click(60.0, 60.0, False)], first)
+    np.testing.assert_array_equal(predictor.base.embedding, raw)
     predictor.set_reference(None)
     np.testing.assert_array_equal(predictor.base.embedding, raw)
     np.testing.assert_allclose(predictor.predict([click]).low_res_logits, plain, atol=1e-5)

@@ -64,7 +64,7 @@ def add_parser(sub) -> None:
     ref.add_argument("--configs", default=None, metavar="SPEC",
                     help="with --reference: 'name:uses;...' or known names (default: none, choose_positive_only, "
                          "choose, prior, points, all); uses from choose, prior, points, "
-                         "learned (with --reference-prompts), positive_only, or 'none'")
+                         "learned or learned_first (with --reference-prompts), positive_only, or 'none'")
     ref.add_argument("--reference-prompts", default=None, metavar="NPZ[,NPZ...]",
                     help="with --reference: trained learned-prompt files (clickmask train-reference) for "
                          "configurations with the 'learned' use; each target uses one not trained on its image")

@@ -313,7 +313,8 @@ class ReferenceUses:
     and the negative prototype.
 
     ``learned``: the learned dense prompt (:mod:`clickmask.learning.reference_prompts`) on every
-    click of the object; needs the prompt encoder's weights (``ReferencePredictor(prompts=...)``).
+    click of the object; needs the prompt encoder's weights (``ReferencePredictor(prompts=...)``);
+    ``learned_first``: on the object's first click only (later clicks get its mask fed back).
     ``negative``: use the reference's negative prototype (False: positive only).
     ``text``: "choose,prior,points,learned,positive_only" style, parsed by :meth:`parse`.
     """
@@ -323,18 +324,21 @@ class ReferenceUses:
     points: bool = False
     negative: bool = True
     learned: bool = False
+    learned_first: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "ReferenceUses":
         """``"choose,prior"`` -> those on; ``"positive_only"`` drops the negative; ``"none"``: all off."""
         parts = {p.strip() for p in text.split(",") if p.strip()}
-        names = {"choose", "prior", "points", "learned"}
+        names = {"choose", "prior", "points", "learned", "learned_first"}
         unknown = parts - names - {"positive_only", "none"}
         if unknown:
             raise ClickmaskError(f"unknown reference use {sorted(unknown)[0]!r} "
-                                 f"(use a comma-separated subset of choose, prior, points, learned, positive_only)")
+                                 f"(use a comma-separated subset of choose, prior, points, learned, learned_first, "
+                                 f"positive_only)")
         return cls(choose="choose" in parts, prior="prior" in parts, points="points" in parts,
-                   negative="positive_only" not in parts, learned="learned" in parts)
+                   negative="positive_only" not in parts, learned=bool(parts & {"learned", "learned_first"}),
+                   learned_first="learned_first" in parts)
 
     @property
     def first_click(self) -> bool:
@@ -343,6 +347,8 @@ class ReferenceUses:
 
     def text(self) -> str:
         on = [f.name for f in fields(self) if f.name != "negative" and getattr(self, f.name)]
+        if self.learned_first:
+            on.remove("learned")
         return ",".join(on + ([] if self.negative else ["positive_only"])) or "none"
 
 
@@ -408,9 +414,11 @@ class ReferencePredictor:
 
         if self.reference is not None and self.uses.learned and self.prompts is None:
             raise ClickmaskError("the 'learned' reference use needs learned reference prompts (a trained file)")
+        self._encoded = None
         if isinstance(self.base, PromptedPredictor):
             on = self.reference is not None and self.uses.learned
-            self.base.set_prompt(self.prompts.encode(self.reference, self.uses.negative) if on else None)
+            self._encoded = self.prompts.encode(self.reference, self.uses.negative) if on else None
+            self.base.set_prompt(self._encoded)
 
     def reference_of(self, image: np.ndarray, positive: np.ndarray, negative: np.ndarray | None = None,
                      local: int = 0) -> Reference:
@@ -447,6 +455,8 @@ class ReferencePredictor:
     def predict(self, clicks: Sequence[Click], previous: Prediction | None = None,
                 box: BoxPrompt | None = None) -> Prediction:
         """The inner prediction, except an object's first click with a reference (see the class doc)."""
+        if self._encoded is not None and self.uses.learned_first:  # the prompt on an object's first click only
+            self.base.set_prompt(self._encoded if box is None and len(clicks) == 1 else None)  # type: ignore[attr-defined]
         if self.reference is None or box is not None or len(clicks) != 1 or not self.uses.first_click:
             return self.inner.predict(clicks, previous, box)  # learned prompts alone: in the embeddings
         t0 = time.perf_counter()
