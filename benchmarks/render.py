@@ -823,7 +823,9 @@ def reference_section(results: Path, default: dict | None) -> list[str]:
            "negative; on DAVIS2016_dev every 10th frame of a video, with the video's first frame and its mask as "
            "the reference (no negative). Each file's protocol line says it exactly. IoU after the first click "
            "over all targets; NoC over the targets clicked through (`--noc-every`, `--every`). Training-free "
-           "uses only (decisions 0015, 0020).", ""]
+           "uses (decisions 0015, 0020) and the learned prompts (`learned`, decision 0019: trained with "
+           "`clickmask train-reference`, each target decoded by the encoder of the fold that did not train on its "
+           "image; `--reference-prompts-fit` files are the fit-to-test headroom, not a result).", ""]
     out += code_block(["export CLICKMASK_THREADS=1"] + [reference_command(p, default) for p in paths])
     for path in paths:
         r = load(path)
@@ -1014,6 +1016,9 @@ def reference_command(path: Path, default: dict | None) -> str:
                      ("limit", "limit", None)) if opts.get(key, unset) != unset)
     if r.get("max_clicks", 20) != 20:
         flags += f" --max-clicks {r['max_clicks']}"
+    if opts.get("reference_prompts"):  # learned prompts: the trained files (build outputs, decision 0019)
+        flags += f" --reference-prompts {opts['reference_prompts']}"
+        flags += " --reference-prompts-fit" if opts.get("reference_prompts_fit") else ""
     configs = ";".join(f"{name}:{c['uses']}" for name, c in r["configs"].items())
     from clickmask.evaluation.reference.benchmark import CONFIGS
     if configs != ";".join(f"{name}:{uses}" for name, uses in CONFIGS.items()):

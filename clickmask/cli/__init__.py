@@ -5,7 +5,7 @@
 annotations), ``eval`` (the NoC and sequential benchmarks), ``eval-video``
 (the DAVIS interactive benchmark with propagation), ``ablate``
 (inference configurations side by side), ``bench`` (latency), ``train`` (an
-embedding adapter), ``demo`` (the bundled samples). Each module has
+embedding adapter), ``train-reference`` (learned reference prompts), ``demo`` (the bundled samples). Each module has
 ``add_parser(subparsers)`` and ``run(args) -> exit code``. Every user error
 prints one line ``clickmask: error: ...`` and exits with 2.
 """
@@ -17,10 +17,10 @@ import logging
 import sys
 
 from clickmask import __version__
-from clickmask.cli import ablate, bench, demo, eval_video, evaluate, exchange, models, segment, serve, train
+from clickmask.cli import ablate, bench, demo, eval_video, evaluate, exchange, models, segment, serve, train, train_reference
 from clickmask.errors import ClickmaskError
 
-COMMANDS = (models, segment, serve, exchange, evaluate, eval_video, ablate, bench, train, demo)
+COMMANDS = (models, segment, serve, exchange, evaluate, eval_video, ablate, bench, train, train_reference, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

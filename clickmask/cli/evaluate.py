@@ -67,7 +67,13 @@ def add_parser(sub) -> None:
     ref.add_argument("--configs", default=None, metavar="SPEC",
                     help="with --reference: 'name:uses;...' or known names (default: none, choose_positive_only, "
                          "choose, prior, points, all); uses from choose, prior, points, "
-                         "positive_only, or 'none'")
+                         "learned or learned_first (with --reference-prompts), positive_only, or 'none'")
+    ref.add_argument("--reference-prompts", default=None, metavar="NPZ[,NPZ...]",
+                    help="with --reference: trained learned-prompt files (clickmask train-reference) for "
+                         "configurations with the 'learned' use; each target uses one not trained on its image")
+    ref.add_argument("--reference-prompts-fit", action="store_true",
+                    help="with --reference-prompts: use the file that WAS trained on each target's image "
+                         "(fit to the test: the learned prompts' headroom, never a result)")
     ref.add_argument("--every", type=int, default=1, metavar="N",
                     help="with --reference: every N-th target only (a quick, spread-out subset; default 1 = all)")
     ref.add_argument("--noc-every", type=int, default=1, metavar="N",
@@ -112,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
         return run_sequential(args)
     if args.reference:
         return run_reference(args)
-    if args.configs is not None or args.local or args.every != 1 or args.noc_every != 1:
-        raise ClickmaskError("--configs, --every, --noc-every and --local need --reference")
+    if (args.configs is not None or args.local or args.every != 1 or args.noc_every != 1
+            or args.reference_prompts is not None or args.reference_prompts_fit):
+        raise ClickmaskError("--configs, --every, --noc-every, --local and --reference-prompts need --reference")
     if args.categories is not None:
         raise ClickmaskError("--categories needs --sequential")
     root = args.data_root or default_data_root()
@@ -172,6 +179,11 @@ def run_reference(args: argparse.Namespace) -> int:
     if args.adapter is not None or args.plot is not None or args.categories is not None:
         raise ClickmaskError("--adapter, --plot and --categories do not apply to --reference")
     configs = parse_configs(args.configs)
+    prompts = None
+    if args.reference_prompts:
+        from clickmask.learning.reference_prompts import ReferencePrompts
+
+        prompts = [ReferencePrompts.load(p.strip()) for p in args.reference_prompts.split(",") if p.strip()]
     infer = InferenceOptions.parse(args.infer)
     # references and zoom crops are re-read many times: keep more embeddings in memory
     predictor = load_predictor(args.model, disk_cache=args.disk_cache, options=infer, memory_items=48)
@@ -181,15 +193,20 @@ def run_reference(args: argparse.Namespace) -> int:
             raise ClickmaskError("--reference needs a SAM model (not the GrabCut fallback)")
     root = (args.data_root or default_data_root()) / args.dataset
 
+    files = {} if prompts is None else {"reference_prompts": args.reference_prompts,
+                                        "reference_prompts_fit": args.reference_prompts_fit}
+
     def partial(report: dict) -> None:  # a long run leaves its numbers so far
-        write_json({**report, "dataset": args.dataset, "model": predictor.model_id, "infer": infer.changed()},
-                   args.json_path)
+        write_json({**report, "options": {**report["options"], **files}, "dataset": args.dataset,
+                    "model": predictor.model_id, "infer": infer.changed()}, args.json_path)
 
     with tqdm(desc=f"{args.dataset} reference", unit="target", disable=None) as bar:
         report = run_reference_benchmark(predictor, root, configs, max_clicks=args.max_clicks, limit=args.limit,
                                          every=args.every, noc_every=args.noc_every,
-                                         local=args.local, on_result=lambda: bar.update(1),
+                                         local=args.local, prompts=prompts, fit=args.reference_prompts_fit,
+                                         on_result=lambda: bar.update(1),
                                          on_partial=partial if args.json_path else None)
+    report["options"].update(files)
     report["dataset"] = args.dataset
     report["model"] = predictor.model_id
     report["infer"] = infer.changed()

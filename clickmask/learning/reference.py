@@ -309,31 +309,46 @@ def auto_points(reference: Reference, embedding: np.ndarray, image_hw: tuple[int
 
 @dataclass(frozen=True)
 class ReferenceUses:
-    """Which uses of the reference are on (``choose`` a, ``prior`` b, ``points`` c) and the negative prototype.
+    """Which uses of the reference are on (``choose`` a, ``prior`` b, ``points`` c, ``learned`` prompts)
+    and the negative prototype.
 
+    ``learned``: the learned dense prompt (:mod:`clickmask.learning.reference_prompts`) on every
+    click of the object; needs the prompt encoder's weights (``ReferencePredictor(prompts=...)``);
+    ``learned_first``: on the object's first click only (later clicks get its mask fed back).
     ``negative``: use the reference's negative prototype (False: positive only).
-    ``text``: "choose,prior,points,positive_only" style, parsed by :meth:`parse`.
+    ``text``: "choose,prior,points,learned,positive_only" style, parsed by :meth:`parse`.
     """
 
     choose: bool = True
     prior: bool = False
     points: bool = False
     negative: bool = True
+    learned: bool = False
+    learned_first: bool = False
 
     @classmethod
     def parse(cls, text: str) -> "ReferenceUses":
         """``"choose,prior"`` -> those on; ``"positive_only"`` drops the negative; ``"none"``: all off."""
         parts = {p.strip() for p in text.split(",") if p.strip()}
-        names = {"choose", "prior", "points"}
+        names = {"choose", "prior", "points", "learned", "learned_first"}
         unknown = parts - names - {"positive_only", "none"}
         if unknown:
             raise ClickmaskError(f"unknown reference use {sorted(unknown)[0]!r} "
-                                 f"(use a comma-separated subset of choose, prior, points, positive_only)")
+                                 f"(use a comma-separated subset of choose, prior, points, learned, learned_first, "
+                                 f"positive_only)")
         return cls(choose="choose" in parts, prior="prior" in parts, points="points" in parts,
-                   negative="positive_only" not in parts)
+                   negative="positive_only" not in parts, learned=bool(parts & {"learned", "learned_first"}),
+                   learned_first="learned_first" in parts)
+
+    @property
+    def first_click(self) -> bool:
+        """Whether an object's first click is decoded by the reference's own steps (choose, prior, points)."""
+        return self.choose or self.prior or self.points
 
     def text(self) -> str:
         on = [f.name for f in fields(self) if f.name != "negative" and getattr(self, f.name)]
+        if self.learned_first:
+            on.remove("learned")
         return ",".join(on + ([] if self.negative else ["positive_only"])) or "none"
 
 
@@ -350,26 +365,60 @@ class ReferencePredictor:
     With a reference, the first click's token is the reference's choice (a
     category's learned first-click token, ``set_first_token``, waits until the
     reference is cleared) and ``flip`` does not apply to it.
+
+    ``prompts``: learned reference prompts (:class:`~clickmask.learning.reference_prompts.ReferencePrompts`);
+    the inner predictor then decodes through a
+    :class:`~clickmask.learning.reference_prompts.PromptedPredictor` view of its model, and with the
+    ``learned`` use every click of the object (the image's and zoom crops' embeddings) carries the
+    reference's dense prompt; with ``learned`` alone, every click is the inner predictor's.
     """
 
     is_fallback = False
 
-    def __init__(self, inner, reference: Reference | None = None, uses: ReferenceUses = ReferenceUses()) -> None:
+    def __init__(self, inner, reference: Reference | None = None, uses: ReferenceUses = ReferenceUses(),
+                 prompts=None) -> None:
         base = sam_model(inner)
         if base is None:
             raise ClickmaskError("a reference needs the SAM model's embeddings and decoder (not the GrabCut fallback)")
+        if prompts is not None:
+            inner, base = _prompted(inner, base)
         self.inner = inner
         self.base = base
         self.model_id = inner.model_id
         self.reference = reference
         self.uses = uses
+        self.prompts = prompts
         self.last_predict_ms = 0.0
+        self._sync_prompt()
 
     def set_reference(self, reference: Reference | None, uses: ReferenceUses | None = None) -> None:
         """Use ``reference`` from the next object on (None: no reference); ``uses`` replaces the switches."""
         self.reference = reference
         if uses is not None:
             self.uses = uses
+        self._sync_prompt()
+
+    def set_prompts(self, prompts) -> None:
+        """Use another learned prompt encoder (:class:`~clickmask.learning.reference_prompts.ReferencePrompts`).
+
+        The predictor must have been made with one (``prompts=``), so that its model carries prompts.
+        """
+        if self.prompts is None and prompts is not None:
+            raise ClickmaskError("make the ReferencePredictor with prompts= to switch learned prompts later")
+        self.prompts = prompts
+        self._sync_prompt()
+
+    def _sync_prompt(self) -> None:
+        """Give the model the learned prompt of the reference in use (or none)."""
+        from clickmask.learning.reference_prompts import PromptedPredictor
+
+        if self.reference is not None and self.uses.learned and self.prompts is None:
+            raise ClickmaskError("the 'learned' reference use needs learned reference prompts (a trained file)")
+        self._encoded = None
+        if isinstance(self.base, PromptedPredictor):
+            on = self.reference is not None and self.uses.learned
+            self._encoded = self.prompts.encode(self.reference, self.uses.negative) if on else None
+            self.base.set_prompt(self._encoded)
 
     def reference_of(self, image: np.ndarray, positive: np.ndarray, negative: np.ndarray | None = None,
                      local: int = 0) -> Reference:
@@ -406,8 +455,10 @@ class ReferencePredictor:
     def predict(self, clicks: Sequence[Click], previous: Prediction | None = None,
                 box: BoxPrompt | None = None) -> Prediction:
         """The inner prediction, except an object's first click with a reference (see the class doc)."""
-        if self.reference is None or box is not None or len(clicks) != 1:
-            return self.inner.predict(clicks, previous, box)
+        if self._encoded is not None and self.uses.learned_first:  # the prompt on an object's first click only
+            self.base.set_prompt(self._encoded if box is None and len(clicks) == 1 else None)  # type: ignore[attr-defined]
+        if self.reference is None or box is not None or len(clicks) != 1 or not self.uses.first_click:
+            return self.inner.predict(clicks, previous, box)  # learned prompts alone: in the embeddings
         t0 = time.perf_counter()
         h, w = self.image_size
         check_clicks(clicks, h, w)
@@ -469,3 +520,18 @@ class ReferencePredictor:
         areas = [(lr > 0).sum() for lr in low_res]
         big = low_res_weights(low_res[int(np.argmax(areas))], g) > 0.25
         return cv2.dilate(big.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+
+
+def _prompted(inner, base: SamOnnxPredictor):
+    """(``inner`` decoding through a PromptedPredictor view of ``base``, that view); kept when it already is one."""
+    from clickmask.engine.refine import RefinedPredictor
+    from clickmask.learning.reference_prompts import PromptedPredictor
+
+    if isinstance(base, PromptedPredictor):
+        return inner, base
+    view = PromptedPredictor.sharing(base)
+    if isinstance(inner, RefinedPredictor):
+        return RefinedPredictor(view, inner.options), view
+    if inner is base:
+        return view, view
+    raise ClickmaskError("learned reference prompts need a plain or refined SAM predictor")

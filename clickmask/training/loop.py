@@ -75,6 +75,10 @@ class TrainSample:
         return self._regions
 
 
+FIRST_LOSSES = ("best", "mean", "expected")
+EXPECTED_TEMPERATURE = 0.05  # predicted IoUs differ by a few hundredths between candidates
+
+
 @dataclass
 class ClickConfig:
     """How click sequences are simulated and scored.
@@ -84,6 +88,11 @@ class ClickConfig:
     uses 3). ``loss``: "bce" or "nfl" (normalized focal loss, CFR-ICL's
     choice); ``icl``: the weight scheme of :func:`icl_weights` ("linear",
     "uniform", "last"). BCE is the default (docs/decisions/0009-offline-adapter-opt-in.md).
+    ``first_loss``: how a lone first click's three candidates are scored: "best" (the
+    best of them, as SAM trains), "mean" (all of them: whichever the engine picks
+    must be right, for prompts meant to remove the first click's ambiguity) or
+    "expected" (each weighted by a softmax of the predicted IoUs: the loss of a soft
+    version of the choice the engine makes, so the scores learn to pick the right one).
     """
 
     max_pos: int = 3
@@ -92,8 +101,11 @@ class ClickConfig:
     loss: str = "bce"
     icl: str = "linear"
     batch_size: int = 4
+    first_loss: str = "best"
 
     def __post_init__(self) -> None:
+        if self.first_loss not in FIRST_LOSSES:
+            raise ClickmaskError(f"unknown first-click loss {self.first_loss!r} (use {', '.join(FIRST_LOSSES)})")
         if self.loss not in LOSSES:
             raise ClickmaskError(f"unknown loss {self.loss!r} (use {' or '.join(LOSSES)})")
         icl_weights(1 + self.iterative_clicks, self.icl)  # validates the scheme
@@ -115,12 +127,14 @@ def _iou(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
 
 def sequence_loss(
     decoder: TorchSamDecoder,
-    adapter: EmbeddingAdapter | None,
+    adapter: EmbeddingAdapter | Callable[[Tensor], Tensor] | None,
     sample: TrainSample,
     rng: np.random.Generator,
     config: ClickConfig,
 ) -> tuple[Tensor, list[float]]:
     """ICL loss of one simulated click sequence on ``sample``, and the low-res IoU after each step.
+
+    ``adapter``: any callable from the 1xCxHxW embedding tensor to the one decoded with (None: as is).
 
     A single click is scored as in SAM training (the best of the three
     multi-mask tokens) and fed back as at inference (the token with the
@@ -144,7 +158,13 @@ def sequence_loss(
         masks, scores = decode(decoder, emb, torch.from_numpy(coords), torch.from_numpy(labels), previous)
         if len(clicks) == 1:
             candidate_losses = torch.stack([loss_fn(masks[k], target, valid) for k in (1, 2, 3)])
-            step_losses.append(candidate_losses.min())
+            if config.first_loss == "best":
+                step_losses.append(candidate_losses.min())
+            elif config.first_loss == "mean":
+                step_losses.append(candidate_losses.mean())
+            else:  # "expected": under a soft choice by predicted IoU, so the scores learn to pick the right one
+                choice = torch.softmax(scores[1:4] / EXPECTED_TEMPERATURE, dim=0)
+                step_losses.append((choice * candidate_losses).sum())
             chosen = 1 + int(torch.argmax(scores[1:]))
         else:
             step_losses.append(loss_fn(masks[0], target, valid))

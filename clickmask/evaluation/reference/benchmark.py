@@ -105,6 +105,8 @@ def run_benchmark(
     every: int = 1,
     noc_every: int = 1,
     local: int = 0,
+    prompts: list | None = None,
+    fit: bool = False,
     on_result: Callable[[], None] | None = None,
     on_partial: Callable[[dict], None] | None = None,
 ) -> dict:
@@ -115,14 +117,31 @@ def run_benchmark(
     robot clicks up to ``max_clicks`` on every N-th of those targets only, and once on the others
     (IoU after the first click is over all targets, NoC over the clicked-through ones);
     ``local``: local prototypes per reference; ``on_partial``: given the report so far after each
-    image (``"complete": false``), so a long run leaves its numbers if stopped. Returns the report
-    (:func:`build_report`, ``"complete": true``).
+    image (``"complete": false``), so a long run leaves its numbers if stopped;
+    ``prompts``: learned reference prompt encoders (:class:`~clickmask.learning.reference_prompts.ReferencePrompts`)
+    for configurations with the ``learned`` use: each target is decoded with the first one not trained
+    on its image (held-out; e.g. the two folds of a 2-fold split), and when some configuration is
+    learned, targets on an image every encoder was trained on are left out of all configurations.
+    ``fit``: the opposite choice, the encoder that *was* trained on the target's image (a fit to the
+    test: its headroom, never a result).
+    Returns the report (:func:`build_report`, ``"complete": true``).
     """
     root = Path(root)
     case_set = open_cases(root)
-    cases = case_set.cases[::max(1, every)]
+    learned = any(uses != NONE and ReferenceUses.parse(uses).learned for uses in configs.values())
+    if learned and not prompts:
+        raise ClickmaskError("a configuration uses 'learned' reference prompts: give the trained file(s)")
+    held_out: dict[str, int] = {}  # image file name -> index of the prompt encoder not trained on it
+    if learned:
+        for c in case_set.cases:
+            free = [i for i, p in enumerate(prompts or []) if (c.image.name in p.trained_on) == fit]
+            if free:
+                held_out[c.image.name] = free[0]
+    cases = [c for c in case_set.cases if not learned or c.image.name in held_out]
+    n_trained_on = len(case_set.cases) - len(cases)
+    cases = cases[::max(1, every)]
     cases = cases[:limit] if limit is not None else cases
-    wrapper = ReferencePredictor(predictor)
+    wrapper = ReferencePredictor(predictor, prompts=prompts[0] if learned and prompts else None)
     results: dict[str, list[TargetResult]] = {name: [] for name in configs}
     by_image: dict[Path, list[Case]] = defaultdict(list)
     for c in cases:
@@ -137,6 +156,10 @@ def run_benchmark(
 
     full = {c.name for c in cases[::max(1, noc_every)]}
     options = {"local": local, "limit": limit, "every": every, "noc_every": noc_every}
+    if learned:
+        options["prompts"] = [dict(p.meta, pascalpart_images=sorted(p.trained_on)) for p in prompts or []]
+        options["left_out_trained_on" if not fit else "left_out_not_trained_on"] = n_trained_on
+        options["prompts_fit_to_test"] = fit
 
     def report(complete: bool) -> dict:
         return {**build_report(results, configs, case_set.skipped, len(case_set.cases), max_clicks, options,
@@ -148,6 +171,8 @@ def run_benchmark(
             gt, pos, neg = case_masks(case)
             reference = wrapper.reference_of(image(case.reference_image), pos, neg if neg.any() else None, local)
             wrapper.set_image(image(image_path))
+            if learned:
+                wrapper.set_prompts(prompts[held_out[image_path.name]])  # type: ignore[index]
             for name, uses in configs.items():
                 if uses == NONE:
                     wrapper.set_reference(None)
