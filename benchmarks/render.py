@@ -857,8 +857,8 @@ def reference_section(results: Path, default: dict | None) -> list[str]:
     out += ["What the tables show: issue 24 asks for +8 points of IoU after the first click and 10% fewer clicks "
             "at NoC@85 with a reference on PascalPart, and no loss on COCO128 and DAVIS2016_dev; the training-free "
             "uses above do not reach it on PascalPart, and the app's `choose`, which gains on DAVIS2016_dev's first "
-            "click, loses on the COCO128 combinations; the learned prompts are not built yet (decisions 0015, "
-            "0020).", ""]
+            "click, loses on the COCO128 combinations; the learned prompts, each target decoded by an encoder not "
+            "trained on its image, do not reach it either, and stay opt-in (decisions 0015, 0019, 0020).", ""]
     return out
 
 
