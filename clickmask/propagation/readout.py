@@ -122,6 +122,9 @@ def _readout_session(threads: int):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    # no spinning between runs: the decoder runs right after each read-out, and idle threads spinning here
+    # would take its cores (decision 0021: about 20 ms per propagated frame on two cores)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(_readout_graph(), opts, providers=["CPUExecutionProvider"])
 
 
