@@ -218,17 +218,29 @@ def train_steps(
     trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
     for p in decoder.parameters():
         p.requires_grad_(id(p) in trained)
+    def batch() -> list[TrainSample]:
+        return [samples[int(k)] for k in rng.integers(len(samples), size=config.batch_size)]
+
+    return optimize(optimizer, steps, batch, lambda sample: sequence_loss(decoder, adapter, sample, rng, config)[0],
+                    on_step)
+
+
+def optimize(optimizer: torch.optim.Optimizer, steps: int, batch: Callable[[], Sequence],
+             loss: Callable[[object], torch.Tensor], on_step: Callable[[int, float], None] | None = None
+             ) -> list[float]:
+    """``steps`` optimizer steps, each on the mean of ``loss(item)`` over one ``batch()`` (gradients accumulated
+    item by item, so a batch never holds more than one item's graph); returns each step's mean loss."""
     losses: list[float] = []
     for i in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        batch = rng.integers(len(samples), size=config.batch_size)
+        items = list(batch())
         total = 0.0
-        for k in batch:
-            loss, _ = sequence_loss(decoder, adapter, samples[int(k)], rng, config)
-            (loss / config.batch_size).backward()
-            total += float(loss.detach())
+        for item in items:
+            value = loss(item)
+            (value / len(items)).backward()
+            total += float(value.detach())
         optimizer.step()
-        losses.append(total / config.batch_size)
+        losses.append(total / len(items))
         if on_step is not None:
             on_step(i, losses[-1])
     return losses

@@ -48,7 +48,7 @@ from clickmask.errors import ClickmaskError
 from clickmask.evaluation.reference.pairs import MIN_AREA, group_samples, load_mask, read_listing, touching
 from clickmask.learning.reference import Reference
 from clickmask.learning.reference_prompts import PARAMS, SIDES, ReferencePrompts
-from clickmask.training.loop import ClickConfig, TrainSample, sequence_loss
+from clickmask.training.loop import ClickConfig, TrainSample, optimize, sequence_loss
 
 HIDDEN = 64
 EPS = 1e-6
@@ -297,19 +297,9 @@ def train_encoder(decoder, encoder: DualPromptEncoder, pairs: dict[str, list[Ref
     for p in decoder.parameters():
         p.requires_grad_(False)
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
-    losses = []
-    for i in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for pair in sample_batch(pairs, weights, config.batch_size, rng):
-            loss, _ = pair_loss(decoder, encoder, pair, rng, config, drop_negative=rng.random() < drop_negative)
-            (loss / config.batch_size).backward()
-            total += float(loss.detach())
-        optimizer.step()
-        losses.append(total / config.batch_size)
-        if on_step is not None:
-            on_step(i, losses[-1])
-    return losses
+    return optimize(optimizer, steps, lambda: sample_batch(pairs, weights, config.batch_size, rng),
+                    lambda pair: pair_loss(decoder, encoder, pair, rng, config,
+                                           drop_negative=rng.random() < drop_negative)[0], on_step)
 
 
 def evaluate_pairs(decoder, encoder: DualPromptEncoder | None, pairs: list[RefPair], config: ClickConfig,
