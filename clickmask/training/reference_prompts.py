@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from clickmask.errors import ClickmaskError
-from clickmask.evaluation.reference.pairs import MIN_AREA, group_samples, load_mask, read_listing, touching
+from clickmask.io.parts import MIN_AREA, group_samples, load_mask, read_listing, touching
 from clickmask.learning.reference import Reference
 from clickmask.learning.reference_prompts import PARAMS, SIDES, ReferencePrompts
 from clickmask.training.loop import ClickConfig, TrainSample, optimize, sequence_loss

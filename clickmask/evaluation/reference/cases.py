@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from clickmask.errors import DatasetError
+from clickmask.io.parts import read_mask  # noqa: F401 (the builders read masks through here)
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,6 @@ class CaseSet:
     kinds: tuple[str, ...]
     cases: list[Case]
     skipped: dict[str, str]
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """An HxW bool mask file (> 0 is inside)."""
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise DatasetError(f"cannot read mask '{path}'")
-    return mask > 0
 
 
 def union(paths: tuple[Path, ...], shape: tuple[int, int] | None = None) -> np.ndarray:

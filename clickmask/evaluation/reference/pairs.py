@@ -13,7 +13,8 @@ The protocol (RefCut's combination evaluation, as issue 24 states it):
   mask the rest of its object. A target whose reference lacks one of the part names (or
   whose category has one sample only) is skipped and counted.
 
-Everything here is plain data: masks are loaded by the caller (:func:`load_mask`).
+Everything here is plain data: masks are loaded by the caller (:func:`~clickmask.io.parts.load_mask`);
+the listing itself is read by :mod:`clickmask.io.parts`.
 """
 
 from __future__ import annotations
@@ -27,45 +28,10 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
-from clickmask.errors import DatasetError
-from clickmask.evaluation.reference.cases import Case, CaseSet, case_masks, read_mask
-
-WHOLE = "object"  # the part name of an object's whole mask in the listing
-MIN_AREA = 100
-TOUCH_PX = 2
-
-
-@dataclass(frozen=True)
-class PartEntry:
-    """One mask of the listing: ``mask`` file name (under ``masks/``), its image, object, category, part, area."""
-
-    mask: str
-    image: str
-    object: int
-    category: str
-    part: str
-    area: int
-
-
-@dataclass
-class ObjectSample:
-    """One object: its whole mask entry and its part entries by name."""
-
-    image: str
-    object: int
-    category: str
-    whole: PartEntry | None = None
-    parts: dict[str, PartEntry] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[str, int]:
-        """The lexicographic sort key: (image file name, object number)."""
-        return (self.image, self.object)
-
-    @property
-    def name(self) -> str:
-        return f"{Path(self.image).stem}_o{self.object}"
-
+from clickmask.evaluation.reference.cases import Case, CaseSet, case_masks
+from clickmask.io.parts import (  # noqa: F401 (the listing's names, re-exported for the target builders)
+    MIN_AREA, TOUCH_PX, WHOLE, ObjectSample, PartEntry, group_samples, load_mask, read_listing, touching,
+)
 
 @dataclass(frozen=True)
 class Target:
@@ -93,28 +59,6 @@ class Pairing:
     skipped: dict[str, str]
 
 
-def read_listing(path: Path) -> list[PartEntry]:
-    """Parse ``parts.json`` (a list of {mask, image, object, category, part, area, ...})."""
-    try:
-        items = json.loads(Path(path).read_text())
-        return [PartEntry(str(e["mask"]), str(e["image"]), int(e["object"]), str(e["category"]), str(e["part"]),
-                          int(e["area"])) for e in items]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"cannot read the part listing '{path}': {exc}") from None
-
-
-def group_samples(entries: Iterable[PartEntry]) -> list[ObjectSample]:
-    """The objects of a listing, in lexicographic order of (image, object number)."""
-    samples: dict[tuple[str, int], ObjectSample] = {}
-    for e in entries:
-        s = samples.setdefault((e.image, e.object), ObjectSample(e.image, e.object, e.category))
-        if e.part == WHOLE:
-            s.whole = e
-        else:
-            s.parts[e.part] = e
-    return [samples[k] for k in sorted(samples)]
-
-
 def next_of_category(samples: list[ObjectSample]) -> dict[tuple[str, int], ObjectSample | None]:
     """Each sample's reference: the next sample of its category in order, wrapping; None when alone."""
     by_cat: dict[str, list[ObjectSample]] = defaultdict(list)
@@ -125,14 +69,6 @@ def next_of_category(samples: list[ObjectSample]) -> dict[tuple[str, int], Objec
         for i, s in enumerate(group):
             out[s.key] = group[(i + 1) % len(group)] if len(group) > 1 else None
     return out
-
-
-def touching(a: np.ndarray, b: np.ndarray, px: int = TOUCH_PX) -> bool:
-    """Whether two HxW bool masks touch: each dilated by ``px`` pixels, they overlap."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    da = cv2.dilate(a.astype(np.uint8), kernel) > 0
-    db = cv2.dilate(b.astype(np.uint8), kernel) > 0
-    return bool((da & db).any())
 
 
 def build_targets(
@@ -171,11 +107,6 @@ def build_targets(
             else:
                 targets.append(target)
     return Pairing(targets, skipped)
-
-
-def load_mask(root: Path, entry: PartEntry) -> np.ndarray:
-    """The HxW bool mask of a listing entry (``root/masks/<mask>``, > 0 is inside)."""
-    return read_mask(Path(root) / "masks" / entry.mask)
 
 
 PROTOCOL = ("parts: each part, each touching pair of parts and the whole object; reference = the next object "
