@@ -78,7 +78,9 @@ def test_large_geotiff_tiles_zoom_click_and_geojson(browser, large_server):
     status = page.evaluate("window.cm.viewer.tileStatus()")
     assert status["wanted"] <= 40, status  # the visible tiles of level 0 (and the coarsest one below)
     fetched = len([u for u in requests if "/tiles/" in u])
-    assert fetched < 200, fetched  # of 1600 tiles at full resolution alone
+    # of 1600 tiles at full resolution alone; intermediate levels fetched during a slow zoom (a loaded
+    # machine pauses past the 80 ms wait between wheel steps) stay far below that
+    assert fetched < 400, fetched
 
     # a click on the building: its mask on the window around it, at the building's own scale
     page.keyboard.press("1")
