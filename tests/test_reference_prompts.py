@@ -141,6 +141,32 @@ def test_training_steps_lower_the_loss(decoder, two_parts):
 
 
 @pytest.mark.model
+def test_central_first_loss_follows_the_engine_choice(decoder, two_parts):
+    """With first_loss="central" the first click's mask fed on is the one the engine's first=central picks."""
+    from clickmask.engine.refine.first_click import pick_central
+    from clickmask.training.loop import ClickConfig, TrainSample, sequence_loss
+    from clickmask.training.simulate import initial_clicks, low_res_target, prompts, random_click_counts
+    from clickmask.training.torch_decoder import INPUT_SIDE, LOW_RES, decode
+
+    image, emb, tops, wholes = two_parts
+    sample = TrainSample(emb, wholes[1], wholes[1].shape, "whole")
+    config = ClickConfig(max_pos=1, max_neg=0, iterative_clicks=0, first_loss="central")
+    target, valid = low_res_target(wholes[1])
+    for seed in range(3):
+        loss, ious = sequence_loss(decoder, None, sample, np.random.default_rng(seed), config)
+        rng = np.random.default_rng(seed)  # the same first click as the loop draws
+        clicks = initial_clicks(sample.gt, rng, *random_click_counts(rng, 1, 0), regions=sample.regions())
+        coords, labels = prompts(clicks, sample.hw)
+        with torch.no_grad():
+            masks, scores = decode(decoder, torch.from_numpy(emb), torch.from_numpy(coords), torch.from_numpy(labels),
+                                   None)
+        k = pick_central(masks.numpy(), scores.numpy(), coords[0] * LOW_RES / INPUT_SIDE)
+        pred, gt, ok = masks[k].numpy() > 0, target > 0.5, valid > 0
+        assert ious[0] == pytest.approx((pred & gt & ok).sum() / max(1, ((pred | gt) & ok).sum()), abs=1e-6)
+        assert float(loss) > 0
+
+
+@pytest.mark.model
 def test_reference_predictor_decodes_with_the_learned_prompt(sam_predictor, two_parts):
     from clickmask.engine.clicks import Click
     from clickmask.engine.refine import RefinedPredictor
@@ -216,7 +242,7 @@ def test_first_click_losses_and_cli_options():
     from clickmask.cli.train_reference import parse_fold, parse_weights
     from clickmask.training.loop import ClickConfig
 
-    for name in ("best", "mean", "expected"):
+    for name in ("best", "mean", "expected", "central"):
         assert ClickConfig(first_loss=name).first_loss == name
     with pytest.raises(ClickmaskError, match="first-click loss"):
         ClickConfig(first_loss="worst")

@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
     tr.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     tr.add_argument("--hidden", type=int, default=64, help="hidden units of each MLP")
     tr.add_argument("--iterative-clicks", type=int, default=1, help="robot clicks after the first (ICL)")
-    tr.add_argument("--first-loss", choices=["mean", "expected", "best"], default="mean",
+    tr.add_argument("--first-loss", choices=["mean", "expected", "central", "best"], default="mean",
                     help="the first click's candidates: all scored (mean, default), the soft choice by predicted "
-                         "IoU (expected) or the best one (best, as SAM trains)")
+                         "IoU (expected), by predicted IoU x click centrality as the engine chooses (central) or the best one (best, as SAM trains)")
     tr.add_argument("--sources", default=",".join(SOURCES),
                     help=f"comma-separated training sources (default {','.join(SOURCES)})")
     tr.add_argument("--weights", default="PascalPart=0.7,COCO128=0.2,DAVIS2016_dev=0.1", metavar="SRC=W,...",

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from clickmask.engine.clicks import Click
+from clickmask.engine.refine.first_click import click_centrality
 from clickmask.errors import ClickmaskError
 from clickmask.learning.adapter import EmbeddingAdapter
 from clickmask.training.losses import LOSSES, icl_weights, iterative_click_loss
@@ -36,7 +37,7 @@ from clickmask.training.simulate import (
     random_click_counts,
     upsample_logits,
 )
-from clickmask.training.torch_decoder import TorchSamDecoder, decode
+from clickmask.training.torch_decoder import INPUT_SIDE, LOW_RES, TorchSamDecoder, decode
 
 
 @dataclass
@@ -75,7 +76,7 @@ class TrainSample:
         return self._regions
 
 
-FIRST_LOSSES = ("best", "mean", "expected")
+FIRST_LOSSES = ("best", "mean", "expected", "central")
 EXPECTED_TEMPERATURE = 0.05  # predicted IoUs differ by a few hundredths between candidates
 
 
@@ -92,7 +93,9 @@ class ClickConfig:
     best of them, as SAM trains), "mean" (all of them: whichever the engine picks
     must be right, for prompts meant to remove the first click's ambiguity) or
     "expected" (each weighted by a softmax of the predicted IoUs: the loss of a soft
-    version of the choice the engine makes, so the scores learn to pick the right one).
+    version of the choice SAM makes, so the scores learn to pick the right one) or
+    "central" (the same, weighted by predicted IoU x click centrality: a soft version of
+    the engine's ``first=central`` rule, :func:`~clickmask.engine.refine.first_click.pick_central`).
     """
 
     max_pos: int = 3
@@ -158,14 +161,19 @@ def sequence_loss(
         masks, scores = decode(decoder, emb, torch.from_numpy(coords), torch.from_numpy(labels), previous)
         if len(clicks) == 1:
             candidate_losses = torch.stack([loss_fn(masks[k], target, valid) for k in (1, 2, 3)])
+            rank = scores[1:4]  # the engine's choice among the candidates: the highest predicted IoU ...
+            if config.first_loss == "central":  # ... times the click's centrality in each (no gradient)
+                xy = coords[0] * LOW_RES / INPUT_SIDE
+                rank = rank * torch.tensor([click_centrality(masks[k].detach().numpy() > 0, xy[0], xy[1])
+                                            for k in (1, 2, 3)], dtype=rank.dtype)
             if config.first_loss == "best":
                 step_losses.append(candidate_losses.min())
             elif config.first_loss == "mean":
                 step_losses.append(candidate_losses.mean())
-            else:  # "expected": under a soft choice by predicted IoU, so the scores learn to pick the right one
-                choice = torch.softmax(scores[1:4] / EXPECTED_TEMPERATURE, dim=0)
+            else:  # under a soft version of that choice, so the scores learn to pick the right one
+                choice = torch.softmax(rank / EXPECTED_TEMPERATURE, dim=0)
                 step_losses.append((choice * candidate_losses).sum())
-            chosen = 1 + int(torch.argmax(scores[1:]))
+            chosen = 1 + int(torch.argmax(rank))
         else:
             step_losses.append(loss_fn(masks[0], target, valid))
             chosen = 0
