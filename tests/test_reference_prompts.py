@@ -239,7 +239,8 @@ def test_eval_learned_prompts_fit_to_the_test(model_spec, tmp_path, capsys):
 
 
 def test_first_click_losses_and_cli_options():
-    from clickmask.cli.train_reference import parse_fold, parse_weights
+    from clickmask.cli import build_parser
+    from clickmask.cli.train_reference import command, parse_fold, parse_weights
     from clickmask.training.loop import ClickConfig
 
     for name in ("best", "mean", "expected", "central"):
@@ -253,3 +254,8 @@ def test_first_click_losses_and_cli_options():
     assert parse_weights("PascalPart=0.5,COCO128=1") == {"PascalPart": 0.5, "COCO128": 1.0}
     with pytest.raises(ClickmaskError, match="--weights"):
         parse_weights("Berkeley=1")
+    # the default first-click loss is the engine's own choice; summary.json keeps the command, every option spelled out
+    args = build_parser().parse_args(["train-reference", "--out", "runs/x", "--fold", "1/2", "--steps", "7"])
+    assert args.first_loss == "central"
+    again = build_parser().parse_args(command(args).partition("clickmask ")[2].split())
+    assert vars(again) == vars(args)

@@ -8,12 +8,15 @@ output: keep it under ``runs/`` or the cache folder, and pass it explicitly to
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
 from tqdm import tqdm
 
 from clickmask.cli.options import add_data_root, add_model
 from clickmask.errors import ClickmaskError
+from clickmask.io.atomic import atomic_write_text
 
 SOURCES = ("PascalPart", "COCO128", "DAVIS2016_dev")
 
@@ -31,9 +34,10 @@ def add_parser(sub) -> None:
     tr.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate")
     tr.add_argument("--hidden", type=int, default=64, help="hidden units of each MLP")
     tr.add_argument("--iterative-clicks", type=int, default=1, help="robot clicks after the first (ICL)")
-    tr.add_argument("--first-loss", choices=["mean", "expected", "central", "best"], default="mean",
-                    help="the first click's candidates: all scored (mean, default), the soft choice by predicted "
-                         "IoU (expected), by predicted IoU x click centrality as the engine chooses (central) or the best one (best, as SAM trains)")
+    tr.add_argument("--first-loss", choices=["central", "expected", "mean", "best"], default="central",
+                    help="the first click's candidates: the soft choice by predicted IoU x click centrality, as the "
+                         "engine chooses (central, default; decision 0022), by predicted IoU alone (expected), all "
+                         "scored (mean) or the best one (best, as SAM trains)")
     tr.add_argument("--sources", default=",".join(SOURCES),
                     help=f"comma-separated training sources (default {','.join(SOURCES)})")
     tr.add_argument("--weights", default="PascalPart=0.7,COCO128=0.2,DAVIS2016_dev=0.1", metavar="SRC=W,...",
@@ -72,6 +76,17 @@ def parse_weights(text: str) -> dict[str, float]:
     return out
 
 
+def command(args: argparse.Namespace) -> str:
+    """The run's command line with every option spelled out (kept in summary.json)."""
+    threads = os.environ.get("CLICKMASK_THREADS")
+    return ((f"CLICKMASK_THREADS={threads} " if threads else "")
+            + f"clickmask train-reference --out {args.out} --fold {args.fold} --steps {args.steps} "
+              f"--batch {args.batch} --lr {args.lr} --hidden {args.hidden} --iterative-clicks {args.iterative_clicks} "
+              f"--first-loss {args.first_loss} --sources {args.sources} --weights {args.weights} --seed {args.seed}"
+            + (f" --data-root {args.data_root}" if args.data_root else "")
+            + (f" --model {args.model}" if args.model else ""))
+
+
 def run(args: argparse.Namespace) -> int:
     for name in ("steps", "batch", "hidden"):
         if getattr(args, name) < 1:
@@ -99,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"loss {loss:.4f}")
 
         summary = run_train_reference(config, progress)
+    summary["command"] = command(args)
+    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"validation pairs ({summary['n_val']}): ICL loss {summary['val_without']['loss']:.4f} without prompts, "
           f"{summary['val_with']['loss']:.4f} with; IoU per click step {summary['val_without']['iou_per_step']} -> "
           f"{summary['val_with']['iou_per_step']}")

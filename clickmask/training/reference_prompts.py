@@ -26,8 +26,9 @@ category; positive = the chosen parts or objects, negative = the rest):
 Embeddings come from the project's embedding cache (computed once), so every
 training step only runs the decoder. Each step scores an iterative click
 sequence (a first positive click, then robot clicks) with the Iterative Click
-Loss; the first click's three candidates are all scored (``first_loss="mean"``),
-since the engine picks one of them without knowing the target.
+Loss; the first click's three candidates are scored under a soft version of the
+engine's own choice among them (``first_loss="central"``, the command's default:
+predicted IoU x click centrality), so the prompt learns to make that choice right.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ from clickmask.training.loop import ClickConfig, TrainSample, optimize, sequence
 
 HIDDEN = 64
 EPS = 1e-6
-#: How a click sequence is simulated for reference training: one positive first click, two robot clicks.
+#: How a click sequence is simulated for reference training: one positive first click, two robot clicks
+#: (the command passes its own options).
 REFERENCE_CLICKS = ClickConfig(max_pos=1, max_neg=0, iterative_clicks=2, loss="bce", icl="linear",
-                               batch_size=8, first_loss="mean")
+                               batch_size=8, first_loss="central")
 
 
 class DualPromptEncoder(nn.Module):
