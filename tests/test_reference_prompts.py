@@ -149,21 +149,25 @@ def test_central_first_loss_follows_the_engine_choice(decoder, two_parts):
     from clickmask.training.torch_decoder import INPUT_SIDE, LOW_RES, decode
 
     image, emb, tops, wholes = two_parts
-    sample = TrainSample(emb, wholes[1], wholes[1].shape, "whole")
     config = ClickConfig(max_pos=1, max_neg=0, iterative_clicks=0, first_loss="central")
-    target, valid = low_res_target(wholes[1])
-    for seed in range(3):
-        loss, ious = sequence_loss(decoder, None, sample, np.random.default_rng(seed), config)
-        rng = np.random.default_rng(seed)  # the same first click as the loop draws
-        clicks = initial_clicks(sample.gt, rng, *random_click_counts(rng, 1, 0), regions=sample.regions())
-        coords, labels = prompts(clicks, sample.hw)
-        with torch.no_grad():
-            masks, scores = decode(decoder, torch.from_numpy(emb), torch.from_numpy(coords), torch.from_numpy(labels),
-                                   None)
-        k = pick_central(masks.numpy(), scores.numpy(), coords[0] * LOW_RES / INPUT_SIDE)
-        pred, gt, ok = masks[k].numpy() > 0, target > 0.5, valid > 0
-        assert ious[0] == pytest.approx((pred & gt & ok).sum() / max(1, ((pred | gt) & ok).sum()), abs=1e-6)
-        assert float(loss) > 0
+    differs = 0
+    for gt_mask in (tops[1], wholes[1]):
+        sample = TrainSample(emb, gt_mask, gt_mask.shape, "target")
+        target, valid = low_res_target(gt_mask)
+        for seed in range(6):
+            loss, ious = sequence_loss(decoder, None, sample, np.random.default_rng(seed), config)
+            rng = np.random.default_rng(seed)  # the same first click as the loop draws
+            clicks = initial_clicks(sample.gt, rng, *random_click_counts(rng, 1, 0), regions=sample.regions())
+            coords, labels = prompts(clicks, sample.hw)
+            with torch.no_grad():
+                masks, scores = decode(decoder, torch.from_numpy(emb), torch.from_numpy(coords),
+                                       torch.from_numpy(labels), None)
+            k = pick_central(masks.numpy(), scores.numpy(), coords[0] * LOW_RES / INPUT_SIDE)
+            differs += k != 1 + int(np.argmax(scores.numpy()[1:]))
+            pred, gt, ok = masks[k].numpy() > 0, target > 0.5, valid > 0
+            assert ious[0] == pytest.approx((pred & gt & ok).sum() / max(1, ((pred | gt) & ok).sum()), abs=1e-6)
+            assert float(loss.detach()) > 0
+    assert differs, "the clicks never tell the engine's rule from SAM's: the test would not see a regression"
 
 
 @pytest.mark.model
