@@ -8,7 +8,6 @@ output: keep it under ``runs/`` or the cache folder, and pass it explicitly to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from tqdm import tqdm
 
 from clickmask.cli.options import add_data_root, add_model
 from clickmask.errors import ClickmaskError
-from clickmask.io.atomic import atomic_write_text
 
 SOURCES = ("PascalPart", "COCO128", "DAVIS2016_dev")
 
@@ -107,15 +105,13 @@ def run(args: argparse.Namespace) -> int:
                          first_loss=args.first_loss)
     config = ReferenceTrainConfig(out=args.out, data_root=args.data_root, model=args.model, steps=args.steps,
                                   lr=args.lr, hidden=args.hidden, fold=fold, folds=folds, sources=sources,
-                                  seed=args.seed, clicks=clicks, weights=weights)
+                                  seed=args.seed, clicks=clicks, weights=weights, command=command(args))
     with tqdm(total=args.steps, desc="training", disable=None) as bar:
         def progress(i: int, loss: float) -> None:
             bar.update()
             bar.set_postfix_str(f"loss {loss:.4f}")
 
         summary = run_train_reference(config, progress)
-    summary["command"] = command(args)
-    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"validation pairs ({summary['n_val']}): ICL loss {summary['val_without']['loss']:.4f} without prompts, "
           f"{summary['val_with']['loss']:.4f} with; IoU per click step {summary['val_without']['iou_per_step']} -> "
           f"{summary['val_with']['iou_per_step']}")

@@ -335,6 +335,7 @@ class ReferenceTrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     clicks: ClickConfig = field(default_factory=lambda: REFERENCE_CLICKS)
+    command: str = ""  # the command line that ran this training, kept in summary.json
 
 
 def build_pairs(config: ReferenceTrainConfig, embed: Callable[[Path], np.ndarray], rng: np.random.Generator,
@@ -429,6 +430,8 @@ def run_train_reference(config: ReferenceTrainConfig, progress: Callable[[int, f
     summary = {**meta, "n_val": len(val), "val_without": before_none, "val_with": after,
                "losses": [round(x, 5) for x in losses], "train_seconds": round(time.perf_counter() - t1, 1),
                "total_seconds": round(time.perf_counter() - t0, 1)}
+    if config.command:
+        summary["command"] = config.command
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     log(f"wrote {out / 'reference_prompts.npz'}")
     return summary
