@@ -452,6 +452,36 @@ def test_an_undone_click_comes_back_and_the_unfinished_object_survives_a_reload(
     assert not errors, errors
 
 
+def test_a_click_right_after_esc_starts_the_new_object(browser, app_server):
+    """Esc drops the object in progress and a quick click starts the next one, even when the drop is slow
+    to reach the server: the click is neither added to the dropped object nor dropped with it."""
+    server, store = app_server
+    errors: list[str] = []
+    page = _ready_page(browser, server, errors)
+    image = _open(page, store, "coffee.png")
+    page.mouse.click(*_page_point(page, 300.5, 200.5))
+    _wait(page, "window.cm.state.clicks.length === 1 && !window.cm.state.clickBusy")
+    # the drop (DELETE of the clicks) takes 800 ms on its way out, as on a busy network
+    page.evaluate("""() => {
+        const plain = window.fetch;
+        window.fetch = async (url, init) => {
+            if (init && init.method === "DELETE" && String(url).endsWith("/clicks"))
+                await new Promise((r) => setTimeout(r, 800));
+            return plain(url, init);
+        };
+    }""")
+    page.keyboard.press("Escape")
+    page.mouse.click(*_page_point(page, 100.5, 250.5))
+    _wait(page, "window.cm.state.clicks.length === 1 && !window.cm.state.clickBusy "
+                "&& window.cm.state.clicks[0].x < 200")
+    time.sleep(1.5)  # a drop that overtook the click would have landed by now
+    assert page.evaluate("window.cm.state.clicks.length") == 1
+    kept = store.unfinished(image["id"])["clicks"]
+    assert len(kept) == 1 and abs(kept[0][0] - 100) < 1 and abs(kept[0][1] - 250) < 1, kept
+    assert shown_mask(page, image["id"]).any()
+    assert not errors, errors
+
+
 def test_export_downloads_a_zip_and_import_takes_a_file_from_anywhere(browser, app_server, tmp_path):
     """Findings 6 and 9: the export as a downloaded zip (a YOLO dataset here), and Import with a file picker."""
     import zipfile

@@ -30,6 +30,15 @@ export async function request(method, url, body) {
   }
 }
 
+// The requests that change an object in progress go out one after another, in the order the user made them:
+// an Esc and a quick click after it must not reach the server the other way round and drop the click.
+let objectQueue = Promise.resolve();
+export function inOrder(method, url, body) {
+  const sent = objectQueue.then(() => request(method, url, body));
+  objectQueue = sent.catch(() => {});
+  return sent;
+}
+
 export const api = {
   status: () => request("GET", "/api/status"),
   images: () => request("GET", "/api/images"),
@@ -38,18 +47,18 @@ export const api = {
   open: (id) => request("POST", `/api/images/${id}/open`),
   setStatus: (id, status) => request("PUT", `/api/images/${id}/status`, { status }),
   click: (id, x, y, positive, categoryId = null, view = null) =>
-    request("POST", `/api/images/${id}/clicks`, { x, y, positive, category_id: categoryId, ...(view ? { view } : {}) }),
+    inOrder("POST", `/api/images/${id}/clicks`, { x, y, positive, category_id: categoryId, ...(view ? { view } : {}) }),
   box: (id, x0, y0, x1, y1, categoryId = null) =>
-    request("POST", `/api/images/${id}/box`, { x0, y0, x1, y1, category_id: categoryId }),
-  choose: (id, index) => request("POST", `/api/images/${id}/choice`, { index }),
+    inOrder("POST", `/api/images/${id}/box`, { x0, y0, x1, y1, category_id: categoryId }),
+  choose: (id, index) => inOrder("POST", `/api/images/${id}/choice`, { index }),
   currentMask: (id) => request("GET", `/api/images/${id}/mask`),
-  undoClick: (id) => request("DELETE", `/api/images/${id}/clicks/last`),
-  redoClick: (id) => request("POST", `/api/images/${id}/clicks/redo`),
-  resetClicks: (id) => request("DELETE", `/api/images/${id}/clicks`),
+  undoClick: (id) => inOrder("DELETE", `/api/images/${id}/clicks/last`),
+  redoClick: (id) => inOrder("POST", `/api/images/${id}/clicks/redo`),
+  resetClicks: (id) => inOrder("DELETE", `/api/images/${id}/clicks`),
   proposal: (id, categoryId) => request("GET", `/api/images/${id}/proposal?category_id=${categoryId}`),
   adaptation: (cid) => request("GET", `/api/categories/${cid}/adaptation`),
   resetAdaptation: (cid) => request("DELETE", `/api/categories/${cid}/adaptation`),
-  finish: (id, categoryId) => request("POST", `/api/images/${id}/finish`, { category_id: categoryId }),
+  finish: (id, categoryId) => inOrder("POST", `/api/images/${id}/finish`, { category_id: categoryId }),
   patchInstance: (iid, body) => request("PATCH", `/api/instances/${iid}`, body),
   strokeInstance: (iid, body) => request("POST", `/api/instances/${iid}/stroke`, body),
   strokeNew: (id, body) => request("POST", `/api/images/${id}/stroke`, body),

@@ -1,17 +1,17 @@
 // Videos and volumes: a frame on the canvas, the timeline (per-frame status, scrubbing, playback),
 // the tracks, propagation with progress and cancel, the frame to check next, and the exports.
-import { request } from "./api.js";
+import { inOrder, request } from "./api.js";
 
 const seqApi = {
   list: () => request("GET", "/api/sequences"),
   info: (id) => request("GET", `/api/sequences/${id}`),
   masks: (id, f) => request("GET", `/api/sequences/${id}/frames/${f}/masks`),
   click: (id, f, x, y, positive, categoryId) =>
-    request("POST", `/api/sequences/${id}/frames/${f}/clicks`, { x, y, positive, category_id: categoryId }),
-  undo: (id, f) => request("DELETE", `/api/sequences/${id}/frames/${f}/clicks/last`),
-  reset: (id, f) => request("DELETE", `/api/sequences/${id}/frames/${f}/clicks`),
+    inOrder("POST", `/api/sequences/${id}/frames/${f}/clicks`, { x, y, positive, category_id: categoryId }),
+  undo: (id, f) => inOrder("DELETE", `/api/sequences/${id}/frames/${f}/clicks/last`),
+  reset: (id, f) => inOrder("DELETE", `/api/sequences/${id}/frames/${f}/clicks`),
   finish: (id, f, trackId, categoryId) =>
-    request("POST", `/api/sequences/${id}/frames/${f}/finish`, { track_id: trackId, category_id: categoryId }),
+    inOrder("POST", `/api/sequences/${id}/frames/${f}/finish`, { track_id: trackId, category_id: categoryId }),
   propagate: (id, trackId, frame) => request("POST", `/api/sequences/${id}/propagate`, { track_id: trackId, frame }),
   job: (id) => request("GET", `/api/sequences/${id}/job`),
   cancel: (id) => request("DELETE", `/api/sequences/${id}/job`),
