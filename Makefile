@@ -37,7 +37,7 @@ serve: model
 	$(VENV)/bin/clickmask serve --sample
 
 test: model
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 clean:
 	rm -rf $(VENV) clickmask-demo .pytest_cache $(WEB)/node_modules $(WEB)/static/vendor out
