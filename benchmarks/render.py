@@ -819,9 +819,10 @@ def prompts_note(r: dict) -> str:
     prompts = r.get("options", {}).get("prompts") or []
     if not prompts:
         return ""
-    said = sorted({(p.get("steps"), p.get("first_loss"), p.get("seed")) for p in prompts}, key=str)
-    return " Learned prompts: " + "; ".join(f"{steps} steps, first-click loss `{loss}`, seed {seed}"
-                                            for steps, loss, seed in said) + "."
+    said = sorted({(p.get("steps"), p.get("first_loss"), p.get("seed"), ", ".join(p.get("sources", [])))
+                   for p in prompts}, key=str)
+    return " Learned prompts: " + "; ".join(f"{steps} steps, first-click loss `{loss}`, seed {seed}, sources {sources}"
+                                            for steps, loss, seed, sources in said) + "."
 
 
 def learned_said(paths: list[Path]) -> str:
