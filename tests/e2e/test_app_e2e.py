@@ -428,15 +428,21 @@ def test_the_fourth_click_on_the_coco_person_keeps_the_mask(browser, app_server,
     assert not errors, errors
 
 
-def test_an_undone_click_comes_back_and_the_unfinished_object_survives_a_reload(browser, app_server):
-    """Ctrl+Z takes a click back, Ctrl+Y brings it back with the same mask; a reloaded page shows the
-    object in progress again (the server keeps its prompts in the project)."""
+def _one_click_on_coffee(browser, app_server):
+    """A new tab on coffee.png with one click on the cup, answered: (page, store, image, page errors)."""
     server, store = app_server
     errors: list[str] = []
     page = _ready_page(browser, server, errors)
     image = _open(page, store, "coffee.png")
     page.mouse.click(*_page_point(page, 300.5, 200.5))
     _wait(page, "window.cm.state.clicks.length === 1 && !window.cm.state.clickBusy")
+    return page, store, image, errors
+
+
+def test_an_undone_click_comes_back_and_the_unfinished_object_survives_a_reload(browser, app_server):
+    """Ctrl+Z takes a click back, Ctrl+Y brings it back with the same mask; a reloaded page shows the
+    object in progress again (the server keeps its prompts in the project)."""
+    page, store, image, errors = _one_click_on_coffee(browser, app_server)
     page.mouse.click(*_page_point(page, 20.5, 20.5), button="right")
     _wait(page, "window.cm.state.clicks.length === 2 && !window.cm.state.clickBusy")
     area = page.evaluate("window.cm.state.maskArea")
@@ -455,12 +461,7 @@ def test_an_undone_click_comes_back_and_the_unfinished_object_survives_a_reload(
 def test_a_click_right_after_esc_starts_the_new_object(browser, app_server):
     """Esc drops the object in progress and a quick click starts the next one, even when the drop is slow
     to reach the server: the click is neither added to the dropped object nor dropped with it."""
-    server, store = app_server
-    errors: list[str] = []
-    page = _ready_page(browser, server, errors)
-    image = _open(page, store, "coffee.png")
-    page.mouse.click(*_page_point(page, 300.5, 200.5))
-    _wait(page, "window.cm.state.clicks.length === 1 && !window.cm.state.clickBusy")
+    page, store, image, errors = _one_click_on_coffee(browser, app_server)
     # the drop (DELETE of the clicks) takes 800 ms on its way out, as on a busy network
     page.evaluate("""() => {
         const plain = window.fetch;
