@@ -342,13 +342,19 @@ def test_a_dragged_box_segments_the_object_and_tab_shows_the_other_masks(browser
     assert not errors, errors
 
 
-def test_ctrl_click_selects_a_finished_object_in_click_mode(browser, app_server):
-    """Finding 8: in click mode Ctrl+click selects the object under the pointer (no click is sent); Esc deselects."""
+def _finished_object_on_coffee(browser, app_server):
+    """A new tab where coffee.png got one object (:func:`_one_object_on_coffee`): (page, store, object, page errors)."""
     server, store = app_server
     errors: list[str] = []
     page = _ready_page(browser, server, errors)
     image = _one_object_on_coffee(page, store)
     [inst] = store.list_instances(image["id"])
+    return page, store, inst, errors
+
+
+def test_ctrl_click_selects_a_finished_object_in_click_mode(browser, app_server):
+    """Finding 8: in click mode Ctrl+click selects the object under the pointer (no click is sent); Esc deselects."""
+    page, store, inst, errors = _finished_object_on_coffee(browser, app_server)
     mask = store.instance_mask(inst["id"])
     x, y = _deepest(mask)
     page.keyboard.down("Control")
@@ -428,6 +434,18 @@ def test_the_fourth_click_on_the_coco_person_keeps_the_mask(browser, app_server,
     assert not errors, errors
 
 
+def _slow_requests(page, method: str, url_end: str, ms: int) -> None:
+    """From now on the page's ``method`` requests to URLs ending in ``url_end`` wait ``ms`` before they leave."""
+    page.evaluate("""([method, urlEnd, ms]) => {
+        const plain = window.fetch;
+        window.fetch = async (url, init) => {
+            if (init && init.method === method && String(url).endsWith(urlEnd))
+                await new Promise((r) => setTimeout(r, ms));
+            return plain(url, init);
+        };
+    }""", [method, url_end, ms])
+
+
 def _one_click_on_coffee(browser, app_server):
     """A new tab on coffee.png with one click on the cup, answered: (page, store, image, page errors)."""
     server, store = app_server
@@ -462,15 +480,7 @@ def test_a_click_right_after_esc_starts_the_new_object(browser, app_server):
     """Esc drops the object in progress and a quick click starts the next one, even when the drop is slow
     to reach the server: the click is neither added to the dropped object nor dropped with it."""
     page, store, image, errors = _one_click_on_coffee(browser, app_server)
-    # the drop (DELETE of the clicks) takes 800 ms on its way out, as on a busy network
-    page.evaluate("""() => {
-        const plain = window.fetch;
-        window.fetch = async (url, init) => {
-            if (init && init.method === "DELETE" && String(url).endsWith("/clicks"))
-                await new Promise((r) => setTimeout(r, 800));
-            return plain(url, init);
-        };
-    }""")
+    _slow_requests(page, "DELETE", "/clicks", 800)  # the drop is slow to leave, as on a busy network
     page.keyboard.press("Escape")
     page.mouse.click(*_page_point(page, 100.5, 250.5))
     _wait(page, "window.cm.state.clicks.length === 1 && !window.cm.state.clickBusy "
@@ -480,6 +490,24 @@ def test_a_click_right_after_esc_starts_the_new_object(browser, app_server):
     kept = store.unfinished(image["id"])["clicks"]
     assert len(kept) == 1 and abs(kept[0][0] - 100) < 1 and abs(kept[0][1] - 250) < 1, kept
     assert shown_mask(page, image["id"]).any()
+    assert not errors, errors
+
+
+def test_two_quick_brush_strokes_on_an_object_are_both_kept(browser, app_server):
+    """A second stroke sent before the first one's answer arrives is an edit too, not a "changed elsewhere"."""
+    page, store, inst, errors = _finished_object_on_coffee(browser, app_server)
+    page.locator("[data-testid=instance-item] .name").first.click()
+    page.keyboard.press("b")
+    _slow_requests(page, "POST", "/stroke", 600)  # the second stroke starts before the first one lands
+    for x in (20, 560):
+        page.mouse.move(*_page_point(page, x, 20))
+        page.mouse.down()
+        page.mouse.move(*_page_point(page, x + 30, 20), steps=3)
+        page.mouse.up()
+    _wait(page, f"window.cm.state.instances[0].version === {inst['version'] + 2}")
+    mask = store.instance_mask(inst["id"])
+    assert mask[20, 20:50].all() and mask[20, 560:590].all()
+    assert "changed elsewhere" not in page.locator("#toast").text_content()
     assert not errors, errors
 
 

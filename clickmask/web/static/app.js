@@ -466,42 +466,74 @@ function redraw() {
   renderHint();
 }
 
-async function editPolygon(inst, polygons) {
-  if (!polygons.length) {
-    await api.deleteInstance(inst.id, inst.version);
-    state.selected = null;
-    await reloadInstances();
-    return;
-  }
-  replaceInstance(await api.patchInstance(inst.id, { version: inst.version, polygons }));
+// Edits of finished objects run one after another, each sent with the version the edit before it
+// returned (looked up when it is sent): two quick strokes on an object are two edits, not an edit and
+// a "changed elsewhere" that throws the second away.
+let editQueue = Promise.resolve();
+function editInTurn(fn) {
+  const done = editQueue.then(fn);
+  editQueue = done.catch(() => {});
+  return done;
+}
+const shown = (id) => state.instances.find((i) => i.id === id);
+
+function editPolygon(inst, polygons) {
+  return editInTurn(async () => {
+    const now = shown(inst.id);
+    if (!now) return;
+    if (!polygons.length) {
+      await api.deleteInstance(now.id, now.version);
+      state.selected = null;
+      await reloadInstances();
+      return;
+    }
+    replaceInstance(await api.patchInstance(now.id, { version: now.version, polygons }));
+  });
 }
 
-async function stroke(points, erase) {
+function stroke(points, erase) {
   const pts = points.map(([x, y]) => [x - 0.5, y - 0.5]);
-  const inst = state.instances.find((i) => i.id === state.selected);
-  if (inst) {
-    const r = await api.strokeInstance(inst.id, { version: inst.version, points: pts, radius: state.radius, erase });
-    if (r.deleted) await reloadInstances(); else replaceInstance(r);
-  } else if (!erase) {
-    const r = await api.strokeNew(state.imageId, { points: pts, radius: state.radius, category_id: state.currentCategory });
-    await reloadInstances(r.id);
-    await loadImages();
-  } else {
-    toast("Select an object to erase from");
-  }
+  const radius = state.radius;
+  const target = state.selected;
+  return editInTurn(async () => {
+    const inst = shown(target === null ? state.selected : target); // or the object a stroke before this one made
+    if (inst) {
+      const r = await api.strokeInstance(inst.id, { version: inst.version, points: pts, radius, erase });
+      if (r.deleted) await reloadInstances(); else replaceInstance(r);
+    } else if (!erase) {
+      const r = await api.strokeNew(state.imageId, { points: pts, radius, category_id: state.currentCategory });
+      await reloadInstances(r.id);
+      await loadImages();
+    } else {
+      toast("Select an object to erase from");
+    }
+  });
+}
+
+/** Change the object ``id`` with ``body``, or with ``body(object)`` for a change that depends on it. */
+function patchInstance(id, body) {
+  return editInTurn(async () => {
+    const inst = shown(id);
+    if (!inst) return;
+    const change = typeof body === "function" ? body(inst) : body;
+    replaceInstance(await api.patchInstance(inst.id, { version: inst.version, ...change }));
+  });
 }
 
 async function patchSelected(body) {
-  const inst = state.instances.find((i) => i.id === state.selected);
-  if (!inst) { toast("Select an object first"); return; }
-  replaceInstance(await api.patchInstance(inst.id, { version: inst.version, ...body }));
+  if (!shown(state.selected)) { toast("Select an object first"); return; }
+  await patchInstance(state.selected, body);
 }
 
-async function removeInstance(inst) {
-  await api.deleteInstance(inst.id, inst.version);
-  if (state.selected === inst.id) state.selected = null;
-  await reloadInstances();
-  await loadImages();
+function removeInstance(inst) {
+  return editInTurn(async () => {
+    const now = shown(inst.id);
+    if (!now) return;
+    await api.deleteInstance(now.id, now.version);
+    if (state.selected === now.id) state.selected = null;
+    await reloadInstances();
+    await loadImages();
+  });
 }
 
 async function move(inst, delta) {
@@ -538,7 +570,7 @@ function renderInstances() {
     sel.addEventListener("change", () => guard(async () => {
       sel.blur(); // keep the shortcuts working
       const cid = sel.value === "" ? null : Number(sel.value);
-      replaceInstance(await api.patchInstance(inst.id, { version: inst.version, category_id: cid, set_category: true }));
+      await patchInstance(inst.id, { category_id: cid, set_category: true });
     }));
     const mk = (text, title, fn) => {
       const b = document.createElement("button");
@@ -549,7 +581,7 @@ function renderInstances() {
       return b;
     };
     li.append(sw, name, sel,
-      mk(inst.hidden ? "show" : "hide", "Hide / show", async () => replaceInstance(await api.patchInstance(inst.id, { version: inst.version, hidden: !inst.hidden }))),
+      mk(inst.hidden ? "show" : "hide", "Hide / show", () => patchInstance(inst.id, (now) => ({ hidden: !now.hidden }))),
       mk("▲", "Bring forward", () => move(inst, 1)),
       mk("▼", "Send backward", () => move(inst, -1)),
       mk("✕", "Delete", () => removeInstance(inst)));
@@ -899,7 +931,7 @@ const handlers = {
   gridNext: () => gridStep(1),
   gridDone: () => guard(gridToggleDone),
   done: () => guard(markDone),
-  hide: () => guard(() => patchSelected({ hidden: !(state.instances.find((i) => i.id === state.selected) || {}).hidden })),
+  hide: () => guard(() => patchSelected((inst) => ({ hidden: !inst.hidden }))),
   remove: () => guard(async () => {
     const inst = state.instances.find((i) => i.id === state.selected);
     if (inst) await removeInstance(inst);
