@@ -508,6 +508,20 @@ def test_two_quick_brush_strokes_on_an_object_are_both_kept(browser, app_server)
     mask = store.instance_mask(inst["id"])
     assert mask[20, 20:50].all() and mask[20, 560:590].all()
     assert "changed elsewhere" not in page.locator("#toast").text_content()
+
+    # with nothing selected, the first stroke makes a new object and a quick second one paints onto it
+    page.keyboard.press("Escape")
+    _wait(page, "window.cm.state.selected === null")
+    for x in (40, 400):
+        page.mouse.move(*_page_point(page, x, 380))
+        page.mouse.down()
+        page.mouse.move(*_page_point(page, x + 30, 380), steps=3)
+        page.mouse.up()
+    _wait(page, "window.cm.state.instances.length === 2 && window.cm.state.instances[1].version === 2")
+    new = [i for i in store.list_instances(inst["image_id"]) if i["id"] != inst["id"]]
+    assert len(new) == 1
+    mask = store.instance_mask(new[0]["id"])
+    assert mask[380, 40:70].all() and mask[380, 400:430].all()
     assert not errors, errors
 
 

@@ -495,13 +495,17 @@ function stroke(points, erase) {
   const pts = points.map(([x, y]) => [x - 0.5, y - 0.5]);
   const radius = state.radius;
   const target = state.selected;
+  const imageId = state.imageId;
+  const before = shown(target);
   return editInTurn(async () => {
-    const inst = shown(target === null ? state.selected : target); // or the object a stroke before this one made
+    // the object as it is now, or the one a stroke before this one made; after a switch of image, as it was
+    const inst = imageId === state.imageId ? shown(target ?? state.selected) : before;
     if (inst) {
       const r = await api.strokeInstance(inst.id, { version: inst.version, points: pts, radius, erase });
       if (r.deleted) await reloadInstances(); else replaceInstance(r);
     } else if (!erase) {
-      const r = await api.strokeNew(state.imageId, { points: pts, radius, category_id: state.currentCategory });
+      const r = await api.strokeNew(imageId, { points: pts, radius, category_id: state.currentCategory });
+      if (imageId !== state.imageId) return; // the page has moved on to another image
       await reloadInstances(r.id);
       await loadImages();
     } else {
