@@ -804,25 +804,26 @@ def reference_files(results: Path) -> list[Path]:
     return sorted(paths, key=lambda p: (load(p).get("dataset") != "PascalPart", p.name))
 
 
+def prompt_summaries(r: dict) -> list[dict]:
+    """The training summaries of the learned prompts a reference result used (none: no learned prompts)."""
+    return r.get("options", {}).get("prompts") or []
+
+
 def trained_on_note(r: dict) -> str:
     """A sentence when the learned prompts of a result were trained on pairs from its own dataset (not held out)."""
-    prompts = r.get("options", {}).get("prompts") or []
     dataset = r.get("dataset", "PascalPart")
-    if dataset == "PascalPart" or not any(dataset in p.get("sources", []) for p in prompts):
+    if dataset == "PascalPart" or not any(dataset in p.get("sources", []) for p in prompt_summaries(r)):
         return ""
     return (f" The learned prompts were trained on pairs from {dataset}'s images as well (the PascalPart folds "
             "are held out, these are not): an optimistic number for `learned`.")
 
 
 def prompts_note(r: dict) -> str:
-    """How the learned prompts of a result were trained (steps, first-click loss, seed), from the files' summaries."""
-    prompts = r.get("options", {}).get("prompts") or []
-    if not prompts:
-        return ""
+    """How the learned prompts of a result were trained (steps, first-click loss, seed, sources)."""
     said = sorted({(p.get("steps"), p.get("first_loss"), p.get("seed"), ", ".join(p.get("sources", [])))
-                   for p in prompts}, key=str)
-    return " Learned prompts: " + "; ".join(f"{steps} steps, first-click loss `{loss}`, seed {seed}, sources {sources}"
-                                            for steps, loss, seed, sources in said) + "."
+                   for p in prompt_summaries(r)}, key=str)
+    return "".join(f" Learned prompts: {steps} steps, first-click loss `{loss}`, seed {seed}, sources {sources}."
+                   for steps, loss, seed, sources in said)
 
 
 def learned_said(paths: list[Path]) -> str:
@@ -830,15 +831,14 @@ def learned_said(paths: list[Path]) -> str:
     said = {}
     for path in paths:
         r = load(path)
-        opts, configs = r.get("options", {}), r["configs"]
-        prompts = opts.get("prompts") or []
-        if (r.get("dataset", "PascalPart") != "PascalPart" or opts.get("reference_prompts_fit") or not prompts
-                or "learned" not in configs or "none" not in configs):
-            continue
-        key = tuple(",".join(str(v) for v in sorted({p.get(k) for p in prompts})) for k in ("steps", "seed"))
-        said[key] = 100 * (configs["learned"]["iou1"] - configs["none"]["iou1"])
-    return ", ".join(f"{d:+.1f} points ({steps} steps, seed {seed})"
-                     for (steps, seed), d in sorted(said.items(), key=lambda kv: (int(kv[0][0].split(",")[0]), kv[0][1])))
+        prompts, configs = prompt_summaries(r), r["configs"]
+        if (r.get("dataset", "PascalPart") == "PascalPart" and prompts and "learned" in configs
+                and "none" in configs and not r["options"].get("reference_prompts_fit")):
+            key = tuple(tuple(sorted({p[k] for p in prompts})) for k in ("steps", "seed"))
+            said[key] = 100 * (configs["learned"]["iou1"] - configs["none"]["iou1"])
+    join = lambda values: ",".join(map(str, values))
+    return ", ".join(f"{d:+.1f} points ({join(steps)} steps, seed {join(seeds)})"
+                     for (steps, seeds), d in sorted(said.items()))
 
 
 def reference_title(paths: list[Path]) -> str:
@@ -896,8 +896,8 @@ def reference_section(results: Path, default: dict | None) -> list[str]:
             "uses above do not reach it on PascalPart, and the app's `choose`, which gains on DAVIS2016_dev's first "
             "click, loses on the COCO128 combinations; the learned prompts, trained on the engine's own first-click "
             "choice and each PascalPart target decoded by an encoder not trained on its image, move the first click "
-            f"by {learned_said(paths) or 'an unmeasured amount'} held out, cost clicks at NoC@85 when used on every click, and even fitted to the test's images stay far from the bar; they "
-            "stay opt-in. RefCut itself reports less than 10% on PASCAL-Part's NoC@85 (decisions 0015, 0019, "
+            f"by {learned_said(paths) or 'an unmeasured amount'} held out, cost clicks at NoC@85 when used on every "
+            "click, and even fitted to the test's images stay far from the bar; they stay opt-in. RefCut itself reports less than 10% on PASCAL-Part's NoC@85 (decisions 0015, 0019, "
             "0020, 0022).", ""]
     return out
 

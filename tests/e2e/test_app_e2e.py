@@ -434,6 +434,14 @@ def test_the_fourth_click_on_the_coco_person_keeps_the_mask(browser, app_server,
     assert not errors, errors
 
 
+def _drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 3) -> None:
+    """Press the mouse at image pixel ``start``, move to ``end`` and let go (a brush stroke in brush mode)."""
+    page.mouse.move(*_page_point(page, *start))
+    page.mouse.down()
+    page.mouse.move(*_page_point(page, *end), steps=steps)
+    page.mouse.up()
+
+
 def _slow_requests(page, method: str, url_end: str, ms: int) -> None:
     """From now on the page's ``method`` requests to URLs ending in ``url_end`` wait ``ms`` before they leave."""
     page.evaluate("""([method, urlEnd, ms]) => {
@@ -500,10 +508,7 @@ def test_two_quick_brush_strokes_on_an_object_are_both_kept(browser, app_server)
     page.keyboard.press("b")
     _slow_requests(page, "POST", "/stroke", 600)  # the second stroke starts before the first one lands
     for x in (20, 560):
-        page.mouse.move(*_page_point(page, x, 20))
-        page.mouse.down()
-        page.mouse.move(*_page_point(page, x + 30, 20), steps=3)
-        page.mouse.up()
+        _drag(page, (x, 20), (x + 30, 20))
     _wait(page, f"window.cm.state.instances[0].version === {inst['version'] + 2}")
     mask = store.instance_mask(inst["id"])
     assert mask[20, 20:50].all() and mask[20, 560:590].all()
@@ -513,10 +518,7 @@ def test_two_quick_brush_strokes_on_an_object_are_both_kept(browser, app_server)
     page.keyboard.press("Escape")
     _wait(page, "window.cm.state.selected === null")
     for x in (40, 400):
-        page.mouse.move(*_page_point(page, x, 380))
-        page.mouse.down()
-        page.mouse.move(*_page_point(page, x + 30, 380), steps=3)
-        page.mouse.up()
+        _drag(page, (x, 380), (x + 30, 380))
     _wait(page, "window.cm.state.instances.length === 2 && window.cm.state.instances[1].version === 2")
     new = [i for i in store.list_instances(inst["image_id"]) if i["id"] != inst["id"]]
     assert len(new) == 1

@@ -30,14 +30,20 @@ export async function request(method, url, body) {
   }
 }
 
+/** A queue: ``run(fn)`` calls ``fn`` once everything given to it before has settled, and returns its promise. */
+export function inTurn() {
+  let last = Promise.resolve();
+  return (fn) => {
+    const done = last.then(fn);
+    last = done.catch(() => {});
+    return done;
+  };
+}
+
 // The requests that change an object in progress go out one after another, in the order the user made them:
 // an Esc and a quick click after it must not reach the server the other way round and drop the click.
-let objectQueue = Promise.resolve();
-export function inOrder(method, url, body) {
-  const sent = objectQueue.then(() => request(method, url, body));
-  objectQueue = sent.catch(() => {});
-  return sent;
-}
+const objectQueue = inTurn();
+export const inOrder = (method, url, body) => objectQueue(() => request(method, url, body));
 
 export const api = {
   status: () => request("GET", "/api/status"),

@@ -1,5 +1,5 @@
 // clickmask front end: wires the image list, the canvas, the panels and the shortcuts to the API.
-import { api, onPendingChange } from "./api.js";
+import { api, inTurn, onPendingChange } from "./api.js";
 import { Viewer } from "./canvas.js";
 import { SequenceView } from "./sequence.js";
 import { ACTIONS, actionFor, defaults, keyOf, label } from "./shortcuts.js";
@@ -469,27 +469,10 @@ function redraw() {
 // Edits of finished objects run one after another, each sent with the version the edit before it
 // returned (looked up when it is sent): two quick strokes on an object are two edits, not an edit and
 // a "changed elsewhere" that throws the second away.
-let editQueue = Promise.resolve();
-function editInTurn(fn) {
-  const done = editQueue.then(fn);
-  editQueue = done.catch(() => {});
-  return done;
-}
+const editInTurn = inTurn();
 const shown = (id) => state.instances.find((i) => i.id === id);
 
-function editPolygon(inst, polygons) {
-  return editInTurn(async () => {
-    const now = shown(inst.id);
-    if (!now) return;
-    if (!polygons.length) {
-      await api.deleteInstance(now.id, now.version);
-      state.selected = null;
-      await reloadInstances();
-      return;
-    }
-    replaceInstance(await api.patchInstance(now.id, { version: now.version, polygons }));
-  });
-}
+const editPolygon = (inst, polygons) => (polygons.length ? patchInstance(inst.id, { polygons }) : removeInstance(inst));
 
 function stroke(points, erase) {
   const pts = points.map(([x, y]) => [x - 0.5, y - 0.5]);
@@ -937,7 +920,7 @@ const handlers = {
   done: () => guard(markDone),
   hide: () => guard(() => patchSelected((inst) => ({ hidden: !inst.hidden }))),
   remove: () => guard(async () => {
-    const inst = state.instances.find((i) => i.id === state.selected);
+    const inst = shown(state.selected);
     if (inst) await removeInstance(inst);
   }),
   help: () => toggleHelp(),
