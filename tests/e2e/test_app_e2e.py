@@ -524,6 +524,11 @@ def test_two_quick_brush_strokes_on_an_object_are_both_kept(browser, app_server)
     assert len(new) == 1
     mask = store.instance_mask(new[0]["id"])
     assert mask[380, 40:70].all() and mask[380, 400:430].all()
+
+    # Delete removes the selected object (an edit too: after the strokes, with their version)
+    page.keyboard.press("Delete")
+    _wait(page, "window.cm.state.instances.length === 1 && window.cm.state.selected === null")
+    assert [i["id"] for i in store.list_instances(inst["image_id"])] == [inst["id"]]
     assert not errors, errors
 
 
